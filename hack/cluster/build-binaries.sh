@@ -2,7 +2,17 @@
 # Builds the pinned Kubernetes components, etcd and helm from their Go modules into
 # $KUBEHATCH_CACHE/bin/<name>-<version>/. A warm cache never rebuilds.
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
+HACK_DIR=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=../versions.env
+source "$HACK_DIR/versions.env"
+KUBEHATCH_CACHE=${KUBEHATCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubehatch}
+BIN_DIR="$KUBEHATCH_CACHE/bin/kubernetes-$KUBERNETES_VERSION"
+ETCD_BIN_DIR="$KUBEHATCH_CACHE/bin/etcd-$ETCD_VERSION"
+HELM_BIN_DIR="$KUBEHATCH_CACHE/bin/helm-$HELM_VERSION"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+need_cmd() { command -v "$1" >/dev/null 2>&1 || die "$1 is not installed. $2"; }
 
 need_cmd go "Install Go 1.24 or newer (Debian: apt-get install golang-go, or from go.dev) and retry."
 

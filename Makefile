@@ -1,0 +1,68 @@
+# kubehatch developer entry points. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+CLUSTER     := PYTHONPATH=hack/cluster python3 -m localcluster
+include hack/versions.env
+KUBECONFIG_LOCAL := $(shell PYTHONPATH=hack/cluster python3 -m localcluster kubeconfig)
+export KUBEHATCH_KUBECTL := $(HOME)/.cache/kubehatch/bin/kubernetes-$(KUBERNETES_VERSION)/kubectl
+
+.PHONY: help
+help: ## List the targets.
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[operator,dev]'
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Create .venv with kubehatch, its operator extra and the dev tools.
+
+.PHONY: lint
+lint: venv ## ruff check and format check.
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+.PHONY: unit
+unit: venv ## Unit tests: pure logic, no cluster.
+	$(VENV)/bin/pytest -m 'not e2e' -q
+
+.PHONY: crds
+crds: venv ## Generate crds/ and the chart's copies from the pydantic API types.
+	$(PY) -m kubehatch.api.crdgen crds charts/kubehatch/crds
+
+.PHONY: binaries
+binaries: ## Build the pinned Kubernetes components, etcd and helm into ~/.cache/kubehatch.
+	bash hack/cluster/build-binaries.sh all
+
+.PHONY: cluster-up
+cluster-up: ## Start the local single-node cluster (builds what is missing; idempotent).
+	$(CLUSTER) up
+
+.PHONY: cluster-down
+cluster-down: ## Stop every process of the local cluster and undo its mounts and network.
+	$(CLUSTER) down
+
+.PHONY: cluster-reset
+cluster-reset: ## cluster-down, then wipe the cluster's state (keeps built binaries/images).
+	$(CLUSTER) reset
+
+.PHONY: cluster-status
+cluster-status: ## Show which cluster processes run.
+	$(CLUSTER) status
+
+.PHONY: kind-up
+kind-up: ## For machines with Docker: a kind cluster from kind-config.yaml, images loaded.
+	bash hack/kind-up.sh
+
+.PHONY: e2e
+e2e: venv ## End-to-end tests against $$KUBECONFIG, or the local cluster (brought up if needed).
+	$(VENV)/bin/pytest -m e2e -q
+
+.PHONY: test
+test: ## The whole suite on a fresh machine: install, unit, cluster up, e2e, cluster down.
+	bash hack/test-all.sh
