@@ -133,6 +133,7 @@ def down(layout: Layout, quiet: bool = False) -> None:
         name = make(layout).name
         if processes.stop(layout, name) and not quiet:
             log(f"stopped {name}")
+    processes.sweep(layout)
     processes.unmount_under(layout.state, layout.run_dir)
     processes.remove_pod_cgroups()
     network.delete(layout.network)

@@ -61,6 +61,8 @@ def kube_apiserver(layout: Layout) -> Component:
             f"--service-account-signing-key-file={pki / 'sa.key'}",
             f"--service-cluster-ip-range={net.service_cidr}",
             "--authorization-mode=Node,RBAC", "--allow-privileged=true",
+            # Reach the kubelet (logs, exec) by IP: the node name resolves nowhere.
+            "--kubelet-preferred-address-types=InternalIP",
             "--enable-admission-plugins=NodeRestriction",
             "--profiling=false", "--v=1",
         ],
@@ -112,7 +114,9 @@ state = "{run}"
   address = "{layout.containerd_socket}"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{PAUSE_IMAGE}"
-  enable_cdi = false
+  # This machine denies lowering oom_score_adj (no CAP_SYS_RESOURCE). The CRI asks for
+  # -998 on sandboxes and -997 on Guaranteed pods: clamp those to containerd's own score.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"

@@ -62,5 +62,4 @@ def ensure_images(layout: Layout) -> None:
     """Build the pause and Python base images (cached) and import them into containerd."""
     script = HACK_DIR / "images" / "build-images.sh"
     env = {**os.environ, "CONTAINERD_ADDRESS": str(layout.containerd_socket)}
-    subprocess.run(["bash", str(script), "build"], check=True, env=env)
     subprocess.run(["bash", str(script), "load"], check=True, env=env)

@@ -31,10 +31,14 @@ def pid_of(layout: Layout, name: str) -> int | None:
         return None
     # A recycled pid belongs to some other program: check it is still ours.
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return None
-    return pid if Path(cmdline).name == path.stem else None
+    names = [Path(a).name for a in argv]
+    # Right after start the process may still be nsenter, about to exec the component.
+    if names[0] == path.stem or (names[0] == "nsenter" and path.stem in names):
+        return pid
+    return None
 
 
 def start(layout: Layout, component: Component) -> int:
@@ -130,6 +134,13 @@ def _cgroup_pids(root: str = "/sys/fs/cgroup/pids/kubepods") -> list[int]:
     for procs in Path(root).rglob("cgroup.procs") if Path(root).exists() else []:
         pids.extend(int(p) for p in procs.read_text().split())
     return pids
+
+
+def sweep(layout: Layout) -> None:
+    """Stop any process still pointing at the cluster's files, even one whose pid file is lost."""
+    own = os.getpid()
+    pids = {p for root in (layout.state, layout.run_dir) for p in _pids_matching(str(root))}
+    _terminate(sorted(pids - {own}), grace=5.0)
 
 
 def stop_containers(layout: Layout) -> None:
