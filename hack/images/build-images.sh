@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Builds the images the local cluster needs, without Docker or a registry, as OCI layout
+# tarballs in $KUBEHATCH_CACHE/images/ (default ~/.cache/kubehatch/images/), and
+# imports them into containerd's k8s.io namespace (where the kubelet's CRI looks).
+#
+#   build-images.sh [build]   build what is missing (warm: a few hashes, no rebuild)
+#   build-images.sh load      build, then import into containerd at $CONTAINERD_ADDRESS
+#                             (default /run/containerd/containerd.sock)
+#   build-images.sh env       print the image references and tarball paths as KEY=VALUE
+#
+# Images (convention: localhost/kubehatch/<name>:<tag>, never :latest; pods use
+# imagePullPolicy IfNotPresent or Never, and "localhost/" can never resolve to a remote
+# registry):
+#   localhost/kubehatch/pause:3.10                   static C pause, the sandbox image
+#   localhost/kubehatch/python-base:bookworm-<hash>  Debian minbase + python3; <hash> keys
+#   localhost/kubehatch/python-base:bookworm         suite, arch, package list and recipe;
+#                                                    the short tag follows the newest build
+set -euo pipefail
+IMAGES_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../versions.env
+source "$IMAGES_DIR/../versions.env" # DEBIAN_SUITE
+# Same cache root as the cluster harness (hack/cluster): outside the checkout.
+KUBEHATCH_CACHE=${KUBEHATCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubehatch}
+IMAGE_DIR=$KUBEHATCH_CACHE/images
+
+log() { printf '[%s] images: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+need_cmd() { command -v "$1" >/dev/null 2>&1 || die "$1 is not installed. $2"; }
+
+OCIBUILD=(python3 "$IMAGES_DIR/ocibuild.py")
+PAUSE_VERSION=3.10
+PAUSE_REF=localhost/kubehatch/pause:$PAUSE_VERSION
+PAUSE_TAR=$IMAGE_DIR/pause-$PAUSE_VERSION.tar
+CONTAINERD_ADDRESS=${CONTAINERD_ADDRESS:-/run/containerd/containerd.sock}
+ARCH=$(dpkg --print-architecture 2>/dev/null || echo amd64)
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-0}
+
+sha256_of() { cat "$@" | sha256sum | cut -c1-64; }
+
+python_base_key() {
+  # Everything that decides the root filesystem's content; not the mirror URL.
+  { printf 'suite=%s arch=%s variant=minbase\n' "$DEBIAN_SUITE" "$ARCH"
+    grep -v '^\s*#' "$IMAGES_DIR/python-base/packages.txt" | awk 'NF' | sort
+    cat "$IMAGES_DIR/python-base/trim-rootfs.sh"; } | sha256sum | cut -c1-12
+}
+PYBASE_KEY=$(python_base_key)
+PYBASE_TAG=$DEBIAN_SUITE-$PYBASE_KEY
+PYBASE_REF=localhost/kubehatch/python-base:$PYBASE_TAG
+PYBASE_ALIAS=localhost/kubehatch/python-base:$DEBIAN_SUITE
+PYBASE_TAR=$IMAGE_DIR/python-base-$PYBASE_TAG.tar
+
+# Scratch space for the current build; removed (after unmounting anything debootstrap
+# left mounted in it) on any exit, so a failed build leaves nothing behind.
+WORK=""
+cleanup() {
+  [[ -n $WORK && -d $WORK ]] || return 0
+  local m
+  while read -r m; do
+    [[ -n $m ]] && umount -l "$m" 2>/dev/null || true
+  done < <(awk -v w="$WORK/" 'index($2, w) == 1 {print $2}' /proc/self/mounts | sort -r)
+  rm -rf --one-file-system "$WORK"
+}
+trap cleanup EXIT
+
+new_work() { mkdir -p "$IMAGE_DIR"; WORK=$(mktemp -d "$IMAGE_DIR/.work.XXXXXX"); }
+
+build_pause() {
+  # The key covers the source, the compiler flags and the image builder; the build takes
+  # a second, so this only saves the compiler invocation.
+  local flags="-static -Os -Wall -Wextra" key
+  key=$( { sha256_of "$IMAGES_DIR/pause/pause.c" "$IMAGES_DIR/ocibuild.py"; echo "$flags"; gcc --version | head -1; } 2>/dev/null | sha256sum | cut -c1-64)
+  if [[ -f $PAUSE_TAR && "$(cat "$PAUSE_TAR.key" 2>/dev/null)" == "$key" ]]; then
+    log "pause: cached $PAUSE_TAR"; return
+  fi
+  need_cmd gcc "Install a C compiler and static libc: apt-get install -y gcc libc6-dev"
+  [[ -f /usr/lib/x86_64-linux-gnu/libc.a || -n $(find /usr/lib -name libc.a -print -quit) ]] ||
+    die "no static libc (libc.a). Install it: apt-get install -y libc6-dev"
+  log "pause: building $PAUSE_REF"
+  new_work
+  mkdir -p "$WORK/root"
+  # shellcheck disable=SC2086
+  gcc $flags -o "$WORK/root/pause" "$IMAGES_DIR/pause/pause.c"
+  strip "$WORK/root/pause"
+  "${OCIBUILD[@]}" build --base scratch --layer "$WORK/root:/" --entrypoint '["/pause"]' \
+    --user 65535:65535 --tag "$PAUSE_REF" -o "$PAUSE_TAR" --tmpdir "$WORK" >&2
+  echo "$key" > "$PAUSE_TAR.key"
+  cleanup; WORK=""
+}
+
+build_python_base() {
+  if [[ -f $PYBASE_TAR ]]; then log "python-base: cached $PYBASE_TAR"; return; fi
+  need_cmd debootstrap "Install it: apt-get install -y debootstrap"
+  [[ $(id -u) == 0 ]] || die "debootstrap needs root to build the python-base image; run as root"
+  local mirror packages rootfs pyver
+  mirror=${DEBIAN_MIRROR:-$(python3 "$IMAGES_DIR/apt_mirror.py" "$DEBIAN_SUITE")} ||
+    die "no Debian mirror for $DEBIAN_SUITE in apt's sources; set DEBIAN_MIRROR=URL"
+  packages=$(grep -v '^\s*#' "$IMAGES_DIR/python-base/packages.txt" | awk 'NF' | sort | paste -sd, -)
+  log "python-base: debootstrap --variant=minbase --include=$packages $DEBIAN_SUITE from $mirror (cold: a few minutes)"
+  new_work
+  rootfs=$WORK/rootfs
+  mkdir -p "$IMAGE_DIR/debs"
+  if ! debootstrap --variant=minbase --arch="$ARCH" --components=main --include="$packages" \
+      --cache-dir="$IMAGE_DIR/debs" "$DEBIAN_SUITE" "$rootfs" "$mirror" > "$WORK/debootstrap.log" 2>&1; then
+    tail -n 20 "$WORK/debootstrap.log" >&2
+    [[ -f $rootfs/debootstrap/debootstrap.log ]] && tail -n 20 "$rootfs/debootstrap/debootstrap.log" >&2
+    die "debootstrap failed (log above). Check that $mirror is reachable (apt-get update) and retry."
+  fi
+  pyver=$(cd "$rootfs/usr/lib" && ls -d python3.[0-9]*/os.py 2>/dev/null | head -1 | sed 's|python\(3\.[0-9]*\)/os.py|\1|')
+  [[ -n $pyver ]] || die "debootstrap produced no python3 in $rootfs"
+  "$IMAGES_DIR/python-base/trim-rootfs.sh" "$rootfs"
+  log "python-base: packing $PYBASE_REF (python $pyver)"
+  "${OCIBUILD[@]}" build --base scratch --layer "$rootfs:/" --preserve-ownership --preserve-mtimes \
+    --env LANG=C.UTF-8 --env PYTHONUNBUFFERED=1 --cmd '["python3"]' \
+    --label "dev.kubehatch.python.version=$pyver" --label "dev.kubehatch.debian.suite=$DEBIAN_SUITE" \
+    --tag "$PYBASE_REF" --tag "$PYBASE_ALIAS" -o "$PYBASE_TAR" --tmpdir "$WORK" >&2
+  cleanup; WORK=""
+  # Older keys' tarballs are superseded; keep the cache from growing without bound.
+  find "$IMAGE_DIR" -maxdepth 1 -name "python-base-$DEBIAN_SUITE-*.tar" ! -name "${PYBASE_TAR##*/}" -delete
+}
+
+write_env() {
+  cat > "$IMAGE_DIR/images.env.tmp" <<EOF
+KUBEHATCH_PAUSE_IMAGE=$PAUSE_REF
+KUBEHATCH_PAUSE_TAR=$PAUSE_TAR
+KUBEHATCH_PYTHON_BASE_IMAGE=$PYBASE_REF
+KUBEHATCH_PYTHON_BASE_TAR=$PYBASE_TAR
+EOF
+  mv "$IMAGE_DIR/images.env.tmp" "$IMAGE_DIR/images.env"
+}
+
+load_images() {
+  need_cmd ctr "Install containerd: apt-get install -y containerd runc"
+  [[ -S $CONTAINERD_ADDRESS ]] || die "containerd is not running (no socket at $CONTAINERD_ADDRESS); start it first or set CONTAINERD_ADDRESS"
+  log "importing into containerd ($CONTAINERD_ADDRESS, namespace k8s.io)"
+  "${OCIBUILD[@]}" load --address "$CONTAINERD_ADDRESS" --namespace k8s.io "$PAUSE_TAR" "$PYBASE_TAR" >&2
+}
+
+case ${1:-build} in
+  build) build_pause; build_python_base; write_env ;;
+  load) build_pause; build_python_base; write_env; load_images ;;
+  env) echo "KUBEHATCH_PAUSE_IMAGE=$PAUSE_REF"; echo "KUBEHATCH_PAUSE_TAR=$PAUSE_TAR"
+       echo "KUBEHATCH_PYTHON_BASE_IMAGE=$PYBASE_REF"; echo "KUBEHATCH_PYTHON_BASE_TAR=$PYBASE_TAR" ;;
+  -h|--help|help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) die "unknown mode '$1' (build, load, env)" ;;
+esac
