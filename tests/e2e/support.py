@@ -1,4 +1,4 @@
-"""Helpers shared by e2e tests: the images the harness builds, and waiting without sleeping blind."""
+"""Helpers shared by e2e tests: the images the harness builds, and waiting with a deadline."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def pinned_kubernetes_version() -> str | None:
     return None
 
 
-def wait_for(probe: Callable[[], T | None | bool], timeout: float, what: str) -> T:
+def wait_for(probe: Callable[[], T | bool | None], timeout: float, what: str) -> T:
     """Poll `probe` (with a short back-off) until it returns something truthy."""
     deadline = time.monotonic() + timeout
     delay = 0.1

@@ -94,8 +94,12 @@ def test_pod_lists_configmaps_through_the_kubernetes_service(namespace: str) -> 
         namespace,
         client.V1RoleBinding(
             metadata=client.V1ObjectMeta(name="lister"),
-            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="list-configmaps"),
-            subjects=[client.RbacV1Subject(kind="ServiceAccount", name="lister", namespace=namespace)],
+            role_ref=client.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="Role", name="list-configmaps"
+            ),
+            subjects=[
+                client.RbacV1Subject(kind="ServiceAccount", name="lister", namespace=namespace)
+            ],
         ),
     )
     # The in-cluster configuration, by hand: service env vars, projected token, CA bundle.

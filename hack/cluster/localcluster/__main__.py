@@ -103,13 +103,20 @@ def _start_all(layout: Layout) -> None:
         processes.start(layout, component)
     wait_for(
         f"node {layout.node_name} to be Ready",
-        lambda: kubectl(
-            layout, "get", "node", layout.node_name,
-            "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
-        ).stdout.strip() == "True",
+        lambda: (
+            kubectl(
+                layout,
+                "get",
+                "node",
+                layout.node_name,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+            ).stdout.strip()
+            == "True"
+        ),
         180,
         ["kubelet", "containerd", "kube-proxy"],
-    )  # fmt: skip
+    )
     wait_for(
         "the default ServiceAccount",
         lambda: _ok(kubectl(layout, "get", "serviceaccount", "default", "-n", "default")),
@@ -120,7 +127,8 @@ def _start_all(layout: Layout) -> None:
 
 def print_export(layout: Layout) -> None:
     print(f"export KUBECONFIG={layout.kubeconfig}")
-    print(f"export PATH={layout.kubernetes_bin}:$PATH  # kubectl {layout.versions['KUBERNETES_VERSION']}")
+    version = layout.versions["KUBERNETES_VERSION"]
+    print(f"export PATH={layout.kubernetes_bin}:$PATH  # kubectl {version}")
 
 
 def down(layout: Layout, quiet: bool = False) -> None:
@@ -176,7 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except subprocess.CalledProcessError as err:
-        print(f"error: `{' '.join(map(str, err.cmd))}` failed with exit {err.returncode}", file=sys.stderr)
+        print(
+            f"error: `{' '.join(map(str, err.cmd))}` failed with exit {err.returncode}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

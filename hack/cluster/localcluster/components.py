@@ -29,7 +29,9 @@ def etcd(layout: Layout) -> Component:
     return Component(
         "etcd",
         [
-            str(layout.etcd_bin), "--name=kubehatch", f"--data-dir={data}",
+            str(layout.etcd_bin),
+            "--name=kubehatch",
+            f"--data-dir={data}",
             "--listen-client-urls=http://127.0.0.1:2379",
             "--advertise-client-urls=http://127.0.0.1:2379",
             "--listen-peer-urls=http://127.0.0.1:2380",
@@ -37,9 +39,11 @@ def etcd(layout: Layout) -> Component:
             "--initial-cluster=kubehatch=http://127.0.0.1:2380",
             "--listen-metrics-urls=http://127.0.0.1:2381",
             # A single test node: trade durability of the last writes for speed.
-            "--unsafe-no-fsync", "--quota-backend-bytes=2147483648", "--log-level=warn",
+            "--unsafe-no-fsync",
+            "--quota-backend-bytes=2147483648",
+            "--log-level=warn",
         ],
-    )  # fmt: skip
+    )
 
 
 def kube_apiserver(layout: Layout) -> Component:
@@ -49,7 +53,8 @@ def kube_apiserver(layout: Layout) -> Component:
         [
             str(layout.kubernetes_bin / "kube-apiserver"),
             "--etcd-servers=http://127.0.0.1:2379",
-            f"--advertise-address={net.node_ip}", "--bind-address=0.0.0.0",
+            f"--advertise-address={net.node_ip}",
+            "--bind-address=0.0.0.0",
             f"--secure-port={net.apiserver_port}",
             f"--tls-cert-file={pki / 'apiserver.crt'}",
             f"--tls-private-key-file={pki / 'apiserver.key'}",
@@ -60,13 +65,15 @@ def kube_apiserver(layout: Layout) -> Component:
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",
             f"--service-cluster-ip-range={net.service_cidr}",
-            "--authorization-mode=Node,RBAC", "--allow-privileged=true",
+            "--authorization-mode=Node,RBAC",
+            "--allow-privileged=true",
             # Reach the kubelet (logs, exec) by IP: the node name resolves nowhere.
             "--kubelet-preferred-address-types=InternalIP",
             "--enable-admission-plugins=NodeRestriction",
-            "--profiling=false", "--v=1",
+            "--profiling=false",
+            "--v=1",
         ],
-    )  # fmt: skip
+    )
 
 
 def kube_controller_manager(layout: Layout) -> Component:
@@ -75,16 +82,21 @@ def kube_controller_manager(layout: Layout) -> Component:
         "kube-controller-manager",
         [
             str(layout.kubernetes_bin / "kube-controller-manager"),
-            f"--kubeconfig={kubeconfig}", f"--authentication-kubeconfig={kubeconfig}",
-            f"--authorization-kubeconfig={kubeconfig}", "--leader-elect=false",
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--leader-elect=false",
             f"--service-account-private-key-file={pki / 'sa.key'}",
-            f"--root-ca-file={pki / 'ca.crt'}", "--use-service-account-credentials=true",
+            f"--root-ca-file={pki / 'ca.crt'}",
+            "--use-service-account-credentials=true",
             f"--cluster-signing-cert-file={pki / 'ca.crt'}",
             f"--cluster-signing-key-file={pki / 'ca.key'}",
             f"--service-cluster-ip-range={layout.network.service_cidr}",
-            "--bind-address=127.0.0.1", "--profiling=false", "--v=1",
+            "--bind-address=127.0.0.1",
+            "--profiling=false",
+            "--v=1",
         ],
-    )  # fmt: skip
+    )
 
 
 def kube_scheduler(layout: Layout) -> Component:
@@ -92,12 +104,16 @@ def kube_scheduler(layout: Layout) -> Component:
     return Component(
         "kube-scheduler",
         [
-            str(layout.kubernetes_bin / "kube-scheduler"), f"--kubeconfig={kubeconfig}",
+            str(layout.kubernetes_bin / "kube-scheduler"),
+            f"--kubeconfig={kubeconfig}",
             f"--authentication-kubeconfig={kubeconfig}",
             f"--authorization-kubeconfig={kubeconfig}",
-            "--leader-elect=false", "--bind-address=127.0.0.1", "--profiling=false", "--v=1",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            "--profiling=false",
+            "--v=1",
         ],
-    )  # fmt: skip
+    )
 
 
 def containerd(layout: Layout) -> Component:
@@ -150,7 +166,10 @@ state = "{run}"
     return Component(
         "containerd",
         ["containerd", f"--config={config_path}"],
-        files={config_path: config, cni_conf / "10-kubehatch.conflist": json.dumps(conflist, indent=2)},
+        files={
+            config_path: config,
+            cni_conf / "10-kubehatch.conflist": json.dumps(conflist, indent=2),
+        },
     )
 
 
@@ -178,27 +197,33 @@ def kubelet(layout: Layout) -> Component:
         # No image can be pulled again here, so never garbage-collect images.
         "imageGCHighThresholdPercent": 100,
         "imageGCLowThresholdPercent": 99,
-        "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%",
-                         "imagefs.available": "1%"},
+        "evictionHard": {
+            "memory.available": "100Mi",
+            "nodefs.available": "1%",
+            "imagefs.available": "1%",
+        },
         "serializeImagePulls": False,
         "resolvConf": str(layout.config / "resolv.conf"),
         "rotateCertificates": False,
         "serverTLSBootstrap": False,
         "staticPodPath": "",
         "maxPods": 250,
-    }  # fmt: skip
+    }
     return Component(
         "kubelet",
         [
-            str(layout.kubernetes_bin / "kubelet"), f"--config={config_path}",
+            str(layout.kubernetes_bin / "kubelet"),
+            f"--config={config_path}",
             f"--kubeconfig={layout.config / 'kubelet.kubeconfig'}",
-            f"--hostname-override={layout.node_name}", f"--node-ip={net.node_ip}",
+            f"--hostname-override={layout.node_name}",
+            f"--node-ip={net.node_ip}",
             f"--root-dir={layout.state / 'kubelet'}",
-            f"--cert-dir={layout.state / 'kubelet' / 'pki'}", "--v=1",
+            f"--cert-dir={layout.state / 'kubelet' / 'pki'}",
+            "--v=1",
         ],
         # An empty resolv.conf: pods have no DNS server to reach, and must not try the host's.
         files={config_path: json.dumps(config, indent=2), layout.config / "resolv.conf": ""},
-    )  # fmt: skip
+    )
 
 
 def kube_proxy(layout: Layout) -> Component:

@@ -53,7 +53,9 @@ def ensure_binaries(layout: Layout) -> None:
             "Install Go 1.24 or newer and retry."
         )
     for target in ("etcd", "kubernetes"):
-        subprocess.run(["bash", str(HACK_DIR / "cluster" / "build-binaries.sh"), target], check=True)
+        subprocess.run(
+            ["bash", str(HACK_DIR / "cluster" / "build-binaries.sh"), target], check=True
+        )
     if not layout.etcd_bin.exists() or not (layout.kubernetes_bin / "kubelet").exists():
         raise ClusterError(f"the build left no binaries in {layout.cache / 'bin'}")
 

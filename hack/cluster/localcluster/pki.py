@@ -35,7 +35,9 @@ def client_identities(node_name: str) -> list[ClientIdentity]:
         ClientIdentity("kube-proxy", "system:kube-proxy"),
         ClientIdentity("kubelet", f"system:node:{node_name}", "system:nodes"),
         # The apiserver's identity towards kubelets (logs, exec, port-forward).
-        ClientIdentity("apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters"),
+        ClientIdentity(
+            "apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters"
+        ),
     ]
 
 
@@ -51,10 +53,22 @@ def _sign(pki: Path, name: str, subject: str, extensions: str) -> None:
         ext.write(extensions)
         ext.flush()
         _openssl(
-            "x509", "-req", "-in", str(csr), "-CA", str(pki / "ca.crt"),
-            "-CAkey", str(pki / "ca.key"), "-CAcreateserial", "-days", str(VALID_DAYS),
-            "-out", str(crt), "-extfile", ext.name,
-        )  # fmt: skip
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(pki / "ca.crt"),
+            "-CAkey",
+            str(pki / "ca.key"),
+            "-CAcreateserial",
+            "-days",
+            str(VALID_DAYS),
+            "-out",
+            str(crt),
+            "-extfile",
+            ext.name,
+        )
     csr.unlink()
     key.chmod(0o600)
 
@@ -66,24 +80,40 @@ def ensure_pki(layout: Layout) -> None:
     net = layout.network
     if not (pki / "ca.crt").exists():
         _openssl(
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(pki / "ca.key"),
-            "-out", str(pki / "ca.crt"), "-days", str(VALID_DAYS), "-subj", "/CN=kubehatch-ca",
-        )  # fmt: skip
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(pki / "ca.key"),
+            "-out",
+            str(pki / "ca.crt"),
+            "-days",
+            str(VALID_DAYS),
+            "-subj",
+            "/CN=kubehatch-ca",
+        )
     if not (pki / "sa.key").exists():
         _openssl("genrsa", "-out", str(pki / "sa.key"), "2048")
         _openssl("rsa", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub"))
     if not (pki / "apiserver.crt").exists():
         names = [
-            "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-            "kubernetes.default.svc.cluster.local", "localhost",
-        ]  # fmt: skip
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+            "localhost",
+        ]
         ips = ["127.0.0.1", net.node_ip, net.kubernetes_service_ip]
         san = ",".join([f"DNS:{n}" for n in names] + [f"IP:{ip}" for ip in ips])
         _sign(
-            pki, "apiserver", "/CN=kube-apiserver",
+            pki,
+            "apiserver",
+            "/CN=kube-apiserver",
             f"basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
             f"extendedKeyUsage=serverAuth\nsubjectAltName={san}\n",
-        )  # fmt: skip
+        )
     for ident in client_identities(layout.node_name):
         if (pki / f"{ident.name}.crt").exists():
             continue
@@ -91,10 +121,12 @@ def ensure_pki(layout: Layout) -> None:
         if ident.organisation:
             subject = f"/O={ident.organisation}{subject}"
         _sign(
-            pki, ident.name, subject,
+            pki,
+            ident.name,
+            subject,
             "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
             "extendedKeyUsage=clientAuth\n",
-        )  # fmt: skip
+        )
 
 
 def _b64(path: Path) -> str:

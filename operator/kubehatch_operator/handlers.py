@@ -1,0 +1,78 @@
+"""kopf handlers: thin adapters from watch events to the store and the reconciler.
+
+Only `@kopf.on.event` is used: it keeps no per-handler progress in annotations (no
+extra writes per change), and the initial listing after a restart replays every object,
+which is all the reconciler needs to carry on from the cluster state alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from typing import Any
+
+import kopf
+
+from kubehatch_operator import naming
+from kubehatch_operator.kube import Kube, load_config
+from kubehatch_operator.reconciler import Reconciler
+from kubehatch_operator.settings import Settings
+from kubehatch_operator.store import Store
+
+GROUP, VERSION = naming.GROUP, "v1alpha1"
+
+
+class Runtime:
+    """What the handlers share within one operator process."""
+
+    store: Store
+    reconciler: Reconciler
+
+
+runtime = Runtime()
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    own = Settings.from_env()
+    # kopf posts Events for its own handler errors; ours are posted by the reconciler.
+    settings.posting.level = logging.WARNING
+    settings.execution.max_workers = own.api_workers
+    asyncio.get_running_loop().set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(
+            max_workers=own.api_workers, thread_name_prefix="kube"
+        )
+    )
+    runtime.store = Store()
+    runtime.reconciler = Reconciler(runtime.store, Kube(load_config(own.api_workers)), own)
+
+
+@kopf.on.probe(id="runs")
+def runs_in_flight(**_: Any) -> int:
+    return len(runtime.store.runs)
+
+
+def _deleted(event: dict[str, Any]) -> bool:
+    return event.get("type") == "DELETED"
+
+
+@kopf.on.event(GROUP, VERSION, "workflowruns")
+async def on_run(event: dict[str, Any], **_: Any) -> None:
+    key = runtime.store.observe_run(event["object"], deleted=_deleted(event))
+    if key in runtime.store.runs:
+        runtime.reconciler.kick(key)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={naming.LABEL_MANAGED_BY: naming.MANAGED_BY})
+async def on_job(event: dict[str, Any], **_: Any) -> None:
+    key = runtime.store.observe_job(event["object"], deleted=_deleted(event))
+    if key is not None and key in runtime.store.runs:
+        runtime.reconciler.kick(key)
+
+
+@kopf.on.event(GROUP, VERSION, "workflows")
+async def on_workflow(event: dict[str, Any], **_: Any) -> None:
+    key = runtime.store.observe_workflow(event["object"], deleted=_deleted(event))
+    for run in runtime.store.runs_waiting_for(key):
+        runtime.reconciler.kick(run)

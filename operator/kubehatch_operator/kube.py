@@ -1,0 +1,143 @@
+"""The operator's writes and the few reads that watch events do not carry.
+
+Blocking calls of the official client, run in a thread pool sized for many runs in
+flight. Every create treats 409 Conflict as success: names are deterministic, so an
+existing object is the one this call would have made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from kubehatch_operator import naming
+
+log = logging.getLogger(__name__)
+GROUP, VERSION = naming.GROUP, "v1alpha1"
+
+
+def load_config(pool_size: int) -> client.ApiClient:
+    """In-cluster configuration in a pod, the current kubeconfig elsewhere."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    configuration = client.Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = pool_size
+    return client.ApiClient(configuration)
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.core = client.CoreV1Api(api)
+        self.batch = client.BatchV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+
+    # --- creates (idempotent) -------------------------------------------------------
+    async def create_configmap(self, body: dict[str, Any]) -> None:
+        await _create(self.core.create_namespaced_config_map, body)
+
+    async def create_job(self, body: dict[str, Any]) -> None:
+        await _create(self.batch.create_namespaced_job, body)
+
+    # --- deletes --------------------------------------------------------------------
+    async def delete_job(self, namespace: str, name: str) -> None:
+        """Delete a Job and its pods now: the pods get SIGTERM and their grace period."""
+        await _ignore_missing(
+            self.batch.delete_namespaced_job, name, namespace, propagation_policy="Background"
+        )
+
+    async def delete_run(self, namespace: str, name: str) -> None:
+        await _ignore_missing(
+            self.custom.delete_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            "workflowruns",
+            name,
+            propagation_policy="Background",
+        )
+
+    # --- status and events ------------------------------------------------------------
+    async def patch_run_status(
+        self, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await asyncio.to_thread(
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            "workflowruns",
+            name,
+            {"status": patch},
+        )
+
+    async def post_event(
+        self, involved: dict[str, Any], type_: str, reason: str, message: str
+    ) -> None:
+        """A core/v1 Event on the object, as `kubectl describe` shows them. Best effort."""
+        meta = involved["metadata"]
+        now = datetime.now(UTC)
+        body = {
+            "metadata": {
+                "name": f"{meta['name']}.{uuid.uuid4().hex[:12]}",
+                "namespace": meta["namespace"],
+            },
+            "involvedObject": {
+                "apiVersion": involved["apiVersion"],
+                "kind": involved["kind"],
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "source": {"component": "kubehatch-operator"},
+            "reportingComponent": "kubehatch.dev/operator",
+        }
+        try:
+            await asyncio.to_thread(self.core.create_namespaced_event, meta["namespace"], body)
+        except ApiException as err:
+            log.warning("could not post event %s on %s: %s", reason, meta["name"], err.reason)
+
+    # --- reads ------------------------------------------------------------------------
+    async def termination_message(self, namespace: str, job: str) -> str | None:
+        """Why the pod of a failed Job stopped: the step's termination message or exit code."""
+        pods = await asyncio.to_thread(
+            self.core.list_namespaced_pod, namespace, label_selector=f"job-name={job}"
+        )
+        for pod in pods.items:
+            for status in pod.status.container_statuses or []:
+                terminated = status.state.terminated if status.state else None
+                if terminated is None:
+                    continue
+                if terminated.message:
+                    return terminated.message.strip()
+                return f"container exited with code {terminated.exit_code} ({terminated.reason})"
+        return None
+
+
+async def _create(method: Any, body: dict[str, Any]) -> None:
+    try:
+        await asyncio.to_thread(method, body["metadata"]["namespace"], body)
+    except ApiException as err:
+        if err.status != 409:
+            raise
+
+
+async def _ignore_missing(method: Any, *args: Any, **kwargs: Any) -> None:
+    try:
+        await asyncio.to_thread(method, *args, **kwargs)
+    except ApiException as err:
+        if err.status != 404:
+            raise

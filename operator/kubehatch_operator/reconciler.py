@@ -1,0 +1,148 @@
+"""Read, decide, write: one reconcile of one run, serialised per run and coalesced.
+
+Watch events (a run changed, one of its Jobs changed, its Workflow appeared) and timers
+(a retry's backoff ran out, the run's deadline passed) all end in `kick(key)`. A run is
+never reconciled twice at once; kicks that arrive meanwhile fold into one more pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from kubehatch.api.workflowrun import WorkflowRunSpec, WorkflowRunStatus
+from pydantic import ValidationError
+
+from kubehatch_operator import jobs
+from kubehatch_operator.decisions import Attempt, AttemptState, Decision, Run, decide
+from kubehatch_operator.kube import Kube
+from kubehatch_operator.patches import merge_patch
+from kubehatch_operator.settings import Settings
+from kubehatch_operator.store import RunKey, Store
+
+log = logging.getLogger(__name__)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Reconciler:
+    def __init__(self, store: Store, kube: Kube, settings: Settings) -> None:
+        self.store = store
+        self.kube = kube
+        self.settings = settings
+        self._active: dict[RunKey, asyncio.Task[None]] = {}
+        self._dirty: set[RunKey] = set()
+        self._timers: dict[RunKey, asyncio.TimerHandle] = {}
+
+    # --- scheduling -----------------------------------------------------------------
+    def kick(self, key: RunKey) -> None:
+        if key in self._active:
+            self._dirty.add(key)
+            return
+        self._active[key] = asyncio.get_running_loop().create_task(self._drain(key))
+
+    async def _drain(self, key: RunKey) -> None:
+        try:
+            while True:
+                self._dirty.discard(key)
+                try:
+                    await self.reconcile(key)
+                except Exception:
+                    log.exception("reconciling run %s/%s failed; retrying in 5s", *key)
+                    self._wake(key, 5.0)
+                if key not in self._dirty:
+                    return
+        finally:
+            self._active.pop(key, None)
+
+    def _wake(self, key: RunKey, delay: float) -> None:
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+        self._timers[key] = loop.call_later(max(delay, 0.0), self._timer_fired, key)
+
+    def _timer_fired(self, key: RunKey) -> None:
+        self._timers.pop(key, None)
+        self.kick(key)
+
+    # --- one pass -----------------------------------------------------------------------
+    async def reconcile(self, key: RunKey) -> None:
+        body = self.store.runs.get(key)
+        if body is None:
+            return
+        namespace, name = key
+        meta = body["metadata"]
+        try:
+            run = Run(
+                name=name,
+                generation=int(meta.get("generation") or 1),
+                spec=WorkflowRunSpec.model_validate(body.get("spec") or {}),
+                status=WorkflowRunStatus.model_validate(body.get("status") or {}),
+            )
+        except ValidationError as err:
+            log.error("run %s/%s is not a valid WorkflowRun: %s", namespace, name, err)
+            return
+        workflow = self.store.workflows.get((namespace, run.spec.workflow_ref.name))
+        attempts = await self._attempts_with_messages(key)
+        decision = decide(run, workflow, attempts, now())
+        await self._apply(key, body, run, decision)
+
+    async def _attempts_with_messages(self, key: RunKey) -> list[Attempt]:
+        """The run's attempts; failed ones get their pod's termination message (read once)."""
+        known = self.store.attempts.get(key, {})
+        for job, attempt in list(known.items()):
+            if (
+                attempt.state is AttemptState.FAILED
+                and attempt.message is None
+                and not attempt.timed_out
+            ):
+                message = await self.kube.termination_message(key[0], job)
+                known[job] = Attempt(**{**attempt.__dict__, "message": message or "no message"})
+        return list(known.values())
+
+    async def _apply(self, key: RunKey, body: dict[str, Any], run: Run, decision: Decision) -> None:
+        namespace, name = key
+        uid = body["metadata"]["uid"]
+        status = decision.status
+        if decision.create_input:
+            await self.kube.create_configmap(
+                jobs.input_configmap(namespace, name, uid, json.dumps(run.spec.input))
+            )
+        if decision.start:
+            spec = status.workflow_spec
+            assert spec is not None
+            manifests = [
+                jobs.step_job(
+                    namespace=namespace,
+                    workflow=run.spec.workflow_ref.name,
+                    run=name,
+                    run_uid=uid,
+                    spec=spec,
+                    start=s,
+                    settings=self.settings,
+                )
+                for s in decision.start
+            ]
+            await asyncio.gather(*(self.kube.create_job(m) for m in manifests))
+            for s in decision.start:
+                self.store.note_created(
+                    key, Attempt(s.step.name, s.attempt, s.job_name, AttemptState.ACTIVE)
+                )
+        if decision.stop_jobs:
+            await asyncio.gather(*(self.kube.delete_job(namespace, j) for j in decision.stop_jobs))
+        patch = merge_patch(run.status.to_dict(), status.to_dict())
+        if patch:
+            updated = await self.kube.patch_run_status(namespace, name, patch)
+            self.store.observe_run(updated)
+        if self.settings.post_events and decision.events:
+            await asyncio.gather(
+                *(self.kube.post_event(body, e.type, e.reason, e.message) for e in decision.events)
+            )
+        if decision.wake_at is not None:
+            self._wake(key, (decision.wake_at - now()).total_seconds())

@@ -1,0 +1,155 @@
+"""The operator's in-memory view of the cluster, fed by watch events.
+
+It holds only what reconciling needs: the bodies of unfinished runs, one small
+`Attempt` per step Job, and parsed Workflow specs. Finished runs are dropped to a name,
+so memory stays flat with thousands of finished runs in the cluster.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from kubehatch.api.workflow import WorkflowSpec
+from pydantic import ValidationError
+
+from kubehatch_operator import naming
+from kubehatch_operator.decisions import Attempt, AttemptState
+
+RunKey = tuple[str, str]  # (namespace, name)
+FINISHED_PHASES = {"Succeeded", "Failed", "Cancelled", "TimedOut"}
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def run_owner(job: dict[str, Any]) -> str | None:
+    for ref in job.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("kind") == "WorkflowRun" and ref.get("apiVersion", "").startswith(naming.GROUP):
+            return ref["name"]
+    return None
+
+
+def attempt_from_job(job: dict[str, Any]) -> Attempt | None:
+    """The step attempt a Job runs, and how far it got; None for a Job that is not ours."""
+    meta = job.get("metadata", {})
+    labels = meta.get("labels") or {}
+    try:
+        step, attempt = labels[naming.LABEL_STEP], int(labels[naming.LABEL_ATTEMPT])
+    except (KeyError, ValueError):
+        return None
+    status = job.get("status") or {}
+    conditions = {c["type"]: c for c in status.get("conditions") or [] if c.get("status") == "True"}
+    started = _time(status.get("startTime")) or _time(meta.get("creationTimestamp"))
+    # SuccessCriteriaMet and FailureTarget come first (1.31+); Complete and Failed once
+    # the pod is gone. Acting on the first signal saves a round of pod termination.
+    done = conditions.get("SuccessCriteriaMet") or conditions.get("Complete")
+    if done or (status.get("succeeded") or 0) >= 1:
+        finished = _time(status.get("completionTime")) or _time(
+            (done or {}).get("lastTransitionTime")
+        )
+        return Attempt(step, attempt, meta["name"], AttemptState.SUCCEEDED, started, finished)
+    failed = conditions.get("FailureTarget") or conditions.get("Failed")
+    if failed:
+        return Attempt(
+            step,
+            attempt,
+            meta["name"],
+            AttemptState.FAILED,
+            started,
+            _time(failed.get("lastTransitionTime")),
+            timed_out=failed.get("reason") == "DeadlineExceeded",
+        )
+    return Attempt(step, attempt, meta["name"], AttemptState.ACTIVE, started)
+
+
+@dataclass
+class Store:
+    runs: dict[RunKey, dict[str, Any]] = field(default_factory=dict)
+    attempts: dict[RunKey, dict[str, Attempt]] = field(default_factory=lambda: defaultdict(dict))
+    workflows: dict[RunKey, WorkflowSpec | str] = field(default_factory=dict)
+    finished: set[RunKey] = field(default_factory=set)
+
+    # --- runs ---------------------------------------------------------------------------
+    def observe_run(self, body: dict[str, Any], deleted: bool = False) -> RunKey:
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        if deleted:
+            self.forget_run(key)
+        elif (body.get("status") or {}).get("phase") in FINISHED_PHASES:
+            self.runs.pop(key, None)
+            self.attempts.pop(key, None)
+            self.finished.add(key)
+        elif _newer(body, self.runs.get(key)):
+            self.runs[key] = body
+        return key
+
+    def forget_run(self, key: RunKey) -> None:
+        self.runs.pop(key, None)
+        self.attempts.pop(key, None)
+        self.finished.discard(key)
+
+    # --- jobs ---------------------------------------------------------------------------
+    def observe_job(self, body: dict[str, Any], deleted: bool = False) -> RunKey | None:
+        run = run_owner(body)
+        attempt = attempt_from_job(body)
+        if run is None or attempt is None:
+            return None
+        key = (body["metadata"]["namespace"], run)
+        if key in self.finished:
+            return None
+        if deleted:
+            self.attempts[key].pop(attempt.job_name, None)
+        else:
+            known = self.attempts[key].get(attempt.job_name)
+            if known is not None and known.message and attempt.state is AttemptState.FAILED:
+                attempt = known  # keep the termination message already read
+            self.attempts[key][attempt.job_name] = attempt
+        return key
+
+    def note_created(self, key: RunKey, attempt: Attempt) -> None:
+        """Record a Job this process just created, before its watch event arrives."""
+        self.attempts[key].setdefault(attempt.job_name, attempt)
+
+    # --- workflows ----------------------------------------------------------------------
+    def observe_workflow(self, body: dict[str, Any], deleted: bool = False) -> RunKey:
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        if deleted:
+            self.workflows.pop(key, None)
+            return key
+        try:
+            self.workflows[key] = WorkflowSpec.model_validate(body.get("spec") or {})
+        except ValidationError as err:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
+            )
+            self.workflows[key] = problems or str(err)
+        return key
+
+    def runs_waiting_for(self, workflow: RunKey) -> list[RunKey]:
+        """Unstarted runs of a workflow: they wait for it to exist or become valid."""
+        namespace, name = workflow
+        return [
+            key
+            for key, body in self.runs.items()
+            if key[0] == namespace
+            and (body.get("spec") or {}).get("workflowRef", {}).get("name") == name
+            and not (body.get("status") or {}).get("workflowSpec")
+        ]
+
+
+def _newer(body: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    """Whether `body` is at least as new as what the store holds (watch events can lag
+    behind the response of our own write)."""
+    if current is None:
+        return True
+    try:
+        return int(body["metadata"]["resourceVersion"]) >= int(
+            current["metadata"]["resourceVersion"]
+        )
+    except (KeyError, ValueError):
+        return True

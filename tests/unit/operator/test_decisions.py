@@ -1,0 +1,308 @@
+"""Every phase transition of a run, decided without a cluster."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from kubehatch.api.workflow import WorkflowSpec
+from kubehatch.api.workflowrun import (
+    StepPhase,
+    StepStatus,
+    WorkflowRunPhase,
+    WorkflowRunSpec,
+    WorkflowRunStatus,
+)
+from kubehatch_operator.decisions import Attempt, AttemptState, Decision, Run, decide
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def workflow(*steps: dict, **extra: object) -> WorkflowSpec:
+    return WorkflowSpec.model_validate(
+        {"image": "img:1", "service": "svc", "steps": list(steps), **extra}
+    )
+
+
+def step(name: str, *parents: str, **extra: object) -> dict:
+    return {"name": name, "action": name, "parents": list(parents), **extra}
+
+
+DIAMOND = workflow(step("a"), step("b", "a"), step("c", "a"), step("d", "b", "c"))
+
+
+def new_run(**spec: object) -> Run:
+    return Run(
+        name="r1",
+        generation=1,
+        spec=WorkflowRunSpec.model_validate({"workflowRef": {"name": "wf"}, **spec}),
+        status=WorkflowRunStatus(),
+    )
+
+
+def after(run: Run, decision: Decision) -> Run:
+    """The run as the next reconcile sees it, once the decision's status was written."""
+    return Run(run.name, run.generation, run.spec, decision.status)
+
+
+def job(step: str, attempt: int, state: AttemptState, **kw: object) -> Attempt:
+    return Attempt(step, attempt, f"r1-{step}-{attempt}", state, **kw)
+
+
+def started(wf: WorkflowSpec, **spec: object) -> tuple[Run, Decision]:
+    run = new_run(**spec)
+    decision = decide(run, wf, [], T0)
+    return after(run, decision), decision
+
+
+# --- before the start ----------------------------------------------------------------
+
+
+def test_missing_workflow_keeps_the_run_pending_with_a_reason() -> None:
+    decision = decide(new_run(), None, [], T0)
+    assert decision.status.phase is WorkflowRunPhase.PENDING
+    cond = decision.status.conditions[0]
+    assert (cond.type, cond.status.value, cond.reason) == (
+        "Succeeded",
+        "Unknown",
+        "WorkflowNotFound",
+    )
+    assert "'wf'" in cond.message
+    assert not decision.start and not decision.create_input and decision.wake_at is None
+
+
+def test_invalid_workflow_names_the_problem() -> None:
+    decision = decide(new_run(), "steps[1].parents[0]: unknown parent 'x'", [], T0)
+    cond = decision.status.conditions[0]
+    assert cond.reason == "WorkflowInvalid"
+    assert "unknown parent 'x'" in cond.message
+    assert not decision.start
+
+
+def test_scheduled_run_waits_for_its_time_then_starts() -> None:
+    at = T0 + timedelta(minutes=5)
+    run = new_run(scheduledAt=at.isoformat())
+    waiting = decide(run, DIAMOND, [], T0)
+    assert waiting.status.phase is WorkflowRunPhase.PENDING
+    assert waiting.status.conditions[0].reason == "Scheduled"
+    assert waiting.wake_at == at and not waiting.start
+    due = decide(after(run, waiting), DIAMOND, [], at)
+    assert due.status.phase is WorkflowRunPhase.RUNNING
+    assert [s.step.name for s in due.start] == ["a"]
+
+
+def test_start_snapshots_the_workflow_and_starts_every_root() -> None:
+    wf = workflow(step("x"), step("y"), step("z", "x", "y"))
+    decision = decide(new_run(input={"k": 1}), wf, [], T0)
+    status = decision.status
+    assert status.phase is WorkflowRunPhase.RUNNING
+    assert status.workflow_spec == wf
+    assert status.started_at == T0
+    assert status.input_config_map == "r1-input"
+    assert decision.create_input
+    assert [(s.step.name, s.attempt, s.job_name, s.parents) for s in decision.start] == [
+        ("x", 1, "r1-x-1", {}),
+        ("y", 1, "r1-y-1", {}),
+    ]
+    assert status.steps["x"].phase is StepPhase.RUNNING and status.steps["x"].attempts == 1
+    assert status.steps["z"].phase is StepPhase.PENDING
+    assert status.progress == "0/3"
+    reasons = [e.reason for e in decision.events]
+    assert reasons == ["StepRunning", "StepRunning", "RunRunning"]
+
+
+# --- steady progress ---------------------------------------------------------------------
+
+
+def test_reconciling_again_starts_nothing_twice() -> None:
+    run, _ = started(DIAMOND)
+    again = decide(run, DIAMOND, [job("a", 1, AttemptState.ACTIVE, started_at=T0)], T0)
+    assert again.start == [] and again.events == []
+    assert again.status.steps["a"].phase is StepPhase.RUNNING
+
+
+def test_job_created_before_a_crash_is_adopted_not_duplicated() -> None:
+    # The operator created a's Job, then died before writing status: only the snapshot exists.
+    run, first = started(DIAMOND)
+    lost = first.status.model_copy(deep=True)
+    lost.steps["a"] = StepStatus()
+    run = Run(run.name, 1, run.spec, lost)
+    decision = decide(run, DIAMOND, [job("a", 1, AttemptState.ACTIVE)], T0)
+    assert decision.start == []
+    assert decision.status.steps["a"].phase is StepPhase.RUNNING
+
+
+def test_status_without_its_job_recreates_the_same_job_name() -> None:
+    # Status was written but the Job create never happened (or is not yet seen).
+    run, _ = started(DIAMOND)
+    decision = decide(run, DIAMOND, [], T0)
+    assert [(s.job_name, s.attempt) for s in decision.start] == [("r1-a-1", 1)]
+
+
+def test_children_start_when_their_parent_succeeds_with_its_output() -> None:
+    run, _ = started(DIAMOND)
+    decision = decide(run, DIAMOND, [job("a", 1, AttemptState.SUCCEEDED, finished_at=T0)], T0)
+    assert sorted(s.step.name for s in decision.start) == ["b", "c"]
+    assert all(s.parents == {"a": "r1-a-1-output"} for s in decision.start)
+    assert decision.status.steps["a"].output_config_map == "r1-a-1-output"
+    assert decision.status.progress == "1/4"
+
+
+def test_join_waits_for_all_parents_and_reads_every_output() -> None:
+    run, _ = started(DIAMOND)
+    a = job("a", 1, AttemptState.SUCCEEDED)
+    run = after(run, decide(run, DIAMOND, [a], T0))
+    only_b = decide(
+        run, DIAMOND, [a, job("b", 1, AttemptState.SUCCEEDED), job("c", 1, AttemptState.ACTIVE)], T0
+    )
+    assert only_b.start == []
+    run = after(run, only_b)
+    both = decide(
+        run,
+        DIAMOND,
+        [a, job("b", 1, AttemptState.SUCCEEDED), job("c", 1, AttemptState.SUCCEEDED)],
+        T0,
+    )
+    assert [(s.step.name, s.parents) for s in both.start] == [
+        ("d", {"b": "r1-b-1-output", "c": "r1-c-1-output"})
+    ]
+
+
+def test_all_steps_succeeded_finishes_the_run() -> None:
+    wf = workflow(step("only"))
+    run, _ = started(wf)
+    done = decide(
+        run, wf, [job("only", 1, AttemptState.SUCCEEDED, finished_at=T0)], T0 + timedelta(seconds=3)
+    )
+    assert done.status.phase is WorkflowRunPhase.SUCCEEDED
+    assert done.status.finished_at == T0 + timedelta(seconds=3)
+    cond = done.status.conditions[0]
+    assert (cond.status.value, cond.reason) == ("True", "Succeeded")
+    assert done.status.progress == "1/1"
+    assert [e.reason for e in done.events] == ["StepSucceeded", "RunSucceeded"]
+    assert "after 3s" in done.events[-1].message
+
+
+def test_a_workflow_edited_after_start_does_not_change_the_run() -> None:
+    run, _ = started(DIAMOND)
+    edited = workflow(step("a"), step("other", "a"))
+    decision = decide(run, edited, [job("a", 1, AttemptState.SUCCEEDED)], T0)
+    assert sorted(s.step.name for s in decision.start) == ["b", "c"]
+    assert decision.status.workflow_spec == DIAMOND
+
+
+# --- failures and retries ------------------------------------------------------------
+
+
+RETRYING = workflow(
+    step("flaky", retries=2, backoff={"initial": "10s", "multiplier": 2, "max": "1m"}),
+    step("after", "flaky"),
+)
+
+
+def test_failed_attempt_waits_for_its_backoff_then_retries_with_a_new_job() -> None:
+    run, _ = started(RETRYING)
+    failed1 = job("flaky", 1, AttemptState.FAILED, finished_at=T0, message="ValueError: boom")
+    waiting = decide(run, RETRYING, [failed1], T0 + timedelta(seconds=2))
+    flaky = waiting.status.steps["flaky"]
+    assert flaky.phase is StepPhase.RETRYING
+    assert flaky.next_attempt_at == T0 + timedelta(seconds=10)
+    assert "ValueError: boom" in (flaky.message or "")
+    assert waiting.wake_at == T0 + timedelta(seconds=10) and waiting.start == []
+    assert [e.type for e in waiting.events] == ["Warning"]
+
+    run = after(run, waiting)
+    retry = decide(run, RETRYING, [failed1], T0 + timedelta(seconds=10))
+    assert [(s.job_name, s.attempt) for s in retry.start] == [("r1-flaky-2", 2)]
+    assert retry.status.steps["flaky"].phase is StepPhase.RUNNING
+    assert retry.status.steps["flaky"].next_attempt_at is None
+
+
+def test_second_retry_backs_off_longer() -> None:
+    run, _ = started(RETRYING)
+    attempts = [
+        job("flaky", 1, AttemptState.FAILED, finished_at=T0),
+        job("flaky", 2, AttemptState.FAILED, finished_at=T0 + timedelta(seconds=30)),
+    ]
+    decision = decide(run, RETRYING, attempts, T0 + timedelta(seconds=31))
+    assert decision.status.steps["flaky"].next_attempt_at == T0 + timedelta(seconds=50)
+
+
+def test_retries_exhausted_fails_the_run_and_skips_children() -> None:
+    run, _ = started(RETRYING)
+    attempts = [
+        job("flaky", n, AttemptState.FAILED, finished_at=T0, message="boom") for n in (1, 2, 3)
+    ]
+    decision = decide(run, RETRYING, attempts, T0 + timedelta(minutes=5))
+    status = decision.status
+    assert status.phase is WorkflowRunPhase.FAILED
+    assert status.steps["flaky"].phase is StepPhase.FAILED
+    assert status.steps["flaky"].attempts == 3
+    assert "after 3 attempts" in (status.steps["flaky"].message or "")
+    assert status.steps["after"].phase is StepPhase.SKIPPED
+    cond = status.conditions[0]
+    assert (cond.status.value, cond.reason) == ("False", "StepFailed")
+    assert "step flaky failed" in cond.message
+    assert decision.start == []
+
+
+def test_step_timeout_is_reported_as_timed_out_and_fails_the_run() -> None:
+    wf = workflow(step("slow", timeout="30s"), step("next", "slow"))
+    run, _ = started(wf)
+    decision = decide(run, wf, [job("slow", 1, AttemptState.FAILED, timed_out=True)], T0)
+    assert decision.status.steps["slow"].phase is StepPhase.TIMED_OUT
+    assert "step timeout of 30s" in (decision.status.steps["slow"].message or "")
+    assert decision.status.phase is WorkflowRunPhase.FAILED
+    assert decision.status.steps["next"].phase is StepPhase.SKIPPED
+
+
+def test_failure_stops_siblings_still_running() -> None:
+    run, _ = started(DIAMOND)
+    attempts = [
+        job("a", 1, AttemptState.SUCCEEDED),
+        job("b", 1, AttemptState.FAILED, message="bad"),
+        job("c", 1, AttemptState.ACTIVE),
+    ]
+    run = after(run, decide(run, DIAMOND, attempts[:1], T0))
+    decision = decide(run, DIAMOND, attempts, T0)
+    assert decision.stop_jobs == ["r1-c-1"]
+    assert decision.status.steps["c"].phase is StepPhase.CANCELLED
+    assert decision.status.steps["d"].phase is StepPhase.SKIPPED
+
+
+# --- cancellation and run timeout ---------------------------------------------------------
+
+
+def test_cancel_stops_running_jobs_and_skips_the_rest() -> None:
+    run, _ = started(DIAMOND)
+    run = Run(run.name, 2, run.spec.model_copy(update={"cancel": True}), run.status)
+    decision = decide(run, DIAMOND, [job("a", 1, AttemptState.ACTIVE)], T0)
+    assert decision.status.phase is WorkflowRunPhase.CANCELLED
+    assert decision.stop_jobs == ["r1-a-1"]
+    assert decision.status.steps["a"].phase is StepPhase.CANCELLED
+    assert decision.status.steps["d"].phase is StepPhase.SKIPPED
+    assert decision.status.conditions[0].reason == "Cancelled"
+    assert decision.status.conditions[0].observed_generation == 2
+
+
+def test_run_timeout_times_out_the_run() -> None:
+    wf = workflow(step("a"), step("b", "a"), timeout="1m")
+    run, first = started(wf)
+    assert first.wake_at == T0 + timedelta(minutes=1)
+    decision = decide(run, wf, [job("a", 1, AttemptState.ACTIVE)], T0 + timedelta(minutes=1))
+    assert decision.status.phase is WorkflowRunPhase.TIMED_OUT
+    assert decision.stop_jobs == ["r1-a-1"]
+    assert decision.status.steps["a"].phase is StepPhase.TIMED_OUT
+    assert decision.status.steps["b"].phase is StepPhase.SKIPPED
+    assert "timeout of 1m" in decision.status.conditions[0].message
+
+
+@pytest.mark.parametrize("phase", ["Succeeded", "Failed", "Cancelled", "TimedOut"])
+def test_finished_runs_never_change_but_stop_leftover_jobs(phase: str) -> None:
+    run, _ = started(DIAMOND)
+    status = run.status.model_copy(update={"phase": WorkflowRunPhase(phase)})
+    run = Run(run.name, 1, run.spec, status)
+    decision = decide(run, DIAMOND, [job("a", 1, AttemptState.ACTIVE)], T0)
+    assert decision.status.phase is WorkflowRunPhase(phase)
+    assert decision.stop_jobs == ["r1-a-1"]
+    assert decision.start == [] and decision.events == []

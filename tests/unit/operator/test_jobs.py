@@ -1,0 +1,99 @@
+"""The step Job manifest: names, hand-over of inputs, limits, and the restricted profile."""
+
+from __future__ import annotations
+
+from kubehatch.api.workflow import WorkflowSpec
+from kubehatch_operator import naming
+from kubehatch_operator.decisions import StartAttempt
+from kubehatch_operator.jobs import step_job
+from kubehatch_operator.settings import Settings
+
+SPEC = WorkflowSpec.model_validate(
+    {
+        "image": "img:1",
+        "service": "user",
+        "steps": [
+            {"name": "a", "action": "a"},
+            {
+                "name": "b",
+                "action": "other:b",
+                "parents": ["a"],
+                "timeout": "1m30s",
+                "env": [{"name": "FOO", "value": "bar"}],
+                "resources": {"limits": {"memory": "64Mi"}},
+            },
+        ],
+    }
+)
+
+
+def build(step: int, parents: dict[str, str], attempt: int = 1) -> dict:
+    start = StartAttempt(
+        SPEC.steps[step], attempt, naming.job_name("run", SPEC.steps[step].name, attempt), parents
+    )
+    return step_job(
+        namespace="ns",
+        workflow="wf",
+        run="run",
+        run_uid="uid-1",
+        spec=SPEC,
+        start=start,
+        settings=Settings(),
+    )
+
+
+def test_job_is_owned_by_the_run_and_never_retries_by_itself() -> None:
+    job = build(0, {})
+    assert job["metadata"]["name"] == "run-a-1"
+    owner = job["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
+        "WorkflowRun",
+        "run",
+        "uid-1",
+        True,
+    )
+    assert job["spec"]["backoffLimit"] == 0
+    assert "activeDeadlineSeconds" not in job["spec"]
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert labels["kubehatch.dev/step"] == "a" and labels["kubehatch.dev/attempt"] == "1"
+
+
+def test_step_settings_reach_the_container() -> None:
+    job = build(1, {"a": "run-a-1-output"}, attempt=2)
+    assert job["spec"]["activeDeadlineSeconds"] == 90
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["KUBEHATCH_ACTION"] == "other:b"
+    assert env["KUBEHATCH_ATTEMPT"] == "2"
+    assert env["KUBEHATCH_OUTPUT_CONFIGMAP"] == "run-b-2-output"
+    assert env["FOO"] == "bar"
+    assert container["resources"]["limits"] == {"memory": "64Mi"}
+    parents = next(v for v in pod["volumes"] if v["name"] == "parents")
+    assert parents["projected"]["sources"] == [
+        {
+            "configMap": {
+                "name": "run-a-1-output",
+                "items": [{"key": "output.json", "path": "a.json"}],
+            }
+        }
+    ]
+
+
+def test_pod_meets_the_restricted_pod_security_standard() -> None:
+    pod = build(0, {})["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = pod["containers"][0]["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert {v["name"] for v in pod["volumes"]} <= {"input", "tmp", "parents"}
+    assert pod["serviceAccountName"] == "kubehatch-step"
+
+
+def test_long_names_stay_within_limits_and_distinct() -> None:
+    run = "r" * 80
+    a, b = naming.job_name(run, "step-one", 1), naming.job_name(run, "step-two", 1)
+    assert len(a) <= 63 and len(b) <= 63 and a != b
+    assert naming.job_name(run, "step-one", 1) == a

@@ -1,0 +1,112 @@
+"""Reading Jobs into attempts, the store's bookkeeping, and merge patches."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from kubehatch_operator.decisions import AttemptState
+from kubehatch_operator.patches import merge_patch
+from kubehatch_operator.store import Store, attempt_from_job
+
+
+def job_body(status: dict | None = None, run: str = "r1", rv: str = "5") -> dict:
+    return {
+        "metadata": {
+            "name": "r1-a-2",
+            "namespace": "ns",
+            "resourceVersion": rv,
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+            "labels": {"kubehatch.dev/step": "a", "kubehatch.dev/attempt": "2"},
+            "ownerReferences": [
+                {"apiVersion": "kubehatch.dev/v1alpha1", "kind": "WorkflowRun", "name": run}
+            ],
+        },
+        "status": status or {},
+    }
+
+
+def cond(type_: str, reason: str = "", at: str = "2026-01-01T00:00:09Z") -> dict:
+    return {"type": type_, "status": "True", "reason": reason, "lastTransitionTime": at}
+
+
+def test_new_job_is_an_active_attempt() -> None:
+    attempt = attempt_from_job(job_body())
+    assert attempt is not None
+    assert (attempt.step, attempt.attempt, attempt.job_name) == ("a", 2, "r1-a-2")
+    assert attempt.state is AttemptState.ACTIVE
+    assert attempt.started_at == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_success_is_seen_at_the_first_signal() -> None:
+    early = attempt_from_job(job_body({"conditions": [cond("SuccessCriteriaMet")]}))
+    assert early is not None and early.state is AttemptState.SUCCEEDED
+    counted = attempt_from_job(job_body({"succeeded": 1, "completionTime": "2026-01-01T00:00:05Z"}))
+    assert counted is not None and counted.state is AttemptState.SUCCEEDED
+    assert counted.finished_at == datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC)
+
+
+def test_failure_and_deadline() -> None:
+    failed = attempt_from_job(job_body({"conditions": [cond("FailureTarget", "PodFailurePolicy")]}))
+    assert failed is not None and failed.state is AttemptState.FAILED and not failed.timed_out
+    late = attempt_from_job(job_body({"conditions": [cond("Failed", "DeadlineExceeded")]}))
+    assert late is not None and late.timed_out
+    assert late.finished_at == datetime(2026, 1, 1, 0, 0, 9, tzinfo=UTC)
+
+
+def test_conditions_that_are_false_do_not_count() -> None:
+    body = job_body({"conditions": [{"type": "Failed", "status": "False"}]})
+    attempt = attempt_from_job(body)
+    assert attempt is not None and attempt.state is AttemptState.ACTIVE
+
+
+def test_jobs_without_our_labels_are_ignored() -> None:
+    body = job_body()
+    body["metadata"]["labels"] = {}
+    assert attempt_from_job(body) is None
+    assert Store().observe_job(body) is None
+
+
+def run_body(phase: str | None = None, rv: str = "1") -> dict:
+    return {
+        "metadata": {"name": "r1", "namespace": "ns", "resourceVersion": rv},
+        "spec": {"workflowRef": {"name": "wf"}},
+        "status": {"phase": phase} if phase else {},
+    }
+
+
+def test_store_keeps_unfinished_runs_and_drops_finished_ones() -> None:
+    store = Store()
+    key = store.observe_run(run_body("Running"))
+    store.observe_job(job_body())
+    assert key in store.runs and "r1-a-2" in store.attempts[key]
+    store.observe_run(run_body("Succeeded", rv="2"))
+    assert key not in store.runs and key not in store.attempts and key in store.finished
+    # Late Job events of a finished run are not tracked again.
+    assert store.observe_job(job_body()) is None
+
+
+def test_store_ignores_watch_events_older_than_its_own_write() -> None:
+    store = Store()
+    key = store.observe_run(run_body("Running", rv="10"))
+    store.observe_run(run_body(None, rv="9"))
+    assert store.runs[key]["status"]["phase"] == "Running"
+
+
+def test_invalid_workflow_is_kept_as_a_message_and_waiting_runs_are_found() -> None:
+    store = Store()
+    store.observe_run(run_body())
+    wf = {"metadata": {"name": "wf", "namespace": "ns"}, "spec": {"steps": []}}
+    key = store.observe_workflow(wf)
+    assert isinstance(store.workflows[key], str) and "steps" in store.workflows[key]
+    assert store.runs_waiting_for(key) == [("ns", "r1")]
+
+
+def test_merge_patch_sends_changes_and_nulls_for_removed_keys() -> None:
+    old = {
+        "phase": "Running",
+        "steps": {"a": {"phase": "Retrying", "message": "x"}, "b": {"phase": "Pending"}},
+    }
+    new = {"phase": "Running", "steps": {"a": {"phase": "Running"}, "b": {"phase": "Pending"}}}
+    assert merge_patch(old, new) == {"steps": {"a": {"phase": "Running", "message": None}}}
+    assert merge_patch(new, new) == {}
+    assert merge_patch({}, {"conditions": [1]}) == {"conditions": [1]}
