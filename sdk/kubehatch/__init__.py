@@ -1,0 +1,88 @@
+"""kubehatch: Hatchet-style workflows on Kubernetes.
+
+Declare workflows in Python, render them to Workflow resources with
+``kubehatch render module:worker``, and let the operator run each step in a pod::
+
+    worker = Worker("users", image="registry.example/users:1.0")
+    worker.register_workflow(
+        WorkflowJob(
+            name="welcome",
+            on=Event("user:created"),
+            steps=[Fn(send_welcome_email)],
+        )
+    )
+
+The public surface is this module, :mod:`kubehatch.api` (the resource models) and
+:mod:`kubehatch.testing`.
+"""
+
+from kubehatch.actions import Action, ResolvedAction, run_step, run_step_async
+from kubehatch.api.workflow import Backoff, LimitStrategy
+from kubehatch.concurrency import Concurrency
+from kubehatch.context import Context
+from kubehatch.durations import format_duration, parse_duration
+from kubehatch.errors import (
+    InputError,
+    KubehatchError,
+    OutputError,
+    PermanentError,
+    Problem,
+    RegistrationError,
+    StepCancelledError,
+    StepTimeoutError,
+    TemporaryError,
+    UnknownActionError,
+    UnknownParentError,
+    WorkerLoadError,
+)
+from kubehatch.loader import load_worker
+from kubehatch.middleware import Middleware, Next
+from kubehatch.render import render_yaml, workflow_manifests, workflow_resources
+from kubehatch.serialization import to_jsonable
+from kubehatch.service import Service
+from kubehatch.steps import Fn
+from kubehatch.triggers import At, Cron, Crons, Event, Events, Trigger
+from kubehatch.worker import Worker
+from kubehatch.workflows import WorkflowJob
+
+__all__ = [
+    "Action",
+    "At",
+    "Backoff",
+    "Concurrency",
+    "Context",
+    "Cron",
+    "Crons",
+    "Event",
+    "Events",
+    "Fn",
+    "InputError",
+    "KubehatchError",
+    "LimitStrategy",
+    "Middleware",
+    "Next",
+    "OutputError",
+    "PermanentError",
+    "Problem",
+    "RegistrationError",
+    "ResolvedAction",
+    "Service",
+    "StepCancelledError",
+    "StepTimeoutError",
+    "TemporaryError",
+    "Trigger",
+    "UnknownActionError",
+    "UnknownParentError",
+    "Worker",
+    "WorkerLoadError",
+    "WorkflowJob",
+    "format_duration",
+    "load_worker",
+    "parse_duration",
+    "render_yaml",
+    "run_step",
+    "run_step_async",
+    "to_jsonable",
+    "workflow_manifests",
+    "workflow_resources",
+]

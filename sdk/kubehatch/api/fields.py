@@ -1,0 +1,151 @@
+"""Constrained scalar types shared by the API models.
+
+Each type validates in Python with an error that quotes the bad value and says what a
+good one looks like, and carries an explicit JSON schema so that the generated CRD
+enforces the same rule (a pattern the API server understands: RE2, no look-arounds).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+from croniter import croniter
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
+
+from kubehatch.api.cel import check_expression
+from kubehatch.durations import DURATION_PATTERN, format_duration, is_duration
+
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+ACTION_PATTERN = rf"^({_LABEL}:)?{_LABEL}$"
+ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+EVENT_KEY_PATTERN = r"^\S+$"
+_NUMBER = r"(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+QUANTITY_PATTERN = rf"^(\+|-)?{_NUMBER}(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?{_NUMBER}))?$"
+
+
+def checked_string(
+    what: str, pattern: str, *, max_length: int, hint: str, min_length: int = 1
+) -> Any:
+    """An ``Annotated[str, ...]`` that checks ``pattern`` and lengths with a helpful error."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not (min_length <= len(value) <= max_length) or not compiled.fullmatch(value):
+            raise ValueError(f"{value!r} is not a valid {what}: {hint}")
+        return value
+
+    schema = {"type": "string", "pattern": pattern, "minLength": min_length}
+    schema["maxLength"] = max_length
+    return Annotated[str, AfterValidator(check), WithJsonSchema(schema)]
+
+
+DnsLabel = checked_string(
+    "name",
+    DNS_LABEL_PATTERN,
+    max_length=63,
+    hint="use at most 63 lowercase letters, digits and '-', starting and ending with a "
+    "letter or digit, e.g. 'step-one'",
+)
+
+ActionName = checked_string(
+    "action",
+    ACTION_PATTERN,
+    max_length=127,
+    hint="write 'service:action' or just 'action', each part a lowercase name like 'send-email'",
+)
+
+EnvVarName = checked_string(
+    "environment variable name",
+    ENV_NAME_PATTERN,
+    max_length=253,
+    hint="use letters, digits, '_', '-' and '.', not starting with a digit",
+)
+
+EventKey = checked_string(
+    "event key",
+    EVENT_KEY_PATTERN,
+    max_length=253,
+    hint="use a non-empty key without spaces, e.g. 'user:created'",
+)
+
+
+def _duration_from_timedelta(value: Any) -> Any:
+    """Accept timedeltas from Python callers; the API itself stores strings."""
+    return format_duration(value) if isinstance(value, timedelta) else value
+
+
+def _check_duration(value: str) -> str:
+    if not is_duration(value):
+        raise ValueError(
+            f"{value!r} is not a duration: write hours, minutes and seconds in that order, "
+            'like "30s", "5m" or "1h30m"'
+        )
+    return value
+
+
+Duration = Annotated[
+    str,
+    BeforeValidator(_duration_from_timedelta),
+    AfterValidator(_check_duration),
+    WithJsonSchema(
+        {"type": "string", "pattern": DURATION_PATTERN, "minLength": 2, "maxLength": 32}
+    ),
+]
+"""A duration such as "30s", "5m" or "1h30m" (a ``timedelta`` is accepted and converted)."""
+
+
+def _check_cron(value: str) -> str:
+    fields = value.split()
+    if not (value.startswith("@") or len(fields) == 5) or not croniter.is_valid(value):
+        raise ValueError(
+            f"{value!r} is not a cron schedule: use five fields 'minute hour day-of-month "
+            "month day-of-week' (e.g. '*/5 * * * *') or a macro such as '@hourly'"
+        )
+    return value
+
+
+CronSchedule = Annotated[
+    str,
+    AfterValidator(_check_cron),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 128}),
+]
+"""A five-field cron schedule (checked with croniter, which the operator also uses)."""
+
+
+def _check_cel(value: str) -> str:
+    check_expression(value)
+    return value
+
+
+CelExpression = Annotated[
+    str,
+    AfterValidator(_check_cel),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 1024}),
+]
+"""A CEL expression (syntax-checked here; the operator evaluates it over ``input``)."""
+
+
+def _quantity_to_string(value: Any) -> Any:
+    """Kubernetes quantities may be written as numbers in YAML; store them as strings."""
+    if isinstance(value, bool):
+        return value  # let validation reject it rather than turning True into "True"
+    return str(value) if isinstance(value, int | float) else value
+
+
+Quantity = Annotated[
+    checked_string(
+        "quantity", QUANTITY_PATTERN, max_length=64, hint="write e.g. '500m', '1', '256Mi', '2Gi'"
+    ),
+    BeforeValidator(_quantity_to_string),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": QUANTITY_PATTERN,
+            "x-kubernetes-int-or-string": True,
+        }
+    ),
+]
+"""A Kubernetes resource quantity ("500m", "2Gi"); numbers become strings."""

@@ -1,0 +1,328 @@
+"""The Workflow kind: a DAG of steps, its triggers and its concurrency policy."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Self
+
+from pydantic import AwareDatetime, ConfigDict, Field, model_validator
+
+from kubehatch.api.common import (
+    ApiModel,
+    Conditions,
+    StatusModel,
+    cel_rule,
+    cel_rules,
+)
+from kubehatch.api.fields import (
+    ActionName,
+    CelExpression,
+    CronSchedule,
+    DnsLabel,
+    Duration,
+    EnvVarName,
+    EventKey,
+    Quantity,
+)
+from kubehatch.api.graph import FieldProblem, step_graph_problems
+from kubehatch.api.resource import AGE_COLUMN, PrinterColumn, Resource, ResourceInfo
+from kubehatch.durations import parse_duration
+
+MAX_STEPS = 100
+"""Bounds the CEL rules' cost (the API server refuses unbounded lists) and the status size."""
+MAX_PARENTS = 32
+
+
+class SpecProblems(ValueError):
+    """Several problems in one spec; pydantic keeps this object in the error's ``ctx``."""
+
+    def __init__(self, what: str, problems: list[FieldProblem]) -> None:
+        self.problems = problems
+        listing = "; ".join(str(problem) for problem in problems)
+        super().__init__(f"{what} is invalid: {listing}")
+
+
+class LimitStrategy(StrEnum):
+    """What happens to a run that would exceed a concurrency limit."""
+
+    CANCEL_IN_PROGRESS = "CancelInProgress"
+    """Cancel the oldest running run of the group to make room for the new one."""
+    CANCEL_NEWEST = "CancelNewest"
+    """Cancel the new run; the running ones continue."""
+    QUEUE_NEWEST = "QueueNewest"
+    """Queue the new run until a slot in its group frees up."""
+    GROUP_ROUND_ROBIN = "GroupRoundRobin"
+    """Queue runs and start them in turn across groups, so no group starves the others."""
+
+
+class Backoff(ApiModel):
+    """Delay between retries: ``initial``, multiplied by ``multiplier`` each time, up to ``max``.
+
+    The factor is an integer on purpose: floats do not round-trip reliably through
+    YAML and the API conventions advise against them.
+    """
+
+    initial: Duration = Field(default="10s", description="Delay before the first retry.")
+    multiplier: int = Field(
+        default=2, ge=1, le=10, description="Factor applied to the delay after each retry."
+    )
+    max: Duration = Field(default="5m", description="Upper bound for any delay.")
+
+    def delay(self, retry: int) -> timedelta:
+        """The delay before retry number ``retry`` (1 for the first retry)."""
+        initial, ceiling = parse_duration(self.initial), parse_duration(self.max)
+        factor = self.multiplier ** max(retry - 1, 0)
+        return min(initial * factor, ceiling)
+
+
+class EnvVar(ApiModel):
+    """An environment variable set in the step's container."""
+
+    name: EnvVarName = Field(description="Variable name.")
+    value: str = Field(default="", description="Variable value.")
+
+
+class ResourceRequirements(ApiModel):
+    """CPU and memory for the step's container, as in a Pod spec."""
+
+    requests: dict[str, Quantity] = Field(
+        default_factory=dict, description="Minimum resources, e.g. {cpu: 100m, memory: 128Mi}."
+    )
+    limits: dict[str, Quantity] = Field(
+        default_factory=dict, description="Maximum resources, e.g. {memory: 256Mi}."
+    )
+
+
+class StepSpec(ApiModel):
+    """One step: an action run in its own container once all its parents succeeded."""
+
+    name: DnsLabel = Field(description="Step name, unique within the workflow.")
+    action: ActionName = Field(
+        description="Registered action to run: 'service:action', or 'action' within spec.service."
+    )
+    parents: list[DnsLabel] = Field(
+        default_factory=list,
+        max_length=MAX_PARENTS,
+        description="Steps that must succeed first; their outputs are passed to this step.",
+    )
+    timeout: Duration | None = Field(
+        default=None, description="Longest time one attempt may run, e.g. 30s or 5m."
+    )
+    retries: int = Field(
+        default=0, ge=0, le=100, description="How many times a failed attempt is retried."
+    )
+    backoff: Backoff | None = Field(
+        default=None, description="Delay between retries (default: 10s doubling up to 5m)."
+    )
+    image: str | None = Field(
+        default=None, min_length=1, description="Container image; defaults to spec.image."
+    )
+    resources: ResourceRequirements | None = Field(
+        default=None, description="Container resource requests and limits."
+    )
+    env: list[EnvVar] = Field(
+        default_factory=list, description="Extra environment variables for the container."
+    )
+
+
+class Triggers(ApiModel):
+    """What starts a run besides a manual WorkflowRun: events, cron schedules, fixed times."""
+
+    events: list[EventKey] = Field(
+        default_factory=list, description="Event keys (e.g. user:created) that start a run."
+    )
+    crons: list[CronSchedule] = Field(
+        default_factory=list, description="Cron schedules (five fields, UTC) that start a run."
+    )
+    at: list[AwareDatetime] = Field(
+        default_factory=list, description="RFC 3339 times at which to start one run each."
+    )
+
+
+class ConcurrencySpec(ApiModel):
+    """Limits how many runs of the workflow run at once per concurrency key."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            cel_rule(
+                "has(self.expression) != has(self.action)",
+                "set exactly one of expression (CEL over the input) or action (a key function)",
+            ),
+            cel_rule(
+                "!has(self.maxRuns) || self.maxRuns >= 1",
+                "maxRuns must be at least 1",
+                field_path=".maxRuns",
+            ),
+        )
+    )
+
+    expression: CelExpression | None = Field(
+        default=None, description="CEL expression over `input` giving the key, e.g. input.user_id."
+    )
+    action: ActionName | None = Field(
+        default=None, description="Registered action that computes the key from the input."
+    )
+    max_runs: int = Field(default=1, ge=1, description="Runs allowed at once per key (at least 1).")
+    limit_strategy: LimitStrategy = Field(
+        default=LimitStrategy.CANCEL_IN_PROGRESS,
+        description="What to do with a run over the limit.",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_key_source(self) -> Self:
+        if (self.expression is None) == (self.action is None):
+            raise ValueError(
+                "set exactly one of expression (CEL over the input, e.g. 'input.user_id') "
+                "or action (a registered key function)"
+            )
+        return self
+
+
+_SPEC_RULES = cel_rules(
+    cel_rule(
+        "self.steps.all(s, self.steps.exists_one(t, t.name == s.name))",
+        "step names must be unique within a workflow",
+        field_path=".steps",
+    ),
+    cel_rule(
+        "self.steps.all(s, !has(s.parents) || s.parents.all(p, p != s.name && "
+        "self.steps.exists(t, t.name == p)))",
+        "every parent must name another step of this workflow",
+        field_path=".steps",
+    ),
+    cel_rule(
+        "has(self.service) || self.steps.all(s, s.action.contains(':'))",
+        "set spec.service or write every step's action as 'service:action'",
+        field_path=".steps",
+    ),
+    cel_rule(
+        "has(self.image) || self.steps.all(s, has(s.image))",
+        "set spec.image or an image on every step",
+        field_path=".steps",
+    ),
+)
+
+
+class WorkflowSpec(ApiModel):
+    """The desired workflow: its steps, what triggers it and how its runs are limited."""
+
+    model_config = ConfigDict(json_schema_extra=_SPEC_RULES)
+
+    description: str | None = Field(default=None, description="What the workflow does.")
+    service: DnsLabel | None = Field(
+        default=None, description="Service the workflow belongs to; qualifies bare actions."
+    )
+    image: str | None = Field(
+        default=None, min_length=1, description="Default container image of the steps."
+    )
+    service_account_name: str | None = Field(
+        default=None, min_length=1, description="ServiceAccount the step pods run as."
+    )
+    triggers: Triggers = Field(
+        default_factory=Triggers, description="Events, cron schedules and times that start runs."
+    )
+    timeout: Duration | None = Field(
+        default=None, description="Longest time a whole run may take, e.g. 1h."
+    )
+    concurrency: ConcurrencySpec | None = Field(
+        default=None, description="Limit on concurrent runs, per key."
+    )
+    steps: list[StepSpec] = Field(
+        min_length=1, max_length=MAX_STEPS, description="The steps, a DAG through their parents."
+    )
+    suspend: bool = Field(
+        default=False, description="True stops cron, schedule and event triggers; manual runs work."
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        default=None, ge=0, description="Delete finished runs after this many seconds."
+    )
+    history_limit: int | None = Field(
+        default=None, ge=0, description="Finished runs kept per workflow; older ones are deleted."
+    )
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Self:
+        problems = self.problems()
+        if problems:
+            raise SpecProblems("workflow spec", problems)
+        return self
+
+    def problems(self) -> list[FieldProblem]:
+        """Everything wrong across fields (the CEL rules, plus cycles the API server can't see)."""
+        problems = step_graph_problems([(step.name, step.parents) for step in self.steps])
+        for index, step in enumerate(self.steps):
+            if self.service is None and ":" not in step.action:
+                problems.append(
+                    FieldProblem(
+                        ("steps", index, "action"),
+                        f"action {step.action!r} has no service; write 'service:{step.action}' "
+                        "or set spec.service",
+                    )
+                )
+            if self.image is None and step.image is None:
+                problems.append(
+                    FieldProblem(
+                        ("steps", index, "image"),
+                        "no image for this step; set spec.image or the step's image",
+                    )
+                )
+        return problems
+
+    def get_step(self, name: str) -> StepSpec:
+        """The step called ``name`` (``KeyError`` naming the known steps otherwise)."""
+        for step in self.steps:
+            if step.name == name:
+                return step
+        known = ", ".join(step.name for step in self.steps)
+        raise KeyError(f"workflow has no step {name!r} (steps: {known})")
+
+    def qualified_action(self, step: StepSpec) -> str:
+        """The step's action as 'service:action', qualified with ``service`` if bare."""
+        return step.action if ":" in step.action else f"{self.service}:{step.action}"
+
+    def step_image(self, step: StepSpec) -> str:
+        """The image the step runs in (its own, else the workflow's)."""
+        image = step.image or self.image
+        if image is None:  # prevented by validation; kept for type checkers
+            raise ValueError(f"step {step.name!r} has no image")
+        return image
+
+
+class WorkflowStatus(StatusModel):
+    """What the operator observed about the workflow."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The .metadata.generation this status describes."
+    )
+    conditions: Conditions
+    next_schedule_times: list[datetime] = Field(
+        default_factory=list, description="Upcoming cron and schedule trigger times."
+    )
+    last_triggered: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per trigger (e.g. cron:0 * * * *), the last run it created.",
+    )
+
+
+class Workflow(Resource):
+    """A workflow definition, usually rendered from Python with ``kubehatch render``."""
+
+    info = ResourceInfo(
+        kind="Workflow",
+        plural="workflows",
+        short_names=("wf",),
+        description="A workflow: steps in a DAG, their triggers and concurrency limits.",
+        columns=(
+            PrinterColumn("Service", "string", ".spec.service"),
+            PrinterColumn("Suspended", "boolean", ".spec.suspend"),
+            PrinterColumn("Ready", "string", '.status.conditions[?(@.type=="Ready")].status'),
+            PrinterColumn(
+                "Next", "date", ".status.nextScheduleTimes[0]", "Next scheduled run", priority=1
+            ),
+            AGE_COLUMN,
+        ),
+    )
+
+    spec: WorkflowSpec = Field(description="The desired workflow.")
+    status: WorkflowStatus | None = Field(default=None, description="Observed state.")

@@ -1,0 +1,198 @@
+"""The WorkflowRun kind: one execution of a Workflow, and its per-step progress."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import ConfigDict, Field
+
+from kubehatch.api.common import ApiModel, Conditions, StatusModel, cel_rule, cel_rules
+from kubehatch.api.fields import DnsLabel
+from kubehatch.api.resource import AGE_COLUMN, PrinterColumn, Resource, ResourceInfo
+from kubehatch.api.workflow import WorkflowSpec
+
+
+class WorkflowRunPhase(StrEnum):
+    """Where a run is in its life; the last four are final."""
+
+    PENDING = "Pending"
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+    TIMED_OUT = "TimedOut"
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run can no longer change."""
+        return self in _FINISHED_RUN_PHASES
+
+
+_FINISHED_RUN_PHASES = frozenset(
+    {
+        WorkflowRunPhase.SUCCEEDED,
+        WorkflowRunPhase.FAILED,
+        WorkflowRunPhase.CANCELLED,
+        WorkflowRunPhase.TIMED_OUT,
+    }
+)
+
+
+class StepPhase(StrEnum):
+    """Where a step is in its life; the last five are final."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    RETRYING = "Retrying"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"
+    CANCELLED = "Cancelled"
+    TIMED_OUT = "TimedOut"
+
+    @property
+    def finished(self) -> bool:
+        """Whether the step can no longer change."""
+        return self not in (StepPhase.PENDING, StepPhase.RUNNING, StepPhase.RETRYING)
+
+
+class TriggerType(StrEnum):
+    """What created a run."""
+
+    EVENT = "Event"
+    CRON = "Cron"
+    SCHEDULE = "Schedule"
+    MANUAL = "Manual"
+
+
+class TriggeredBy(ApiModel):
+    """The origin of a run, for `kubectl describe` and for auditing."""
+
+    type: TriggerType = Field(
+        default=TriggerType.MANUAL, description="Event, Cron, Schedule or Manual."
+    )
+    source: str | None = Field(
+        default=None,
+        max_length=512,
+        description="The event (name or key), cron schedule or scheduled time that fired.",
+    )
+
+
+class WorkflowRef(ApiModel):
+    """The Workflow to run, in the run's namespace."""
+
+    name: DnsLabel = Field(description="Name of the Workflow.")
+
+
+class WorkflowRunSpec(ApiModel):
+    """A request to run a workflow once with the given input."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            cel_rule(
+                "self.workflowRef == oldSelf.workflowRef",
+                "workflowRef cannot change; create a new WorkflowRun instead",
+                field_path=".workflowRef",
+            ),
+            cel_rule(
+                "!has(oldSelf.cancel) || !oldSelf.cancel || (has(self.cancel) && self.cancel)",
+                "a cancelled run cannot be resumed; create a new WorkflowRun instead",
+                field_path=".cancel",
+            ),
+        )
+    )
+
+    workflow_ref: WorkflowRef = Field(description="The Workflow to run.")
+    input: dict[str, Any] = Field(
+        default_factory=dict, description="Input of the run, any JSON object."
+    )
+    triggered_by: TriggeredBy = Field(
+        default_factory=TriggeredBy, description="What created this run."
+    )
+    scheduled_at: datetime | None = Field(
+        default=None, description="Do not start before this RFC 3339 time."
+    )
+    cancel: bool = Field(
+        default=False,
+        description="Set to true to cancel the run: running steps stop, pending ones are skipped.",
+    )
+
+
+class StepStatus(StatusModel):
+    """Progress of one step."""
+
+    phase: StepPhase = Field(default=StepPhase.PENDING, description="Where the step is.")
+    attempts: int = Field(default=0, ge=0, description="Attempts started so far.")
+    job_name: str | None = Field(default=None, description="The Job running the latest attempt.")
+    started_at: datetime | None = Field(default=None, description="Start of the first attempt.")
+    finished_at: datetime | None = Field(default=None, description="When the step finished.")
+    message: str | None = Field(default=None, description="Why the step is in this phase.")
+    output_config_map: str | None = Field(
+        default=None, description="ConfigMap holding the step's JSON output."
+    )
+    next_attempt_at: datetime | None = Field(
+        default=None, description="When the next retry starts, while Retrying."
+    )
+
+
+class WorkflowRunStatus(StatusModel):
+    """Observed progress of the run."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The .metadata.generation this status describes."
+    )
+    phase: WorkflowRunPhase | None = Field(default=None, description="Where the run is.")
+    conditions: Conditions
+    started_at: datetime | None = Field(default=None, description="When the first step started.")
+    finished_at: datetime | None = Field(default=None, description="When the run finished.")
+    concurrency_key: str | None = Field(
+        default=None, description="The run's concurrency group, when the workflow has a limit."
+    )
+    progress: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]+/[0-9]+$",
+        description="Finished steps out of all steps, e.g. 2/3.",
+    )
+    steps: dict[str, StepStatus] = Field(
+        default_factory=dict,
+        description=(
+            "Per-step progress keyed by step name. A map rather than a list so that the "
+            "operator can merge-patch one step without rewriting (or racing on) the others."
+        ),
+    )
+    workflow_spec: WorkflowSpec | None = Field(
+        default=None,
+        description=(
+            "Copy of the Workflow's spec taken when the run started, so that editing the "
+            "Workflow never changes a run in flight."
+        ),
+    )
+    input_config_map: str | None = Field(
+        default=None, description="ConfigMap holding the input, handed to the step pods."
+    )
+
+
+class WorkflowRun(Resource):
+    """One execution of a Workflow."""
+
+    info = ResourceInfo(
+        kind="WorkflowRun",
+        plural="workflowruns",
+        short_names=("wfr",),
+        description="One run of a Workflow, with per-step progress.",
+        columns=(
+            PrinterColumn("Workflow", "string", ".spec.workflowRef.name"),
+            PrinterColumn("Phase", "string", ".status.phase"),
+            PrinterColumn("Progress", "string", ".status.progress"),
+            PrinterColumn("Started", "date", ".status.startedAt"),
+            PrinterColumn("Finished", "date", ".status.finishedAt", priority=1),
+            PrinterColumn("Trigger", "string", ".spec.triggeredBy.type", priority=1),
+            AGE_COLUMN,
+        ),
+    )
+
+    spec: WorkflowRunSpec = Field(description="What to run.")
+    status: WorkflowRunStatus | None = Field(default=None, description="Observed progress.")

@@ -1,0 +1,33 @@
+"""``kubehatch render MODULE:WORKER``: print the Workflow resources of a worker."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from kubehatch.loader import load_worker
+from kubehatch.render import render_yaml, workflow_manifests
+
+NAME = "render"
+HELP = "print the Workflow resources of a worker, for kubectl apply -f -"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "worker", metavar="MODULE:WORKER", help="where the Worker is, e.g. myapp.workers:worker"
+    )
+    parser.add_argument(
+        "-o", "--output", choices=("yaml", "json"), default="yaml", help="output format"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    worker = load_worker(args.worker)
+    if args.output == "json":
+        manifests = workflow_manifests(worker, worker_ref=args.worker)
+        document = {"apiVersion": "v1", "kind": "List", "items": manifests}
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    else:
+        sys.stdout.write(render_yaml(worker, worker_ref=args.worker))
+    return 0

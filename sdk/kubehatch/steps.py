@@ -1,0 +1,113 @@
+"""``Fn``: one step of a workflow, or on its own a single-step workflow.
+
+``Fn`` is a builder: its ``set_*``/``add_*`` methods change it in place and return it,
+so calls chain as in ``Fn(send).set_name("send-email").set_retries(3)``. Registering
+a workflow takes a snapshot, so changing an ``Fn`` afterwards does not change a
+workflow already registered. Names follow :mod:`kubehatch.naming`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, Generic, Self, TypeVar
+
+from kubehatch._origin import caller_origin
+from kubehatch.api.workflow import Backoff
+from kubehatch.context import Context
+from kubehatch.naming import step_name_for
+from kubehatch.signatures import return_type
+
+OutT = TypeVar("OutT")
+
+
+class Fn(Generic[OutT]):
+    """A step running ``func(ctx)``; its return value is the step's output."""
+
+    def __init__(
+        self,
+        func: Callable[[Context], OutT] | Callable[[Context], Awaitable[OutT]] | None = None,
+        *,
+        action: str | None = None,
+    ) -> None:
+        """
+        :param func: the step function, ``func(ctx)``, sync or async.
+        :param action: instead of ``func``, a registered action to run, as
+            'service:action' (this is what ``service.call(...)`` returns).
+        """
+        if (func is None) == (action is None):
+            raise TypeError("Fn() takes a step function or action='service:action', not both")
+        self.func: Callable[[Context], Any] | None = func
+        self.action = action
+        self._name: str | None = None
+        self.parents: list[str | Fn[Any]] = []
+        self.timeout: str | timedelta | None = None
+        self.retries: int = 0
+        self.backoff: Backoff | None = None
+        self.image: str | None = None
+        self.resources: dict[str, dict[str, str | int]] | None = None
+        self.env: list[tuple[str, str]] = []
+        self.origin = caller_origin()
+
+    def __repr__(self) -> str:
+        return f"Fn({self.name!r})"
+
+    @property
+    def name(self) -> str:
+        """The step name: set with :meth:`set_name`, else derived (see kubehatch.naming)."""
+        if self._name is not None:
+            return self._name
+        if self.func is not None:
+            return step_name_for(self.func)
+        return (self.action or "").rpartition(":")[2]
+
+    @property
+    def has_explicit_name(self) -> bool:
+        """Whether the name was set (derived names may get a -2 suffix in a workflow)."""
+        return self._name is not None or self.func is None
+
+    @property
+    def output_type(self) -> type[Any] | None:
+        """The model or dataclass the function declares it returns, if any."""
+        return return_type(self.func) if self.func is not None else None
+
+    def set_name(self, name: str) -> Self:
+        """Name the step (and the workflow, when this Fn is registered on its own)."""
+        self._name = name
+        return self
+
+    def add_parents(self, *parents: str | Fn[Any]) -> Self:
+        """Run after these steps (names or ``Fn`` objects) and receive their outputs."""
+        self.parents.extend(parents)
+        return self
+
+    def set_timeout(self, timeout: str | timedelta) -> Self:
+        """Longest time one attempt may run: "30s", "5m", "1h30m" or a timedelta."""
+        self.timeout = timeout
+        return self
+
+    def set_retries(self, retries: int, *, backoff: Backoff | None = None) -> Self:
+        """Retry a failed attempt up to ``retries`` times, waiting per ``backoff``."""
+        self.retries = retries
+        self.backoff = backoff
+        return self
+
+    def set_image(self, image: str) -> Self:
+        """Run this step in another image than the worker's."""
+        self.image = image
+        return self
+
+    def set_resources(
+        self,
+        *,
+        requests: dict[str, str | int] | None = None,
+        limits: dict[str, str | int] | None = None,
+    ) -> Self:
+        """Container resources, e.g. ``requests={"cpu": "500m"}, limits={"memory": "1Gi"}``."""
+        self.resources = {"requests": dict(requests or {}), "limits": dict(limits or {})}
+        return self
+
+    def add_env(self, name: str, value: str) -> Self:
+        """Set an environment variable in the step's container."""
+        self.env.append((name, value))
+        return self

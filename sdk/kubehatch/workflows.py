@@ -1,0 +1,42 @@
+"""``WorkflowJob``: a named workflow made of steps, with its triggers and limits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from kubehatch._origin import caller_origin
+from kubehatch.concurrency import Concurrency
+from kubehatch.steps import Fn
+from kubehatch.triggers import Trigger
+
+
+@dataclass(kw_only=True)
+class WorkflowJob:
+    """A workflow: steps (``Fn``) forming a DAG through their parents.
+
+    Everything is checked when the workflow is registered on a worker or service, and
+    all problems are reported together with the line that caused each.
+    """
+
+    name: str
+    """The Workflow's name (a DNS label, e.g. "post-user-sign-up")."""
+    steps: Sequence[Fn[Any]]
+    description: str | None = None
+    on: Trigger | Sequence[Trigger] | None = None
+    """What starts runs besides manual ones: ``Event(...)``, ``Cron(...)``, ``At(...)``, a list."""
+    timeout: str | timedelta | None = None
+    """Longest time a whole run may take: "60s", "5m", "1h30m" or a timedelta."""
+    concurrency: Concurrency | None = None
+    image: str | None = None
+    """Default image of the steps; the worker's image when not set."""
+    service_account_name: str | None = None
+    suspend: bool = False
+    """True stops triggers (manual runs still work)."""
+    ttl_seconds_after_finished: int | None = None
+    history_limit: int | None = None
+    """Finished runs kept; older ones are deleted."""
+    origin: str = field(default_factory=caller_origin, repr=False, compare=False)
+    """Where the workflow was declared (set automatically)."""
