@@ -50,6 +50,8 @@ class Attempt:
     finished_at: datetime | None = None
     timed_out: bool = False
     message: str | None = None
+    permanent: bool = False
+    """The step said a retry cannot help (a PermanentError, exit code 3)."""
 
 
 @dataclass(frozen=True)
@@ -262,7 +264,7 @@ def _observe_step(
             }
         )
     why = _failure_message(step, latest)
-    if latest.attempt <= step.retries:
+    if latest.attempt <= step.retries and not latest.permanent:
         due = (latest.finished_at or now) + (step.backoff or DEFAULT_BACKOFF).delay(latest.attempt)
         if now >= due:
             return _launch(run, step, latest.attempt + 1, base, now, decision, parents=None)

@@ -38,6 +38,8 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     own = Settings.from_env()
     # kopf posts Events for its own handler errors; ours are posted by the reconciler.
     settings.posting.level = logging.WARNING
+    # One log line per watch event is noise at this rate; failures still log as errors.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings.execution.max_workers = own.api_workers
     asyncio.get_running_loop().set_default_executor(
         concurrent.futures.ThreadPoolExecutor(

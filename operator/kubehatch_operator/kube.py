@@ -111,8 +111,8 @@ class Kube:
             log.warning("could not post event %s on %s: %s", reason, meta["name"], err.reason)
 
     # --- reads ------------------------------------------------------------------------
-    async def termination_message(self, namespace: str, job: str) -> str | None:
-        """Why the pod of a failed Job stopped: the step's termination message or exit code."""
+    async def termination_message(self, namespace: str, job: str) -> tuple[str | None, int | None]:
+        """Why the pod of a failed Job stopped: its termination message and exit code."""
         pods = await asyncio.to_thread(
             self.core.list_namespaced_pod, namespace, label_selector=f"job-name={job}"
         )
@@ -121,10 +121,11 @@ class Kube:
                 terminated = status.state.terminated if status.state else None
                 if terminated is None:
                     continue
-                if terminated.message:
-                    return terminated.message.strip()
-                return f"container exited with code {terminated.exit_code} ({terminated.reason})"
-        return None
+                message = (terminated.message or "").strip() or (
+                    f"container exited with code {terminated.exit_code} ({terminated.reason})"
+                )
+                return message, terminated.exit_code
+        return None, None
 
 
 async def _create(method: Any, body: dict[str, Any]) -> None:

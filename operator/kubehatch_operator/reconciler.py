@@ -8,12 +8,14 @@ never reconciled twice at once; kicks that arrive meanwhile fold into one more p
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from kubehatch.api.workflowrun import WorkflowRunSpec, WorkflowRunStatus
+from kubehatch.steprunner import EXIT_PERMANENT
 from pydantic import ValidationError
 
 from kubehatch_operator import jobs
@@ -102,8 +104,10 @@ class Reconciler:
                 and attempt.message is None
                 and not attempt.timed_out
             ):
-                message = await self.kube.termination_message(key[0], job)
-                known[job] = Attempt(**{**attempt.__dict__, "message": message or "no message"})
+                message, code = await self.kube.termination_message(key[0], job)
+                known[job] = dataclasses.replace(
+                    attempt, message=message or "no message", permanent=code == EXIT_PERMANENT
+                )
         return list(known.values())
 
     async def _apply(self, key: RunKey, body: dict[str, Any], run: Run, decision: Decision) -> None:

@@ -306,3 +306,19 @@ def test_finished_runs_never_change_but_stop_leftover_jobs(phase: str) -> None:
     assert decision.status.phase is WorkflowRunPhase(phase)
     assert decision.stop_jobs == ["r1-a-1"]
     assert decision.start == [] and decision.events == []
+
+
+def test_permanent_failure_is_never_retried() -> None:
+    run, _ = started(RETRYING)
+    failed = job(
+        "flaky",
+        1,
+        AttemptState.FAILED,
+        finished_at=T0,
+        message="PermanentError: no",
+        permanent=True,
+    )
+    decision = decide(run, RETRYING, [failed], T0)
+    assert decision.status.steps["flaky"].phase is StepPhase.FAILED
+    assert decision.status.phase is WorkflowRunPhase.FAILED
+    assert decision.start == []

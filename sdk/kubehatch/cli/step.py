@@ -1,0 +1,18 @@
+"""``kubehatch step``: run one step attempt inside a step pod (the operator starts it)."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "step"
+HELP = "Run one step inside a step pod (started by the operator, not by hand)."
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = "Reads KUBEHATCH_* environment variables set by the operator."
+
+
+def run(args: argparse.Namespace) -> int:
+    from kubehatch.steprunner import main
+
+    return main()

@@ -1,0 +1,208 @@
+"""What runs inside a step's pod: `kubehatch step`.
+
+The operator starts one pod per step attempt with everything it needs in environment
+variables and mounted ConfigMaps. This module imports the worker baked into the image,
+builds the step's Context (run input, parents' outputs), runs the action through the
+worker's and the service's middleware, and hands the output back as a ConfigMap owned
+by the WorkflowRun. A failure ends up in the pod's termination message, which the
+operator copies into the step's status.
+
+Exit codes: 0 success, 1 failure (retried when the step has retries), 3 permanent
+failure (never retried: a `PermanentError`, bad input or an output that cannot be
+stored), 143 stopped by SIGTERM (cancelled or timed out).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubehatch.context import Context
+from kubehatch.errors import KubehatchError, PermanentError
+
+EXIT_FAILED = 1
+EXIT_PERMANENT = 3
+EXIT_CANCELLED = 143
+TERMINATION_LOG = Path("/dev/termination-log")
+# The API server refuses ConfigMaps whose data exceeds 1 MiB; keep room for the key.
+MAX_OUTPUT_BYTES = 1024 * 1024 - 64
+# The kubelet keeps at most 4096 bytes of a termination message.
+MAX_MESSAGE_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class StepEnvironment:
+    """The step attempt as the operator describes it in the pod's environment."""
+
+    namespace: str
+    workflow: str
+    run: str
+    run_uid: str
+    step: str
+    action: str
+    attempt: int
+    parents: tuple[str, ...]
+    output_configmap: str
+    input_dir: Path
+    parents_dir: Path
+    worker: str
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> StepEnvironment:
+        env = dict(os.environ if env is None else env)
+        missing = [
+            name
+            for name in ("KUBEHATCH_RUN", "KUBEHATCH_STEP", "KUBEHATCH_ACTION", "KUBEHATCH_WORKER")
+            if not env.get(name)
+        ]
+        if missing:
+            hint = (
+                " KUBEHATCH_WORKER names the worker in the image ('module:attribute'); "
+                "`kubehatch image build` sets it."
+                if "KUBEHATCH_WORKER" in missing
+                else " `kubehatch step` runs inside step pods that the operator creates."
+            )
+            raise KubehatchError(f"missing environment variables: {', '.join(missing)}.{hint}")
+        return cls(
+            namespace=env.get("KUBEHATCH_NAMESPACE", "default"),
+            workflow=env.get("KUBEHATCH_WORKFLOW", ""),
+            run=env["KUBEHATCH_RUN"],
+            run_uid=env.get("KUBEHATCH_RUN_UID", ""),
+            step=env["KUBEHATCH_STEP"],
+            action=env["KUBEHATCH_ACTION"],
+            attempt=int(env.get("KUBEHATCH_ATTEMPT", "1")),
+            parents=tuple(p for p in env.get("KUBEHATCH_PARENTS", "").split(",") if p),
+            output_configmap=env.get("KUBEHATCH_OUTPUT_CONFIGMAP", ""),
+            input_dir=Path(env.get("KUBEHATCH_INPUT_DIR", "/kubehatch/input")),
+            parents_dir=Path(env.get("KUBEHATCH_PARENTS_DIR", "/kubehatch/parents")),
+            worker=env["KUBEHATCH_WORKER"],
+        )
+
+
+def build_context(step: StepEnvironment, cancelled: threading.Event) -> Context:
+    """The Context from the mounted input and parent outputs."""
+    input_file = step.input_dir / "input.json"
+    workflow_input = json.loads(input_file.read_text()) if input_file.exists() else {}
+    outputs: dict[str, Any] = {}
+    for parent in step.parents:
+        path = step.parents_dir / f"{parent}.json"
+        outputs[parent] = json.loads(path.read_text()) if path.exists() else None
+    return Context(
+        workflow_input=workflow_input,
+        parent_outputs=outputs,
+        step_name=step.step,
+        workflow_name=step.workflow,
+        run_name=step.run,
+        retry_count=step.attempt - 1,
+        cancelled=cancelled,
+    )
+
+
+def encode_output(step: StepEnvironment, output: Any) -> str:
+    """The output as JSON, or a PermanentError saying why it cannot be stored."""
+    text = json.dumps(output, separators=(",", ":"))
+    size = len(text.encode())
+    if size > MAX_OUTPUT_BYTES:
+        raise PermanentError(
+            f"output of step {step.step!r} is {size} bytes, more than a ConfigMap holds "
+            f"({MAX_OUTPUT_BYTES} bytes); return less data, or store it elsewhere "
+            "(object storage, a volume) and return a reference to it"
+        )
+    return text
+
+
+def output_configmap(step: StepEnvironment, text: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": step.output_configmap,
+            "namespace": step.namespace,
+            "labels": {
+                "app.kubernetes.io/managed-by": "kubehatch",
+                "kubehatch.dev/run": step.run[:63],
+                "kubehatch.dev/step": step.step,
+                "kubehatch.dev/attempt": str(step.attempt),
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": "kubehatch.dev/v1alpha1",
+                    "kind": "WorkflowRun",
+                    "name": step.run,
+                    "uid": step.run_uid,
+                }
+            ],
+        },
+        "data": {"output.json": text},
+    }
+
+
+def store_output(step: StepEnvironment, text: str) -> None:
+    """Create the output ConfigMap with the pod's ServiceAccount (its only right)."""
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+
+    config.load_incluster_config()
+    try:
+        client.CoreV1Api().create_namespaced_config_map(
+            step.namespace, output_configmap(step, text)
+        )
+    except ApiException as err:
+        if err.status != 409:  # 409: this attempt already stored it before being restarted
+            raise
+
+
+def failure_message(error: BaseException) -> str:
+    """Type, message and the tail of the traceback, within the kubelet's 4 KiB."""
+    head = f"{type(error).__name__}: {error}"
+    tail = "".join(traceback.format_exception(error)[-6:])
+    message = f"{head}\n{tail}"
+    encoded = message.encode()
+    if len(encoded) > MAX_MESSAGE_BYTES:
+        keep = MAX_MESSAGE_BYTES - len(head.encode()) - 16
+        message = f"{head}\n...\n{encoded[-max(keep, 0) :].decode(errors='ignore')}"
+    return message[:MAX_MESSAGE_BYTES]
+
+
+def _write_termination(message: str) -> None:
+    # Outside a pod there is no termination log: the message is on stderr as well.
+    with contextlib.suppress(OSError):
+        TERMINATION_LOG.write_text(message)
+
+
+def main(env: dict[str, str] | None = None) -> int:
+    """Run one step attempt; returns the process exit code."""
+    cancelled = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: cancelled.set())
+    try:
+        step = StepEnvironment.from_env(env)
+        from kubehatch.actions import run_step
+        from kubehatch.loader import load_worker
+
+        worker = load_worker(step.worker)
+        ctx = build_context(step, cancelled)
+        output = run_step(worker, step.action, ctx)
+        text = encode_output(step, output)
+        if cancelled.is_set():
+            _write_termination("cancelled: the step received SIGTERM")
+            return EXIT_CANCELLED
+        store_output(step, text)
+    except BaseException as error:
+        if isinstance(error, KeyboardInterrupt | SystemExit) and not cancelled.is_set():
+            raise
+        message = failure_message(error)
+        print(message, file=sys.stderr)
+        _write_termination(message)
+        if cancelled.is_set():
+            return EXIT_CANCELLED
+        return EXIT_PERMANENT if isinstance(error, PermanentError) else EXIT_FAILED
+    print(f"step {step.step} succeeded ({len(text.encode())} bytes of output)", file=sys.stderr)
+    return 0
