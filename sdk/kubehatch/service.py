@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Self
 
+from pydantic import TypeAdapter, ValidationError
+
 from kubehatch._origin import caller_origin, function_origin
 from kubehatch.actions import Action
 from kubehatch.api.fields import DnsLabel
@@ -21,7 +23,6 @@ from kubehatch.naming import step_name_for
 from kubehatch.signatures import call_problem
 from kubehatch.steps import Fn
 from kubehatch.workflows import WorkflowJob
-from pydantic import TypeAdapter, ValidationError
 
 if TYPE_CHECKING:
     from kubehatch.worker import Worker
@@ -89,8 +90,10 @@ class Service:
         compiled = compile_workflow(
             as_workflow_job(workflow), service=self.name, image=self.worker.image
         )
+        seen: set[str] = set()  # a repeated step name is already a problem of its own
         for binding in (*compiled.steps, compiled.key_function):
-            if binding is not None and binding.func is not None:
+            if binding is not None and binding.func is not None and binding.action not in seen:
+                seen.add(binding.action)
                 self._add_action(binding)
         self.worker._add_workflow(compiled)
         return workflow

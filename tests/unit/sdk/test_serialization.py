@@ -1,0 +1,57 @@
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from kubehatch import OutputError, to_jsonable
+from kubehatch.errors import InputError
+from kubehatch.serialization import parse_as
+from pydantic import BaseModel, Field
+
+
+class Model(BaseModel):
+    user_id: str = Field(alias="userId")
+    at: datetime
+
+
+@dataclass
+class Point:
+    x: int
+    y: int
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ({"a": [1, "b"]}, {"a": [1, "b"]}),
+        (Point(1, 2), {"x": 1, "y": 2}),
+        ("text", "text"),
+        ({"when": datetime(2030, 1, 1, tzinfo=UTC)}, {"when": "2030-01-01T00:00:00Z"}),
+        ({"points": [Point(0, 1)]}, {"points": [{"x": 0, "y": 1}]}),
+    ],
+)
+def test_to_jsonable(value: Any, expected: Any) -> None:
+    assert to_jsonable(value) == expected
+
+
+def test_models_dump_by_alias_and_parse_back() -> None:
+    model = Model(userId="u1", at=datetime(2030, 1, 1, tzinfo=UTC))
+    data = to_jsonable(model)
+    assert data == {"userId": "u1", "at": "2030-01-01T00:00:00Z"}
+    assert parse_as(data, Model, what="x") == model
+
+
+def test_unserialisable_values_say_what_to_return() -> None:
+    with pytest.raises(OutputError, match="output of step 'a' of type object cannot be stored"):
+        to_jsonable(object(), what="output of step 'a'")
+
+
+def test_parse_as_without_a_model_returns_the_data() -> None:
+    data = {"a": 1}
+    assert parse_as(data, None, what="x") is data
+
+
+def test_parse_as_errors_name_the_value_and_the_model() -> None:
+    with pytest.raises(InputError, match="the thing does not match Point"):
+        parse_as({"x": "nope"}, Point, what="the thing")
