@@ -4,9 +4,14 @@
 # imports them into containerd's k8s.io namespace (where the kubelet's CRI looks).
 #
 #   build-images.sh [build]   build what is missing (warm: a few hashes, no rebuild)
-#   build-images.sh load      build, then import into containerd at $CONTAINERD_ADDRESS
-#                             (default /run/containerd/containerd.sock)
+#   build-images.sh base      only the cluster's own images (pause, python-base)
+#   build-images.sh kubehatch only the kubehatch images (operator, step); builds
+#                             python-base first if it is missing
+#   build-images.sh load [all|base|kubehatch]
+#                             build (all, or that group), then import into containerd
+#                             at $CONTAINERD_ADDRESS (default /run/containerd/containerd.sock)
 #   build-images.sh env       print the image references and tarball paths as KEY=VALUE
+#                             (the tags come from the sources: nothing is built)
 #
 # Images (convention: localhost/kubehatch/<name>:<tag>, never :latest; pods use
 # imagePullPolicy IfNotPresent or Never, and "localhost/" can never resolve to a remote
@@ -15,6 +20,14 @@
 #   localhost/kubehatch/python-base:bookworm-<hash>  Debian minbase + python3; <hash> keys
 #   localhost/kubehatch/python-base:bookworm         suite, arch, package list and recipe;
 #                                                    the short tag follows the newest build
+#   localhost/kubehatch/operator:<version>-<hash>    kubehatch[operator] on python-base;
+#                                                    runs python3 -m kubehatch_operator
+#   localhost/kubehatch/step:<version>-<hash>        kubehatch on python-base, examples/
+#                                                    in /app: the base of step images
+# <version> is pyproject's; <hash> keys the kubehatch sources, examples/, pyproject.toml,
+# this recipe and the python-base tag, so changed code always gets a new tag (pods use
+# IfNotPresent: a reused tag would keep running the old code). The tags come from the
+# sources alone, so `env` and hack/kind-up.sh know them without building anything.
 set -euo pipefail
 IMAGES_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../versions.env
@@ -48,6 +61,30 @@ PYBASE_TAG=$DEBIAN_SUITE-$PYBASE_KEY
 PYBASE_REF=localhost/kubehatch/python-base:$PYBASE_TAG
 PYBASE_ALIAS=localhost/kubehatch/python-base:$DEBIAN_SUITE
 PYBASE_TAR=$IMAGE_DIR/python-base-$PYBASE_TAG.tar
+
+# --- kubehatch images ---------------------------------------------------------------
+REPO_DIR=$(cd "$IMAGES_DIR/../.." && pwd)
+KUBEHATCH_VERSION=$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$REPO_DIR/pyproject.toml" | head -1)
+[[ -n $KUBEHATCH_VERSION ]] || die "no version in $REPO_DIR/pyproject.toml"
+# What goes into the wheel or the images; __pycache__ and dotfiles are not inputs.
+KUBEHATCH_INPUTS=(pyproject.toml README.md sdk/kubehatch operator/kubehatch_operator examples)
+kubehatch_key() {
+  local inputs=() i
+  for i in "${KUBEHATCH_INPUTS[@]}"; do [[ -e $REPO_DIR/$i ]] && inputs+=("$i"); done
+  { echo "python-base=$PYBASE_TAG"
+    sha256_of "$IMAGES_DIR/build-images.sh" "$IMAGES_DIR/ocibuild.py"
+    (cd "$REPO_DIR" && find "${inputs[@]}" -type f ! -path '*/__pycache__/*' ! -name '*.py[co]' \
+      ! -name '.*' ! -name '*~' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+  } | sha256sum | cut -c1-12
+}
+KUBEHATCH_TAG=$KUBEHATCH_VERSION-$(kubehatch_key)
+OPERATOR_REF=localhost/kubehatch/operator:$KUBEHATCH_TAG
+OPERATOR_TAR=$IMAGE_DIR/operator-$KUBEHATCH_TAG.tar
+STEP_REF=localhost/kubehatch/step:$KUBEHATCH_TAG
+STEP_TAR=$IMAGE_DIR/step-$KUBEHATCH_TAG.tar
+# The operator and step pods run as this non-root user ("restricted" Pod Security
+# Standard); the operator gives step pods the same UID.
+NONROOT=65532:65532
 
 # Scratch space for the current build; removed (after unmounting anything debootstrap
 # left mounted in it) on any exit, so a failed build leaves nothing behind.
@@ -118,12 +155,59 @@ build_python_base() {
   find "$IMAGE_DIR" -maxdepth 1 -name "python-base-$DEBIAN_SUITE-*.tar" ! -name "${PYBASE_TAR##*/}" -delete
 }
 
+build_kubehatch() {
+  if [[ -f $OPERATOR_TAR && -f $STEP_TAR ]]; then
+    log "kubehatch: cached $OPERATOR_REF, $STEP_REF"; return
+  fi
+  [[ -f $PYBASE_TAR ]] || build_python_base
+  python3 -m pip --version >/dev/null 2>&1 ||
+    die "python3 has no pip (it builds the wheel and installs it into the images): apt-get install -y python3-pip"
+  new_work
+  log "kubehatch: building the wheel of $REPO_DIR"
+  python3 -m pip wheel --no-deps --disable-pip-version-check -q -w "$WORK/dist" "$REPO_DIR" >&2 ||
+    die "building the kubehatch wheel failed (output above)"
+  local wheel step_out=$WORK/step.tar
+  wheel=$(ls "$WORK"/dist/kubehatch-*.whl)
+  log "kubehatch: $OPERATOR_REF"
+  "${OCIBUILD[@]}" add-python-packages --base "$PYBASE_TAR" --tmpdir "$WORK" \
+    --entrypoint '["python3", "-m", "kubehatch_operator"]' --user "$NONROOT" \
+    --env PYTHONDONTWRITEBYTECODE=1 --label "dev.kubehatch.version=$KUBEHATCH_VERSION" \
+    --tag "$OPERATOR_REF" -o "$WORK/operator.tar" -- -q "$wheel[operator]" >&2
+  log "kubehatch: $STEP_REF"
+  [[ -d $REPO_DIR/examples ]] && step_out=$WORK/step-sdk.tar
+  "${OCIBUILD[@]}" add-python-packages --base "$PYBASE_TAR" --tmpdir "$WORK" \
+    --workdir /app --env PYTHONPATH=/app --env PYTHONDONTWRITEBYTECODE=1 \
+    --entrypoint '["kubehatch"]' --cmd '["--help"]' --user "$NONROOT" \
+    --label "dev.kubehatch.version=$KUBEHATCH_VERSION" \
+    --tag "$STEP_REF" -o "$step_out" -- -q "$wheel" >&2
+  if [[ -d $REPO_DIR/examples ]]; then
+    # The examples as a package in /app (KUBEHATCH_WORKER=examples.<module>:worker),
+    # where users' step images put their code too.
+    mkdir -p "$WORK/app"
+    (cd "$REPO_DIR" && find examples -type f ! -path '*/__pycache__/*' ! -name '*.py[co]' \
+      -print0 | xargs -0r cp --parents -t "$WORK/app")
+    "${OCIBUILD[@]}" build --base "$step_out" --layer "$WORK/app:/app" --tmpdir "$WORK" \
+      --tag "$STEP_REF" -o "$WORK/step.tar" >&2
+  fi
+  mv "$WORK/operator.tar" "$OPERATOR_TAR"
+  mv "$WORK/step.tar" "$STEP_TAR"
+  cleanup; WORK=""
+  # Older builds are superseded; keep the cache from growing without bound.
+  find "$IMAGE_DIR" -maxdepth 1 \( -name 'operator-*.tar' -o -name 'step-*.tar' \) \
+    ! -name "${OPERATOR_TAR##*/}" ! -name "${STEP_TAR##*/}" -delete
+}
+
 write_env() {
   cat > "$IMAGE_DIR/images.env.tmp" <<EOF
 KUBEHATCH_PAUSE_IMAGE=$PAUSE_REF
 KUBEHATCH_PAUSE_TAR=$PAUSE_TAR
 KUBEHATCH_PYTHON_BASE_IMAGE=$PYBASE_REF
 KUBEHATCH_PYTHON_BASE_TAR=$PYBASE_TAR
+KUBEHATCH_IMAGE_TAG=$KUBEHATCH_TAG
+KUBEHATCH_OPERATOR_IMAGE=$OPERATOR_REF
+KUBEHATCH_OPERATOR_TAR=$OPERATOR_TAR
+KUBEHATCH_STEP_IMAGE=$STEP_REF
+KUBEHATCH_STEP_TAR=$STEP_TAR
 EOF
   mv "$IMAGE_DIR/images.env.tmp" "$IMAGE_DIR/images.env"
 }
@@ -132,14 +216,28 @@ load_images() {
   need_cmd ctr "Install containerd: apt-get install -y containerd runc"
   [[ -S $CONTAINERD_ADDRESS ]] || die "containerd is not running (no socket at $CONTAINERD_ADDRESS); start it first or set CONTAINERD_ADDRESS"
   log "importing into containerd ($CONTAINERD_ADDRESS, namespace k8s.io)"
-  "${OCIBUILD[@]}" load --address "$CONTAINERD_ADDRESS" --namespace k8s.io "$PAUSE_TAR" "$PYBASE_TAR" >&2
+  "${OCIBUILD[@]}" load --address "$CONTAINERD_ADDRESS" --namespace k8s.io "$@" >&2
 }
 
+# An image group's builds, and its tarballs.
+build_group() {
+  case $1 in
+    all) build_pause; build_python_base; build_kubehatch ;;
+    base) build_pause; build_python_base ;;
+    kubehatch) build_kubehatch ;;
+    *) die "unknown image group '$1' (all, base, kubehatch)" ;;
+  esac
+  write_env
+}
+GROUP_TARS_all=("$PAUSE_TAR" "$PYBASE_TAR" "$OPERATOR_TAR" "$STEP_TAR")
+GROUP_TARS_base=("$PAUSE_TAR" "$PYBASE_TAR")
+GROUP_TARS_kubehatch=("$OPERATOR_TAR" "$STEP_TAR")
+
 case ${1:-build} in
-  build) build_pause; build_python_base; write_env ;;
-  load) build_pause; build_python_base; write_env; load_images ;;
-  env) echo "KUBEHATCH_PAUSE_IMAGE=$PAUSE_REF"; echo "KUBEHATCH_PAUSE_TAR=$PAUSE_TAR"
-       echo "KUBEHATCH_PYTHON_BASE_IMAGE=$PYBASE_REF"; echo "KUBEHATCH_PYTHON_BASE_TAR=$PYBASE_TAR" ;;
-  -h|--help|help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) die "unknown mode '$1' (build, load, env)" ;;
+  build) build_group all ;;
+  base|kubehatch) build_group "$1" ;;
+  load) group=${2:-all}; build_group "$group"; tars="GROUP_TARS_${group}[@]"; load_images "${!tars}" ;;
+  env) write_env; cat "$IMAGE_DIR/images.env" ;;
+  -h|--help|help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0" ;;
+  *) die "unknown mode '$1' (build, base, kubehatch, load [all|base|kubehatch], env)" ;;
 esac
