@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from kubehatch._origin import function_origin
 from kubehatch.api.fields import DnsLabel
 from kubehatch.api.graph import Path, format_path, step_graph_problems
@@ -24,7 +26,6 @@ from kubehatch.signatures import call_problem
 from kubehatch.steps import Fn
 from kubehatch.triggers import Trigger, as_trigger_list
 from kubehatch.workflows import WorkflowJob
-from pydantic import TypeAdapter, ValidationError
 
 _HINTS = {
     "timezone_aware": "use a timezone-aware datetime, e.g. datetime(2030, 1, 1, tzinfo=UTC)",
@@ -87,6 +88,8 @@ class _Compilation:
         self.problems: list[Problem] = []
         self.steps: list[Fn[Any]] = []
         self.names: list[str] = []
+        self.name_of: dict[int, str] = {}
+        """Final step names by ``id()`` of the Fn, to resolve parents given as Fn objects."""
         self.trigger_origins: dict[str, list[str]] = {"events": [], "crons": [], "at": []}
 
     def subject(self, step: str | None = None, field: str = "") -> str:
@@ -105,6 +108,7 @@ class _Compilation:
             self.add(self.job.origin, self.subject(field="name"), _clean(error.errors()[0]))
         self.steps = self._collect_steps()
         self.names = self._step_names()
+        self.name_of = {id(fn): name for fn, name in zip(self.steps, self.names, strict=True)}
         bindings = [
             self._binding(step, name) for step, name in zip(self.steps, self.names, strict=True)
         ]
@@ -178,11 +182,10 @@ class _Compilation:
         return StepBinding(name, f"{self.service}:{name}", step.func, step.origin)
 
     def _step_data(self, step: Fn[Any], binding: StepBinding) -> dict[str, Any]:
-        by_identity = {id(fn): name for fn, name in zip(self.steps, self.names, strict=True)}
         parents: list[Any] = []
         for parent in step.parents:
             if isinstance(parent, Fn):
-                parents.append(by_identity.get(id(parent), parent.name))
+                parents.append(self.name_of.get(id(parent), parent.name))
             elif isinstance(parent, str):
                 parents.append(parent)
             else:

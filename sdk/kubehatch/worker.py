@@ -59,8 +59,16 @@ class Worker:
 
     def register_workflow(self, workflow: WorkflowJob | Fn[Any]) -> WorkflowJob | Fn[Any]:
         """Add a workflow in a service of its own name (see :mod:`kubehatch.service`)."""
-        valid = isinstance(workflow, WorkflowJob | Fn)
-        service = to_dns_label(workflow_name_of(workflow)) if valid else "invalid"
+        if not isinstance(workflow, WorkflowJob | Fn):
+            self._problems.append(
+                Problem(
+                    caller_origin(),
+                    f"worker {self.name!r}",
+                    f"register_workflow() takes a WorkflowJob or an Fn, not {workflow!r}",
+                )
+            )
+            return workflow
+        service = to_dns_label(workflow_name_of(workflow))
         return self.new_service(service).register_workflow(workflow)
 
     def register_action(self, func: Callable[..., Any], *, name: str) -> Fn[Any]:
