@@ -63,3 +63,52 @@ def namespace(kubeconfig: str) -> Iterator[str]:
         yield name
     finally:
         core.delete_namespace(name, propagation_policy="Background")
+
+
+# --- kubehatch on the cluster --------------------------------------------------------------
+
+OPERATOR_NAMESPACES = "e2e-op-*"
+
+
+@pytest.fixture(scope="session")
+def crds(kubeconfig: str) -> None:
+    """The generated CRDs, applied (created or replaced) and Established."""
+    from tests.e2e.kube import apply_crds
+
+    apply_crds(REPO_ROOT / "crds")
+
+
+@pytest.fixture(scope="session")
+def step_image(kubeconfig: str) -> str:
+    from tests.e2e.images import e2e_image
+
+    return e2e_image()
+
+
+@pytest.fixture(scope="session")
+def operator(crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The operator, in a process of its own, watching the e2e-op-* namespaces."""
+    from tests.e2e.operator_process import OperatorProcess
+
+    proc = OperatorProcess(
+        OPERATOR_NAMESPACES, tmp_path_factory.mktemp("operator") / "operator.log"
+    )
+    proc.start()
+    yield proc
+    proc.stop()
+    print("operator log (tail):\n" + proc.log_tail())
+
+
+@pytest.fixture
+def op_namespace(kubeconfig: str) -> Iterator[str]:
+    """A namespace the test operator watches, with the step ServiceAccount in it."""
+    from tests.e2e.kube import create_step_service_account
+
+    name = f"e2e-op-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api()
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    create_step_service_account(name)
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name, propagation_policy="Background")

@@ -1,0 +1,73 @@
+"""The images e2e tests run: kubehatch's step image plus the e2e workers, built here.
+
+On the local cluster they are built with the registry-free builder and imported into
+its containerd; on another cluster (kind) they must already be loaded (`make kind-up`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from tests.e2e.support import REPO_ROOT
+
+IMAGES = REPO_ROOT / "hack" / "images"
+E2E_WORKER = "tests.e2e.workers.dags:worker"
+LOCAL_CONTAINERD = Path("/run/kubehatch-cluster/containerd/containerd.sock")
+
+
+def _images_env() -> dict[str, str]:
+    out = subprocess.run(
+        ["bash", str(IMAGES / "build-images.sh"), "env"], capture_output=True, text=True, check=True
+    ).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def _load(tarball: Path) -> None:
+    if LOCAL_CONTAINERD.exists():
+        subprocess.run(
+            ["python3", str(IMAGES / "ocibuild.py"), "load", "--address", str(LOCAL_CONTAINERD),
+             str(tarball)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+
+
+def kubehatch_images() -> dict[str, str]:
+    """Build (cached) and load the operator and step images; their references and tarballs."""
+    env = {**os.environ, "CONTAINERD_ADDRESS": str(LOCAL_CONTAINERD)}
+    mode = ["load", "kubehatch"] if LOCAL_CONTAINERD.exists() else ["kubehatch"]
+    subprocess.run(["bash", str(IMAGES / "build-images.sh"), *mode], check=True, env=env)
+    return _images_env()
+
+
+def e2e_image() -> str:
+    """The step image with tests/e2e/workers in /app, tagged by its content."""
+    images = kubehatch_images()
+    step_tar = Path(images["KUBEHATCH_STEP_TAR"])
+    workers = REPO_ROOT / "tests" / "e2e" / "workers"
+    files = sorted(p for p in workers.glob("*.py"))
+    digest = hashlib.sha256(step_tar.name.encode())
+    for path in files:
+        digest.update(path.name.encode() + path.read_bytes())
+    ref = f"localhost/kubehatch/e2e:{digest.hexdigest()[:12]}"
+    out = Path(images["KUBEHATCH_STEP_TAR"]).parent / f"e2e-{digest.hexdigest()[:12]}.tar"
+    if not out.exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            app = Path(tmp) / "app"
+            (app / "tests" / "e2e" / "workers").mkdir(parents=True)
+            for package in (app / "tests", app / "tests" / "e2e"):
+                (package / "__init__.py").write_text("")
+            for path in files:
+                shutil.copy(path, app / "tests" / "e2e" / "workers" / path.name)
+            subprocess.run(
+                ["python3", str(IMAGES / "ocibuild.py"), "build", "--base", str(step_tar),
+                 "--layer", f"{app}:/app", "--env", f"KUBEHATCH_WORKER={E2E_WORKER}",
+                 "--tag", ref, "-o", str(out)],
+                check=True, capture_output=True,
+            )  # fmt: skip
+    _load(out)
+    return ref
