@@ -25,7 +25,6 @@ from kubehatch.api.workflowrun import (
     WorkflowRunStatus,
 )
 from kubehatch.durations import format_duration, parse_duration
-
 from kubehatch_operator import naming
 
 SUCCEEDED_CONDITION = "Succeeded"

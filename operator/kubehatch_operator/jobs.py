@@ -12,7 +12,6 @@ from typing import Any
 
 from kubehatch.api.workflow import WorkflowSpec
 from kubehatch.durations import parse_duration
-
 from kubehatch_operator import naming
 from kubehatch_operator.decisions import StartAttempt
 from kubehatch_operator.settings import Settings

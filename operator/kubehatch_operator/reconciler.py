@@ -14,10 +14,10 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from kubehatch.api.workflowrun import WorkflowRunSpec, WorkflowRunStatus
-from kubehatch.steprunner import EXIT_PERMANENT
 from pydantic import ValidationError
 
+from kubehatch.api.workflowrun import WorkflowRunSpec, WorkflowRunStatus
+from kubehatch.steprunner import EXIT_PERMANENT
 from kubehatch_operator import jobs
 from kubehatch_operator.decisions import Attempt, AttemptState, Decision, Run, decide
 from kubehatch_operator.kube import Kube

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from kubehatch.api.workflow import WorkflowSpec
 from pydantic import ValidationError
 
+from kubehatch.api.workflow import WorkflowSpec
 from kubehatch_operator import naming
 from kubehatch_operator.decisions import Attempt, AttemptState
 

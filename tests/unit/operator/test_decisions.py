@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from kubehatch.api.workflow import WorkflowSpec
 from kubehatch.api.workflowrun import (
     StepPhase,
