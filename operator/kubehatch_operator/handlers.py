@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 from typing import Any
 
@@ -78,3 +79,8 @@ async def on_workflow(event: dict[str, Any], **_: Any) -> None:
     key = runtime.store.observe_workflow(event["object"], deleted=_deleted(event))
     for run in runtime.store.runs_waiting_for(key):
         runtime.reconciler.kick(run)
+
+
+# Trigger handlers (events, cron schedules, one-off times) live in their own package.
+with contextlib.suppress(ModuleNotFoundError):
+    import kubehatch_operator.triggers.handlers  # noqa: F401
