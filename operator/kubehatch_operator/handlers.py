@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
+import importlib
+import importlib.util
 import logging
 from typing import Any
 
@@ -82,5 +83,5 @@ async def on_workflow(event: dict[str, Any], **_: Any) -> None:
 
 
 # Trigger handlers (events, cron schedules, one-off times) live in their own package.
-with contextlib.suppress(ModuleNotFoundError):
-    import kubehatch_operator.triggers.handlers  # noqa: F401
+if importlib.util.find_spec("kubehatch_operator.triggers") is not None:
+    importlib.import_module("kubehatch_operator.triggers.handlers")
