@@ -4,10 +4,9 @@ Without ``set_name`` the name comes from the module and the function (see
 ``kubehatch.naming``): the lambda below becomes ``ex02-single-step-fn-lambda``.
 """
 
+from examples import IMAGE
 from kubehatch import Context, Fn, Worker
 from kubehatch.testing import run_workflow
-
-from examples import IMAGE
 
 
 def post_user_create(ctx: Context) -> None:

@@ -4,11 +4,11 @@ Input and outputs are pydantic models; ``ctx.step_output(step_one)`` parses the 
 output into the model its function declares.
 """
 
-from kubehatch import Context, Events, Fn, Worker, WorkflowJob
-from kubehatch.testing import run_workflow
 from pydantic import BaseModel
 
 from examples import IMAGE
+from kubehatch import Context, Events, Fn, Worker, WorkflowJob
+from kubehatch.testing import run_workflow
 
 
 class UserCreateEvent(BaseModel):

@@ -1,9 +1,8 @@
 """A service grouping user workflows; the workflow may run for at most 60 seconds."""
 
+from examples import IMAGE
 from kubehatch import Context, Event, Fn, Worker, WorkflowJob
 from kubehatch.testing import run_workflow
-
-from examples import IMAGE
 
 
 def post_sign_up(ctx: Context) -> dict[str, str]:

@@ -1,9 +1,8 @@
 """At most one run at a time: every run gets the same concurrency key."""
 
+from examples import IMAGE
 from kubehatch import Concurrency, Context, Events, Fn, Worker, WorkflowJob
 from kubehatch.testing import concurrency_key, run_workflow
-
-from examples import IMAGE
 
 
 def get_concurrency_key(ctx: Context) -> str:

@@ -4,11 +4,11 @@ Two ways to compute it: a key function (runs in a pod, can do anything) and a CE
 expression (evaluated by the operator itself, nothing to start).
 """
 
-from kubehatch import Concurrency, Context, Events, Fn, LimitStrategy, Worker, WorkflowJob
-from kubehatch.testing import concurrency_key
 from pydantic import BaseModel
 
 from examples import IMAGE
+from kubehatch import Concurrency, Context, Events, Fn, LimitStrategy, Worker, WorkflowJob
+from kubehatch.testing import concurrency_key
 
 
 class MyUser(BaseModel):

@@ -2,10 +2,9 @@
 
 from datetime import UTC, datetime
 
+from examples import IMAGE
 from kubehatch import Context, Cron, Fn, Worker, WorkflowJob
 from kubehatch.testing import run_workflow
-
-from examples import IMAGE
 
 
 def report_time(ctx: Context) -> dict[str, str]:

@@ -8,10 +8,9 @@ import logging
 import time
 from typing import Any
 
+from examples import IMAGE
 from kubehatch import Context, Fn, Next, Worker, WorkflowJob
 from kubehatch.testing import run_workflow
-
-from examples import IMAGE
 
 log = logging.getLogger(__name__)
 

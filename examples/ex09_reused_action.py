@@ -2,10 +2,9 @@
 
 from typing import Any
 
+from examples import IMAGE
 from kubehatch import Context, Event, Fn, Worker, WorkflowJob
 from kubehatch.testing import run_workflow
-
-from examples import IMAGE
 
 
 def send_email(ctx: Context) -> dict[str, Any]:

@@ -77,6 +77,7 @@ def step_job(
         {"name": "KUBEHATCH_INPUT_DIR", "value": INPUT_DIR},
         {"name": "KUBEHATCH_PARENTS_DIR", "value": PARENTS_DIR},
         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+        *([{"name": "KUBEHATCH_WORKER", "value": spec.worker}] if spec.worker else []),
         *({"name": e.name, "value": e.value} for e in step.env),
     ]
     volumes: list[dict[str, Any]] = [

@@ -11,28 +11,25 @@ from kubehatch.worker import Worker
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "kubehatch"}
 WORKER_LABEL = "kubehatch.dev/worker"
-WORKER_REF_ANNOTATION = "kubehatch.dev/worker-ref"
-"""Where the step pods can import the worker from ("module:attribute")."""
 
 
-def workflow_resources(worker: Worker, *, worker_ref: str | None = None) -> list[Workflow]:
+def workflow_resources(
+    worker: Worker, *, worker_ref: str | None = None, image: str | None = None
+) -> list[Workflow]:
     """One Workflow per registered workflow; raises RegistrationError listing all problems.
 
-    ``worker_ref`` ("module:attribute"), when given, is recorded as an annotation so
-    the operator knows what the step pods should load.
+    ``worker_ref`` ("module:attribute"), when given, becomes ``spec.worker``: what the
+    step pods import to find the actions (else the image's KUBEHATCH_WORKER). ``image``
+    replaces the workflows' default image (e.g. with the tag of a freshly built one).
     """
     worker.check()
-    annotations = {WORKER_REF_ANNOTATION: worker_ref} if worker_ref else None
     resources = []
     for workflow in worker.workflows:
         assert workflow.spec is not None  # check() passed, so every spec is valid
+        overrides = {"worker": worker_ref, "image": image}
+        spec = workflow.spec.model_copy(update={k: v for k, v in overrides.items() if v})
         resources.append(
-            Workflow.new(
-                workflow.name,
-                workflow.spec,
-                labels={**MANAGED_BY, WORKER_LABEL: worker.name},
-                annotations=annotations,
-            )
+            Workflow.new(workflow.name, spec, labels={**MANAGED_BY, WORKER_LABEL: worker.name})
         )
     return resources
 
@@ -47,12 +44,15 @@ def _compact(value: Any) -> Any:
     return value
 
 
-def workflow_manifests(worker: Worker, *, worker_ref: str | None = None) -> list[dict[str, Any]]:
+def workflow_manifests(
+    worker: Worker, *, worker_ref: str | None = None, image: str | None = None
+) -> list[dict[str, Any]]:
     """The Workflow resources as plain dicts (empty lists and maps left out)."""
-    return [_compact(r.to_manifest()) for r in workflow_resources(worker, worker_ref=worker_ref)]
+    resources = workflow_resources(worker, worker_ref=worker_ref, image=image)
+    return [_compact(r.to_manifest()) for r in resources]
 
 
-def render_yaml(worker: Worker, *, worker_ref: str | None = None) -> str:
+def render_yaml(worker: Worker, *, worker_ref: str | None = None, image: str | None = None) -> str:
     """The Workflow resources as a multi-document YAML stream."""
-    documents = workflow_manifests(worker, worker_ref=worker_ref)
+    documents = workflow_manifests(worker, worker_ref=worker_ref, image=image)
     return yaml.safe_dump_all(documents, sort_keys=False, explicit_start=True, width=100)

@@ -11,8 +11,9 @@ import dataclasses
 from typing import Any, TypeVar, overload
 
 import pydantic_core
-from kubehatch.errors import InputError, OutputError
 from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from kubehatch.errors import InputError, OutputError
 
 T = TypeVar("T")
 

@@ -50,6 +50,13 @@ DnsLabel = checked_string(
     "letter or digit, e.g. 'step-one'",
 )
 
+WorkerRef = checked_string(
+    "worker reference",
+    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*)?$",
+    max_length=253,
+    hint="write 'package.module:attribute', e.g. 'myapp.workers:worker'",
+)
+
 ActionName = checked_string(
     "action",
     ACTION_PATTERN,

@@ -24,6 +24,7 @@ from kubehatch.api.fields import (
     EnvVarName,
     EventKey,
     Quantity,
+    WorkerRef,
 )
 from kubehatch.api.graph import FieldProblem, step_graph_problems
 from kubehatch.api.resource import AGE_COLUMN, PrinterColumn, Resource, ResourceInfo
@@ -221,6 +222,13 @@ class WorkflowSpec(ApiModel):
     )
     image: str | None = Field(
         default=None, min_length=1, description="Default container image of the steps."
+    )
+    worker: WorkerRef | None = Field(
+        default=None,
+        description=(
+            "Where step pods import the Worker that registers the actions, as "
+            "'module:attribute'; defaults to the image's KUBEHATCH_WORKER variable."
+        ),
     )
     service_account_name: str | None = Field(
         default=None, min_length=1, description="ServiceAccount the step pods run as."

@@ -20,14 +20,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o", "--output", choices=("yaml", "json"), default="yaml", help="output format"
     )
+    parser.add_argument(
+        "--image", help="use this image for every workflow (e.g. the one just built and loaded)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     worker = load_worker(args.worker)
     if args.output == "json":
-        manifests = workflow_manifests(worker, worker_ref=args.worker)
+        manifests = workflow_manifests(worker, worker_ref=args.worker, image=args.image)
         document = {"apiVersion": "v1", "kind": "List", "items": manifests}
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
     else:
-        sys.stdout.write(render_yaml(worker, worker_ref=args.worker))
+        sys.stdout.write(render_yaml(worker, worker_ref=args.worker, image=args.image))
     return 0

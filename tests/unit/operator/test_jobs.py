@@ -65,6 +65,7 @@ def test_step_settings_reach_the_container() -> None:
     container = pod["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["KUBEHATCH_ACTION"] == "other:b"
+    assert "KUBEHATCH_WORKER" not in env  # the image's own KUBEHATCH_WORKER applies
     assert env["KUBEHATCH_ATTEMPT"] == "2"
     assert env["KUBEHATCH_OUTPUT_CONFIGMAP"] == "run-b-2-output"
     assert env["FOO"] == "bar"
@@ -97,3 +98,12 @@ def test_long_names_stay_within_limits_and_distinct() -> None:
     a, b = naming.job_name(run, "step-one", 1), naming.job_name(run, "step-two", 1)
     assert len(a) <= 63 and len(b) <= 63 and a != b
     assert naming.job_name(run, "step-one", 1) == a
+
+
+def test_the_workflow_names_the_worker_the_pod_imports() -> None:
+    spec = SPEC.model_copy(update={"worker": "myapp.workers:worker"})
+    start = StartAttempt(spec.steps[0], 1, "run-a-1", {})
+    job = step_job(namespace="ns", workflow="wf", run="run", run_uid="u", spec=spec, start=start,
+                   settings=Settings())  # fmt: skip
+    env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["KUBEHATCH_WORKER"] == "myapp.workers:worker"

@@ -4,6 +4,8 @@ import asyncio
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
+
 from kubehatch import (
     Context,
     Fn,
@@ -16,7 +18,6 @@ from kubehatch import (
     run_step,
     run_step_async,
 )
-from pydantic import BaseModel
 
 
 class Out(BaseModel):

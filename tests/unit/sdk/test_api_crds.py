@@ -8,6 +8,7 @@ from typing import Any
 import celpy
 import pytest
 import yaml
+
 from kubehatch.api import RESOURCES, WorkflowSpec
 from kubehatch.api.crdgen import crd, crd_files, main, stale_files, write_crds
 from kubehatch.api.workflow import MAX_PARENTS, MAX_STEPS

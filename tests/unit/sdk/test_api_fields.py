@@ -4,6 +4,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter, ValidationError
+
 from kubehatch.api.fields import (
     ActionName,
     CelExpression,
@@ -14,7 +16,6 @@ from kubehatch.api.fields import (
     EventKey,
     Quantity,
 )
-from pydantic import TypeAdapter, ValidationError
 
 
 def check(kind: Any, value: Any) -> Any:

@@ -1,4 +1,5 @@
 import pytest
+
 from kubehatch.api.graph import (
     FieldProblem,
     find_cycle,

@@ -4,6 +4,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
+
 from kubehatch.api import (
     API_VERSION,
     Backoff,
@@ -25,7 +27,6 @@ from kubehatch.api import (
     find_condition,
     set_condition,
 )
-from pydantic import ValidationError
 
 
 def spec(*steps: dict[str, Any], **extra: Any) -> dict[str, Any]:

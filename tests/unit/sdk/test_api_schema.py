@@ -4,9 +4,10 @@ import re
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, Field
+
 from kubehatch.api.fields import Quantity
 from kubehatch.api.schema import SchemaConversionError, structural_schema
-from pydantic import BaseModel, Field
 
 
 class Inner(BaseModel):

@@ -3,8 +3,9 @@ import threading
 from dataclasses import dataclass
 
 import pytest
-from kubehatch import Context, Fn, InputError, StepCancelledError, UnknownParentError
 from pydantic import BaseModel
+
+from kubehatch import Context, Fn, InputError, StepCancelledError, UnknownParentError
 
 
 class User(BaseModel):

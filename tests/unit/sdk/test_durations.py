@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 import pytest
+
 from kubehatch import format_duration, parse_duration
 from kubehatch.durations import is_duration
 from kubehatch.errors import InvalidDurationError

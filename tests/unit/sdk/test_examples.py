@@ -5,10 +5,10 @@ from typing import Any
 
 import pytest
 import yaml
-from kubehatch.api import Workflow
-from kubehatch.testing import concurrency_key, run_workflow
 
 from examples.regenerate import example_names, main, rendered, yaml_path
+from kubehatch.api import Workflow
+from kubehatch.testing import concurrency_key, run_workflow
 
 EXPECTED_EXAMPLES = [
     "ex01_simple_workflow",
@@ -109,9 +109,8 @@ def test_concurrency_examples_compute_their_keys() -> None:
 
 
 def test_middleware_example_wraps_errors() -> None:
-    from kubehatch import Context
-
     from examples.ex08_middleware import StepFailed, add_test_value
+    from kubehatch import Context
 
     def failing(ctx: Context) -> None:
         raise ValueError("boom")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from kubehatch import (
     Context,
     Fn,
@@ -78,14 +79,16 @@ def test_resources_and_manifests(worker: Worker) -> None:
             "app.kubernetes.io/managed-by": "kubehatch",
             "kubehatch.dev/worker": "test-worker",
         },
-        "annotations": {"kubehatch.dev/worker-ref": "pkg.mod:worker"},
     }
+    assert resource.spec.worker == "pkg.mod:worker"
     (manifest,) = workflow_manifests(worker)
-    assert "annotations" not in manifest["metadata"]
+    assert "worker" not in manifest["spec"]
     step = manifest["spec"]["steps"][0]
     assert step == {"name": "hello", "action": "wf:hello", "retries": 0}  # empty lists dropped
     assert "triggers" not in manifest["spec"]
-    assert Workflow.model_validate(manifest).spec == resource.spec
+    assert Workflow.model_validate(manifest).spec == resource.spec.model_copy(
+        update={"worker": None}
+    )
 
 
 def test_render_yaml_is_a_stream_of_valid_workflows(worker: Worker) -> None:
@@ -137,7 +140,7 @@ def test_cli_render_yaml(project: Path, capsys: pytest.CaptureFixture[str]) -> N
     write(project, "app", GOOD)
     assert main(["render", "app:worker"]) == 0
     (document,) = yaml.safe_load_all(capsys.readouterr().out)
-    assert document["metadata"]["annotations"] == {"kubehatch.dev/worker-ref": "app:worker"}
+    assert document["spec"]["worker"] == "app:worker"
     assert document["spec"]["steps"][0]["action"] == "hello:hello"
     assert document["spec"]["image"] == "demo:1"
 
@@ -189,3 +192,11 @@ def test_python_dash_m_entry_point(project: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "kind: Workflow" in result.stdout
+
+
+def test_cli_render_with_another_image(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(project, "app", GOOD)
+    assert main(["render", "app:worker", "--image", "localhost/kubehatch/step:1"]) == 0
+    (document,) = yaml.safe_load_all(capsys.readouterr().out)
+    assert document["spec"]["image"] == "localhost/kubehatch/step:1"
+    assert document["spec"]["worker"] == "app:worker"

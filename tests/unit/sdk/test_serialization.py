@@ -3,10 +3,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, Field
+
 from kubehatch import OutputError, to_jsonable
 from kubehatch.errors import InputError
 from kubehatch.serialization import parse_as
-from pydantic import BaseModel, Field
 
 
 class Model(BaseModel):

@@ -1,8 +1,9 @@
 import functools
 from dataclasses import dataclass
 
-from kubehatch.signatures import call_problem, callable_name, is_async_callable, return_type
 from pydantic import BaseModel
+
+from kubehatch.signatures import call_problem, callable_name, is_async_callable, return_type
 
 
 class Model(BaseModel):

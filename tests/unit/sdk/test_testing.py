@@ -1,6 +1,7 @@
 """The in-process runner of kubehatch.testing."""
 
 import pytest
+
 from kubehatch import Concurrency, Context, Fn, PermanentError, Worker, WorkflowJob
 from kubehatch.testing import concurrency_key, run_workflow
 
