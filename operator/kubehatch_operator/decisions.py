@@ -167,7 +167,7 @@ def decide(
         _start_ready_steps(run.name, spec, order, status, decision, now)
         if all(status.steps[n].phase is StepPhase.SUCCEEDED for n in order):
             status.phase = WorkflowRunPhase.SUCCEEDED
-            status.finished_at = now
+            _set_finished(status, now)
             _set_succeeded(status, ConditionStatus.TRUE, "Succeeded", "all steps succeeded", run)
         else:
             status.phase = WorkflowRunPhase.RUNNING
@@ -368,7 +368,7 @@ def _end_run(
                 }
             )
     status.phase = phase
-    status.finished_at = now
+    _set_finished(status, now)
     status.conditions = set_condition(
         status.conditions,
         Condition(
@@ -379,6 +379,12 @@ def _end_run(
             observed_generation=status.observed_generation,
         ),
     )
+
+
+def _set_finished(status: WorkflowRunStatus, now: datetime) -> None:
+    status.finished_at = now
+    if status.started_at is not None:
+        status.duration = format_duration(max(now - status.started_at, timedelta(0)))
 
 
 def _set_succeeded(

@@ -66,6 +66,8 @@ async def on_run(event: dict[str, Any], **_: Any) -> None:
     key = runtime.store.observe_run(event["object"], deleted=_deleted(event))
     if key in runtime.store.runs:
         runtime.reconciler.kick(key)
+    elif finished := runtime.store.finished.get(key):
+        runtime.reconciler.sweep_soon((key[0], finished.workflow))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={naming.LABEL_MANAGED_BY: naming.MANAGED_BY})
@@ -80,6 +82,7 @@ async def on_workflow(event: dict[str, Any], **_: Any) -> None:
     key = runtime.store.observe_workflow(event["object"], deleted=_deleted(event))
     for run in runtime.store.runs_waiting_for(key):
         runtime.reconciler.kick(run)
+    runtime.reconciler.sweep_soon(key)
 
 
 # Trigger handlers (events, cron schedules, one-off times) live in their own package.

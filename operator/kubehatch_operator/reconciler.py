@@ -16,9 +16,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from kubehatch.api.workflow import WorkflowSpec
 from kubehatch.api.workflowrun import WorkflowRunSpec, WorkflowRunStatus
 from kubehatch.steprunner import EXIT_PERMANENT
-from kubehatch_operator import jobs
+from kubehatch_operator import jobs, retention
 from kubehatch_operator.decisions import Attempt, AttemptState, Decision, Run, decide
 from kubehatch_operator.kube import Kube
 from kubehatch_operator.patches import merge_patch
@@ -40,6 +41,7 @@ class Reconciler:
         self._active: dict[RunKey, asyncio.Task[None]] = {}
         self._dirty: set[RunKey] = set()
         self._timers: dict[RunKey, asyncio.TimerHandle] = {}
+        self._sweep_timers: dict[RunKey, asyncio.TimerHandle] = {}
 
     # --- scheduling -----------------------------------------------------------------
     def kick(self, key: RunKey) -> None:
@@ -72,6 +74,41 @@ class Reconciler:
     def _timer_fired(self, key: RunKey) -> None:
         self._timers.pop(key, None)
         self.kick(key)
+
+    # --- retention of finished runs ----------------------------------------------------------
+    def sweep_soon(self, workflow: RunKey, delay: float = 0.5) -> None:
+        """Apply the Workflow's TTL and history limit shortly: a burst of finished runs (as
+        at start-up, when every run is listed) folds into one sweep."""
+        old = self._sweep_timers.pop(workflow, None)
+        if old is not None and delay >= old.when() - asyncio.get_running_loop().time():
+            self._sweep_timers[workflow] = old  # an earlier sweep is due anyway
+            return
+        if old is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+        self._sweep_timers[workflow] = loop.call_later(
+            max(delay, 0.0), lambda: loop.create_task(self._sweep(workflow))
+        )
+
+    async def _sweep(self, workflow: RunKey) -> None:
+        self._sweep_timers.pop(workflow, None)
+        spec = self.store.workflows.get(workflow)
+        if not isinstance(spec, WorkflowSpec):
+            return
+        ttl, limit = spec.ttl_seconds_after_finished, spec.history_limit
+        if ttl is None and limit is None:
+            return
+        result = retention.sweep(self.store.finished_runs_of(workflow), ttl, limit, now())
+        namespace = workflow[0]
+        for name in result.delete:
+            try:
+                await self.kube.delete_run(namespace, name)
+            except Exception:
+                log.exception("could not delete finished run %s/%s", namespace, name)
+                continue
+            self.store.forget_run((namespace, name))
+        if result.next_at is not None:
+            self.sweep_soon(workflow, (result.next_at - now()).total_seconds() + 0.05)
 
     # --- one pass -----------------------------------------------------------------------
     async def reconcile(self, key: RunKey) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from kubehatch.api.workflow import WorkflowSpec
 from kubehatch_operator import naming
 from kubehatch_operator.decisions import Attempt, AttemptState
+from kubehatch_operator.retention import FinishedRun
 
 RunKey = tuple[str, str]  # (namespace, name)
 FINISHED_PHASES = {"Succeeded", "Failed", "Cancelled", "TimedOut"}
@@ -71,7 +72,8 @@ class Store:
     runs: dict[RunKey, dict[str, Any]] = field(default_factory=dict)
     attempts: dict[RunKey, dict[str, Attempt]] = field(default_factory=lambda: defaultdict(dict))
     workflows: dict[RunKey, WorkflowSpec | str] = field(default_factory=dict)
-    finished: set[RunKey] = field(default_factory=set)
+    finished: dict[RunKey, FinishedRun] = field(default_factory=dict)
+    """Finished runs, reduced to what retention needs."""
 
     # --- runs ---------------------------------------------------------------------------
     def observe_run(self, body: dict[str, Any], deleted: bool = False) -> RunKey:
@@ -79,10 +81,12 @@ class Store:
         key = (meta["namespace"], meta["name"])
         if deleted:
             self.forget_run(key)
-        elif (body.get("status") or {}).get("phase") in FINISHED_PHASES:
+        elif (status := body.get("status") or {}).get("phase") in FINISHED_PHASES:
             self.runs.pop(key, None)
             self.attempts.pop(key, None)
-            self.finished.add(key)
+            workflow = (body.get("spec") or {}).get("workflowRef", {}).get("name", "")
+            finished_at = _time(status.get("finishedAt")) or _time(meta.get("creationTimestamp"))
+            self.finished[key] = FinishedRun(key[1], workflow, finished_at or datetime.now(UTC))
         elif _newer(body, self.runs.get(key)):
             self.runs[key] = body
         return key
@@ -90,7 +94,7 @@ class Store:
     def forget_run(self, key: RunKey) -> None:
         self.runs.pop(key, None)
         self.attempts.pop(key, None)
-        self.finished.discard(key)
+        self.finished.pop(key, None)
 
     # --- jobs ---------------------------------------------------------------------------
     def observe_job(self, body: dict[str, Any], deleted: bool = False) -> RunKey | None:
@@ -129,6 +133,10 @@ class Store:
             )
             self.workflows[key] = problems or str(err)
         return key
+
+    def finished_runs_of(self, workflow: RunKey) -> list[FinishedRun]:
+        namespace, name = workflow
+        return [r for key, r in self.finished.items() if key[0] == namespace and r.workflow == name]
 
     def runs_waiting_for(self, workflow: RunKey) -> list[RunKey]:
         """Unstarted runs of a workflow: they wait for it to exist or become valid."""

@@ -148,6 +148,11 @@ class WorkflowRunStatus(StatusModel):
     conditions: Conditions
     started_at: datetime | None = Field(default=None, description="When the first step started.")
     finished_at: datetime | None = Field(default=None, description="When the run finished.")
+    duration: str | None = Field(
+        default=None,
+        max_length=32,
+        description="How long the run took, e.g. 1m30s (for `kubectl get`, which cannot subtract).",
+    )
     concurrency_key: str | None = Field(
         default=None, description="The run's concurrency group, when the workflow has a limit."
     )
@@ -187,7 +192,8 @@ class WorkflowRun(Resource):
             PrinterColumn("Workflow", "string", ".spec.workflowRef.name"),
             PrinterColumn("Phase", "string", ".status.phase"),
             PrinterColumn("Progress", "string", ".status.progress"),
-            PrinterColumn("Started", "date", ".status.startedAt"),
+            PrinterColumn("Duration", "string", ".status.duration"),
+            PrinterColumn("Started", "date", ".status.startedAt", priority=1),
             PrinterColumn("Finished", "date", ".status.finishedAt", priority=1),
             PrinterColumn("Trigger", "string", ".spec.triggeredBy.type", priority=1),
             AGE_COLUMN,

@@ -177,6 +177,7 @@ def test_all_steps_succeeded_finishes_the_run() -> None:
     )
     assert done.status.phase is WorkflowRunPhase.SUCCEEDED
     assert done.status.finished_at == T0 + timedelta(seconds=3)
+    assert done.status.duration == "3s"
     cond = done.status.conditions[0]
     assert (cond.status.value, cond.reason) == ("True", "Succeeded")
     assert done.status.progress == "1/1"

@@ -110,7 +110,16 @@ def test_names_columns_and_subresources() -> None:
     }
     assert columns == {
         "Workflow": ["Service", "Suspended", "Ready", "Next", "Age"],
-        "WorkflowRun": ["Workflow", "Phase", "Progress", "Started", "Finished", "Trigger", "Age"],
+        "WorkflowRun": [
+            "Workflow",
+            "Phase",
+            "Progress",
+            "Duration",
+            "Started",
+            "Finished",
+            "Trigger",
+            "Age",
+        ],
         "WorkflowEvent": ["Key", "Runs", "Handled", "Age"],
     }
 
