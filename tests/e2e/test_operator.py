@@ -179,3 +179,33 @@ def test_killing_the_operator_mid_run_duplicates_no_job(
     assert kube.output(op_namespace, status["steps"]["two"]["outputConfigMap"]) == {"n": 2}
     jobs = sorted(j.metadata.name for j in kube.jobs_of(op_namespace, run))
     assert jobs == ["run-one-1", "run-two-1"]
+
+
+def test_finished_runs_are_deleted_after_ttl_and_beyond_history(
+    op_namespace: str, step_image: str
+) -> None:
+    custom = client.CustomObjectsApi()
+    base = MANIFESTS["middleware"]
+    ttl = {**base, "metadata": {**base["metadata"], "name": "with-ttl"}}
+    ttl["spec"] = {**base["spec"], "ttlSecondsAfterFinished": 2}
+    history = {**base, "metadata": {**base["metadata"], "name": "with-history"}}
+    history["spec"] = {**base["spec"], "historyLimit": 1}
+    kube.apply_workflow(op_namespace, ttl, step_image)
+    kube.apply_workflow(op_namespace, history, step_image)
+    kube.create_run(op_namespace, "ttl-run", "with-ttl")
+    kube.create_run(op_namespace, "old", "with-history")
+    kube.wait_for_phase(op_namespace, "old", {"Succeeded"})
+    kube.create_run(op_namespace, "new", "with-history")
+    kube.wait_for_phase(op_namespace, "new", {"Succeeded"})
+
+    def names() -> set[str]:
+        items = custom.list_namespaced_custom_object(
+            kube.GROUP, kube.VERSION, op_namespace, "workflowruns"
+        )["items"]
+        return {i["metadata"]["name"] for i in items}
+
+    wait_for(lambda: names() == {"new"}, 60, "ttl-run and old to be deleted")
+    # The run's Jobs and ConfigMaps went with it (owner references).
+    wait_for(
+        lambda: not kube.jobs_of(op_namespace, "ttl-run"), 30, "ttl-run's Jobs to be collected"
+    )
