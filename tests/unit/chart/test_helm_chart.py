@@ -1,0 +1,440 @@
+"""The Helm chart, rendered with `helm template`: least-privilege RBAC, restricted pods.
+
+Needs the helm binary: $KUBEHATCH_HELM, the pinned build in ~/.cache/kubehatch/bin
+(`make binaries`), or `helm` on PATH; skipped without one. Rendering pins the Kubernetes
+version of hack/versions.env, so the result does not depend on the helm build's default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+CHART = REPO / "charts" / "kubehatch"
+RELEASE, NAMESPACE = "kh", "kubehatch-system"
+FULLNAME = "kh-kubehatch"
+
+
+def _pinned(name: str) -> str:
+    for line in (REPO / "hack" / "versions.env").read_text().splitlines():
+        if line.startswith(f"{name}="):
+            return line.split("=", 1)[1].strip()
+    raise LookupError(name)
+
+
+def find_helm() -> str | None:
+    if os.environ.get("KUBEHATCH_HELM"):
+        return os.environ["KUBEHATCH_HELM"]
+    cache_dir = Path(
+        os.environ.get("KUBEHATCH_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kubehatch"
+    )
+    pinned = cache_dir / "bin" / f"helm-{_pinned('HELM_VERSION')}" / "helm"
+    if pinned.is_file():
+        return str(pinned)
+    others = sorted(cache_dir.glob("bin/helm-*/helm"))
+    return str(others[-1]) if others else shutil.which("helm")
+
+
+HELM = find_helm()
+pytestmark = pytest.mark.skipif(HELM is None, reason="no helm binary (make binaries)")
+KUBE_VERSION = _pinned("KUBERNETES_VERSION")
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    assert HELM is not None
+    return subprocess.run([HELM, *args], capture_output=True, text=True, timeout=60)
+
+
+@cache
+def _render(sets: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+    cmd = ["template", RELEASE, str(CHART), "-n", NAMESPACE, "--kube-version", KUBE_VERSION]
+    for value in sets:
+        cmd += ["--set", value]
+    result = helm(*cmd)
+    assert result.returncode == 0, result.stderr
+    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+
+
+def render(*sets: str) -> list[dict[str, Any]]:
+    return list(_render(tuple(sets)))
+
+
+def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str, namespace: str | None = None) -> Any:
+    found = [
+        d
+        for d in of_kind(docs, kind)
+        if d["metadata"]["name"] == name and d["metadata"].get("namespace") == namespace
+    ]
+    assert len(found) == 1, f"{kind} {namespace}/{name}: {len(found)} found"
+    return found[0]
+
+
+def grants(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """Every (apiGroup, resource, verb) that the rules allow."""
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def expand(table: dict[tuple[str, str], str]) -> set[tuple[str, str, str]]:
+    return {(g, r, v) for (g, r), verbs in table.items() for v in verbs.split()}
+
+
+# The operator's rights, as agreed with the operator (a change here is a review point).
+OPERATOR_NAMESPACED = expand(
+    {
+        ("kubehatch.dev", "workflows"): "get list watch patch update",
+        ("kubehatch.dev", "workflowruns"): "get list watch patch update create delete",
+        ("kubehatch.dev", "workflowevents"): "get list watch patch update delete",
+        ("kubehatch.dev", "workflows/status"): "get patch update",
+        ("kubehatch.dev", "workflowruns/status"): "get patch update",
+        ("kubehatch.dev", "workflowevents/status"): "get patch update",
+        ("batch", "jobs"): "get list watch create delete",
+        ("batch", "cronjobs"): "get list watch create update patch delete",
+        ("", "configmaps"): "get list watch create delete",
+        ("", "pods"): "get list",
+        ("", "events"): "create patch",
+        ("events.k8s.io", "events"): "create patch",
+    }
+)
+# kopf itself, cluster-wide: peering keep-alives, and noticing CRD changes.
+KOPF_CLUSTER = expand(
+    {
+        ("kopf.dev", "clusterkopfpeerings"): "get list watch patch",
+        ("apiextensions.k8s.io", "customresourcedefinitions"): "list watch",
+    }
+)
+KOPF_NAMESPACED = expand({("kopf.dev", "kopfpeerings"): "get list watch patch"})
+
+
+# --- lint, schema, CRDs -------------------------------------------------------------------
+
+
+def test_helm_lint_is_clean() -> None:
+    result = helm("lint", "--strict", str(CHART), "--kube-version", KUBE_VERSION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[WARNING]" not in result.stdout and "[ERROR]" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        ("replicaCount=two", "replicaCount"),
+        ("watchNamespaces={Not_A_Namespace}", "watchNamespaces"),
+        ("image.pullPolicy=Sometimes", "pullPolicy"),
+        ("unknownKey=1", "unknownKey"),
+        ("operator.logFormat=xml", "logFormat"),
+    ],
+)
+def test_schema_rejects_bad_values(value: str, complaint: str) -> None:
+    cmd = ["template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION, "--set", value]
+    result = helm(*cmd)
+    assert result.returncode != 0
+    assert complaint in result.stderr
+
+
+def test_chart_crds_are_the_generated_ones_plus_kopf_peering() -> None:
+    check = subprocess.run(
+        [sys.executable, "-m", "kubehatch.api.crdgen", "--check", str(CHART / "crds")],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, f"run `make crds`: {check.stderr}"
+    names = {
+        doc["metadata"]["name"]
+        for path in (CHART / "crds").glob("*.yaml")
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    }
+    assert names == {
+        "workflows.kubehatch.dev",
+        "workflowruns.kubehatch.dev",
+        "workflowevents.kubehatch.dev",
+        "kopfpeerings.kopf.dev",
+        "clusterkopfpeerings.kopf.dev",
+    }
+
+
+def test_rbac_names_only_resources_that_exist() -> None:
+    """A typo in a plural would silently grant nothing."""
+    plurals = {
+        f"{doc['spec']['group']}/{doc['spec']['names']['plural']}"
+        for path in (CHART / "crds").glob("*.yaml")
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    }
+    for group, resource, _ in grants(one(render(), "ClusterRole", FULLNAME)["rules"]):
+        if group in ("kubehatch.dev", "kopf.dev"):
+            assert f"{group}/{resource.split('/')[0]}" in plurals, resource
+
+
+# --- RBAC ---------------------------------------------------------------------------------
+
+
+def test_cluster_wide_operator_gets_exactly_the_agreed_rights() -> None:
+    docs = render()
+    role = one(docs, "ClusterRole", FULLNAME)
+    assert grants(role["rules"]) == OPERATOR_NAMESPACED | KOPF_CLUSTER
+    binding = one(docs, "ClusterRoleBinding", FULLNAME)
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": FULLNAME,
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}
+    ]
+    assert not of_kind(docs, "Role") or all(
+        r["metadata"]["name"] in ("kubehatch-step", "kubehatch-trigger")
+        for r in of_kind(docs, "Role")
+    )
+
+
+@pytest.mark.parametrize("sets", [(), ("watchNamespaces={team-a,team-b}",)])
+def test_no_rule_is_a_wildcard_or_touches_secrets_or_rbac(sets: tuple[str, ...]) -> None:
+    for doc in render(*sets):
+        if doc["kind"] not in ("Role", "ClusterRole"):
+            continue
+        for group, resource, verb in grants(doc["rules"]):
+            assert "*" not in (group, resource, verb), doc["metadata"]["name"]
+            assert resource not in ("secrets", "serviceaccounts", "pods/exec", "nodes")
+            assert group != "rbac.authorization.k8s.io"
+            assert verb not in ("escalate", "bind", "impersonate", "deletecollection")
+
+
+def test_step_and_trigger_accounts_can_do_one_thing_each() -> None:
+    docs = render()
+    step = one(docs, "Role", "kubehatch-step", NAMESPACE)
+    assert grants(step["rules"]) == {("", "configmaps", "create")}
+    trigger = one(docs, "Role", "kubehatch-trigger", NAMESPACE)
+    assert grants(trigger["rules"]) == {("kubehatch.dev", "workflowruns", "create")}
+    for name in ("kubehatch-step", "kubehatch-trigger"):
+        one(docs, "ServiceAccount", name, NAMESPACE)
+        binding = one(docs, "RoleBinding", name, NAMESPACE)
+        assert binding["roleRef"]["kind"] == "Role"
+        assert binding["roleRef"]["name"] == name
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}
+        ]
+
+
+def test_namespaced_mode_renders_roles_and_nothing_cluster_wide() -> None:
+    docs = render("watchNamespaces={team-a,team-b}", "stepNamespaces={team-c,team-a}")
+    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
+    assert not [d for d in docs if d["kind"] in cluster_scoped]
+    for ns in ("team-a", "team-b"):
+        role = one(docs, "Role", FULLNAME, ns)
+        assert grants(role["rules"]) == OPERATOR_NAMESPACED | KOPF_NAMESPACED
+        binding = one(docs, "RoleBinding", FULLNAME, ns)
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}
+        ]
+        one(docs, "KopfPeering", FULLNAME, ns)
+    # The operator has no rights in its own namespace unless it is watched.
+    assert not [
+        d
+        for d in of_kind(docs, "Role")
+        if d["metadata"]["name"] == FULLNAME and d["metadata"]["namespace"] == NAMESPACE
+    ]
+    # Step and trigger accounts: release namespace + watched + step namespaces, once each.
+    step_namespaces = sorted(
+        d["metadata"]["namespace"]
+        for d in of_kind(docs, "ServiceAccount")
+        if d["metadata"]["name"] == "kubehatch-step"
+    )
+    assert step_namespaces == sorted([NAMESPACE, "team-a", "team-b", "team-c"])
+    args = operator_container(docs)["args"]
+    assert "--namespace=team-a" in args and "--namespace=team-b" in args
+    assert "--all-namespaces" not in args
+
+
+def test_rbac_create_false_renders_no_rbac() -> None:
+    docs = render("rbac.create=false")
+    rbac_kinds = {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
+    assert not [d for d in docs if d["kind"] in rbac_kinds]
+    assert of_kind(docs, "ServiceAccount")  # the accounts are still there
+
+
+def test_every_namespaced_object_names_its_namespace() -> None:
+    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
+    for doc in render("watchNamespaces={team-a}"):
+        if doc["kind"] not in cluster_scoped:
+            assert doc["metadata"].get("namespace"), doc["kind"]
+
+
+# --- the operator Deployment -----------------------------------------------------------------
+
+
+def deployment(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return one(docs, "Deployment", FULLNAME, NAMESPACE)
+
+
+def operator_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (container,) = deployment(docs)["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def restricted_violations(pod: dict[str, Any]) -> list[str]:
+    """What the Pod Security Standard "restricted" (v1.34) would reject in a pod spec."""
+    problems = []
+    pod_sc = pod.get("securityContext") or {}
+    for flag in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(flag):
+            problems.append(flag)
+    allowed_volumes = {
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+    }
+    for volume in pod.get("volumes") or []:
+        kinds = set(volume) - {"name"}
+        if not kinds <= allowed_volumes:
+            problems.append(f"volume {volume['name']}: {kinds}")
+    for container in [*pod.get("initContainers", []), *pod["containers"]]:
+        sc = container.get("securityContext") or {}
+        name = container["name"]
+
+        def setting(key: str, sc: dict[str, Any] = sc) -> Any:
+            return sc[key] if key in sc else pod_sc.get(key)
+
+        if sc.get("privileged"):
+            problems.append(f"{name}: privileged")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{name}: allowPrivilegeEscalation must be false")
+        caps = sc.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []):
+            problems.append(f"{name}: must drop ALL capabilities")
+        if set(caps.get("add") or []) - {"NET_BIND_SERVICE"}:
+            problems.append(f"{name}: adds capabilities")
+        if setting("runAsNonRoot") is not True:
+            problems.append(f"{name}: runAsNonRoot must be true")
+        if setting("runAsUser") == 0:
+            problems.append(f"{name}: runAsUser 0")
+        seccomp = (setting("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{name}: seccompProfile {seccomp}")
+        for port in container.get("ports") or []:
+            if port.get("hostPort"):
+                problems.append(f"{name}: hostPort")
+    return problems
+
+
+@pytest.mark.parametrize(
+    "sets", [(), ("watchNamespaces={team-a}", "replicaCount=2"), ("peering.enabled=false",)]
+)
+def test_operator_pod_meets_the_restricted_pod_security_standard(sets: tuple[str, ...]) -> None:
+    pod = deployment(render(*sets))["spec"]["template"]["spec"]
+    assert restricted_violations(pod) == []
+    sc = operator_container(render(*sets))["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532
+
+
+def test_the_restricted_check_does_catch_violations() -> None:
+    pod = {"hostPID": True, "containers": [{"name": "c", "securityContext": {}}]}
+    problems = restricted_violations(pod)
+    assert "hostPID" in problems
+    assert len(problems) == 5  # escalation, capabilities, non-root, seccomp
+
+
+def test_operator_runs_kopf_with_probes_on_its_health_endpoint() -> None:
+    docs = render()
+    container = operator_container(docs)
+    assert container["image"] == "localhost/kubehatch/operator:0.1.0"  # the appVersion
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"health": 8080, "metrics": 9090}
+    assert "--liveness=http://0.0.0.0:8080/healthz" in container["args"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["KUBEHATCH_STEP_SERVICE_ACCOUNT"] == "kubehatch-step"
+    assert env["KUBEHATCH_POST_EVENTS"] == "true"
+    assert env["KUBEHATCH_API_WORKERS"] == "32"
+    assert env["KUBEHATCH_METRICS_PORT"] == "9090"
+    assert env["POD_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}  # kopf's peer id
+    service = one(docs, "Service", f"{FULLNAME}-metrics", NAMESPACE)
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+    pod_labels = deployment(docs)["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+
+
+def test_values_reach_the_operator() -> None:
+    container = operator_container(
+        render(
+            "image.tag=0.1.0-abc123",
+            "stepServiceAccount.name=runner",
+            "operator.postEvents=false",
+            "operator.apiWorkers=8",
+            "metrics.port=9191",
+            "operator.extraArgs={--log-refkey}",
+        )
+    )
+    assert container["image"] == "localhost/kubehatch/operator:0.1.0-abc123"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["KUBEHATCH_STEP_SERVICE_ACCOUNT"] == "runner"
+    assert env["KUBEHATCH_POST_EVENTS"] == "false"
+    assert env["KUBEHATCH_API_WORKERS"] == "8"
+    assert env["KUBEHATCH_METRICS_PORT"] == "9191"
+    assert container["args"][-1] == "--log-refkey"
+
+
+def test_peering_object_matches_the_operator_and_replicas_recreate() -> None:
+    docs = render("replicaCount=3")
+    spec = deployment(docs)["spec"]
+    assert spec["replicas"] == 3
+    assert spec["strategy"] == {"type": "Recreate"}
+    one(docs, "ClusterKopfPeering", FULLNAME)
+    container = operator_container(docs)
+    assert f"--peering={FULLNAME}" in container["args"]
+    assert "--all-namespaces" in container["args"]
+    # Equal priorities pause every replica: each gets one from its start time.
+    script = container["command"][2]
+    assert container["command"][:2] == ["python3", "-c"]
+    assert "--priority=" in script and "kubehatch_operator" in script
+    compile(script, "operator-command", "exec")
+
+
+def test_standalone_without_peering() -> None:
+    docs = render("peering.enabled=false")
+    assert not of_kind(docs, "ClusterKopfPeering") and not of_kind(docs, "KopfPeering")
+    container = operator_container(docs)
+    assert "--standalone" in container["args"]
+    assert container["command"] == ["python3", "-m", "kubehatch_operator"]
+
+
+def test_namespaced_command_disables_cluster_scanning_and_is_valid_python() -> None:
+    script = operator_container(render("watchNamespaces={team-a}"))["command"][2]
+    assert "settings.scanning.disabled = True" in script
+    compile(script, "operator-command", "exec")
+
+
+def test_schema_file_is_valid_json_and_documents_every_top_level_value() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert set(values) <= set(schema["properties"])
