@@ -66,3 +66,7 @@ e2e: venv ## End-to-end tests against $$KUBECONFIG, or the local cluster (brough
 .PHONY: test
 test: ## The whole suite on a fresh machine: install, unit, cluster up, e2e, cluster down.
 	bash hack/test-all.sh
+
+.PHONY: bench
+bench: venv ## Operator benchmarks on the cluster: step handoff latency, API writes per step, memory.
+	$(VENV)/bin/python -m tests.bench

@@ -16,7 +16,7 @@ from typing import Any
 
 import kopf
 
-from kubehatch_operator import naming
+from kubehatch_operator import metrics, naming
 from kubehatch_operator.kube import Kube, load_config
 from kubehatch_operator.reconciler import Reconciler
 from kubehatch_operator.settings import Settings
@@ -48,6 +48,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
             max_workers=own.api_workers, thread_name_prefix="kube"
         )
     )
+    metrics.serve(own.metrics_port)
     runtime.store = Store()
     runtime.reconciler = Reconciler(runtime.store, Kube(load_config(own.api_workers)), own)
 
@@ -64,6 +65,7 @@ def _deleted(event: dict[str, Any]) -> bool:
 @kopf.on.event(GROUP, VERSION, "workflowruns")
 async def on_run(event: dict[str, Any], **_: Any) -> None:
     key = runtime.store.observe_run(event["object"], deleted=_deleted(event))
+    metrics.RUNS_IN_FLIGHT.set(len(runtime.store.runs))
     if key in runtime.store.runs:
         runtime.reconciler.kick(key)
     elif finished := runtime.store.finished.get(key):

@@ -17,6 +17,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from kubehatch_operator import naming
+from kubehatch_operator.metrics import API_WRITES
 
 log = logging.getLogger(__name__)
 GROUP, VERSION = naming.GROUP, "v1alpha1"
@@ -41,19 +42,21 @@ class Kube:
 
     # --- creates (idempotent) -------------------------------------------------------
     async def create_configmap(self, body: dict[str, Any]) -> None:
-        await _create(self.core.create_namespaced_config_map, body)
+        await _create(self.core.create_namespaced_config_map, body, "configmaps")
 
     async def create_job(self, body: dict[str, Any]) -> None:
-        await _create(self.batch.create_namespaced_job, body)
+        await _create(self.batch.create_namespaced_job, body, "jobs")
 
     # --- deletes --------------------------------------------------------------------
     async def delete_job(self, namespace: str, name: str) -> None:
         """Delete a Job and its pods now: the pods get SIGTERM and their grace period."""
+        API_WRITES.labels("delete", "jobs").inc()
         await _ignore_missing(
             self.batch.delete_namespaced_job, name, namespace, propagation_policy="Background"
         )
 
     async def delete_run(self, namespace: str, name: str) -> None:
+        API_WRITES.labels("delete", "workflowruns").inc()
         await _ignore_missing(
             self.custom.delete_namespaced_custom_object,
             GROUP,
@@ -68,6 +71,7 @@ class Kube:
     async def patch_run_status(
         self, namespace: str, name: str, patch: dict[str, Any]
     ) -> dict[str, Any]:
+        API_WRITES.labels("patch", "workflowruns/status").inc()
         return await asyncio.to_thread(
             self.custom.patch_namespaced_custom_object_status,
             GROUP,
@@ -105,6 +109,7 @@ class Kube:
             "source": {"component": "kubehatch-operator"},
             "reportingComponent": "kubehatch.dev/operator",
         }
+        API_WRITES.labels("create", "events").inc()
         try:
             await asyncio.to_thread(self.core.create_namespaced_event, meta["namespace"], body)
         except ApiException as err:
@@ -128,7 +133,8 @@ class Kube:
         return None, None
 
 
-async def _create(method: Any, body: dict[str, Any]) -> None:
+async def _create(method: Any, body: dict[str, Any], resource: str) -> None:
+    API_WRITES.labels("create", resource).inc()
     try:
         await asyncio.to_thread(method, body["metadata"]["namespace"], body)
     except ApiException as err:

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from kubehatch.steprunner import EXIT_PERMANENT
 from kubehatch_operator import jobs, retention
 from kubehatch_operator.decisions import Attempt, AttemptState, Decision, Run, decide
 from kubehatch_operator.kube import Kube
+from kubehatch_operator.metrics import HANDOFF_SECONDS, RECONCILE_SECONDS
 from kubehatch_operator.patches import merge_patch
 from kubehatch_operator.settings import Settings
 from kubehatch_operator.store import RunKey, Store
@@ -55,7 +57,8 @@ class Reconciler:
             while True:
                 self._dirty.discard(key)
                 try:
-                    await self.reconcile(key)
+                    with RECONCILE_SECONDS.time():
+                        await self.reconcile(key)
                 except Exception:
                     log.exception("reconciling run %s/%s failed; retrying in 5s", *key)
                     self._wake(key, 5.0)
@@ -147,6 +150,13 @@ class Reconciler:
                 )
         return list(known.values())
 
+    def _observe_handoff(self, key: RunKey, decision: Decision) -> None:
+        done = time.monotonic()
+        for start in decision.start:
+            seen = [self.store.succeeded_at.get((key, p)) for p in start.step.parents]
+            if seen and all(t is not None for t in seen):
+                HANDOFF_SECONDS.observe(done - max(t for t in seen if t is not None))
+
     async def _apply(self, key: RunKey, body: dict[str, Any], run: Run, decision: Decision) -> None:
         namespace, name = key
         uid = body["metadata"]["uid"]
@@ -171,6 +181,7 @@ class Reconciler:
                 for s in decision.start
             ]
             await asyncio.gather(*(self.kube.create_job(m) for m in manifests))
+            self._observe_handoff(key, decision)
             for s in decision.start:
                 self.store.note_created(
                     key, Attempt(s.step.name, s.attempt, s.job_name, AttemptState.ACTIVE)

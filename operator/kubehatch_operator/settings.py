@@ -20,6 +20,9 @@ class Settings:
     api_workers: int = 32
     """Threads for (blocking) Kubernetes API calls, and the HTTP connection pool size."""
 
+    metrics_port: int = 0
+    """Port of the Prometheus metrics endpoint; 0 serves none."""
+
     post_events: bool = True
     """Post a Kubernetes Event on the run for every step transition (one API write each)."""
 
@@ -33,5 +36,6 @@ class Settings:
             step_grace_seconds=int(env.get("KUBEHATCH_STEP_GRACE_SECONDS", cls.step_grace_seconds)),
             step_run_as_user=int(env.get("KUBEHATCH_STEP_RUN_AS_USER", cls.step_run_as_user)),
             api_workers=int(env.get("KUBEHATCH_API_WORKERS", cls.api_workers)),
+            metrics_port=int(env.get("KUBEHATCH_METRICS_PORT", cls.metrics_port)),
             post_events=env.get("KUBEHATCH_POST_EVENTS", "true").lower() != "false",
         )

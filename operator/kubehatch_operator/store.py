@@ -7,6 +7,7 @@ so memory stays flat with thousands of finished runs in the cluster.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -72,6 +73,8 @@ class Store:
     runs: dict[RunKey, dict[str, Any]] = field(default_factory=dict)
     attempts: dict[RunKey, dict[str, Attempt]] = field(default_factory=lambda: defaultdict(dict))
     workflows: dict[RunKey, WorkflowSpec | str] = field(default_factory=dict)
+    succeeded_at: dict[tuple[RunKey, str], float] = field(default_factory=dict)
+    """When (monotonic clock) this process saw each step's Job succeed: for the handoff metric."""
     finished: dict[RunKey, FinishedRun] = field(default_factory=dict)
     """Finished runs, reduced to what retention needs."""
 
@@ -83,7 +86,7 @@ class Store:
             self.forget_run(key)
         elif (status := body.get("status") or {}).get("phase") in FINISHED_PHASES:
             self.runs.pop(key, None)
-            self.attempts.pop(key, None)
+            self._drop_attempts(key)
             workflow = (body.get("spec") or {}).get("workflowRef", {}).get("name", "")
             finished_at = _time(status.get("finishedAt")) or _time(meta.get("creationTimestamp"))
             self.finished[key] = FinishedRun(key[1], workflow, finished_at or datetime.now(UTC))
@@ -93,7 +96,7 @@ class Store:
 
     def forget_run(self, key: RunKey) -> None:
         self.runs.pop(key, None)
-        self.attempts.pop(key, None)
+        self._drop_attempts(key)
         self.finished.pop(key, None)
 
     # --- jobs ---------------------------------------------------------------------------
@@ -111,8 +114,16 @@ class Store:
             known = self.attempts[key].get(attempt.job_name)
             if known is not None and known.message and attempt.state is AttemptState.FAILED:
                 attempt = known  # keep the termination message already read
+            if attempt.state is AttemptState.SUCCEEDED and (
+                known is None or known.state is not AttemptState.SUCCEEDED
+            ):
+                self.succeeded_at[(key, attempt.step)] = time.monotonic()
             self.attempts[key][attempt.job_name] = attempt
         return key
+
+    def _drop_attempts(self, key: RunKey) -> None:
+        for attempt in self.attempts.pop(key, {}).values():
+            self.succeeded_at.pop((key, attempt.step), None)
 
     def note_created(self, key: RunKey, attempt: Attempt) -> None:
         """Record a Job this process just created, before its watch event arrives."""

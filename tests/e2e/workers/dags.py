@@ -143,3 +143,15 @@ worker.register_workflow(
         ],
     )
 )
+
+
+# --- a chain of trivial steps: what benchmarks time is the handoff between them -------------
+def link(ctx: Context) -> dict[str, Any]:
+    parents = ctx.parents
+    return {"depth": (ctx.step_output(parents[0])["depth"] + 1) if parents else 0}
+
+
+chain_a = Fn(link).set_name("first")
+chain_b = Fn(link).set_name("second").add_parents(chain_a)
+chain_c = Fn(link).set_name("third").add_parents(chain_b)
+worker.register_workflow(WorkflowJob(name="chain", steps=[chain_a, chain_b, chain_c]))

@@ -1,0 +1,11 @@
+"""Triggers: what starts a WorkflowRun besides a user creating one.
+
+* events (``events.py``): a WorkflowEvent starts every Workflow of its namespace whose
+  ``spec.triggers.events`` lists its key (exact, or a trailing ``*`` wildcard);
+* cron schedules (``crons.py``): one CronJob per ``spec.triggers.crons`` entry, whose pod
+  runs ``kubehatch trigger`` and creates one run per scheduled time;
+* one-off times (``schedules.py``): each ``spec.triggers.at`` time starts one run.
+
+The modules hold pure decisions over plain data; ``handlers.py`` holds the kopf handlers
+that read the cluster, call them and write the result, and ``kubeio.py`` the writes.
+"""

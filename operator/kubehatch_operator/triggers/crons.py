@@ -1,0 +1,282 @@
+"""Cron schedules: one CronJob per ``spec.triggers.crons`` entry, owned by the Workflow.
+
+The CronJob's pod runs ``kubehatch trigger`` from the operator image with a
+ServiceAccount that may only create WorkflowRuns. The run is named after the scheduled
+time (the pod reads it from its Job's name), so a retried pod never makes a second run.
+Schedules are read in UTC, as the API documents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from croniter import croniter
+
+from kubehatch.cli.trigger import JOB_NAME_ENV, NAMESPACE_ENV, cron_run_name
+from kubehatch_operator import naming
+from kubehatch_operator.triggers.model import WorkflowInfo, parse_time
+from kubehatch_operator.triggers.runs import ANNOTATION_TRIGGER, LABEL_TRIGGER_TYPE, digest
+
+# The CronJob controller appends "-<11 digits>" to name its Jobs, which must stay <= 63.
+MAX_CRONJOB_NAME = 52
+ANNOTATION_SCHEDULE = f"{naming.GROUP}/schedule"
+ANNOTATION_RUN_PREFIX = f"{naming.GROUP}/run-prefix"
+ANNOTATION_SPEC_HASH = f"{naming.GROUP}/spec-hash"
+TRIGGER_COMMAND = ["kubehatch", "trigger"]
+TIME_ZONE = "Etc/UTC"
+STARTING_DEADLINE_SECONDS = 300
+"""A time missed by more than this (operator-independent: the CronJob controller) is skipped."""
+
+_MACROS = frozenset(
+    {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+)
+
+
+def cron_problem(expression: str) -> str | None:
+    """Why ``expression`` is not a schedule both croniter and Kubernetes accept, or None."""
+    text = expression.strip()
+    if text.startswith("@"):
+        if text not in _MACROS:
+            return f"unknown macro; use one of {', '.join(sorted(_MACROS))}"
+        return None
+    fields = text.split()
+    if len(fields) != 5:
+        return (
+            f"it has {len(fields)} field(s), not the five 'minute hour day-of-month month "
+            "day-of-week' (seconds and years are not supported)"
+        )
+    try:
+        croniter(text)
+    except (ValueError, KeyError) as err:  # croniter's errors derive from ValueError
+        return str(err) or type(err).__name__
+    # croniter extensions that the CronJob controller (robfig/cron) rejects. Day names
+    # (WED) may contain a W, so W is only looked for in the day-of-month field.
+    day_of_month, day_of_week = fields[2].upper(), fields[4].upper()
+    if "#" in text or "L" in day_of_month or "W" in day_of_month or "L" in day_of_week:
+        return "'L', 'W' and '#' are croniter extensions that Kubernetes CronJobs do not support"
+    return None
+
+
+def cron_problems(crons: Iterable[str]) -> list[str]:
+    """One message per bad entry, naming the field, the expression and the fix."""
+    problems = []
+    for index, expression in enumerate(crons):
+        why = cron_problem(expression)
+        if why is not None:
+            problems.append(
+                f"spec.triggers.crons[{index}]: {expression!r} is not a valid cron schedule: "
+                f"{why}; write five fields 'minute hour day-of-month month day-of-week' "
+                "(UTC), e.g. '*/5 * * * *'"
+            )
+    return problems
+
+
+def schedule_hash(expression: str) -> str:
+    return digest(expression, 8)
+
+
+def cronjob_name(workflow: str, expression: str) -> str:
+    return naming.bounded(f"{workflow}-cron-{schedule_hash(expression)}", MAX_CRONJOB_NAME)
+
+
+def run_prefix(workflow: str, expression: str) -> str:
+    """Cron runs are named <prefix>-<YYYYmmdd-HHMM> (see ``kubehatch trigger``)."""
+    return f"{workflow}-cron-{schedule_hash(expression)}"
+
+
+@dataclass(frozen=True)
+class TriggerPod:
+    """How the operator runs trigger pods (from its settings)."""
+
+    image: str | None
+    service_account: str = "kubehatch-trigger"
+    run_as_user: int = 65532
+
+
+def _owner(workflow: WorkflowInfo) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{naming.GROUP}/v1alpha1",
+        "kind": "Workflow",
+        "name": workflow.name,
+        "uid": workflow.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def cronjob_manifest(workflow: WorkflowInfo, expression: str, pod: TriggerPod) -> dict[str, Any]:
+    """The CronJob for one schedule of one workflow (``pod.image`` must be set)."""
+    assert pod.image, "trigger image required"
+    labels = {
+        naming.LABEL_MANAGED_BY: naming.MANAGED_BY,
+        naming.LABEL_WORKFLOW: naming.label_value(workflow.name),
+        LABEL_TRIGGER_TYPE: "cron",
+    }
+    # The Jobs and pods are not managed-by kubehatch: the step-Job watch must not see them.
+    pod_labels = {k: v for k, v in labels.items() if k != naming.LABEL_MANAGED_BY}
+    restricted = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    container = {
+        "name": "trigger",
+        "image": pod.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": TRIGGER_COMMAND,
+        "args": [
+            "--workflow", workflow.name,
+            "--schedule", expression,
+            "--run-prefix", run_prefix(workflow.name, expression),
+        ],
+        "env": [
+            {"name": NAMESPACE_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {
+                "name": JOB_NAME_ENV,
+                "valueFrom": {
+                    "fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/job-name']"}
+                },
+            },
+            {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+        ],
+        "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            **restricted,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }  # fmt: skip
+    spec: dict[str, Any] = {
+        "schedule": expression,
+        "timeZone": TIME_ZONE,
+        "suspend": workflow.suspend,
+        # Each scheduled time is its own run (named after the time): no reason to skip one.
+        "concurrencyPolicy": "Allow",
+        "startingDeadlineSeconds": STARTING_DEADLINE_SECONDS,
+        "successfulJobsHistoryLimit": 1,
+        "failedJobsHistoryLimit": 1,
+        "jobTemplate": {
+            "metadata": {"labels": pod_labels},
+            "spec": {
+                # A retried pod recreates the same run name: 409, no second run.
+                "backoffLimit": 4,
+                "activeDeadlineSeconds": 600,
+                "template": {
+                    "metadata": {"labels": pod_labels},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "serviceAccountName": pod.service_account,
+                        "enableServiceLinks": False,
+                        "securityContext": {
+                            **restricted,
+                            "runAsUser": pod.run_as_user,
+                            "runAsGroup": pod.run_as_user,
+                        },
+                        "containers": [container],
+                    },
+                },
+            },
+        },
+    }
+    annotations = {
+        ANNOTATION_SCHEDULE: expression,
+        ANNOTATION_TRIGGER: f"cron:{expression}",
+        ANNOTATION_RUN_PREFIX: run_prefix(workflow.name, expression),
+    }
+    body = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {
+            "name": cronjob_name(workflow.name, expression),
+            "namespace": workflow.namespace,
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [_owner(workflow)],
+        },
+        "spec": spec,
+    }
+    fingerprint = json.dumps(
+        [labels, annotations, body["metadata"]["ownerReferences"], spec], sort_keys=True
+    )
+    annotations[ANNOTATION_SPEC_HASH] = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
+    return body
+
+
+def desired_cronjobs(workflow: WorkflowInfo, pod: TriggerPod) -> list[dict[str, Any]]:
+    """The workflow's CronJobs: none while any schedule is invalid or there is no image."""
+    if cron_problems(workflow.crons) or not pod.image:
+        return []
+    unique = dict.fromkeys(c.strip() for c in workflow.crons)
+    return [cronjob_manifest(workflow, expression, pod) for expression in unique]
+
+
+@dataclass
+class CronPlan:
+    create: list[dict[str, Any]] = field(default_factory=list)
+    replace: list[dict[str, Any]] = field(default_factory=list)
+    delete: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.create or self.replace or self.delete)
+
+
+def _spec_hash(body: dict[str, Any]) -> str | None:
+    return ((body.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_SPEC_HASH)
+
+
+def plan_cronjobs(desired: list[dict[str, Any]], existing: list[dict[str, Any]]) -> CronPlan:
+    """Create the missing CronJobs, replace the changed ones, delete those no longer wanted.
+
+    ``existing`` is the workflow's CronJobs (by label). A changed schedule is a new name
+    (the name hashes the schedule), so it shows up as one create and one delete.
+    """
+    plan = CronPlan()
+    current = {c["metadata"]["name"]: c for c in existing}
+    for body in desired:
+        name = body["metadata"]["name"]
+        found = current.get(name)
+        if found is None:
+            plan.create.append(body)
+        elif _spec_hash(found) != _spec_hash(body):
+            replacement = {
+                **body,
+                "metadata": {
+                    **body["metadata"],
+                    "resourceVersion": found["metadata"].get("resourceVersion"),
+                },
+            }
+            plan.replace.append(replacement)
+    wanted = {b["metadata"]["name"] for b in desired}
+    plan.delete = sorted(name for name in current if name not in wanted)
+    return plan
+
+
+def next_cron_times(crons: Iterable[str], now: datetime) -> list[datetime]:
+    """The next time of each valid schedule after ``now`` (UTC)."""
+    base = now.astimezone(UTC)
+    times = []
+    for expression in dict.fromkeys(crons):
+        if cron_problem(expression) is None:
+            times.append(croniter(expression.strip(), base).get_next(datetime).astimezone(UTC))
+    return times
+
+
+def last_cron_run(cronjob: dict[str, Any]) -> tuple[str, str] | None:
+    """(trigger, run) for the last scheduled time whose pod succeeded, from CronJob status.
+
+    The run's name is a function of the scheduled time, so it is known without reading
+    runs: ``lastScheduleTime`` is the latest scheduled time, and a ``lastSuccessfulTime``
+    at or after it says that its pod finished, i.e. created the run.
+    """
+    annotations = (cronjob.get("metadata") or {}).get("annotations") or {}
+    trigger, prefix = annotations.get(ANNOTATION_TRIGGER), annotations.get(ANNOTATION_RUN_PREFIX)
+    status = cronjob.get("status") or {}
+    scheduled = parse_time(status.get("lastScheduleTime"))
+    succeeded = parse_time(status.get("lastSuccessfulTime"))
+    if not (trigger and prefix and scheduled and succeeded) or succeeded < scheduled:
+        return None
+    return trigger, cron_run_name(prefix, scheduled)

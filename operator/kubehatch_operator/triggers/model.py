@@ -1,0 +1,158 @@
+"""Plain views of Workflow and WorkflowEvent bodies, read leniently.
+
+A Workflow whose spec does not validate still has triggers worth reporting on (an
+invalid cron expression is exactly what its status must explain), so the trigger
+fields are read from the raw body rather than through the strict API models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from kubehatch.api.graph import format_path
+from kubehatch.api.workflow import SpecProblems, WorkflowSpec
+
+Key = tuple[str, str]
+"""(namespace, name) of an object."""
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An RFC 3339 time (as the API server stores it) as an aware datetime, else None."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else None
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
+
+
+def format_time(value: datetime) -> str:
+    """RFC 3339 in UTC with a Z, the form Kubernetes writes (microseconds only if any)."""
+    value = value.astimezone(UTC)
+    text = value.isoformat(timespec="microseconds" if value.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    """What the triggers need to know about one Workflow."""
+
+    namespace: str
+    name: str
+    uid: str = ""
+    generation: int = 1
+    events: tuple[str, ...] = ()
+    crons: tuple[str, ...] = ()
+    at: tuple[datetime, ...] = ()
+    suspend: bool = False
+    problems: tuple[str, ...] = ()
+    """What is wrong with the spec apart from cron schedules (those are checked apart)."""
+    status: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def key(self) -> Key:
+        return (self.namespace, self.name)
+
+    @property
+    def last_triggered(self) -> dict[str, str]:
+        value = self.status.get("lastTriggered")
+        return dict(value) if isinstance(value, dict) else {}
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
+def _spec_problems(spec: dict[str, Any]) -> list[str]:
+    """Validation problems of the spec, cron schedules left out (reported on their own)."""
+    triggers = spec.get("triggers") if isinstance(spec.get("triggers"), dict) else {}
+    try:
+        WorkflowSpec.model_validate({**spec, "triggers": {**triggers, "crons": []}})
+    except ValidationError as err:
+        problems = []
+        for error in err.errors():
+            found = (error.get("ctx") or {}).get("error")
+            if isinstance(found, SpecProblems):  # several, each with its own path
+                problems += [f"spec.{problem}" for problem in found.problems]
+            else:
+                where = format_path(tuple(error["loc"]))
+                problems.append(
+                    f"spec.{where}: {error['msg']}" if where else f"spec: {error['msg']}"
+                )
+        return problems
+    return []
+
+
+def workflow_info(body: dict[str, Any]) -> WorkflowInfo:
+    """The trigger-relevant view of a Workflow body."""
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+    triggers = spec.get("triggers") if isinstance(spec.get("triggers"), dict) else {}
+    problems = _spec_problems(spec)
+    times = []
+    for index, raw in enumerate(triggers.get("at") or []):
+        parsed = parse_time(raw)
+        if parsed is None:
+            problems.append(
+                f"spec.triggers.at[{index}]: {raw!r} is not an RFC 3339 time with a time "
+                "zone; write it like 2026-06-01T12:00:00Z"
+            )
+        else:
+            times.append(parsed)
+    status = body.get("status") if isinstance(body.get("status"), dict) else {}
+    return WorkflowInfo(
+        namespace=meta.get("namespace", ""),
+        name=meta.get("name", ""),
+        uid=meta.get("uid", ""),
+        generation=int(meta.get("generation") or 1),
+        events=_strings(triggers.get("events")),
+        crons=_strings(triggers.get("crons")),
+        at=tuple(times),
+        suspend=bool(spec.get("suspend", False)),
+        problems=tuple(dict.fromkeys(problems)),
+        status=status,
+    )
+
+
+@dataclass(frozen=True)
+class EventInfo:
+    """What handling one WorkflowEvent needs."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    key: str | None
+    payload: dict[str, Any]
+    metadata: dict[str, str]
+    handled_at: datetime | None
+
+    @property
+    def ref(self) -> Key:
+        return (self.namespace, self.name)
+
+
+def event_info(body: dict[str, Any]) -> EventInfo:
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+    status = body.get("status") if isinstance(body.get("status"), dict) else {}
+    key = spec.get("key")
+    payload = spec.get("payload")
+    extra = spec.get("additionalMetadata")
+    return EventInfo(
+        namespace=meta.get("namespace", ""),
+        name=meta.get("name", ""),
+        uid=meta.get("uid", ""),
+        generation=int(meta.get("generation") or 1),
+        key=key if isinstance(key, str) and key else None,
+        payload=payload if isinstance(payload, dict) else {},
+        metadata={str(k): str(v) for k, v in extra.items()} if isinstance(extra, dict) else {},
+        handled_at=parse_time(status.get("handledAt")),
+    )
