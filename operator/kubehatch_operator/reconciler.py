@@ -44,6 +44,7 @@ class Reconciler:
         self._dirty: set[RunKey] = set()
         self._timers: dict[RunKey, asyncio.TimerHandle] = {}
         self._sweep_timers: dict[RunKey, asyncio.TimerHandle] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- scheduling -----------------------------------------------------------------
     def kick(self, key: RunKey) -> None:
@@ -193,8 +194,12 @@ class Reconciler:
             updated = await self.kube.patch_run_status(namespace, name, patch)
             self.store.observe_run(updated)
         if self.settings.post_events and decision.events:
-            await asyncio.gather(
-                *(self.kube.post_event(body, e.type, e.reason, e.message) for e in decision.events)
-            )
+            # Off the run's critical path: Events are for people, not for the next decision.
+            for e in decision.events:
+                task = asyncio.get_running_loop().create_task(
+                    self.kube.post_event(body, e.type, e.reason, e.message)
+                )
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
         if decision.wake_at is not None:
             self._wake(key, (decision.wake_at - now()).total_seconds())
