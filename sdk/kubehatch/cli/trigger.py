@@ -1,0 +1,185 @@
+"""``kubehatch trigger``: what a cron trigger's pod runs; creates the run for its time.
+
+The operator makes one CronJob per cron schedule; its pod runs this command. The run
+is named after the *scheduled* time, so a retried pod (or a second pod for the same
+Job) makes no second run: the second create is a 409 and counts as success.
+
+The pod learns its scheduled time from its Job's name. The CronJob controller names
+each Job ``<cronjob>-<scheduled time in Unix minutes>`` and labels the pod with
+``batch.kubernetes.io/job-name``, which the downward API passes in
+``KUBEHATCH_JOB_NAME``. (The controller also annotates the Job with
+``batch.kubernetes.io/cronjob-scheduled-timestamp``, but that annotation is not copied
+to the pod, and the pod's ServiceAccount may not read Jobs.) Without a usable Job name,
+e.g. a Job created by hand with ``kubectl create job --from=cronjob/...``, the time is
+the latest time of the schedule at or before now.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from croniter import croniter
+
+from kubehatch.errors import KubehatchError
+
+NAME = "trigger"
+HELP = "Create the WorkflowRun of one cron time (run by cron trigger pods, not by hand)."
+
+JOB_NAME_ENV = "KUBEHATCH_JOB_NAME"
+NAMESPACE_ENV = "KUBEHATCH_NAMESPACE"
+TIME_FORMAT = "%Y%m%d-%H%M"
+
+
+def cron_run_name(prefix: str, scheduled: datetime) -> str:
+    """The run of one scheduled time: ``<prefix>-<YYYYmmdd-HHMM>`` (UTC)."""
+    return f"{prefix}-{scheduled.astimezone(UTC).strftime(TIME_FORMAT)}"
+
+
+def time_from_job_name(job_name: str | None) -> datetime | None:
+    """The scheduled time a CronJob's Job name encodes (its suffix, in Unix minutes)."""
+    if not job_name or "-" not in job_name:
+        return None
+    suffix = job_name.rsplit("-", 1)[1]
+    if not suffix.isdigit():
+        return None
+    try:
+        return datetime.fromtimestamp(int(suffix) * 60, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def latest_time(schedule: str, now: datetime) -> datetime:
+    """The latest time of ``schedule`` at or before ``now`` (to the minute)."""
+    minute = now.astimezone(UTC).replace(second=0, microsecond=0)
+    if croniter.match(schedule, minute):
+        return minute
+    return croniter(schedule, minute).get_prev(datetime).astimezone(UTC)
+
+
+def scheduled_time(
+    schedule: str, job_name: str | None, explicit: datetime | None, now: datetime
+) -> tuple[datetime, str]:
+    """The time this pod fires for, and where it came from (for the log)."""
+    if explicit is not None:
+        return explicit.astimezone(UTC), "--scheduled-time"
+    from_job = time_from_job_name(job_name)
+    # A time that is not on the schedule means the name was not the controller's.
+    if (
+        from_job is not None
+        and from_job <= now + timedelta(minutes=1)
+        and croniter.match(schedule, from_job)
+    ):
+        return from_job, f"Job name {job_name}"
+    return latest_time(schedule, now), "the latest scheduled time before now"
+
+
+def run_manifest(
+    *, namespace: str, workflow: str, schedule: str, prefix: str, scheduled: datetime
+) -> dict[str, Any]:
+    stamp = scheduled.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return {
+        "apiVersion": "kubehatch.dev/v1alpha1",
+        "kind": "WorkflowRun",
+        "metadata": {
+            "name": cron_run_name(prefix, scheduled),
+            "namespace": namespace,
+            "labels": {
+                "kubehatch.dev/workflow": workflow[:63],
+                "kubehatch.dev/trigger-type": "cron",
+            },
+            "annotations": {"kubehatch.dev/trigger": f"cron:{schedule}"},
+        },
+        "spec": {
+            "workflowRef": {"name": workflow},
+            "input": {},
+            "triggeredBy": {"type": "Cron", "source": f"{schedule} at {stamp}"},
+            "scheduledAt": stamp,
+        },
+    }
+
+
+def _time_arg(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an RFC 3339 time with a time zone, e.g. 2026-06-01T12:00:00Z"
+        )
+    return value
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workflow", required=True, help="the Workflow to run")
+    parser.add_argument("--schedule", required=True, help="the cron schedule that fired (UTC)")
+    parser.add_argument(
+        "--run-prefix", required=True, help="runs are named PREFIX-YYYYmmdd-HHMM (UTC)"
+    )
+    parser.add_argument(
+        "--scheduled-time",
+        type=_time_arg,
+        help="the time to fire for (default: from the Job's name, see $KUBEHATCH_JOB_NAME)",
+    )
+    parser.add_argument(
+        "-n", "--namespace", help="namespace of the run (default: $KUBEHATCH_NAMESPACE)"
+    )
+    parser.epilog = (
+        "Started by the CronJobs the operator makes for spec.triggers.crons. Creating "
+        "the same time twice is harmless: the run's name comes from the time."
+    )
+
+
+def create_run(body: dict[str, Any]) -> bool:
+    """Create the run; False if it already exists (an earlier attempt made it)."""
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        try:
+            config.load_kube_config()
+        except (config.ConfigException, OSError, TypeError) as err:
+            raise KubehatchError(f"no cluster to talk to ({err})") from err
+    api = client.CustomObjectsApi()
+    namespace = body["metadata"]["namespace"]
+    try:
+        api.create_namespaced_custom_object(
+            "kubehatch.dev", "v1alpha1", namespace, "workflowruns", body
+        )
+    except ApiException as err:
+        if err.status == 409:
+            return False
+        raise KubehatchError(
+            f"could not create WorkflowRun {body['metadata']['name']!r} in {namespace!r}: "
+            f"{err.status} {err.reason}: {err.body}"
+        ) from err
+    return True
+
+
+def run(args: argparse.Namespace) -> int:
+    namespace = args.namespace or os.environ.get(NAMESPACE_ENV)
+    if not namespace:
+        raise KubehatchError(f"no namespace: pass --namespace or set {NAMESPACE_ENV}")
+    if not croniter.is_valid(args.schedule):
+        raise KubehatchError(f"--schedule {args.schedule!r} is not a valid cron schedule")
+    job_name = os.environ.get(JOB_NAME_ENV)
+    when, origin = scheduled_time(args.schedule, job_name, args.scheduled_time, datetime.now(UTC))
+    body = run_manifest(
+        namespace=namespace,
+        workflow=args.workflow,
+        schedule=args.schedule,
+        prefix=args.run_prefix,
+        scheduled=when,
+    )
+    name = body["metadata"]["name"]
+    created = create_run(body)
+    verb = "created" if created else "already exists (an earlier attempt created it):"
+    print(f"run {name} {verb} for {args.schedule!r} at {when.isoformat()} (time from {origin})")
+    sys.stdout.flush()
+    return 0
