@@ -82,6 +82,22 @@ class RunEvent:
     message: str
 
 
+class Verdict(StrEnum):
+    START = "Start"
+    QUEUE = "Queue"
+    CANCEL = "Cancel"
+    FAIL = "Fail"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The concurrency limit's verdict on a run (see `admission`); None when there is no limit."""
+
+    verdict: Verdict
+    key: str | None = None
+    message: str = ""
+
+
 @dataclass
 class Decision:
     status: WorkflowRunStatus
@@ -93,12 +109,17 @@ class Decision:
 
 
 def decide(
-    run: Run, workflow: WorkflowSpec | str | None, attempts: Sequence[Attempt], now: datetime
+    run: Run,
+    workflow: WorkflowSpec | str | None,
+    attempts: Sequence[Attempt],
+    now: datetime,
+    gate: Gate | None = None,
 ) -> Decision:
     """The next status of `run` and the actions to take, given what the cluster shows.
 
     `workflow` is the Workflow's spec, a message saying why it is invalid, or None when
-    it does not exist; only a run that has not started yet looks at it.
+    it does not exist; only a run that has not started yet looks at it. `gate` is the
+    concurrency limit's verdict, for workflows that have one.
     """
     old = run.status
     status = old.model_copy(deep=True)
@@ -110,7 +131,7 @@ def decide(
         decision.stop_jobs = [a.job_name for a in attempts if a.state is AttemptState.ACTIVE]
         return decision
 
-    if status.workflow_spec is None and not _start(run, workflow, now, decision):
+    if status.workflow_spec is None and not _start(run, workflow, now, decision, gate):
         return _finish_decision(old, decision)
 
     spec = status.workflow_spec
@@ -126,7 +147,18 @@ def decide(
             run.name, steps[name], prior, by_step.get(name, []), now, decision
         )
 
-    if run.spec.cancel:
+    if gate is not None and gate.verdict in (Verdict.CANCEL, Verdict.FAIL):
+        cancel = gate.verdict is Verdict.CANCEL
+        _end_run(
+            status,
+            decision,
+            attempts,
+            WorkflowRunPhase.CANCELLED if cancel else WorkflowRunPhase.FAILED,
+            "ConcurrencyLimit" if cancel else "ConcurrencyKeyFailed",
+            gate.message,
+            now,
+        )
+    elif run.spec.cancel:
         _end_run(
             status,
             decision,
@@ -180,7 +212,11 @@ def decide(
 
 
 def _start(
-    run: Run, workflow: WorkflowSpec | str | None, now: datetime, decision: Decision
+    run: Run,
+    workflow: WorkflowSpec | str | None,
+    now: datetime,
+    decision: Decision,
+    gate: Gate | None,
 ) -> bool:
     """Take the Workflow snapshot and start the run, unless it must wait; True if started."""
     status = decision.status
@@ -216,6 +252,24 @@ def _start(
             run,
         )
         return False
+    if gate is not None:
+        status.concurrency_key = gate.key
+        if gate.verdict is Verdict.QUEUE:
+            status.phase = WorkflowRunPhase.QUEUED
+            _set_succeeded(status, ConditionStatus.UNKNOWN, "Queued", gate.message, run)
+            return False
+        if gate.verdict in (Verdict.CANCEL, Verdict.FAIL):
+            cancel = gate.verdict is Verdict.CANCEL
+            _end_run(
+                status,
+                decision,
+                [],
+                WorkflowRunPhase.CANCELLED if cancel else WorkflowRunPhase.FAILED,
+                "ConcurrencyLimit" if cancel else "ConcurrencyKeyFailed",
+                gate.message,
+                now,
+            )
+            return False
     status.workflow_spec = workflow.model_copy(deep=True)
     status.started_at = now
     status.phase = WorkflowRunPhase.RUNNING

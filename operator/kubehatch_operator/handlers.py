@@ -69,7 +69,11 @@ async def on_run(event: dict[str, Any], **_: Any) -> None:
     if key in runtime.store.runs:
         runtime.reconciler.kick(key)
     elif finished := runtime.store.finished.get(key):
-        runtime.reconciler.sweep_soon((key[0], finished.workflow))
+        workflow = (key[0], finished.workflow)
+        runtime.reconciler.sweep_soon(workflow)
+        # A slot of the workflow's concurrency limit may have freed up.
+        for waiting in runtime.store.runs_waiting_for(workflow):
+            runtime.reconciler.kick(waiting)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={naming.LABEL_MANAGED_BY: naming.MANAGED_BY})

@@ -20,8 +20,16 @@ from pydantic import ValidationError
 from kubehatch.api.workflow import WorkflowSpec
 from kubehatch.api.workflowrun import WorkflowRunSpec, WorkflowRunStatus
 from kubehatch.steprunner import EXIT_PERMANENT
-from kubehatch_operator import jobs, retention
-from kubehatch_operator.decisions import Attempt, AttemptState, Decision, Run, decide
+from kubehatch_operator import gates, jobs, retention
+from kubehatch_operator.decisions import (
+    Attempt,
+    AttemptState,
+    Decision,
+    Gate,
+    Run,
+    Verdict,
+    decide,
+)
 from kubehatch_operator.kube import Kube
 from kubehatch_operator.metrics import HANDOFF_SECONDS, RECONCILE_SECONDS
 from kubehatch_operator.patches import merge_patch
@@ -29,6 +37,7 @@ from kubehatch_operator.settings import Settings
 from kubehatch_operator.store import RunKey, Store
 
 log = logging.getLogger(__name__)
+FINISHED = {"Succeeded", "Failed", "Cancelled", "TimedOut"}
 
 
 def now() -> datetime:
@@ -45,6 +54,9 @@ class Reconciler:
         self._timers: dict[RunKey, asyncio.TimerHandle] = {}
         self._sweep_timers: dict[RunKey, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._admission_locks: dict[RunKey, asyncio.Lock] = {}
+        self._cancellations: dict[RunKey, Gate] = {}
+        """Running runs the concurrency limit cancelled, until their own reconcile ends them."""
 
     # --- scheduling -----------------------------------------------------------------
     def kick(self, key: RunKey) -> None:
@@ -131,10 +143,47 @@ class Reconciler:
         except ValidationError as err:
             log.error("run %s/%s is not a valid WorkflowRun: %s", namespace, name, err)
             return
-        workflow = self.store.workflows.get((namespace, run.spec.workflow_ref.name))
+        workflow_key = (namespace, run.spec.workflow_ref.name)
+        workflow = self.store.workflows.get(workflow_key)
         attempts = await self._attempts_with_messages(key)
-        decision = decide(run, workflow, attempts, now())
-        await self._apply(key, body, run, decision)
+        spec = run.status.workflow_spec or (
+            workflow if isinstance(workflow, WorkflowSpec) else None
+        )
+        if spec is None or spec.concurrency is None or run.status.phase in FINISHED:
+            await self._apply(key, body, run, decide(run, workflow, attempts, now()))
+            return
+        if run.status.workflow_spec is not None:  # started: only a cancellation can reach it
+            gate = self._cancellations.pop(key, None)
+            await self._apply(key, body, run, decide(run, workflow, attempts, now(), gate))
+            return
+        # Admission looks at every run of the workflow: one at a time per workflow, so that
+        # two runs never both take the last slot.
+        lock = self._admission_locks.setdefault(workflow_key, asyncio.Lock())
+        async with lock:
+            runs = [
+                b
+                for k, b in self.store.runs.items()
+                if k[0] == namespace
+                and (b.get("spec") or {}).get("workflowRef", {}).get("name") == workflow_key[1]
+            ]
+            gate, admission = gates.gate(name, runs, spec.concurrency, now())
+            await self._apply(key, body, run, decide(run, workflow, attempts, now(), gate))
+        strategy = spec.concurrency.limit_strategy.value
+        for other in admission.cancel:
+            if other != name and self._started((namespace, other)):
+                self._cancellations[(namespace, other)] = Gate(
+                    Verdict.CANCEL,
+                    None,
+                    f"cancelled by the concurrency limit ({strategy}): a newer run took its slot",
+                )
+                self.kick((namespace, other))
+        for other in admission.start:
+            if other != name:
+                self.kick((namespace, other))
+
+    def _started(self, key: RunKey) -> bool:
+        body = self.store.runs.get(key)
+        return bool(body and (body.get("status") or {}).get("workflowSpec"))
 
     async def _attempts_with_messages(self, key: RunKey) -> list[Attempt]:
         """The run's attempts; failed ones get their pod's termination message (read once)."""

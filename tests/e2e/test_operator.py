@@ -209,3 +209,46 @@ def test_finished_runs_are_deleted_after_ttl_and_beyond_history(
     wait_for(
         lambda: not kube.jobs_of(op_namespace, "ttl-run"), 30, "ttl-run's Jobs to be collected"
     )
+
+
+def _with_concurrency(name: str, strategy: str) -> dict[str, Any]:
+    base = MANIFESTS["cancellable"]
+    manifest = {**base, "metadata": {**base["metadata"], "name": name}}
+    limit = {"expression": "input.user", "maxRuns": 1, "limitStrategy": strategy}
+    manifest["spec"] = {**base["spec"], "concurrency": limit}
+    return manifest
+
+
+def _phase(namespace: str, run: str) -> str | None:
+    return (kube.get_run(namespace, run).get("status") or {}).get("phase")
+
+
+def test_queue_newest_holds_a_users_second_run_until_the_first_ends(
+    op_namespace: str, step_image: str
+) -> None:
+    kube.apply_workflow(op_namespace, _with_concurrency("queued", "QueueNewest"), step_image)
+    kube.create_run(op_namespace, "ada-1", "queued", {"user": "ada"})
+    kube.wait_for_phase(op_namespace, "ada-1", {"Running"})
+    kube.create_run(op_namespace, "ada-2", "queued", {"user": "ada"})
+    kube.create_run(op_namespace, "bob-1", "queued", {"user": "bob"})
+    kube.wait_for_phase(op_namespace, "ada-2", {"Queued"})
+    kube.wait_for_phase(op_namespace, "bob-1", {"Running"})
+    assert kube.get_run(op_namespace, "ada-2")["status"]["concurrencyKey"] == "ada"
+    from kubehatch.client import Client
+
+    Client(namespace=op_namespace).cancel("ada-1")
+    kube.wait_for_phase(op_namespace, "ada-2", {"Running"}, timeout=30)
+
+
+def test_cancel_in_progress_makes_room_for_the_newest_run(
+    op_namespace: str, step_image: str
+) -> None:
+    kube.apply_workflow(op_namespace, _with_concurrency("newest", "CancelInProgress"), step_image)
+    kube.create_run(op_namespace, "first", "newest", {"user": "ada"})
+    kube.wait_for_phase(op_namespace, "first", {"Running"})
+    kube.create_run(op_namespace, "second", "newest", {"user": "ada"})
+    body = kube.wait_for_phase(op_namespace, "first", {"Cancelled"}, timeout=30)
+    condition = next(c for c in body["status"]["conditions"] if c["type"] == "Succeeded")
+    assert condition["reason"] == "ConcurrencyLimit"
+    kube.wait_for_phase(op_namespace, "second", {"Running"}, timeout=30)
+    assert _phase(op_namespace, "second") == "Running"

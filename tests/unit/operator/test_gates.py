@@ -1,0 +1,114 @@
+"""Concurrency verdicts from run bodies, and what decide does with them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from kubehatch.api.workflow import ConcurrencySpec, WorkflowSpec
+from kubehatch.api.workflowrun import WorkflowRunPhase, WorkflowRunSpec, WorkflowRunStatus
+from kubehatch_operator.decisions import Attempt, AttemptState, Gate, Run, Verdict, decide
+from kubehatch_operator.gates import gate
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+PER_USER = ConcurrencySpec.model_validate(
+    {"expression": "input.user_id", "maxRuns": 1, "limitStrategy": "QueueNewest"}
+)
+
+
+def body(name: str, user: object, *, at: int, started: bool = False, **spec: object) -> dict:
+    status = {"workflowSpec": {"steps": []}, "phase": "Running"} if started else {}
+    return {
+        "metadata": {"name": name, "creationTimestamp": (T0 + timedelta(seconds=at)).isoformat()},
+        "spec": {"workflowRef": {"name": "wf"}, "input": {"user_id": user}, **spec},
+        "status": status,
+    }
+
+
+def test_second_run_of_a_user_queues_while_another_user_starts() -> None:
+    runs = [body("a1", "ada", at=0, started=True), body("a2", "ada", at=1), body("b1", "bob", at=2)]
+    verdict, admission = gate("a2", runs, PER_USER, T0)
+    assert (verdict.verdict, verdict.key) == (Verdict.QUEUE, "ada")
+    assert "key 'ada'" in verdict.message
+    assert gate("b1", runs, PER_USER, T0)[0].verdict is Verdict.START
+    assert admission.start == ["b1"]
+
+
+def test_known_keys_are_not_recomputed() -> None:
+    runs = [body("a1", "ada", at=0, started=True)]
+    runs[0]["status"]["concurrencyKey"] = "cached"
+    runs.append(body("a2", "cached", at=1))
+    assert gate("a2", runs, PER_USER, T0)[0].verdict is Verdict.QUEUE
+
+
+def test_runs_scheduled_for_later_do_not_hold_slots() -> None:
+    later = (T0 + timedelta(hours=1)).isoformat()
+    runs = [body("future", "ada", at=0, scheduledAt=later), body("now", "ada", at=1)]
+    assert gate("now", runs, PER_USER, T0)[0].verdict is Verdict.START
+
+
+def test_expression_errors_fail_only_that_run() -> None:
+    runs = [{**body("bad", None, at=0), "spec": {"workflowRef": {"name": "wf"}, "input": {}}}]
+    runs.append(body("good", "ada", at=1))
+    verdict, _ = gate("bad", runs, PER_USER, T0)
+    assert verdict.verdict is Verdict.FAIL and "input.user_id" in verdict.message
+    assert gate("good", runs, PER_USER, T0)[0].verdict is Verdict.START
+
+
+def test_cancel_in_progress_names_the_run_to_stop() -> None:
+    limit = ConcurrencySpec.model_validate({"expression": "input.user_id", "maxRuns": 1})
+    runs = [body("old", "ada", at=0, started=True), body("new", "ada", at=1)]
+    verdict, admission = gate("new", runs, limit, T0)
+    assert verdict.verdict is Verdict.START and admission.cancel == ["old"]
+
+
+SPEC = WorkflowSpec.model_validate(
+    {"image": "i:1", "service": "s", "steps": [{"name": "a", "action": "a"}]}
+)
+
+
+def new_run() -> Run:
+    spec = WorkflowRunSpec.model_validate({"workflowRef": {"name": "wf"}})
+    return Run("r1", 1, spec, WorkflowRunStatus())
+
+
+def test_decide_queues_with_the_key_and_reason() -> None:
+    decision = decide(new_run(), SPEC, [], T0, Gate(Verdict.QUEUE, "ada", "waiting for a slot"))
+    status = decision.status
+    assert status.phase is WorkflowRunPhase.QUEUED
+    assert status.concurrency_key == "ada"
+    assert status.workflow_spec is None and decision.start == []
+    assert (status.conditions[0].reason, status.conditions[0].message) == (
+        "Queued",
+        "waiting for a slot",
+    )
+
+
+def test_decide_starts_when_admitted_and_records_the_key() -> None:
+    decision = decide(new_run(), SPEC, [], T0, Gate(Verdict.START, "ada"))
+    assert decision.status.phase is WorkflowRunPhase.RUNNING
+    assert decision.status.concurrency_key == "ada"
+    assert [s.step.name for s in decision.start] == ["a"]
+
+
+def test_decide_cancels_a_waiting_run_over_the_limit() -> None:
+    decision = decide(new_run(), SPEC, [], T0, Gate(Verdict.CANCEL, "ada", "over the limit"))
+    assert decision.status.phase is WorkflowRunPhase.CANCELLED
+    assert decision.status.conditions[0].reason == "ConcurrencyLimit"
+    assert decision.start == []
+
+
+def test_decide_stops_a_running_run_the_limit_cancelled() -> None:
+    started = decide(new_run(), SPEC, [], T0, Gate(Verdict.START, "ada"))
+    run = Run("r1", 1, new_run().spec, started.status)
+    active = [Attempt("a", 1, "r1-a-1", AttemptState.ACTIVE)]
+    decision = decide(
+        run, SPEC, active, T0, Gate(Verdict.CANCEL, None, "a newer run took its slot")
+    )
+    assert decision.status.phase is WorkflowRunPhase.CANCELLED
+    assert decision.stop_jobs == ["r1-a-1"]
+
+
+def test_key_evaluation_failure_fails_the_run() -> None:
+    decision = decide(new_run(), SPEC, [], T0, Gate(Verdict.FAIL, None, "no field user_id"))
+    assert decision.status.phase is WorkflowRunPhase.FAILED
+    assert decision.status.conditions[0].reason == "ConcurrencyKeyFailed"
