@@ -151,10 +151,17 @@ def test_events_start_every_listening_workflow(namespace: str, step_image: str) 
             ("user:created", {"username": "ada"}),
             ("a", {"username": "a"}),
             ("b", {"username": "b"}),
-            ("user:deleted", {"username": "gone"}),
             ("order:paid", {}),
         ]
     }
+    # The same from the command line.
+    cli = subprocess.run(
+        [sys.executable, "-m", "kubehatch.cli", "event", "push", "user:deleted",
+         "--data", '{"username": "gone"}', "-n", namespace],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    pushed["user:deleted"] = cli.stdout.split()[0].removeprefix("workflowevent/")
     started = {key: handled(namespace, event)["status"]["runs"] for key, event in pushed.items()}
 
     def workflows_of(names: list[str]) -> list[str]:

@@ -239,8 +239,8 @@ class Triggers:
     def note_run(self, workflow: Key, trigger: str, run: str) -> None:
         """A trigger made (or found) a run: show it in the workflow's status.lastTriggered."""
         body = self.workflows.get(workflow)
-        shown = workflow_info(body).last_triggered.get(trigger) if body else None
-        if shown != run:
+        shown = ((body or {}).get("status") or {}).get("lastTriggered") or {}
+        if shown.get(trigger) != run:
             self.last_runs[workflow][trigger] = run
             if body is not None:
                 self.workflow_worker.kick(workflow)
@@ -258,7 +258,9 @@ class Triggers:
         if deleted:
             # Deleted by hand, or by the sync itself: the next sync puts back what is wanted.
             self.cron_synced.pop(key, None)
-            if key in self.workflows:
+            workflow = self.workflows.get(key)
+            # Not for a Workflow on its way out: the garbage collector is deleting its CronJobs.
+            if workflow is not None and not workflow["metadata"].get("deletionTimestamp"):
                 self.workflow_worker.kick(key)
             return
         last = last_cron_run(body)

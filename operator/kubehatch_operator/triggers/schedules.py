@@ -9,7 +9,8 @@ killed between creating the run and recording it creates the same name again, a 
 A time that is already past when the operator first sees it (a Workflow created or
 resumed after its time, or an operator that was down at that moment) fires at once:
 a missed one-off run is more surprising than a late one. Its run's spec.scheduledAt
-still says when it was meant to start.
+still says when it was meant to start. Nothing fires while the Workflow is suspended; a
+time that passed meanwhile fires when it is resumed, by the same rule.
 """
 
 from __future__ import annotations
