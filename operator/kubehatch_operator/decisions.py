@@ -211,6 +211,15 @@ def decide(
     return _finish_decision(old, decision)
 
 
+def awaiting_key(run: Run, message: str) -> WorkflowRunStatus:
+    """A run waiting for its concurrency key action (a pod) to say which group it is in."""
+    status = run.status.model_copy(deep=True)
+    status.observed_generation = run.generation
+    status.phase = WorkflowRunPhase.PENDING
+    _set_succeeded(status, ConditionStatus.UNKNOWN, "ComputingConcurrencyKey", message, run)
+    return status
+
+
 def _start(
     run: Run,
     workflow: WorkflowSpec | str | None,

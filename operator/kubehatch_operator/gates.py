@@ -23,16 +23,16 @@ def _time(value: str | None) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def run_key(body: dict[str, Any], concurrency: ConcurrencySpec) -> str:
-    """The run's concurrency key; ValueError when the expression cannot be evaluated."""
+def run_key(body: dict[str, Any], concurrency: ConcurrencySpec) -> str | None:
+    """The run's concurrency key, or None while its key action has not answered yet.
+
+    Raises ValueError when the expression cannot be evaluated over the run's input.
+    """
     known = (body.get("status") or {}).get("concurrencyKey")
     if known is not None:
         return known
     if concurrency.expression is None:
-        raise ValueError(
-            f"concurrency key action {concurrency.action!r} is not supported by this operator "
-            "version; use concurrency.expression (CEL over the input), e.g. 'input.user_id'"
-        )
+        return None  # the key action's pod is still computing it
     return concurrency_key(concurrency.expression, (body.get("spec") or {}).get("input") or {})
 
 
@@ -61,6 +61,8 @@ def gate(
             if meta["name"] == name:
                 return Gate(Verdict.FAIL, None, str(error)), Admission()
             continue  # that run fails on its own reconcile
+        if key is None:
+            continue  # neither holds nor wants a slot until its key is known
         if meta["name"] == name:
             own_key = key
         running = bool((body.get("status") or {}).get("workflowSpec"))

@@ -58,21 +58,24 @@ def step_job(
     spec: WorkflowSpec,
     start: StartAttempt,
     settings: Settings,
+    step_name: str | None = None,
 ) -> dict[str, Any]:
+    """The Job of one attempt; `step_name` overrides the step's name (the key pseudo-step)."""
     step = start.step
-    labels = naming.step_labels(workflow, run, step.name, start.attempt)
+    name = step_name or step.name
+    labels = naming.step_labels(workflow, run, name, start.attempt)
     env = [
         {"name": "KUBEHATCH_NAMESPACE", "value": namespace},
         {"name": "KUBEHATCH_WORKFLOW", "value": workflow},
         {"name": "KUBEHATCH_RUN", "value": run},
         {"name": "KUBEHATCH_RUN_UID", "value": run_uid},
-        {"name": "KUBEHATCH_STEP", "value": step.name},
+        {"name": "KUBEHATCH_STEP", "value": name},
         {"name": "KUBEHATCH_ACTION", "value": spec.qualified_action(step)},
         {"name": "KUBEHATCH_ATTEMPT", "value": str(start.attempt)},
         {"name": "KUBEHATCH_PARENTS", "value": ",".join(step.parents)},
         {
             "name": "KUBEHATCH_OUTPUT_CONFIGMAP",
-            "value": naming.output_configmap(run, step.name, start.attempt),
+            "value": naming.output_configmap(run, name, start.attempt),
         },
         {"name": "KUBEHATCH_INPUT_DIR", "value": INPUT_DIR},
         {"name": "KUBEHATCH_PARENTS_DIR", "value": PARENTS_DIR},

@@ -8,6 +8,7 @@ existing object is the one this call would have made.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -116,6 +117,11 @@ class Kube:
             log.warning("could not post event %s on %s: %s", reason, meta["name"], err.reason)
 
     # --- reads ------------------------------------------------------------------------
+    async def read_output(self, namespace: str, configmap: str) -> Any:
+        """The JSON output a step pod stored."""
+        cm = await asyncio.to_thread(self.core.read_namespaced_config_map, configmap, namespace)
+        return json.loads((cm.data or {}).get("output.json", "null"))
+
     async def termination_message(self, namespace: str, job: str) -> tuple[str | None, int | None]:
         """Why the pod of a failed Job stopped: its termination message and exit code."""
         pods = await asyncio.to_thread(

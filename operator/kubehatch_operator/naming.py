@@ -17,6 +17,10 @@ LABEL_WORKFLOW = f"{GROUP}/workflow"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "kubehatch"
 
+# The pseudo-step that runs a concurrency key action. The dot keeps it apart from every
+# real step name (DNS labels have none), in Job names and labels alike.
+KEY_STEP = "concurrency.key"
+
 # Job names end up in the `job-name` pod label, which is limited to 63 characters.
 MAX_JOB_NAME = 63
 MAX_OBJECT_NAME = 253

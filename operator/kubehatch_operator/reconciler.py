@@ -17,17 +17,19 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kubehatch.api.workflow import WorkflowSpec
+from kubehatch.api.workflow import StepSpec, WorkflowSpec
 from kubehatch.api.workflowrun import WorkflowRunSpec, WorkflowRunStatus
 from kubehatch.steprunner import EXIT_PERMANENT
-from kubehatch_operator import gates, jobs, retention
+from kubehatch_operator import gates, jobs, naming, retention
 from kubehatch_operator.decisions import (
     Attempt,
     AttemptState,
     Decision,
     Gate,
     Run,
+    StartAttempt,
     Verdict,
+    awaiting_key,
     decide,
 )
 from kubehatch_operator.kube import Kube
@@ -156,6 +158,9 @@ class Reconciler:
             gate = self._cancellations.pop(key, None)
             await self._apply(key, body, run, decide(run, workflow, attempts, now(), gate))
             return
+        if spec.concurrency.action and run.status.concurrency_key is None:
+            await self._compute_key(key, body, run, workflow, spec, attempts)
+            return
         # Admission looks at every run of the workflow: one at a time per workflow, so that
         # two runs never both take the last slot.
         lock = self._admission_locks.setdefault(workflow_key, asyncio.Lock())
@@ -180,6 +185,59 @@ class Reconciler:
         for other in admission.start:
             if other != name:
                 self.kick((namespace, other))
+
+    async def _compute_key(
+        self,
+        key: RunKey,
+        body: dict[str, Any],
+        run: Run,
+        workflow: WorkflowSpec | str | None,
+        spec: WorkflowSpec,
+        attempts: list[Attempt],
+    ) -> None:
+        """Run the workflow's key action in a pod of its own, then record the key it returned.
+
+        The key decides admission, so it is known before the run starts; the pod is a step
+        in all but name (its Job, input and output follow the same conventions).
+        """
+        namespace, name = key
+        assert spec.concurrency is not None and spec.concurrency.action is not None
+        attempt = next((a for a in attempts if a.step == naming.KEY_STEP), None)
+        if attempt is None:
+            uid = body["metadata"]["uid"]
+            await self.kube.create_configmap(
+                jobs.input_configmap(namespace, name, uid, json.dumps(run.spec.input))
+            )
+            step = StepSpec(name="key", action=spec.concurrency.action)
+            start = StartAttempt(step, 1, naming.job_name(name, naming.KEY_STEP, 1), {})
+            manifest = jobs.step_job(
+                namespace=namespace, workflow=run.spec.workflow_ref.name, run=name, run_uid=uid,
+                spec=spec, start=start, settings=self.settings, step_name=naming.KEY_STEP,
+            )  # fmt: skip
+            await self.kube.create_job(manifest)
+            self.store.note_created(
+                key, Attempt(naming.KEY_STEP, 1, start.job_name, AttemptState.ACTIVE)
+            )
+            message = f"running the key action {spec.concurrency.action!r} (job {start.job_name})"
+            await self._write_status(key, run, awaiting_key(run, message))
+        elif attempt.state is AttemptState.SUCCEEDED:
+            output = await self.kube.read_output(
+                namespace, naming.output_configmap(name, naming.KEY_STEP, 1)
+            )
+            status = run.status.model_copy(update={"concurrency_key": str(output)})
+            await self._write_status(key, run, status)
+            self.kick(key)  # now admission can place it
+        elif attempt.state is AttemptState.FAILED:
+            why = (
+                f"the concurrency key action {spec.concurrency.action!r} failed: {attempt.message}"
+            )
+            decision = decide(run, workflow, attempts, now(), Gate(Verdict.FAIL, None, why))
+            await self._apply(key, body, run, decision)
+
+    async def _write_status(self, key: RunKey, run: Run, status: WorkflowRunStatus) -> None:
+        patch = merge_patch(run.status.to_dict(), status.to_dict())
+        if patch:
+            self.store.observe_run(await self.kube.patch_run_status(*key, patch))
 
     def _started(self, key: RunKey) -> bool:
         body = self.store.runs.get(key)
@@ -238,10 +296,7 @@ class Reconciler:
                 )
         if decision.stop_jobs:
             await asyncio.gather(*(self.kube.delete_job(namespace, j) for j in decision.stop_jobs))
-        patch = merge_patch(run.status.to_dict(), status.to_dict())
-        if patch:
-            updated = await self.kube.patch_run_status(namespace, name, patch)
-            self.store.observe_run(updated)
+        await self._write_status(key, run, status)
         if self.settings.post_events and decision.events:
             # Off the run's critical path: Events are for people, not for the next decision.
             for e in decision.events:

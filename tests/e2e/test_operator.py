@@ -252,3 +252,22 @@ def test_cancel_in_progress_makes_room_for_the_newest_run(
     assert condition["reason"] == "ConcurrencyLimit"
     kube.wait_for_phase(op_namespace, "second", {"Running"}, timeout=30)
     assert _phase(op_namespace, "second") == "Running"
+
+
+def test_a_key_function_pod_decides_the_concurrency_group(
+    op_namespace: str, step_image: str
+) -> None:
+    kube.apply_workflow(op_namespace, MANIFESTS["keyed"], step_image)
+    kube.create_run(op_namespace, "k1", "keyed", {"user": "ada"})
+    first = kube.wait_for_phase(op_namespace, "k1", {"Running", "Failed"}, timeout=90)
+    assert first["status"]["phase"] == "Running", first["status"]
+    assert first["status"]["concurrencyKey"] == "ada"
+    kube.create_run(op_namespace, "k2", "keyed", {"user": "ada"})
+    queued = kube.wait_for_phase(op_namespace, "k2", {"Queued", "Failed"}, timeout=90)
+    assert queued["status"]["phase"] == "Queued", queued["status"]
+    from kubehatch.client import Client
+
+    Client(namespace=op_namespace).cancel("k1")
+    kube.wait_for_phase(op_namespace, "k2", {"Running"}, timeout=30)
+    key_jobs = [j.metadata.name for j in kube.jobs_of(op_namespace, "k2")]
+    assert "k2-concurrency.key-1" in key_jobs

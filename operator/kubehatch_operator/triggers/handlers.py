@@ -70,7 +70,9 @@ class TriggerSettings:
         try:
             event_retention = parse_duration(retention)
         except ValueError as err:
-            raise kopf.PermanentError(f"{EVENT_RETENTION_ENV}: {err}") from err
+            raise ValueError(
+                f"{EVENT_RETENTION_ENV}={retention!r} is not a duration; set it like 1h or 30m"
+            ) from err
         return cls(
             pod=TriggerPod(
                 image=env.get(TRIGGER_IMAGE_ENV) or None,

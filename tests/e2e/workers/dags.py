@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from kubehatch import Backoff, Context, Fn, Next, Worker, WorkflowJob
+from kubehatch import Backoff, Concurrency, Context, Fn, LimitStrategy, Next, Worker, WorkflowJob
 
 # The tests replace the image with the one they built for this session.
 worker = Worker("e2e", image="localhost/kubehatch/e2e:placeholder")
@@ -87,6 +87,20 @@ def wait_for_cancel(ctx: Context) -> dict[str, Any]:
 
 worker.register_workflow(
     WorkflowJob(name="cancellable", steps=[Fn(wait_for_cancel).set_name("wait")])
+)
+
+
+# --- a key function (run in a pod of its own) decides the concurrency group ----------------
+def user_of(ctx: Context) -> str:
+    return str(ctx.workflow_input()["user"])
+
+
+worker.register_workflow(
+    WorkflowJob(
+        name="keyed",
+        concurrency=Concurrency(user_of).max_runs(1).limit_strategy(LimitStrategy.QUEUE_NEWEST),
+        steps=[Fn(wait_for_cancel).set_name("wait")],
+    )
 )
 
 

@@ -112,3 +112,11 @@ def test_key_evaluation_failure_fails_the_run() -> None:
     decision = decide(new_run(), SPEC, [], T0, Gate(Verdict.FAIL, None, "no field user_id"))
     assert decision.status.phase is WorkflowRunPhase.FAILED
     assert decision.status.conditions[0].reason == "ConcurrencyKeyFailed"
+
+
+def test_runs_whose_key_action_has_not_answered_do_not_contend() -> None:
+    by_action = ConcurrencySpec.model_validate({"action": "svc:user-key", "maxRuns": 1})
+    runs = [body("computing", "ada", at=0), body("known", "ada", at=1)]
+    runs[1]["status"] = {"concurrencyKey": "ada"}
+    verdict, admission = gate("known", runs, by_action, T0)
+    assert verdict.verdict is Verdict.START and admission.start == ["known"]

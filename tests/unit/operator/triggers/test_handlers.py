@@ -409,3 +409,6 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KUBEHATCH_EVENT_RETENTION")
     default = TriggerSettings.from_env()
     assert default.pod.image is None and default.event_retention == timedelta(hours=1)
+    monkeypatch.setenv("KUBEHATCH_EVENT_RETENTION", "one hour")
+    with pytest.raises(ValueError, match="KUBEHATCH_EVENT_RETENTION='one hour' is not a duration"):
+        TriggerSettings.from_env()
