@@ -31,9 +31,23 @@ lint: venv ## ruff check and format check.
 unit: venv ## Unit tests: pure logic, no cluster.
 	$(VENV)/bin/pytest -m 'not e2e' -q
 
-.PHONY: crds
-crds: venv ## Generate crds/ and the chart's copies from the pydantic API types.
+.PHONY: generate
+generate: venv ## Regenerate everything derived from the API types: CRDs, reference, example YAML.
 	$(PY) -m kubehatch.api.crdgen crds charts/kubehatch/crds
+	$(PY) -m kubehatch.api.docgen docs/reference.md
+	$(PY) -m examples.regenerate
+
+.PHONY: crds
+crds: generate ## Alias of generate (the CRDs come from the pydantic API types).
+
+.PHONY: docs
+docs: generate ## Alias of generate (docs/reference.md comes from the API types).
+
+.PHONY: verify
+verify: lint ## Fail when a generated file is stale (CI runs the same checks as unit tests).
+	$(PY) -m kubehatch.api.crdgen --check crds charts/kubehatch/crds
+	$(PY) -m kubehatch.api.docgen --check docs/reference.md
+	$(PY) -m examples.regenerate --check
 
 .PHONY: binaries
 binaries: ## Build the pinned Kubernetes components, etcd and helm into ~/.cache/kubehatch.

@@ -164,7 +164,14 @@ class ConcurrencySpec(ApiModel):
     action: ActionName | None = Field(
         default=None, description="Registered action that computes the key from the input."
     )
-    max_runs: int = Field(default=1, ge=1, description="Runs allowed at once per key (at least 1).")
+    max_runs: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "Runs allowed at once per key (at least 1); with GroupRoundRobin, in total, "
+            "with free slots handed to the keys in turn."
+        ),
+    )
     limit_strategy: LimitStrategy = Field(
         default=LimitStrategy.CANCEL_IN_PROGRESS,
         description="What to do with a run over the limit.",
