@@ -12,6 +12,8 @@
 #                             at $CONTAINERD_ADDRESS (default /run/containerd/containerd.sock)
 #   build-images.sh env       print the image references and tarball paths as KEY=VALUE
 #                             (the tags come from the sources: nothing is built)
+# Every mode ends by printing those KEY=VALUE lines for the images it built (logs go to
+# stderr): use them rather than a later `env`, since the sources may change meanwhile.
 #
 # Images (convention: localhost/kubehatch/<name>:<tag>, never :latest; pods use
 # imagePullPolicy IfNotPresent or Never, and "localhost/" can never resolve to a remote
@@ -28,6 +30,8 @@
 # this recipe and the python-base tag, so changed code always gets a new tag (pods use
 # IfNotPresent: a reused tag would keep running the old code). The tags come from the
 # sources alone, so `env` and hack/kind-up.sh know them without building anything.
+# Layers: python-base | kubehatch's dependencies (cached by the requirement list) |
+# kubehatch (+ examples/): a code change rebuilds only the last, small layers.
 set -euo pipefail
 IMAGES_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../versions.env
@@ -68,20 +72,26 @@ KUBEHATCH_VERSION=$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$REPO_DIR/pyproject.t
 [[ -n $KUBEHATCH_VERSION ]] || die "no version in $REPO_DIR/pyproject.toml"
 # What goes into the wheel or the images; __pycache__ and dotfiles are not inputs.
 KUBEHATCH_INPUTS=(pyproject.toml README.md sdk/kubehatch operator/kubehatch_operator examples)
-kubehatch_key() {
+source_files() { # source_files DIR: the inputs under DIR, NUL-separated, sorted
   local inputs=() i
-  for i in "${KUBEHATCH_INPUTS[@]}"; do [[ -e $REPO_DIR/$i ]] && inputs+=("$i"); done
+  for i in "${KUBEHATCH_INPUTS[@]}"; do [[ -e $1/$i ]] && inputs+=("$i"); done
+  (cd "$1" && find "${inputs[@]}" -type f ! -path '*/__pycache__/*' ! -name '*.py[co]' \
+    ! -name '.*' ! -name '*~' -print0 | LC_ALL=C sort -z)
+}
+kubehatch_key() { # kubehatch_key DIR
   { echo "python-base=$PYBASE_TAG"
     sha256_of "$IMAGES_DIR/build-images.sh" "$IMAGES_DIR/ocibuild.py"
-    (cd "$REPO_DIR" && find "${inputs[@]}" -type f ! -path '*/__pycache__/*' ! -name '*.py[co]' \
-      ! -name '.*' ! -name '*~' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+    source_files "$1" | (cd "$1" && xargs -0 sha256sum)
   } | sha256sum | cut -c1-12
 }
-KUBEHATCH_TAG=$KUBEHATCH_VERSION-$(kubehatch_key)
-OPERATOR_REF=localhost/kubehatch/operator:$KUBEHATCH_TAG
-OPERATOR_TAR=$IMAGE_DIR/operator-$KUBEHATCH_TAG.tar
-STEP_REF=localhost/kubehatch/step:$KUBEHATCH_TAG
-STEP_TAR=$IMAGE_DIR/step-$KUBEHATCH_TAG.tar
+set_kubehatch_names() { # set_kubehatch_names KEY
+  KUBEHATCH_TAG=$KUBEHATCH_VERSION-$1
+  OPERATOR_REF=localhost/kubehatch/operator:$KUBEHATCH_TAG
+  OPERATOR_TAR=$IMAGE_DIR/operator-$KUBEHATCH_TAG.tar
+  STEP_REF=localhost/kubehatch/step:$KUBEHATCH_TAG
+  STEP_TAR=$IMAGE_DIR/step-$KUBEHATCH_TAG.tar
+}
+set_kubehatch_names "$(kubehatch_key "$REPO_DIR")"
 # The operator and step pods run as this non-root user ("restricted" Pod Security
 # Standard); the operator gives step pods the same UID.
 NONROOT=65532:65532
@@ -155,6 +165,41 @@ build_python_base() {
   find "$IMAGE_DIR" -maxdepth 1 -name "python-base-$DEBIAN_SUITE-*.tar" ! -name "${PYBASE_TAR##*/}" -delete
 }
 
+# requirements EXTRA: kubehatch's dependencies (plus those of the extra), from pyproject.
+requirements() {
+  python3 - "$REPO_DIR/pyproject.toml" "$1" <<'PY'
+import sys, tomllib
+project = tomllib.load(open(sys.argv[1], "rb"))["project"]
+extra = project.get("optional-dependencies", {}).get(sys.argv[2], []) if sys.argv[2] else []
+print("\n".join(project["dependencies"] + extra))
+PY
+}
+
+# build_deps NAME EXTRA: python-base plus kubehatch's dependencies, one layer, cached by
+# the requirement list. Code changes then only add a small layer on top of it.
+build_deps() {
+  local name=$1 extra=$2 reqs key tar
+  reqs=$(requirements "$extra")
+  key=$( { echo "python-base=$PYBASE_TAG"; echo "$reqs"; sha256_of "$IMAGES_DIR/ocibuild.py"; } |
+    sha256sum | cut -c1-12)
+  tar=$IMAGE_DIR/deps/$name-$key.tar
+  if [[ ! -f $tar ]]; then
+    log "$name: pip-installing $(echo "$reqs" | paste -sd' ' -) (cold: about 20 s)"
+    mkdir -p "$IMAGE_DIR/deps"
+    echo "$reqs" > "$WORK/$name.txt"
+    "${OCIBUILD[@]}" add-python-packages --base "$PYBASE_TAR" --tmpdir "$WORK" \
+      --tag "localhost/kubehatch/$name:$key" -o "$WORK/$name.tar" -- -q -r "$WORK/$name.txt" >&2
+    mv "$WORK/$name.tar" "$tar"
+    keep_newest 2 "$IMAGE_DIR/deps/$name-*.tar"
+  fi
+  echo "$tar"
+}
+
+keep_newest() { # keep_newest N GLOB: delete all but the N newest files matching GLOB
+  # shellcheck disable=SC2086 # GLOB is meant to expand
+  ls -1t $2 2>/dev/null | tail -n +"$(($1 + 1))" | xargs -r rm -f
+}
+
 build_kubehatch() {
   if [[ -f $OPERATOR_TAR && -f $STEP_TAR ]]; then
     log "kubehatch: cached $OPERATOR_REF, $STEP_REF"; return
@@ -163,42 +208,48 @@ build_kubehatch() {
   python3 -m pip --version >/dev/null 2>&1 ||
     die "python3 has no pip (it builds the wheel and installs it into the images): apt-get install -y python3-pip"
   new_work
-  log "kubehatch: building the wheel of $REPO_DIR"
-  python3 -m pip wheel --no-deps --disable-pip-version-check -q -w "$WORK/dist" "$REPO_DIR" >&2 ||
+  # Build from a snapshot, and name the images after the snapshot: files edited during
+  # the build can never end up under the wrong tag.
+  mkdir -p "$WORK/src"
+  source_files "$REPO_DIR" | (cd "$REPO_DIR" && xargs -0 cp --parents -t "$WORK/src")
+  set_kubehatch_names "$(kubehatch_key "$WORK/src")"
+  if [[ -f $OPERATOR_TAR && -f $STEP_TAR ]]; then
+    log "kubehatch: cached $OPERATOR_REF, $STEP_REF"; cleanup; WORK=""; return
+  fi
+  local step_deps operator_deps wheel
+  step_deps=$(build_deps step-deps "")
+  operator_deps=$(build_deps operator-deps operator)
+  log "kubehatch: building the wheel"
+  python3 -m pip wheel --no-deps --disable-pip-version-check -q -w "$WORK/dist" "$WORK/src" >&2 ||
     die "building the kubehatch wheel failed (output above)"
-  local wheel step_out=$WORK/step.tar
   wheel=$(ls "$WORK"/dist/kubehatch-*.whl)
   log "kubehatch: $OPERATOR_REF"
-  "${OCIBUILD[@]}" add-python-packages --base "$PYBASE_TAR" --tmpdir "$WORK" \
+  "${OCIBUILD[@]}" add-python-packages --base "$operator_deps" --tmpdir "$WORK" \
     --entrypoint '["python3", "-m", "kubehatch_operator"]' --user "$NONROOT" \
     --env PYTHONDONTWRITEBYTECODE=1 --label "dev.kubehatch.version=$KUBEHATCH_VERSION" \
-    --tag "$OPERATOR_REF" -o "$WORK/operator.tar" -- -q "$wheel[operator]" >&2
+    --tag "$OPERATOR_REF" -o "$WORK/operator.tar" -- -q --no-deps "$wheel" >&2
   log "kubehatch: $STEP_REF"
-  [[ -d $REPO_DIR/examples ]] && step_out=$WORK/step-sdk.tar
-  "${OCIBUILD[@]}" add-python-packages --base "$PYBASE_TAR" --tmpdir "$WORK" \
+  "${OCIBUILD[@]}" add-python-packages --base "$step_deps" --tmpdir "$WORK" \
     --workdir /app --env PYTHONPATH=/app --env PYTHONDONTWRITEBYTECODE=1 \
     --entrypoint '["kubehatch"]' --cmd '["--help"]' --user "$NONROOT" \
     --label "dev.kubehatch.version=$KUBEHATCH_VERSION" \
-    --tag "$STEP_REF" -o "$step_out" -- -q "$wheel" >&2
-  if [[ -d $REPO_DIR/examples ]]; then
-    # The examples as a package in /app (KUBEHATCH_WORKER=examples.<module>:worker),
-    # where users' step images put their code too.
-    mkdir -p "$WORK/app"
-    (cd "$REPO_DIR" && find examples -type f ! -path '*/__pycache__/*' ! -name '*.py[co]' \
-      -print0 | xargs -0r cp --parents -t "$WORK/app")
-    "${OCIBUILD[@]}" build --base "$step_out" --layer "$WORK/app:/app" --tmpdir "$WORK" \
-      --tag "$STEP_REF" -o "$WORK/step.tar" >&2
-  fi
+    --tag "$STEP_REF" -o "$WORK/step-sdk.tar" -- -q --no-deps "$wheel" >&2
+  # The examples as a package in /app (KUBEHATCH_WORKER=examples.<module>:worker), where
+  # users' step images put their code too.
+  mkdir -p "$WORK/app"
+  [[ -d $WORK/src/examples ]] && cp -r "$WORK/src/examples" "$WORK/app/"
+  "${OCIBUILD[@]}" build --base "$WORK/step-sdk.tar" --layer "$WORK/app:/app" --tmpdir "$WORK" \
+    --tag "$STEP_REF" -o "$WORK/step.tar" >&2
   mv "$WORK/operator.tar" "$OPERATOR_TAR"
   mv "$WORK/step.tar" "$STEP_TAR"
   cleanup; WORK=""
-  # Older builds are superseded; keep the cache from growing without bound.
-  find "$IMAGE_DIR" -maxdepth 1 \( -name 'operator-*.tar' -o -name 'step-*.tar' \) \
-    ! -name "${OPERATOR_TAR##*/}" ! -name "${STEP_TAR##*/}" -delete
+  # Older builds are superseded; keep a few (another build may be importing one now).
+  keep_newest 3 "$IMAGE_DIR/operator-*.tar"
+  keep_newest 3 "$IMAGE_DIR/step-*.tar"
 }
 
-write_env() {
-  cat > "$IMAGE_DIR/images.env.tmp" <<EOF
+env_lines() {
+  cat <<EOF
 KUBEHATCH_PAUSE_IMAGE=$PAUSE_REF
 KUBEHATCH_PAUSE_TAR=$PAUSE_TAR
 KUBEHATCH_PYTHON_BASE_IMAGE=$PYBASE_REF
@@ -209,7 +260,11 @@ KUBEHATCH_OPERATOR_TAR=$OPERATOR_TAR
 KUBEHATCH_STEP_IMAGE=$STEP_REF
 KUBEHATCH_STEP_TAR=$STEP_TAR
 EOF
-  mv "$IMAGE_DIR/images.env.tmp" "$IMAGE_DIR/images.env"
+}
+
+write_env() {
+  env_lines > "$IMAGE_DIR/images.env.$$"
+  mv "$IMAGE_DIR/images.env.$$" "$IMAGE_DIR/images.env"
 }
 
 load_images() {
@@ -229,15 +284,22 @@ build_group() {
   esac
   write_env
 }
-GROUP_TARS_all=("$PAUSE_TAR" "$PYBASE_TAR" "$OPERATOR_TAR" "$STEP_TAR")
-GROUP_TARS_base=("$PAUSE_TAR" "$PYBASE_TAR")
-GROUP_TARS_kubehatch=("$OPERATOR_TAR" "$STEP_TAR")
+# group_tars GROUP: the group's tarballs in TARS (after the build, which names them).
+group_tars() {
+  case $1 in
+    all) TARS=("$PAUSE_TAR" "$PYBASE_TAR" "$OPERATOR_TAR" "$STEP_TAR") ;;
+    base) TARS=("$PAUSE_TAR" "$PYBASE_TAR") ;;
+    kubehatch) TARS=("$OPERATOR_TAR" "$STEP_TAR") ;;
+  esac
+}
 
 case ${1:-build} in
-  build) build_group all ;;
-  base|kubehatch) build_group "$1" ;;
-  load) group=${2:-all}; build_group "$group"; tars="GROUP_TARS_${group}[@]"; load_images "${!tars}" ;;
-  env) write_env; cat "$IMAGE_DIR/images.env" ;;
+  build) build_group all; env_lines ;;
+  base|kubehatch) build_group "$1"; env_lines ;;
+  load)
+    group=${2:-all}; build_group "$group"
+    group_tars "$group"; load_images "${TARS[@]}"; env_lines ;;
+  env) env_lines ;;
   -h|--help|help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0" ;;
   *) die "unknown mode '$1' (build, base, kubehatch, load [all|base|kubehatch], env)" ;;
 esac
