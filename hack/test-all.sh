@@ -15,6 +15,8 @@ if [[ -n "${KUBECONFIG:-}" ]] && kubectl version --request-timeout=5s >/dev/null
 else
   own_cluster=1
   trap 'make cluster-down || true' EXIT
+  # A stopped cluster may have left state behind (a previous session's, say): start clean.
+  make cluster-reset
   make cluster-up
   export KUBECONFIG
   KUBECONFIG=$(PYTHONPATH=hack/cluster python3 -m localcluster kubeconfig)
