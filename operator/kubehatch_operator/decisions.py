@@ -148,16 +148,7 @@ def decide(
         )
 
     if gate is not None and gate.verdict in (Verdict.CANCEL, Verdict.FAIL):
-        cancel = gate.verdict is Verdict.CANCEL
-        _end_run(
-            status,
-            decision,
-            attempts,
-            WorkflowRunPhase.CANCELLED if cancel else WorkflowRunPhase.FAILED,
-            "ConcurrencyLimit" if cancel else "ConcurrencyKeyFailed",
-            gate.message,
-            now,
-        )
+        _end_by_gate(status, decision, attempts, gate, now)
     elif run.spec.cancel:
         _end_run(
             status,
@@ -268,16 +259,7 @@ def _start(
             _set_succeeded(status, ConditionStatus.UNKNOWN, "Queued", gate.message, run)
             return False
         if gate.verdict in (Verdict.CANCEL, Verdict.FAIL):
-            cancel = gate.verdict is Verdict.CANCEL
-            _end_run(
-                status,
-                decision,
-                [],
-                WorkflowRunPhase.CANCELLED if cancel else WorkflowRunPhase.FAILED,
-                "ConcurrencyLimit" if cancel else "ConcurrencyKeyFailed",
-                gate.message,
-                now,
-            )
+            _end_by_gate(status, decision, [], gate, now)
             return False
     status.workflow_spec = workflow.model_copy(deep=True)
     status.started_at = now
@@ -442,6 +424,21 @@ def _end_run(
             observed_generation=status.observed_generation,
         ),
     )
+
+
+def _end_by_gate(
+    status: WorkflowRunStatus,
+    decision: Decision,
+    attempts: Sequence[Attempt],
+    gate: Gate,
+    now: datetime,
+) -> None:
+    """End a run the concurrency limit cancelled, or whose key could not be computed."""
+    if gate.verdict is Verdict.CANCEL:
+        phase, reason = WorkflowRunPhase.CANCELLED, "ConcurrencyLimit"
+    else:
+        phase, reason = WorkflowRunPhase.FAILED, "ConcurrencyKeyFailed"
+    _end_run(status, decision, attempts, phase, reason, gate.message, now)
 
 
 def _set_finished(status: WorkflowRunStatus, now: datetime) -> None:
