@@ -205,9 +205,15 @@ def cronjob_manifest(workflow: WorkflowInfo, expression: str, pod: TriggerPod) -
     return body
 
 
-def desired_cronjobs(workflow: WorkflowInfo, pod: TriggerPod) -> list[dict[str, Any]]:
-    """The workflow's CronJobs: none while any schedule is invalid or there is no image."""
-    if cron_problems(workflow.crons) or not pod.image:
+def desired_cronjobs(workflow: WorkflowInfo, pod: TriggerPod) -> list[dict[str, Any]] | None:
+    """The workflow's CronJobs: none while any schedule is invalid.
+
+    None (leave the CronJobs alone) when the operator has no trigger image: a
+    misconfigured operator must not delete the CronJobs that a configured one made.
+    """
+    if not pod.image:
+        return None
+    if cron_problems(workflow.crons):
         return []
     unique = dict.fromkeys(c.strip() for c in workflow.crons)
     return [cronjob_manifest(workflow, expression, pod) for expression in unique]

@@ -213,8 +213,11 @@ class Triggers:
         fingerprint = (workflow.uid, workflow.generation, workflow.crons, self.settings.pod)
         if self.cron_synced.get(key) == fingerprint:
             return
+        desired = desired_cronjobs(workflow, self.settings.pod)
+        if desired is None:  # no trigger image: the Ready condition says so
+            return
         existing = await self.kube.list_cronjobs(*key)
-        plan = plan_cronjobs(desired_cronjobs(workflow, self.settings.pod), existing)
+        plan = plan_cronjobs(desired, existing)
         errors = []
         writes = [(self.kube.create_cronjob, b) for b in plan.create]
         writes += [(self.kube.replace_cronjob, b) for b in plan.replace]

@@ -129,7 +129,8 @@ def test_desired_cronjobs() -> None:
     assert len(desired_cronjobs(wf("0 * * * *", "30 * * * *", "0 * * * *"), POD)) == 2
     # An invalid schedule creates nothing at all, nor does a missing image.
     assert desired_cronjobs(wf("0 * * * *", "61 * * * *"), POD) == []
-    assert desired_cronjobs(wf("0 * * * *"), TriggerPod(image=None)) == []
+    # Without an image the operator cannot say what the CronJobs should be: hands off.
+    assert desired_cronjobs(wf("0 * * * *"), TriggerPod(image=None)) is None
     assert desired_cronjobs(wf(), POD) == []
 
 
@@ -137,21 +138,27 @@ def existing(body: dict, version: str = "7") -> dict:
     return {**body, "metadata": {**body["metadata"], "resourceVersion": version}}
 
 
+def wanted(workflow: WorkflowInfo) -> list[dict]:
+    desired = desired_cronjobs(workflow, POD)
+    assert desired is not None
+    return desired
+
+
 def test_plan_creates_replaces_and_deletes() -> None:
     hourly, nightly = wf("0 * * * *", "0 0 * * *"), wf("0 0 * * *")
-    old = [existing(b) for b in desired_cronjobs(hourly, POD)]
+    old = [existing(b) for b in wanted(hourly)]
     # Nothing to do when everything matches.
-    assert plan_cronjobs(desired_cronjobs(hourly, POD), old).empty
+    assert plan_cronjobs(wanted(hourly), old).empty
     # A removed schedule is deleted.
-    plan = plan_cronjobs(desired_cronjobs(nightly, POD), old)
+    plan = plan_cronjobs(wanted(nightly), old)
     assert plan.create == [] and plan.replace == []
     assert plan.delete == [cronjob_name("nightly", "0 * * * *")]
     # A changed schedule is a new name: one create, one delete.
-    plan = plan_cronjobs(desired_cronjobs(wf("5 * * * *", "0 0 * * *"), POD), old)
+    plan = plan_cronjobs(wanted(wf("5 * * * *", "0 0 * * *")), old)
     assert [b["spec"]["schedule"] for b in plan.create] == ["5 * * * *"]
     assert plan.delete == [cronjob_name("nightly", "0 * * * *")]
     # Suspending replaces, keeping the resourceVersion read.
-    plan = plan_cronjobs(desired_cronjobs(wf("0 * * * *", "0 0 * * *", suspend=True), POD), old)
+    plan = plan_cronjobs(wanted(wf("0 * * * *", "0 0 * * *", suspend=True)), old)
     assert len(plan.replace) == 2 and not plan.create and not plan.delete
     assert all(b["spec"]["suspend"] for b in plan.replace)
     assert {b["metadata"]["resourceVersion"] for b in plan.replace} == {"7"}

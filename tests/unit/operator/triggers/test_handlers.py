@@ -281,6 +281,14 @@ def test_without_trigger_image_or_when_refused_the_workflow_is_not_ready() -> No
         assert (
             kube.workflows["nightly"]["status"]["conditions"][0]["reason"] == "TriggerImageMissing"
         )
+        # A misconfigured operator leaves the CronJobs of a configured one alone.
+        configured = triggers(kube)
+        configured.observe_workflow(copy.deepcopy(kube.workflows["nightly"]))
+        await sync(configured, "nightly")
+        assert len(kube.cronjobs) == 1
+        t.cron_synced.clear()
+        await sync(t, "nightly")
+        assert len(kube.cronjobs) == 1
         kube = FakeKube()
         kube.reject_cronjobs = True
         t = triggers(kube)
