@@ -143,6 +143,7 @@ def test_helm_lint_is_clean() -> None:
         ("image.pullPolicy=Sometimes", "pullPolicy"),
         ("unknownKey=1", "unknownKey"),
         ("operator.logFormat=xml", "logFormat"),
+        ("triggers.eventRetention=1d", "eventRetention"),
     ],
 )
 def test_schema_rejects_bad_values(value: str, complaint: str) -> None:
@@ -377,6 +378,9 @@ def test_operator_runs_kopf_with_probes_on_its_health_endpoint() -> None:
     assert env["KUBEHATCH_POST_EVENTS"] == "true"
     assert env["KUBEHATCH_API_WORKERS"] == "32"
     assert env["KUBEHATCH_METRICS_PORT"] == "9090"
+    assert env["KUBEHATCH_TRIGGER_SERVICE_ACCOUNT"] == "kubehatch-trigger"
+    assert env["KUBEHATCH_TRIGGER_IMAGE"] == container["image"]  # has the kubehatch CLI
+    assert env["KUBEHATCH_EVENT_RETENTION"] == "1h"
     assert env["POD_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}  # kopf's peer id
     service = one(docs, "Service", f"{FULLNAME}-metrics", NAMESPACE)
     assert service["spec"]["ports"][0]["targetPort"] == "metrics"
@@ -393,6 +397,8 @@ def test_values_reach_the_operator() -> None:
             "operator.apiWorkers=8",
             "metrics.port=9191",
             "operator.extraArgs={--log-refkey}",
+            "triggers.image=localhost/kubehatch/step:1",
+            "triggers.eventRetention=30m",
         )
     )
     assert container["image"] == "localhost/kubehatch/operator:0.1.0-abc123"
@@ -401,6 +407,8 @@ def test_values_reach_the_operator() -> None:
     assert env["KUBEHATCH_POST_EVENTS"] == "false"
     assert env["KUBEHATCH_API_WORKERS"] == "8"
     assert env["KUBEHATCH_METRICS_PORT"] == "9191"
+    assert env["KUBEHATCH_TRIGGER_IMAGE"] == "localhost/kubehatch/step:1"
+    assert env["KUBEHATCH_EVENT_RETENTION"] == "30m"
     assert container["args"][-1] == "--log-refkey"
 
 
