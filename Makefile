@@ -53,6 +53,15 @@ verify: lint ## Fail when a generated file is stale (CI runs the same checks as 
 binaries: ## Build the pinned Kubernetes components, etcd and helm into ~/.cache/kubehatch.
 	bash hack/cluster/build-binaries.sh all
 
+.PHONY: images
+images: ## Build the cluster's and kubehatch's images into the cache (registry-free).
+	bash hack/images/build-images.sh build
+
+.PHONY: chart-lint
+chart-lint: ## helm lint the chart (helm is built from its Go module if missing).
+	bash hack/cluster/build-binaries.sh helm
+	$(HOME)/.cache/kubehatch/bin/helm-$(HELM_VERSION)/helm lint --strict charts/kubehatch
+
 .PHONY: cluster-up
 cluster-up: ## Start the local single-node cluster (builds what is missing; idempotent).
 	$(CLUSTER) up

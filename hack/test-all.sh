@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 started=$SECONDS
 
 make venv
+# helm renders the chart in unit tests; built (pinned, cached) like the cluster's parts.
+bash hack/cluster/build-binaries.sh helm
 make unit
 
 own_cluster=0

@@ -65,9 +65,21 @@ build_kubernetes() {
   log "kubernetes $KUBERNETES_VERSION: built into $BIN_DIR"
 }
 
+helm_ldflags() {
+  # helm reports its own version, and the Kubernetes version it assumes for
+  # .Capabilities.KubeVersion (else v1.20, which fails the chart's kubeVersion), from
+  # ldflags; the latter is the client-go minor that helm's module graph resolved.
+  local minor pkg
+  minor=$(go list -m -f '{{.Version}}' k8s.io/client-go | cut -d. -f2)
+  printf -- '-X helm.sh/helm/v3/internal/version.version=%s -X helm.sh/helm/v3/internal/version.metadata=' "$HELM_VERSION"
+  for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    printf -- ' -X %s.k8sVersionMajor=1 -X %s.k8sVersionMinor=%s' "$pkg" "$pkg" "$minor"
+  done
+}
+
 build_single() {
-  # build_single NAME VERSION MODULE PACKAGE SOURCE_FILE OUT_DIR
-  local name=$1 version=$2 module=$3 pkg=$4 file=$5 out=$6
+  # build_single NAME VERSION MODULE PACKAGE SOURCE_FILE OUT_DIR [LDFLAGS_FUNCTION]
+  local name=$1 version=$2 module=$3 pkg=$4 file=$5 out=$6 extra=${7:-}
   if [[ -x "$out/$name" ]]; then log "$name $version: cached in $out"; return; fi
   local src="$KUBEHATCH_CACHE/src/$name-$version"
   log "$name $version: building"
@@ -78,7 +90,9 @@ build_single() {
     go mod edit -require="$module@$version"
     go mod tidy >/dev/null
     mkdir -p "$out.tmp"
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out.tmp/$name" "$pkg"
+    local ldflags="-s -w"
+    [[ -z $extra ]] || ldflags+=" $($extra)"
+    CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out.tmp/$name" "$pkg"
   )
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
@@ -88,7 +102,8 @@ case $want in
   kubernetes) build_kubernetes ;;
   etcd) build_single etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 . "$HACK_DIR/gobuild/etcd/main.go" "$ETCD_BIN_DIR" ;;
   helm)
-    build_single helm "$HELM_VERSION" helm.sh/helm/v3 helm.sh/helm/v3/cmd/helm "$HACK_DIR/gobuild/helm/tools.go" "$HELM_BIN_DIR" ;;
+    build_single helm "$HELM_VERSION" helm.sh/helm/v3 helm.sh/helm/v3/cmd/helm \
+      "$HACK_DIR/gobuild/helm/tools.go" "$HELM_BIN_DIR" helm_ldflags ;;
   all) "$0" etcd && "$0" kubernetes && "$0" helm ;;
   *) die "unknown target '$want' (want: kubernetes, etcd, helm or all)" ;;
 esac

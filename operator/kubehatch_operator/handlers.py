@@ -12,6 +12,7 @@ import concurrent.futures
 import importlib
 import importlib.util
 import logging
+import os
 from typing import Any
 
 import kopf
@@ -43,6 +44,8 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     # One log line per watch event is noise at this rate; failures still log as errors.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings.execution.max_workers = own.api_workers
+    # With exact namespaces only (see __main__), nothing cluster-wide needs scanning.
+    settings.scanning.disabled = os.environ.get("KUBEHATCH_SCAN_CLUSTER") == "false"
     asyncio.get_running_loop().set_default_executor(
         concurrent.futures.ThreadPoolExecutor(
             max_workers=own.api_workers, thread_name_prefix="kube"
