@@ -27,7 +27,7 @@ def _load(name: str, path: Path) -> Any:
     return module
 
 
-ocibuild = _load("ocibuild", IMAGES / "ocibuild.py")
+ocibuild = _load("ocibuild", REPO / "sdk" / "kubehatch" / "imagebuild.py")
 apt_mirror = _load("apt_mirror", IMAGES / "apt_mirror.py")
 
 
