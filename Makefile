@@ -86,6 +86,10 @@ kind-up: ## For machines with Docker: a kind cluster from kind-config.yaml, imag
 e2e: venv ## End-to-end tests against $$KUBECONFIG, or the local cluster (brought up if needed).
 	$(VENV)/bin/pytest -m e2e -q
 
+.PHONY: demo
+demo: ## A cluster, the chart, the examples, an event, and its run followed step by step.
+	bash hack/demo.sh
+
 .PHONY: test
 test: ## The whole suite on a fresh machine: install, unit, cluster up, e2e, cluster down.
 	bash hack/test-all.sh
