@@ -90,7 +90,7 @@ class Store:
             workflow = (body.get("spec") or {}).get("workflowRef", {}).get("name", "")
             finished_at = _time(status.get("finishedAt")) or _time(meta.get("creationTimestamp"))
             self.finished[key] = FinishedRun(key[1], workflow, finished_at or datetime.now(UTC))
-        elif _newer(body, self.runs.get(key)):
+        elif newer(body, self.runs.get(key)):
             self.runs[key] = body
         return key
 
@@ -161,7 +161,7 @@ class Store:
         ]
 
 
-def _newer(body: dict[str, Any], current: dict[str, Any] | None) -> bool:
+def newer(body: dict[str, Any], current: dict[str, Any] | None) -> bool:
     """Whether `body` is at least as new as what the store holds (watch events can lag
     behind the response of our own write)."""
     if current is None:

@@ -27,6 +27,7 @@ from kubernetes.client.exceptions import ApiException
 from kubehatch.durations import parse_duration
 from kubehatch_operator import naming
 from kubehatch_operator.patches import merge_patch
+from kubehatch_operator.store import newer
 from kubehatch_operator.triggers import events, schedules
 from kubehatch_operator.triggers.crons import (
     TriggerPod,
@@ -163,7 +164,7 @@ class Triggers:
             self.cron_synced.pop(key, None)
             self.cron_errors.pop(key, None)
             self.workflow_worker.cancel(key)
-        elif _newer(body, self.workflows.get(key)):
+        elif newer(body, self.workflows.get(key)):
             self.workflows[key] = body
         return key
 
@@ -343,18 +344,6 @@ def _api_message(err: ApiException) -> str:
         return str(json.loads(err.body)["message"])
     except (TypeError, ValueError, KeyError):
         return f"{err.status} {err.reason}"
-
-
-def _newer(body: dict[str, Any], current: dict[str, Any] | None) -> bool:
-    """Whether ``body`` is at least as new as ``current`` (watch events can lag our writes)."""
-    if current is None:
-        return True
-    try:
-        return int(body["metadata"]["resourceVersion"]) >= int(
-            current["metadata"]["resourceVersion"]
-        )
-    except (KeyError, ValueError):
-        return True
 
 
 _state: Triggers | None = None
