@@ -6,8 +6,7 @@ VENV        ?= .venv
 PY          := $(VENV)/bin/python
 CLUSTER     := PYTHONPATH=hack/cluster python3 -m localcluster
 include hack/versions.env
-KUBECONFIG_LOCAL := $(shell PYTHONPATH=hack/cluster python3 -m localcluster kubeconfig)
-export KUBEHATCH_KUBECTL := $(HOME)/.cache/kubehatch/bin/kubernetes-$(KUBERNETES_VERSION)/kubectl
+KUBEHATCH_CACHE ?= $(HOME)/.cache/kubehatch
 
 .PHONY: help
 help: ## List the targets.
@@ -60,7 +59,7 @@ images: ## Build the cluster's and kubehatch's images into the cache (registry-f
 .PHONY: chart-lint
 chart-lint: ## helm lint the chart (helm is built from its Go module if missing).
 	bash hack/cluster/build-binaries.sh helm
-	$(HOME)/.cache/kubehatch/bin/helm-$(HELM_VERSION)/helm lint --strict charts/kubehatch
+	$(KUBEHATCH_CACHE)/bin/helm-$(HELM_VERSION)/helm lint --strict charts/kubehatch
 
 .PHONY: cluster-up
 cluster-up: ## Start the local single-node cluster (builds what is missing; idempotent).
