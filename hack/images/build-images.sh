@@ -46,7 +46,7 @@ need_cmd() { command -v "$1" >/dev/null 2>&1 || die "$1 is not installed. $2"; }
 
 OCIBUILD=(python3 "$IMAGES_DIR/ocibuild.py")
 # The builder itself (ocibuild.py runs it): part of every image's cache key.
-OCIBUILD_SRC=$IMAGES_DIR/../../sdk/kubehatch/imagebuild.py
+OCIBUILD_SRC=("$IMAGES_DIR"/../../sdk/kubehatch/imagebuild/*.py)
 PAUSE_VERSION=3.10
 PAUSE_REF=localhost/kubehatch/pause:$PAUSE_VERSION
 PAUSE_TAR=$IMAGE_DIR/pause-$PAUSE_VERSION.tar
@@ -82,7 +82,7 @@ source_files() { # source_files DIR: the inputs under DIR, NUL-separated, sorted
 }
 kubehatch_key() { # kubehatch_key DIR
   { echo "python-base=$PYBASE_TAG"
-    sha256_of "$IMAGES_DIR/build-images.sh" "$OCIBUILD_SRC"
+    sha256_of "$IMAGES_DIR/build-images.sh" "${OCIBUILD_SRC[@]}"
     source_files "$1" | (cd "$1" && xargs -0 sha256sum)
   } | sha256sum | cut -c1-12
 }
@@ -117,7 +117,7 @@ build_pause() {
   # The key covers the source, the compiler flags and the image builder; the build takes
   # a second, so this only saves the compiler invocation.
   local flags="-static -Os -Wall -Wextra" key
-  key=$( { sha256_of "$IMAGES_DIR/pause/pause.c" "$OCIBUILD_SRC"; echo "$flags"; gcc --version | head -1; } 2>/dev/null | sha256sum | cut -c1-64)
+  key=$( { sha256_of "$IMAGES_DIR/pause/pause.c" "${OCIBUILD_SRC[@]}"; echo "$flags"; gcc --version | head -1; } 2>/dev/null | sha256sum | cut -c1-64)
   if [[ -f $PAUSE_TAR && "$(cat "$PAUSE_TAR.key" 2>/dev/null)" == "$key" ]]; then
     log "pause: cached $PAUSE_TAR"; return
   fi
@@ -182,7 +182,7 @@ PY
 build_deps() {
   local name=$1 extra=$2 reqs key tar
   reqs=$(requirements "$extra")
-  key=$( { echo "python-base=$PYBASE_TAG"; echo "$reqs"; sha256_of "$OCIBUILD_SRC"; } |
+  key=$( { echo "python-base=$PYBASE_TAG"; echo "$reqs"; sha256_of "${OCIBUILD_SRC[@]}"; } |
     sha256sum | cut -c1-12)
   tar=$IMAGE_DIR/deps/$name-$key.tar
   if [[ ! -f $tar ]]; then

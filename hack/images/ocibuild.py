@@ -2,14 +2,13 @@
 """Run the registry-free image builder, kubehatch.imagebuild, from a checkout.
 
 The builder lives in the SDK (so `kubehatch image build` has it) and uses only the
-standard library; this shim runs it by path, without importing the rest of kubehatch,
-so the cluster scripts need nothing but python3.
+standard library; this shim imports it as a top-level package, without the rest of
+kubehatch, so the cluster scripts need nothing but python3.
 """
 
 import runpy
+import sys
 from pathlib import Path
 
-runpy.run_path(
-    str(Path(__file__).resolve().parents[2] / "sdk" / "kubehatch" / "imagebuild.py"),
-    run_name="__main__",
-)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sdk" / "kubehatch"))
+runpy.run_module("imagebuild", run_name="__main__", alter_sys=True)

@@ -27,7 +27,8 @@ def _load(name: str, path: Path) -> Any:
     return module
 
 
-ocibuild = _load("ocibuild", REPO / "sdk" / "kubehatch" / "imagebuild.py")
+import kubehatch.imagebuild as ocibuild  # noqa: E402
+
 apt_mirror = _load("apt_mirror", IMAGES / "apt_mirror.py")
 
 

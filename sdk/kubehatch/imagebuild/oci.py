@@ -1,42 +1,7 @@
-#!/usr/bin/env python3
-"""Build OCI image layout tarballs without Docker, a registry or any third-party package.
-
-This machine has no container engine and no registry, so the images the local cluster
-needs (the pause image, the Python base image, step and operator images) are written
-directly as OCI image layout tarballs and imported into containerd with ``ctr``.
-
-Subcommands:
-
-``build``
-    Write an image: an optional base image tarball (or ``scratch``), directories added as
-    new layers on top, and config changes (env, workdir, entrypoint, cmd, user, labels).
-``add-python-packages``
-    Add one layer holding ``pip install --target`` output for the base image's Python
-    (how kubehatch's wheel and its dependencies go into step and operator images).
-``inspect``
-    Print the index, manifest and config of an image tarball (for humans and tests).
-``load``
-    Import image tarballs into containerd (namespace ``k8s.io`` by default, where the
-    CRI plugin, and so the kubelet, looks for images) and check the names arrived.
-
-Design choices, and why:
-
-* Layers are uncompressed tars, so a layer's digest equals its diff_id: no gzip
-  nondeterminism, and nothing to gain from compression on a local import.
-* Layers are deterministic: entries sorted by path, mtimes fixed (``SOURCE_DATE_EPOCH``,
-  default 0), owner 0:0 unless ``--preserve-ownership``, no user/group names, no xattrs.
-  The same input therefore gives the same digests, which keeps rebuilds and caches honest.
-* Image references are normalised the way the CRI plugin normalises a pod's ``image:``
-  (``pause:1`` -> ``docker.io/library/pause:1``), so the name containerd stores is the name
-  the kubelet asks for. The project's convention is ``localhost/kubehatch/<name>:<tag>``.
-* The index entry for each reference carries ``io.containerd.image.name`` (the full
-  reference, which ``ctr images import`` uses as the image name) and
-  ``org.opencontainers.image.ref.name`` (the tag, per the OCI image layout spec).
-"""
+"""OCI image layouts: references, blobs, deterministic layers, images and their tarballs."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import datetime
@@ -45,10 +10,7 @@ import io
 import json
 import os
 import re
-import shutil
 import stat
-import subprocess
-import sys
 import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -334,7 +296,7 @@ class Image:
     blob_sources: dict[str, tuple[Path, str | None]]
 
 
-def _read_json_member(tar: tarfile.TarFile, name: str) -> Any:
+def read_json_member(tar: tarfile.TarFile, name: str) -> Any:
     try:
         f = tar.extractfile(name)
     except KeyError:
@@ -344,7 +306,7 @@ def _read_json_member(tar: tarfile.TarFile, name: str) -> Any:
     return json.load(f)
 
 
-def _blob_name(digest: str) -> str:
+def blob_name(digest: str) -> str:
     algo, _, hexd = digest.partition(":")
     return f"blobs/{algo}/{hexd}"
 
@@ -382,10 +344,10 @@ def load_base(path: Path, platform: tuple[str, str]) -> Image:
     except (OSError, tarfile.TarError) as exc:
         raise BuildError(f"cannot read base image {path}: {exc}") from exc
     with tar:
-        index = _read_json_member(tar, "index.json")
+        index = read_json_member(tar, "index.json")
         entry = select_manifest(index, platform, str(path))
-        manifest = _read_json_member(tar, _blob_name(entry["digest"]))
-        config = _read_json_member(tar, _blob_name(manifest["config"]["digest"]))
+        manifest = read_json_member(tar, blob_name(entry["digest"]))
+        config = read_json_member(tar, blob_name(manifest["config"]["digest"]))
         names = set(tar.getnames())
     layers = []
     sources: dict[str, tuple[Path, str | None]] = {}
@@ -397,7 +359,7 @@ def load_base(path: Path, platform: tuple[str, str]) -> Image:
             media = MEDIA_LAYER_GZIP
         if media not in (MEDIA_LAYER, MEDIA_LAYER_GZIP):
             raise BuildError(f"{path}: unsupported layer media type {layer['mediaType']}")
-        member = _blob_name(layer["digest"])
+        member = blob_name(layer["digest"])
         if member not in names:
             raise BuildError(f"{path}: missing layer blob {member}")
         layers.append(Descriptor(media, layer["digest"], layer["size"]))
@@ -431,7 +393,7 @@ def merge_env(base: Iterable[str], updates: Iterable[str]) -> list[str]:
     return [f"{k}={v}" for k, v in merged.items()]
 
 
-def _json_list(text: str, flag: str) -> list[str]:
+def json_list(text: str, flag: str) -> list[str]:
     """Parse a JSON array of strings; a plain string becomes ``["/bin/sh", "-c", text]``."""
     try:
         value = json.loads(text)
@@ -581,13 +543,13 @@ def write_layout(
             add_dir("blobs/sha256")
             blob_digests = sorted(set(small_blobs) | {layer.digest for layer in image.layers})
             for digest in blob_digests:
-                name = _blob_name(digest)
+                name = blob_name(digest)
                 if digest in small_blobs:
                     add_bytes(name, small_blobs[digest])
                     continue
                 size = next(layer.size for layer in image.layers if layer.digest == digest)
                 src, member = image.blob_sources[digest]
-                with _open_blob(src, member) as f:
+                with open_blob(src, member) as f:
                     tar.addfile(_file_info(name, size, mtime), f)
             add_bytes("index.json", canonical_json(index))
             add_bytes("oci-layout", canonical_json({"imageLayoutVersion": "1.0.0"}))
@@ -606,7 +568,7 @@ def _file_info(name: str, size: int, mtime: int) -> tarfile.TarInfo:
 
 
 @contextlib.contextmanager
-def _open_blob(src: Path, member: str | None) -> Iterator[IO[bytes]]:
+def open_blob(src: Path, member: str | None) -> Iterator[IO[bytes]]:
     if member is None:
         with src.open("rb") as f:
             yield f
@@ -616,398 +578,3 @@ def _open_blob(src: Path, member: str | None) -> Iterator[IO[bytes]]:
         if f is None:
             raise BuildError(f"{src}: {member} is not a file")
         yield f
-
-
-# --------------------------------------------------------------------------- python packages
-
-_PY_OS_RE = re.compile(r"^(?:\./)?usr/lib/python(3\.\d+)/os\.py$")
-
-
-def image_python_version(base: Path, image: Image) -> str:
-    """The image's Python X.Y: the label set by build-images.sh, else found in the layers."""
-    labels = image.config.get("config", {}).get("Labels") or {}
-    if labels.get(LABEL_PYTHON_VERSION):
-        return str(labels[LABEL_PYTHON_VERSION])
-    found: set[str] = set()
-    for layer in image.layers:
-        src, member = image.blob_sources[layer.digest]
-        with _open_blob(src, member) as f, tarfile.open(fileobj=f, mode="r|*") as lt:
-            for info in lt:
-                m = _PY_OS_RE.match(info.name)
-                if m:
-                    found.add(m.group(1))
-    if len(found) != 1:
-        raise BuildError(
-            f"{base}: cannot tell the image's Python version (found {sorted(found)});"
-            f" pass --python-version"
-        )
-    return found.pop()
-
-
-def pip_install_target(
-    target: Path,
-    pip_args: Sequence[str],
-    python_version: str,
-    *,
-    python: str = sys.executable,
-    platform_tag: str = "manylinux_2_36_x86_64",
-) -> list[str]:
-    """Run ``pip install --target`` for the image's Python; returns the command used.
-
-    When the host Python has the image's X.Y (Debian bookworm: 3.11, like this machine),
-    plain pip is used, so pure-Python sdists still work. Otherwise pip is asked for
-    wheels of that version and platform only (--only-binary=:all:), which is the only way
-    pip can resolve for a different interpreter. ``--no-compile`` keeps the layer
-    reproducible (bytecode embeds timestamps); Python compiles on first import instead.
-    """
-    probe = subprocess.run(
-        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if probe.returncode != 0:
-        raise BuildError(f"cannot run {python}: {probe.stderr.strip()}")
-    cmd = [
-        python,
-        "-m",
-        "pip",
-        "install",
-        "--target",
-        str(target),
-        "--no-compile",
-        "--no-warn-script-location",
-        "--no-warn-conflicts",
-        "--disable-pip-version-check",
-        "--no-input",
-    ]
-    if probe.stdout.strip() != python_version:
-        cmd += [
-            "--python-version",
-            python_version,
-            "--implementation",
-            "cp",
-            "--only-binary=:all:",
-            "--platform",
-            platform_tag,
-        ]
-    cmd += list(pip_args)
-    # pip's root warning is noise here: --target never touches the host's environment.
-    env = {**os.environ, "PIP_ROOT_USER_ACTION": "ignore"}
-    result = subprocess.run(cmd, check=False, env=env)
-    if result.returncode != 0:
-        raise BuildError(f"pip failed ({result.returncode}): {' '.join(cmd)}")
-    return cmd
-
-
-def compile_bytecode(root: Path, python_version: str, python: str = sys.executable) -> bool:
-    """Byte-compile the packages under ``root`` if the host Python has the image's X.Y.
-
-    Without .pyc files every container would compile large packages (the kubernetes
-    client has hundreds of modules) on each start. ``unchecked-hash`` pycs do not depend
-    on source mtimes, which the layer resets, and ``-s/-p`` record image paths rather than
-    the staging directory, so the output stays reproducible. Returns False (no pycs) when
-    the host Python differs: its bytecode would be the wrong format for the image.
-    """
-    probe = subprocess.run(
-        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if probe.stdout.strip() != python_version:
-        return False
-    site = root / f"usr/local/lib/python{python_version}/dist-packages"
-    cmd = [
-        python,
-        "-m",
-        "compileall",
-        "-q",
-        "--invalidation-mode",
-        "unchecked-hash",
-        "-s",
-        str(root),
-        "-p",
-        "/",
-        str(site),
-    ]
-    result = subprocess.run(cmd, check=False)
-    if result.returncode != 0:
-        raise BuildError(f"byte-compiling failed ({result.returncode}): {' '.join(cmd)}")
-    return True
-
-
-def relocate_pip_target(target: Path, python_version: str, root: Path) -> None:
-    """Arrange ``pip --target`` output as an image tree under ``root``.
-
-    Packages go to /usr/local/lib/pythonX.Y/dist-packages, which Debian's python3 has on
-    sys.path by default (no PYTHONPATH needed, and it survives ``python3 -I``); console
-    scripts go to /usr/local/bin with their shebang pointed at /usr/bin/python3 instead of
-    the host interpreter pip ran under.
-    """
-    site = root / f"usr/local/lib/python{python_version}/dist-packages"
-    site.parent.mkdir(parents=True)
-    scripts = target / "bin"
-    if scripts.is_dir():
-        bindir = root / "usr/local/bin"
-        bindir.mkdir(parents=True)
-        for script in sorted(scripts.iterdir()):
-            dest = bindir / script.name
-            data = script.read_bytes()
-            if data.startswith(b"#!"):
-                first, nl, rest = data.partition(b"\n")
-                if b"python" in first:
-                    data = b"#!/usr/bin/python3" + nl + rest
-            dest.write_bytes(data)
-            dest.chmod(0o755)
-        shutil.rmtree(scripts)
-    # direct_url.json records the host path a local wheel was installed from: it would
-    # leak the build machine's paths into the image and make the layer path-dependent.
-    for direct_url in target.glob("*.dist-info/direct_url.json"):
-        direct_url.unlink()
-    target.rename(site)
-
-
-# --------------------------------------------------------------------------- ctr import
-
-
-def layout_refs(path: Path) -> list[str]:
-    """The image names an OCI layout tarball will import as."""
-    with tarfile.open(path, "r:") as tar:
-        index = _read_json_member(tar, "index.json")
-    return [
-        m.get("annotations", {}).get(ANNOTATION_CONTAINERD_NAME, "")
-        for m in index.get("manifests", [])
-    ]
-
-
-def ctr_import(paths: Sequence[Path], address: str, namespace: str, ctr: str = "ctr") -> list[str]:
-    """Import tarballs with ``ctr images import`` and check each name is then listed.
-
-    ``ctr`` (containerd 1.6) names OCI images by the ``io.containerd.image.name``
-    annotation and unpacks them for the default snapshotter, so the first container
-    start does not pay for it. Importing into the ``k8s.io`` namespace is what makes
-    the CRI plugin, and so the kubelet with imagePullPolicy IfNotPresent, see them.
-    """
-    if shutil.which(ctr) is None:
-        raise BuildError(f"{ctr} not found: apt-get install -y containerd")
-    if not Path(address).exists():
-        raise BuildError(f"containerd socket {address} does not exist: is containerd running?")
-    base = [ctr, "--address", address, "--namespace", namespace]
-    imported: list[str] = []
-    for path in paths:
-        refs = layout_refs(path)
-        if not all(refs):
-            raise BuildError(f"{path}: an index entry has no {ANNOTATION_CONTAINERD_NAME}")
-        result = subprocess.run(
-            [*base, "images", "import", "--platform", "/".join(host_platform()), str(path)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise BuildError(f"ctr images import {path} failed: {result.stderr.strip()}")
-        imported += refs
-    listed = subprocess.run(
-        [*base, "images", "list", "--quiet"], capture_output=True, text=True, check=False
-    )
-    missing = sorted(set(imported) - set(listed.stdout.split()))
-    if missing:
-        raise BuildError(f"imported but not listed by containerd: {', '.join(missing)}")
-    return imported
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def _parse_kv(items: Sequence[str], flag: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise BuildError(f"{flag} {item!r} is not KEY=VALUE")
-        out[key] = value
-    return out
-
-
-def _changes_from_args(args: argparse.Namespace) -> ConfigChanges:
-    return ConfigChanges(
-        env=list(args.env),
-        workdir=args.workdir,
-        entrypoint=_json_list(args.entrypoint, "--entrypoint") if args.entrypoint else None,
-        cmd=_json_list(args.cmd, "--cmd") if args.cmd else None,
-        user=args.user,
-        labels=_parse_kv(args.label, "--label"),
-    )
-
-
-def _start_image(base: str) -> Image:
-    platform = host_platform()
-    return scratch_image(platform) if base == "scratch" else load_base(Path(base), platform)
-
-
-def cmd_build(args: argparse.Namespace) -> int:
-    image = _start_image(args.base)
-    specs = [LayerSpec.parse(s) for s in args.layer]
-    with tempfile.TemporaryDirectory(prefix="ocibuild-", dir=args.tmpdir) as work:
-        if specs:
-            stats = add_layer(
-                image,
-                specs,
-                Path(work),
-                preserve_ownership=args.preserve_ownership,
-                preserve_mtimes=args.preserve_mtimes,
-                comment="ocibuild build: layer at " + ", ".join(s.dest for s in specs),
-            )
-            if stats.skipped_special:
-                print(
-                    f"ocibuild: skipped {len(stats.skipped_special)} device/fifo/socket"
-                    f" entries (e.g. {stats.skipped_special[0]})",
-                    file=sys.stderr,
-                )
-        apply_changes(image.config, _changes_from_args(args))
-        index = write_layout(image, args.tag, Path(args.output), host_platform())
-    _report(index, args.output)
-    return 0
-
-
-def cmd_add_python_packages(args: argparse.Namespace) -> int:
-    image = load_base(Path(args.base), host_platform())
-    version = args.python_version or image_python_version(Path(args.base), image)
-    if not args.pip_args:
-        raise BuildError(
-            "give what to install after --, e.g. -- dist/kubehatch-0.1.0-py3-none-any.whl"
-        )
-    with tempfile.TemporaryDirectory(prefix="ocibuild-", dir=args.tmpdir) as work:
-        target = Path(work) / "target"
-        root = Path(work) / "root"
-        root.mkdir()
-        pip_install_target(target, args.pip_args, version, python=args.python)
-        relocate_pip_target(target, version, root)
-        if not args.no_compile:
-            compile_bytecode(root, version, python=args.python)
-        add_layer(
-            image,
-            [LayerSpec(root, "/")],
-            Path(work),
-            comment="ocibuild add-python-packages " + " ".join(args.pip_args),
-        )
-        apply_changes(image.config, _changes_from_args(args))
-        index = write_layout(image, args.tag, Path(args.output), host_platform())
-    _report(index, args.output)
-    return 0
-
-
-def cmd_inspect(args: argparse.Namespace) -> int:
-    path = Path(args.image)
-    with tarfile.open(path, "r:") as tar:
-        index = _read_json_member(tar, "index.json")
-        entry = select_manifest(index, host_platform(), str(path))
-        manifest = _read_json_member(tar, _blob_name(entry["digest"]))
-        config = _read_json_member(tar, _blob_name(manifest["config"]["digest"]))
-    json.dump({"index": index, "manifest": manifest, "config": config}, sys.stdout, indent=2)
-    print()
-    return 0
-
-
-def cmd_load(args: argparse.Namespace) -> int:
-    for ref in ctr_import([Path(p) for p in args.images], args.address, args.namespace, args.ctr):
-        print(f"loaded {ref}")
-    return 0
-
-
-def _report(index: dict[str, Any], output: str) -> None:
-    digest = index["manifests"][0]["digest"]
-    names = ", ".join(m["annotations"][ANNOTATION_CONTAINERD_NAME] for m in index["manifests"])
-    print(f"wrote {output}: {names} (manifest {digest})")
-
-
-def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--tag",
-        "-t",
-        action="append",
-        required=True,
-        help="image reference, e.g. localhost/kubehatch/pause:3.10 (repeatable)",
-    )
-    p.add_argument("-o", "--output", required=True, help="OCI layout tarball to write")
-    p.add_argument(
-        "--env",
-        "-e",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="set an environment variable (merged over the base's)",
-    )
-    p.add_argument("--workdir", help="working directory")
-    p.add_argument("--entrypoint", help="JSON array, e.g. '[\"/pause\"]'")
-    p.add_argument("--cmd", help="JSON array, e.g. '[\"python3\"]'")
-    p.add_argument("--user", help="UID[:GID] or name")
-    p.add_argument("--label", action="append", default=[], metavar="K=V", help="image label")
-    p.add_argument("--tmpdir", help="where to stage layers (default: $TMPDIR)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ocibuild", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("build", help="write an image from a base (or scratch) and directories")
-    p.add_argument("--base", default="scratch", help="base OCI layout tarball, or 'scratch'")
-    p.add_argument(
-        "--layer",
-        action="append",
-        default=[],
-        metavar="DIR[:DEST]",
-        help="add DIR's contents at DEST (default /); all --layer go in one layer",
-    )
-    p.add_argument(
-        "--preserve-ownership",
-        action="store_true",
-        help="keep files' uid/gid (for root filesystems); default is 0:0",
-    )
-    p.add_argument(
-        "--preserve-mtimes",
-        action="store_true",
-        help="keep files' mtimes (root filesystems with .pyc files); default is"
-        " $SOURCE_DATE_EPOCH or 0",
-    )
-    _add_config_flags(p)
-    p.set_defaults(func=cmd_build)
-
-    p = sub.add_parser(
-        "add-python-packages", help="add a layer of pip-installed packages for the image's Python"
-    )
-    p.add_argument("--base", required=True, help="base OCI layout tarball with python3")
-    p.add_argument("--python-version", help="image Python X.Y (default: from the base image)")
-    p.add_argument("--python", default=sys.executable, help="host interpreter that runs pip")
-    p.add_argument("--no-compile", action="store_true", help="do not add .pyc files")
-    p.add_argument("pip_args", nargs="*", help="after --: what pip should install")
-    _add_config_flags(p)
-    p.set_defaults(func=cmd_add_python_packages)
-
-    p = sub.add_parser("inspect", help="print index, manifest and config as JSON")
-    p.add_argument("image")
-    p.set_defaults(func=cmd_inspect)
-
-    p = sub.add_parser("load", help="import image tarballs into containerd")
-    p.add_argument("images", nargs="+")
-    p.add_argument(
-        "--address", default=os.environ.get("CONTAINERD_ADDRESS", "/run/containerd/containerd.sock")
-    )
-    p.add_argument("--namespace", "-n", default="k8s.io")
-    p.add_argument("--ctr", default="ctr", help="ctr binary")
-    p.set_defaults(func=cmd_load)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except BuildError as exc:
-        print(f"ocibuild: error: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
