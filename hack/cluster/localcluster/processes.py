@@ -22,24 +22,28 @@ def _pid_file(layout: Layout, name: str) -> Path:
     return layout.pids / f"{name}.pid"
 
 
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat, field 22)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
 def pid_of(layout: Layout, name: str) -> int | None:
-    """The pid of a running component, or None if it is not running."""
-    path = _pid_file(layout, name)
+    """The pid of a running component, or None if it is not running.
+
+    The pid file holds the pid and the process's start time: a pid the kernel has since
+    recycled for another program has another start time, so it is never mistaken for ours.
+    """
     try:
-        pid = int(path.read_text())
-        os.kill(pid, 0)
-    except (FileNotFoundError, ValueError, ProcessLookupError):
+        pid_text, started = _pid_file(layout, name).read_text().split()
+        pid = int(pid_text)
+    except (FileNotFoundError, ValueError):
         return None
-    # A recycled pid belongs to some other program: check it is still ours.
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
+    if _start_time(pid) != started or not _alive(pid):
         return None
-    names = [Path(a).name for a in argv]
-    # Right after start the process may still be nsenter, about to exec the component.
-    if names[0] == path.stem or (names[0] == "nsenter" and path.stem in names):
-        return pid
-    return None
+    return pid
 
 
 def start(layout: Layout, component: Component) -> int:
@@ -60,7 +64,7 @@ def start(layout: Layout, component: Component) -> int:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    _pid_file(layout, component.name).write_text(str(proc.pid))
+    _pid_file(layout, component.name).write_text(f"{proc.pid} {_start_time(proc.pid)}")
     return proc.pid
 
 
