@@ -145,8 +145,7 @@ class Reconciler:
         except ValidationError as err:
             log.error("run %s/%s is not a valid WorkflowRun: %s", namespace, name, err)
             return
-        workflow_key = (namespace, run.spec.workflow_ref.name)
-        workflow = self.store.workflows.get(workflow_key)
+        workflow = self.store.workflows.get((namespace, run.spec.workflow_ref.name))
         attempts = await self._attempts_with_messages(key)
         spec = run.status.workflow_spec or (
             workflow if isinstance(workflow, WorkflowSpec) else None
@@ -161,10 +160,27 @@ class Reconciler:
         if spec.concurrency.action and run.status.concurrency_key is None:
             await self._compute_key(key, body, run, workflow, spec, attempts)
             return
-        # Admission looks at every run of the workflow: one at a time per workflow, so that
-        # two runs never both take the last slot.
-        lock = self._admission_locks.setdefault(workflow_key, asyncio.Lock())
-        async with lock:
+        await self._admit(key, body, run, workflow, spec, attempts)
+
+    async def _admit(
+        self,
+        key: RunKey,
+        body: dict[str, Any],
+        run: Run,
+        workflow: WorkflowSpec | str | None,
+        spec: WorkflowSpec,
+        attempts: list[Attempt],
+    ) -> None:
+        """Start, queue or cancel a run that has not started, by its workflow's limit.
+
+        Admission looks at every run of the workflow, so it runs one at a time per
+        workflow: two runs never both take the last slot. Runs the verdict cancels or lets
+        start are kicked, so that they act on it.
+        """
+        assert spec.concurrency is not None
+        namespace, name = key
+        workflow_key = (namespace, run.spec.workflow_ref.name)
+        async with self._admission_locks.setdefault(workflow_key, asyncio.Lock()):
             runs = [
                 b
                 for k, b in self.store.runs.items()
