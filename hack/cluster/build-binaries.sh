@@ -41,7 +41,7 @@ build_kubernetes() {
   for c in "${K8S_COMMANDS[@]}"; do [[ -x "$BIN_DIR/$c" ]] || have=0; done
   if [[ $have == 1 ]]; then log "kubernetes $KUBERNETES_VERSION: cached in $BIN_DIR"; return; fi
   local src="$KUBEHATCH_CACHE/src/kubernetes-$KUBERNETES_VERSION"
-  log "kubernetes $KUBERNETES_VERSION: building ${K8S_COMMANDS[*]} (cold: 15-30 min on 2 cores)"
+  log "kubernetes $KUBERNETES_VERSION: building ${K8S_COMMANDS[*]} (cold: about 4 min on 2 cores, with nothing cached)"
   go_wrapper "$src" kubehatch.dev/hack/kubernetes
   cp "$HACK_DIR/gobuild/kubernetes/tools.go" "$src/"
   (
