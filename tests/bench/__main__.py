@@ -52,7 +52,8 @@ def ensure_cluster() -> None:
         os.environ["KUBECONFIG"] = path
     from kubernetes import config
 
-    config.load_kube_config()
+    # Named explicitly: the client read $KUBECONFIG when it was imported, before it was set.
+    config.load_kube_config(config_file=os.environ["KUBECONFIG"])
     kube.apply_crds(REPO_ROOT / "crds")
 
 
