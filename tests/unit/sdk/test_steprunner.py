@@ -1,0 +1,142 @@
+"""The step entrypoint: environment, context from mounted files, outputs, failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubehatch import steprunner
+from kubehatch.errors import KubehatchError, PermanentError
+from kubehatch.steprunner import (
+    EXIT_FAILED,
+    EXIT_PERMANENT,
+    MAX_MESSAGE_BYTES,
+    MAX_OUTPUT_BYTES,
+    StepEnvironment,
+    build_context,
+    encode_output,
+    failure_message,
+)
+
+WORKER = """
+from kubehatch import Context, Fn, PermanentError, Worker, WorkflowJob
+
+def greet(ctx: Context) -> dict:
+    return {"hi": ctx.workflow_input()["name"], "parent": ctx.step_output("first")}
+
+def broken(ctx: Context) -> None:
+    raise ValueError("no such user")
+
+def hopeless(ctx: Context) -> None:
+    raise PermanentError("input can never work")
+
+def huge(ctx: Context) -> str:
+    return "x" * (1024 * 1024)
+
+worker = Worker("w", image="i:1")
+for f in (greet, broken, hopeless, huge):
+    worker.register_workflow(WorkflowJob(name=f.__name__, steps=[Fn(f).set_name(f.__name__)]))
+"""
+
+
+@pytest.fixture
+def pod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """What the operator mounts and sets, with the API write captured."""
+    (tmp_path / "stepworker.py").write_text(WORKER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "input").mkdir()
+    (tmp_path / "input" / "input.json").write_text('{"name": "ada"}')
+    (tmp_path / "parents").mkdir()
+    (tmp_path / "parents" / "first.json").write_text('{"n": 1}')
+    stored: dict[str, Any] = {"log": tmp_path / "termination-log"}
+    monkeypatch.setattr(steprunner, "TERMINATION_LOG", stored["log"])
+    monkeypatch.setattr(steprunner, "store_output", lambda step, text: stored.update(text=text))
+    stored["env"] = {
+        "KUBEHATCH_RUN": "r1",
+        "KUBEHATCH_STEP": "greet",
+        "KUBEHATCH_ACTION": "greet:greet",
+        "KUBEHATCH_WORKER": "stepworker:worker",
+        "KUBEHATCH_PARENTS": "first",
+        "KUBEHATCH_ATTEMPT": "2",
+        "KUBEHATCH_INPUT_DIR": str(tmp_path / "input"),
+        "KUBEHATCH_PARENTS_DIR": str(tmp_path / "parents"),
+        "KUBEHATCH_OUTPUT_CONFIGMAP": "r1-greet-2-output",
+    }
+    return stored
+
+
+def test_a_step_runs_with_its_input_and_parents_and_hands_back_json(pod: dict[str, Any]) -> None:
+    assert steprunner.main(pod["env"]) == 0
+    assert json.loads(pod["text"]) == {"hi": "ada", "parent": {"n": 1}}
+
+
+@pytest.mark.parametrize(
+    ("action", "code", "text"),
+    [
+        ("broken:broken", EXIT_FAILED, "ValueError: no such user"),
+        ("hopeless:hopeless", EXIT_PERMANENT, "PermanentError: input can never work"),
+        ("huge:huge", EXIT_PERMANENT, "more than a ConfigMap holds"),
+    ],
+)
+def test_failures_reach_the_termination_message(
+    pod: dict[str, Any], action: str, code: int, text: str
+) -> None:
+    env = {**pod["env"], "KUBEHATCH_ACTION": action, "KUBEHATCH_PARENTS": ""}
+    assert steprunner.main(env) == code
+    assert text in pod["log"].read_text()
+    assert "text" not in pod  # nothing was stored
+
+
+def test_missing_environment_names_the_variables() -> None:
+    with pytest.raises(KubehatchError, match="KUBEHATCH_WORKER"):
+        StepEnvironment.from_env(
+            {"KUBEHATCH_RUN": "r", "KUBEHATCH_STEP": "s", "KUBEHATCH_ACTION": "a"}
+        )
+
+
+def test_context_carries_names_retry_count_and_missing_parents(tmp_path: Path) -> None:
+    env = StepEnvironment.from_env(
+        {
+            "KUBEHATCH_RUN": "r1",
+            "KUBEHATCH_STEP": "s",
+            "KUBEHATCH_ACTION": "a:s",
+            "KUBEHATCH_WORKER": "m:w",
+            "KUBEHATCH_WORKFLOW": "wf",
+            "KUBEHATCH_ATTEMPT": "3",
+            "KUBEHATCH_PARENTS": "gone",
+            "KUBEHATCH_INPUT_DIR": str(tmp_path),
+            "KUBEHATCH_PARENTS_DIR": str(tmp_path),
+        }
+    )
+    import threading
+
+    ctx = build_context(env, threading.Event())
+    assert (ctx.run_name, ctx.workflow_name, ctx.step_name, ctx.retry_count) == ("r1", "wf", "s", 2)
+    assert ctx.workflow_input() == {}
+    assert ctx.step_output("gone") is None
+
+
+def test_output_limit_is_the_configmap_limit() -> None:
+    env = StepEnvironment.from_env(
+        {
+            "KUBEHATCH_RUN": "r",
+            "KUBEHATCH_STEP": "s",
+            "KUBEHATCH_ACTION": "a",
+            "KUBEHATCH_WORKER": "m:w",
+        }
+    )
+    assert len(encode_output(env, "x" * (MAX_OUTPUT_BYTES - 2)).encode()) == MAX_OUTPUT_BYTES
+    with pytest.raises(PermanentError, match=f"{MAX_OUTPUT_BYTES + 1} bytes"):
+        encode_output(env, "x" * (MAX_OUTPUT_BYTES - 1))
+
+
+def test_failure_messages_fit_the_kubelets_limit() -> None:
+    try:
+        raise RuntimeError("boom " * 5000)
+    except RuntimeError as err:
+        message = failure_message(err)
+    assert message.startswith("RuntimeError: boom")
+    assert len(message.encode()) <= MAX_MESSAGE_BYTES
