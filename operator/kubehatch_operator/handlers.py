@@ -67,16 +67,18 @@ def _deleted(event: dict[str, Any]) -> bool:
 
 @kopf.on.event(GROUP, VERSION, "workflowruns")
 async def on_run(event: dict[str, Any], **_: Any) -> None:
-    key = runtime.store.observe_run(event["object"], deleted=_deleted(event))
+    body = event["object"]
+    key = runtime.store.observe_run(body, deleted=_deleted(event))
     metrics.RUNS_IN_FLIGHT.set(len(runtime.store.runs))
     if key in runtime.store.runs:
         runtime.reconciler.kick(key)
-    elif finished := runtime.store.finished.get(key):
-        workflow = (key[0], finished.workflow)
+        return
+    workflow = (key[0], (body.get("spec") or {}).get("workflowRef", {}).get("name", ""))
+    if key in runtime.store.finished:
         runtime.reconciler.sweep_soon(workflow)
-        # A slot of the workflow's concurrency limit may have freed up.
-        for waiting in runtime.store.runs_waiting_for(workflow):
-            runtime.reconciler.kick(waiting)
+    # Finished or deleted: a slot of the workflow's concurrency limit may have freed up.
+    for waiting in runtime.store.runs_waiting_for(workflow):
+        runtime.reconciler.kick(waiting)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={naming.LABEL_MANAGED_BY: naming.MANAGED_BY})
