@@ -42,6 +42,20 @@ log = logging.getLogger(__name__)
 FINISHED = {"Succeeded", "Failed", "Cancelled", "TimedOut"}
 
 
+@dataclasses.dataclass(frozen=True)
+class Pass:
+    """What one reconcile pass read: the run (raw and parsed), its Workflow, its attempts."""
+
+    key: RunKey
+    body: dict[str, Any]
+    run: Run
+    workflow: WorkflowSpec | str | None
+    attempts: list[Attempt]
+
+    def decide(self, gate: Gate | None = None) -> Decision:
+        return decide(self.run, self.workflow, self.attempts, now(), gate)
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -146,31 +160,20 @@ class Reconciler:
             log.error("run %s/%s is not a valid WorkflowRun: %s", namespace, name, err)
             return
         workflow = self.store.workflows.get((namespace, run.spec.workflow_ref.name))
-        attempts = await self._attempts_with_messages(key)
+        read = Pass(key, body, run, workflow, await self._attempts_with_messages(key))
         spec = run.status.workflow_spec or (
             workflow if isinstance(workflow, WorkflowSpec) else None
         )
         if spec is None or spec.concurrency is None or run.status.phase in FINISHED:
-            await self._apply(key, body, run, decide(run, workflow, attempts, now()))
-            return
-        if run.status.workflow_spec is not None:  # started: only a cancellation can reach it
-            gate = self._cancellations.pop(key, None)
-            await self._apply(key, body, run, decide(run, workflow, attempts, now(), gate))
-            return
-        if spec.concurrency.action and run.status.concurrency_key is None:
-            await self._compute_key(key, body, run, workflow, spec, attempts)
-            return
-        await self._admit(key, body, run, workflow, spec, attempts)
+            await self._apply(read, read.decide())
+        elif run.status.workflow_spec is not None:  # started: only a cancellation can reach it
+            await self._apply(read, read.decide(self._cancellations.pop(key, None)))
+        elif spec.concurrency.action and run.status.concurrency_key is None:
+            await self._compute_key(read, spec)
+        else:
+            await self._admit(read, spec)
 
-    async def _admit(
-        self,
-        key: RunKey,
-        body: dict[str, Any],
-        run: Run,
-        workflow: WorkflowSpec | str | None,
-        spec: WorkflowSpec,
-        attempts: list[Attempt],
-    ) -> None:
+    async def _admit(self, read: Pass, spec: WorkflowSpec) -> None:
         """Start, queue or cancel a run that has not started, by its workflow's limit.
 
         Admission looks at every run of the workflow, so it runs one at a time per
@@ -178,8 +181,8 @@ class Reconciler:
         start are kicked, so that they act on it.
         """
         assert spec.concurrency is not None
-        namespace, name = key
-        workflow_key = (namespace, run.spec.workflow_ref.name)
+        namespace, name = read.key
+        workflow_key = (namespace, read.run.spec.workflow_ref.name)
         async with self._admission_locks.setdefault(workflow_key, asyncio.Lock()):
             runs = [
                 b
@@ -188,7 +191,7 @@ class Reconciler:
                 and (b.get("spec") or {}).get("workflowRef", {}).get("name") == workflow_key[1]
             ]
             gate, admission = gates.gate(name, runs, spec.concurrency, now())
-            await self._apply(key, body, run, decide(run, workflow, attempts, now(), gate))
+            await self._apply(read, read.decide(gate))
         strategy = spec.concurrency.limit_strategy.value
         for other in admission.cancel:
             if other != name and self._started((namespace, other)):
@@ -202,23 +205,16 @@ class Reconciler:
             if other != name:
                 self.kick((namespace, other))
 
-    async def _compute_key(
-        self,
-        key: RunKey,
-        body: dict[str, Any],
-        run: Run,
-        workflow: WorkflowSpec | str | None,
-        spec: WorkflowSpec,
-        attempts: list[Attempt],
-    ) -> None:
+    async def _compute_key(self, read: Pass, spec: WorkflowSpec) -> None:
         """Run the workflow's key action in a pod of its own, then record the key it returned.
 
         The key decides admission, so it is known before the run starts; the pod is a step
         in all but name (its Job, input and output follow the same conventions).
         """
+        key, body, run = read.key, read.body, read.run
         namespace, name = key
         assert spec.concurrency is not None and spec.concurrency.action is not None
-        attempt = next((a for a in attempts if a.step == naming.KEY_STEP), None)
+        attempt = next((a for a in read.attempts if a.step == naming.KEY_STEP), None)
         if attempt is None:
             uid = body["metadata"]["uid"]
             await self.kube.create_configmap(
@@ -247,8 +243,7 @@ class Reconciler:
             why = (
                 f"the concurrency key action {spec.concurrency.action!r} failed: {attempt.message}"
             )
-            decision = decide(run, workflow, attempts, now(), Gate(Verdict.FAIL, None, why))
-            await self._apply(key, body, run, decision)
+            await self._apply(read, read.decide(Gate(Verdict.FAIL, None, why)))
 
     async def _write_status(self, key: RunKey, run: Run, status: WorkflowRunStatus) -> None:
         patch = merge_patch(run.status.to_dict(), status.to_dict())
@@ -281,7 +276,8 @@ class Reconciler:
             if seen and all(t is not None for t in seen):
                 HANDOFF_SECONDS.observe(done - max(t for t in seen if t is not None))
 
-    async def _apply(self, key: RunKey, body: dict[str, Any], run: Run, decision: Decision) -> None:
+    async def _apply(self, read: Pass, decision: Decision) -> None:
+        key, body, run = read.key, read.body, read.run
         namespace, name = key
         uid = body["metadata"]["uid"]
         status = decision.status
