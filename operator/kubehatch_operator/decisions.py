@@ -131,6 +131,18 @@ def decide(
         decision.stop_jobs = [a.job_name for a in attempts if a.state is AttemptState.ACTIVE]
         return decision
 
+    if status.workflow_spec is None and run.spec.cancel:
+        # Never started (queued, scheduled, waiting for its Workflow or its key): just end it.
+        _end_run(
+            status,
+            decision,
+            attempts,
+            WorkflowRunPhase.CANCELLED,
+            "Cancelled",
+            "the run was cancelled (spec.cancel is true) before it started",
+            now,
+        )
+        return _finish_decision(old, decision)
     if status.workflow_spec is None and not _start(run, workflow, now, decision, gate):
         return _finish_decision(old, decision)
 

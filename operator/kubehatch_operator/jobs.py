@@ -101,6 +101,8 @@ def step_job(
                             "configMap": {
                                 "name": cm,
                                 "items": [{"key": "output.json", "path": f"{parent}.json"}],
+                                # A missing output reads as None, not a pod stuck mounting it.
+                                "optional": True,
                             }
                         }
                         for parent, cm in sorted(start.parents.items())

@@ -117,6 +117,20 @@ class Kube:
             log.warning("could not post event %s on %s: %s", reason, meta["name"], err.reason)
 
     # --- reads ------------------------------------------------------------------------
+    async def active_jobs(self, namespace: str, run: str) -> list[str]:
+        """The run's Jobs still running, as the API (not a cache) lists them."""
+        jobs = await asyncio.to_thread(
+            self.batch.list_namespaced_job,
+            namespace,
+            label_selector=f"{naming.LABEL_RUN}={naming.label_value(run)}",
+        )
+        done = {"Complete", "Failed", "SuccessCriteriaMet", "FailureTarget"}
+        return [
+            job.metadata.name
+            for job in jobs.items
+            if not any(c.type in done and c.status == "True" for c in job.status.conditions or [])
+        ]
+
     async def read_output(self, namespace: str, configmap: str) -> Any:
         """The JSON output a step pod stored."""
         cm = await asyncio.to_thread(self.core.read_namespaced_config_map, configmap, namespace)

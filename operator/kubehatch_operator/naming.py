@@ -7,7 +7,7 @@ operator safe to kill at any moment.
 
 from __future__ import annotations
 
-import hashlib
+from kubehatch.api.common import bounded, label_value
 
 GROUP = "kubehatch.dev"
 LABEL_RUN = f"{GROUP}/run"
@@ -24,19 +24,6 @@ KEY_STEP = "concurrency.key"
 # Job names end up in the `job-name` pod label, which is limited to 63 characters.
 MAX_JOB_NAME = 63
 MAX_OBJECT_NAME = 253
-
-
-def bounded(name: str, limit: int) -> str:
-    """`name` if it fits in `limit`, else a prefix of it plus a short hash of the whole."""
-    if len(name) <= limit:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: limit - 9].rstrip('-.')}-{digest}"
-
-
-def label_value(value: str) -> str:
-    """A label value (at most 63 characters) that still identifies `value`."""
-    return bounded(value, 63)
 
 
 def job_name(run: str, step: str, attempt: int) -> str:

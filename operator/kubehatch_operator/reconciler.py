@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from kubehatch.api.workflow import StepSpec, WorkflowSpec
-from kubehatch.api.workflowrun import WorkflowRunSpec, WorkflowRunStatus
+from kubehatch.api.workflowrun import WorkflowRunPhase, WorkflowRunSpec, WorkflowRunStatus
 from kubehatch.steprunner import EXIT_PERMANENT
 from kubehatch_operator import gates, jobs, naming, retention
 from kubehatch_operator.decisions import (
@@ -164,7 +164,12 @@ class Reconciler:
         spec = run.status.workflow_spec or (
             workflow if isinstance(workflow, WorkflowSpec) else None
         )
-        if spec is None or spec.concurrency is None or run.status.phase in FINISHED:
+        if (
+            spec is None
+            or spec.concurrency is None
+            or run.status.phase in FINISHED
+            or run.spec.cancel
+        ):
             await self._apply(read, read.decide())
         elif run.status.workflow_spec is not None:  # started: only a cancellation can reach it
             await self._apply(read, read.decide(self._cancellations.pop(key, None)))
@@ -306,8 +311,18 @@ class Reconciler:
                 self.store.note_created(
                     key, Attempt(s.step.name, s.attempt, s.job_name, AttemptState.ACTIVE)
                 )
-        if decision.stop_jobs:
-            await asyncio.gather(*(self.kube.delete_job(namespace, j) for j in decision.stop_jobs))
+        stop = set(decision.stop_jobs)
+        ended = status.phase is not None and status.phase.finished
+        if (
+            ended
+            and status.phase is not WorkflowRunPhase.SUCCEEDED
+            and run.status.phase != status.phase
+        ):
+            # The store may not have seen every Job yet (just after a restart, its Job
+            # listing can trail the run's): ask the API which of the run's Jobs still run.
+            stop.update(await self.kube.active_jobs(namespace, name))
+        if stop:
+            await asyncio.gather(*(self.kube.delete_job(namespace, j) for j in sorted(stop)))
         await self._write_status(key, run, status)
         if self.settings.post_events and decision.events:
             # Off the run's critical path: Events are for people, not for the next decision.

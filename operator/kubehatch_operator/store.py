@@ -84,6 +84,8 @@ class Store:
         key = (meta["namespace"], meta["name"])
         if deleted:
             self.forget_run(key)
+        elif key in self.finished:
+            pass  # final: an older event arriving late must not bring the run back
         elif (status := body.get("status") or {}).get("phase") in FINISHED_PHASES:
             self.runs.pop(key, None)
             self._drop_attempts(key)
@@ -109,7 +111,7 @@ class Store:
         if key in self.finished:
             return None
         if deleted:
-            self.attempts[key].pop(attempt.job_name, None)
+            self.attempts.get(key, {}).pop(attempt.job_name, None)
         else:
             known = self.attempts[key].get(attempt.job_name)
             if known is not None and known.message and attempt.state is AttemptState.FAILED:

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from kubehatch.api.common import API_VERSION, GROUP, VERSION
+from kubehatch.api.common import API_VERSION, GROUP, VERSION, label_value
 from kubehatch.api.workflowevent import WorkflowEvent
 from kubehatch.api.workflowrun import WorkflowRun
 from kubehatch.errors import KubehatchError
@@ -192,7 +192,7 @@ class Client:
 
     def logs(self, name: str, step: str | None = None) -> dict[str, str]:
         """Logs of the run's step pods (every attempt), by Job name."""
-        selector = f"kubehatch.dev/run={name[:63]}"
+        selector = f"kubehatch.dev/run={label_value(name)}"
         if step:
             selector += f",kubehatch.dev/step={step}"
         pods = self._core.list_namespaced_pod(self.namespace, label_selector=selector).items

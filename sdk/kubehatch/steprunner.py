@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kubehatch.api.common import label_value
 from kubehatch.context import Context
 from kubehatch.errors import KubehatchError, PermanentError
 
@@ -128,7 +129,7 @@ def output_configmap(step: StepEnvironment, text: str) -> dict[str, Any]:
             "namespace": step.namespace,
             "labels": {
                 "app.kubernetes.io/managed-by": "kubehatch",
-                "kubehatch.dev/run": step.run[:63],
+                "kubehatch.dev/run": label_value(step.run),
                 "kubehatch.dev/step": step.step,
                 "kubehatch.dev/attempt": str(step.attempt),
             },
@@ -196,8 +197,11 @@ def main(env: dict[str, str] | None = None) -> int:
             return EXIT_CANCELLED
         store_output(step, text)
     except BaseException as error:
-        if isinstance(error, KeyboardInterrupt | SystemExit) and not cancelled.is_set():
+        if isinstance(error, KeyboardInterrupt) and not cancelled.is_set():
             raise
+        if isinstance(error, SystemExit):
+            # Exiting skips the hand-back: with no output stored, children would wait for it.
+            error = RuntimeError(f"the step called sys.exit({error.code!r}) instead of returning")
         message = failure_message(error)
         print(message, file=sys.stderr)
         _write_termination(message)

@@ -93,10 +93,10 @@ the ClusterRole (all namespaces) or by one Role per watched namespace.
 - apiGroups: [batch]
   resources: [cronjobs]
   verbs: [get, list, watch, create, update, patch, delete]
-# Run inputs and step outputs.
+# Run inputs (create) and a concurrency key step's output (get); nothing else.
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [get, list, watch, create, delete]
+  verbs: [get, create]
 # A failed step's termination message.
 - apiGroups: [""]
   resources: [pods]

@@ -110,7 +110,7 @@ OPERATOR_NAMESPACED = expand(
         ("kubehatch.dev", "workflowevents/status"): "get patch update",
         ("batch", "jobs"): "get list watch create delete",
         ("batch", "cronjobs"): "get list watch create update patch delete",
-        ("", "configmaps"): "get list watch create delete",
+        ("", "configmaps"): "get create",
         ("", "pods"): "get list",
         ("", "events"): "create patch",
         ("events.k8s.io", "events"): "create patch",

@@ -324,3 +324,15 @@ def test_permanent_failure_is_never_retried() -> None:
     assert decision.status.steps["flaky"].phase is StepPhase.FAILED
     assert decision.status.phase is WorkflowRunPhase.FAILED
     assert decision.start == []
+
+
+@pytest.mark.parametrize("waiting", ["scheduled", "no-workflow"])
+def test_cancelling_a_run_that_never_started_ends_it(waiting: str) -> None:
+    later = (T0 + timedelta(days=1)).isoformat()
+    spec = {"cancel": True, **({"scheduledAt": later} if waiting == "scheduled" else {})}
+    run = new_run(**spec)
+    key_job = Attempt("concurrency.key", 1, "r1-concurrency.key-1", AttemptState.ACTIVE)
+    decision = decide(run, DIAMOND if waiting == "scheduled" else None, [key_job], T0)
+    assert decision.status.phase is WorkflowRunPhase.CANCELLED
+    assert decision.stop_jobs == ["r1-concurrency.key-1"]
+    assert decision.start == [] and decision.wake_at is None

@@ -76,6 +76,7 @@ def test_step_settings_reach_the_container() -> None:
             "configMap": {
                 "name": "run-a-1-output",
                 "items": [{"key": "output.json", "path": "a.json"}],
+                "optional": True,
             }
         }
     ]
@@ -107,3 +108,12 @@ def test_the_workflow_names_the_worker_the_pod_imports() -> None:
                    settings=Settings())  # fmt: skip
     env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["KUBEHATCH_WORKER"] == "myapp.workers:worker"
+
+
+def test_label_values_for_long_names_are_valid_and_shared_with_the_sdk() -> None:
+    from kubehatch.api.common import label_value
+
+    run = "workflow-with-a-rather-long-name-at-20261124-230000-and-more"
+    value = naming.step_labels("wf", run + "-x" * 5, "a", 1)[naming.LABEL_RUN]
+    assert len(value) <= 63 and value[-1].isalnum()
+    assert value == label_value(run + "-x" * 5)

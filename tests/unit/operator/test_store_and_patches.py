@@ -110,3 +110,19 @@ def test_merge_patch_sends_changes_and_nulls_for_removed_keys() -> None:
     assert merge_patch(old, new) == {"steps": {"a": {"phase": "Running", "message": None}}}
     assert merge_patch(new, new) == {}
     assert merge_patch({}, {"conditions": [1]}) == {"conditions": [1]}
+
+
+def test_a_late_event_never_brings_a_finished_run_back() -> None:
+    store = Store()
+    key = store.observe_run(run_body("Running", rv="10"))
+    store.observe_run(run_body("Cancelled", rv="12"))
+    store.observe_run(run_body("Running", rv="11"))  # delivered after our own write
+    assert key not in store.runs and key in store.finished
+
+
+def test_job_deletions_after_a_run_is_forgotten_leave_nothing_behind() -> None:
+    store = Store()
+    key = store.observe_run(run_body("Running"))
+    store.observe_run(run_body(), deleted=True)
+    store.observe_job(job_body(), deleted=True)
+    assert key not in store.attempts

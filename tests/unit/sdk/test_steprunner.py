@@ -140,3 +140,18 @@ def test_failure_messages_fit_the_kubelets_limit() -> None:
         message = failure_message(err)
     assert message.startswith("RuntimeError: boom")
     assert len(message.encode()) <= MAX_MESSAGE_BYTES
+
+
+def test_sys_exit_in_a_step_is_a_failure_not_a_silent_success(
+    pod: dict[str, Any], tmp_path: Path
+) -> None:
+    (tmp_path / "exiting.py").write_text(
+        "import sys\nfrom kubehatch import Fn, Worker, WorkflowJob\n"
+        "def leave(ctx):\n    sys.exit(0)\n"
+        "worker = Worker('x', image='i:1')\n"
+        "worker.register_workflow(WorkflowJob(name='leave', steps=[Fn(leave).set_name('leave')]))\n"
+    )
+    env = {**pod["env"], "KUBEHATCH_WORKER": "exiting:worker", "KUBEHATCH_ACTION": "leave:leave"}
+    assert steprunner.main(env) == EXIT_FAILED
+    assert "called sys.exit(0)" in pod["log"].read_text()
+    assert "text" not in pod
