@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kubehatch.api.workflow import StepSpec, WorkflowSpec
+from kubehatch.api.workflow import LimitStrategy, StepSpec, WorkflowSpec
 from kubehatch.api.workflowrun import WorkflowRunPhase, WorkflowRunSpec, WorkflowRunStatus
 from kubehatch.steprunner import EXIT_PERMANENT
 from kubehatch_operator import gates, jobs, naming, retention
@@ -172,11 +172,33 @@ class Reconciler:
         ):
             await self._apply(read, read.decide())
         elif run.status.workflow_spec is not None:  # started: only a cancellation can reach it
-            await self._apply(read, read.decide(self._cancellations.pop(key, None)))
+            await self._apply(read, read.decide(self._superseded(read, spec)))
         elif spec.concurrency.action and run.status.concurrency_key is None:
             await self._compute_key(read, spec)
         else:
             await self._admit(read, spec)
+
+    def _runs_of(self, namespace: str, workflow: str) -> list[dict[str, Any]]:
+        return [
+            b
+            for k, b in self.store.runs.items()
+            if k[0] == namespace
+            and (b.get("spec") or {}).get("workflowRef", {}).get("name") == workflow
+        ]
+
+    def _superseded(self, read: Pass, spec: WorkflowSpec) -> Gate | None:
+        """A cancel verdict for a started run that newer runs of its key pushed out.
+
+        Recomputed from the cluster's state on every pass (not only remembered from the
+        newer run's admission), so that a restart in between still cancels it.
+        """
+        remembered = self._cancellations.pop(read.key, None)
+        assert spec.concurrency is not None
+        if remembered or spec.concurrency.limit_strategy is not LimitStrategy.CANCEL_IN_PROGRESS:
+            return remembered
+        runs = self._runs_of(read.key[0], read.run.spec.workflow_ref.name)
+        gate, _ = gates.gate(read.key[1], runs, spec.concurrency, now())
+        return gate if gate.verdict is Verdict.CANCEL else None
 
     async def _admit(self, read: Pass, spec: WorkflowSpec) -> None:
         """Start, queue or cancel a run that has not started, by its workflow's limit.
@@ -189,12 +211,7 @@ class Reconciler:
         namespace, name = read.key
         workflow_key = (namespace, read.run.spec.workflow_ref.name)
         async with self._admission_locks.setdefault(workflow_key, asyncio.Lock()):
-            runs = [
-                b
-                for k, b in self.store.runs.items()
-                if k[0] == namespace
-                and (b.get("spec") or {}).get("workflowRef", {}).get("name") == workflow_key[1]
-            ]
+            runs = self._runs_of(namespace, workflow_key[1])
             gate, admission = gates.gate(name, runs, spec.concurrency, now())
             await self._apply(read, read.decide(gate))
         strategy = spec.concurrency.limit_strategy.value

@@ -120,3 +120,14 @@ def test_runs_whose_key_action_has_not_answered_do_not_contend() -> None:
     runs[1]["status"] = {"concurrencyKey": "ada"}
     verdict, admission = gate("known", runs, by_action, T0)
     assert verdict.verdict is Verdict.START and admission.start == ["known"]
+
+
+def test_a_started_run_learns_on_its_own_pass_that_a_newer_run_superseded_it() -> None:
+    # What a restarted operator recomputes: no memory of the newer run's admission needed.
+    limit = ConcurrencySpec.model_validate({"expression": "input.user_id", "maxRuns": 1})
+    runs = [body("old", "ada", at=0, started=True), body("new", "ada", at=1)]
+    runs[0]["status"]["concurrencyKey"] = "ada"
+    verdict, _ = gate("old", runs, limit, T0)
+    assert verdict.verdict is Verdict.CANCEL and "CancelInProgress" in verdict.message
+    alone, _ = gate("old", runs[:1], limit, T0)
+    assert alone.verdict is Verdict.START
