@@ -133,15 +133,7 @@ def decide(
 
     if status.workflow_spec is None and run.spec.cancel:
         # Never started (queued, scheduled, waiting for its Workflow or its key): just end it.
-        _end_run(
-            status,
-            decision,
-            attempts,
-            WorkflowRunPhase.CANCELLED,
-            "Cancelled",
-            "the run was cancelled (spec.cancel is true) before it started",
-            now,
-        )
+        _cancel(status, decision, attempts, now, " before it started")
         return _finish_decision(old, decision)
     if status.workflow_spec is None and not _start(run, workflow, now, decision, gate):
         return _finish_decision(old, decision)
@@ -162,15 +154,7 @@ def decide(
     if gate is not None and gate.verdict in (Verdict.CANCEL, Verdict.FAIL):
         _end_by_gate(status, decision, attempts, gate, now)
     elif run.spec.cancel:
-        _end_run(
-            status,
-            decision,
-            attempts,
-            WorkflowRunPhase.CANCELLED,
-            "Cancelled",
-            "the run was cancelled (spec.cancel is true)",
-            now,
-        )
+        _cancel(status, decision, attempts, now)
     elif (
         spec.timeout
         and status.started_at
@@ -436,6 +420,18 @@ def _end_run(
             observed_generation=status.observed_generation,
         ),
     )
+
+
+def _cancel(
+    status: WorkflowRunStatus,
+    decision: Decision,
+    attempts: Sequence[Attempt],
+    now: datetime,
+    when: str = "",
+) -> None:
+    """End a run whose spec.cancel is true."""
+    message = f"the run was cancelled (spec.cancel is true){when}"
+    _end_run(status, decision, attempts, WorkflowRunPhase.CANCELLED, "Cancelled", message, now)
 
 
 def _end_by_gate(
