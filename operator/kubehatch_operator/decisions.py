@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from kubehatch.api import wire
 from kubehatch.api.common import Condition, ConditionStatus, set_condition
 from kubehatch.api.graph import topological_order
 from kubehatch.api.workflow import Backoff, StepSpec, WorkflowSpec
@@ -25,7 +26,6 @@ from kubehatch.api.workflowrun import (
     WorkflowRunStatus,
 )
 from kubehatch.durations import format_duration, parse_duration
-from kubehatch_operator import naming
 
 SUCCEEDED_CONDITION = "Succeeded"
 DEFAULT_BACKOFF = Backoff()
@@ -260,7 +260,7 @@ def _start(
     status.workflow_spec = workflow.model_copy(deep=True)
     status.started_at = now
     status.phase = WorkflowRunPhase.RUNNING
-    status.input_config_map = naming.input_configmap(run.name)
+    status.input_config_map = wire.input_configmap_name(run.name)
     status.steps = {s.name: StepStatus() for s in workflow.steps}
     decision.create_input = True
     return True
@@ -298,7 +298,7 @@ def _observe_step(
             update={
                 "phase": StepPhase.SUCCEEDED,
                 "finished_at": latest.finished_at or now,
-                "output_config_map": naming.output_configmap(run, step.name, latest.attempt),
+                "output_config_map": wire.output_configmap_name(run, step.name, latest.attempt),
                 "message": None,
                 "next_attempt_at": None,
             }
@@ -342,7 +342,7 @@ def _launch(
     decision: Decision,
     parents: dict[str, str] | None,
 ) -> StepStatus:
-    job = naming.job_name(run, step.name, attempt)
+    job = wire.job_name(run, step.name, attempt)
     if parents is None:  # a retry: the parents' outputs are already recorded
         steps = decision.status.steps
         parents = {p: steps[p].output_config_map or "" for p in step.parents}

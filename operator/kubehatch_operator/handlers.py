@@ -17,13 +17,12 @@ from typing import Any
 
 import kopf
 
-from kubehatch_operator import metrics, naming
+from kubehatch.api import wire
+from kubehatch_operator import metrics
 from kubehatch_operator.kube import Kube, load_config
 from kubehatch_operator.reconciler import Reconciler
 from kubehatch_operator.settings import Settings
 from kubehatch_operator.store import Store
-
-GROUP, VERSION = naming.GROUP, "v1alpha1"
 
 
 class Runtime:
@@ -65,7 +64,7 @@ def _deleted(event: dict[str, Any]) -> bool:
     return event.get("type") == "DELETED"
 
 
-@kopf.on.event(GROUP, VERSION, "workflowruns")
+@kopf.on.event(wire.GROUP, wire.VERSION, wire.WORKFLOW_RUNS)
 async def on_run(event: dict[str, Any], **_: Any) -> None:
     body = event["object"]
     key = runtime.store.observe_run(body, deleted=_deleted(event))
@@ -81,14 +80,14 @@ async def on_run(event: dict[str, Any], **_: Any) -> None:
         runtime.reconciler.kick(waiting)
 
 
-@kopf.on.event("batch", "v1", "jobs", labels={naming.LABEL_MANAGED_BY: naming.MANAGED_BY})
+@kopf.on.event("batch", "v1", "jobs", labels={wire.LABEL_MANAGED_BY: wire.MANAGED_BY})
 async def on_job(event: dict[str, Any], **_: Any) -> None:
     key = runtime.store.observe_job(event["object"], deleted=_deleted(event))
     if key is not None and key in runtime.store.runs:
         runtime.reconciler.kick(key)
 
 
-@kopf.on.event(GROUP, VERSION, "workflows")
+@kopf.on.event(wire.GROUP, wire.VERSION, wire.WORKFLOWS)
 async def on_workflow(event: dict[str, Any], **_: Any) -> None:
     key = runtime.store.observe_workflow(event["object"], deleted=_deleted(event))
     for run in runtime.store.runs_waiting_for(key):

@@ -10,43 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubehatch.api import wire
 from kubehatch.api.workflow import WorkflowSpec
 from kubehatch.durations import parse_duration
-from kubehatch_operator import naming
 from kubehatch_operator.decisions import StartAttempt
 from kubehatch_operator.settings import Settings
-
-INPUT_DIR = "/kubehatch/input"
-PARENTS_DIR = "/kubehatch/parents"
-STEP_COMMAND = ["kubehatch", "step"]
-
-
-def owner_reference(kind: str, name: str, uid: str) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{naming.GROUP}/v1alpha1",
-        "kind": kind,
-        "name": name,
-        "uid": uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
-def input_configmap(namespace: str, run: str, uid: str, input_json: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": naming.input_configmap(run),
-            "namespace": namespace,
-            "labels": {
-                naming.LABEL_MANAGED_BY: naming.MANAGED_BY,
-                naming.LABEL_RUN: naming.label_value(run),
-            },
-            "ownerReferences": [owner_reference("WorkflowRun", run, uid)],
-        },
-        "data": {"input.json": input_json},
-    }
 
 
 def step_job(
@@ -63,32 +31,30 @@ def step_job(
     """The Job of one attempt; `step_name` overrides the step's name (the key pseudo-step)."""
     step = start.step
     name = step_name or step.name
-    labels = naming.step_labels(workflow, run, name, start.attempt)
+    step_env = wire.StepEnv(
+        namespace=namespace,
+        workflow=workflow,
+        run=run,
+        run_uid=run_uid,
+        step=name,
+        action=spec.qualified_action(step),
+        attempt=start.attempt,
+        parents=tuple(step.parents),
+        output_configmap=wire.output_configmap_name(run, name, start.attempt),
+        worker=spec.worker,
+    )
+    labels = step_env.labels
     env = [
-        {"name": "KUBEHATCH_NAMESPACE", "value": namespace},
-        {"name": "KUBEHATCH_WORKFLOW", "value": workflow},
-        {"name": "KUBEHATCH_RUN", "value": run},
-        {"name": "KUBEHATCH_RUN_UID", "value": run_uid},
-        {"name": "KUBEHATCH_STEP", "value": name},
-        {"name": "KUBEHATCH_ACTION", "value": spec.qualified_action(step)},
-        {"name": "KUBEHATCH_ATTEMPT", "value": str(start.attempt)},
-        {"name": "KUBEHATCH_PARENTS", "value": ",".join(step.parents)},
-        {
-            "name": "KUBEHATCH_OUTPUT_CONFIGMAP",
-            "value": naming.output_configmap(run, name, start.attempt),
-        },
-        {"name": "KUBEHATCH_INPUT_DIR", "value": INPUT_DIR},
-        {"name": "KUBEHATCH_PARENTS_DIR", "value": PARENTS_DIR},
+        *({"name": k, "value": v} for k, v in step_env.to_env().items()),
         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
-        *([{"name": "KUBEHATCH_WORKER", "value": spec.worker}] if spec.worker else []),
         *({"name": e.name, "value": e.value} for e in step.env),
     ]
     volumes: list[dict[str, Any]] = [
-        {"name": "input", "configMap": {"name": naming.input_configmap(run)}},
+        {"name": "input", "configMap": {"name": wire.input_configmap_name(run)}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
     ]
     mounts = [
-        {"name": "input", "mountPath": INPUT_DIR, "readOnly": True},
+        {"name": "input", "mountPath": str(wire.INPUT_DIR), "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
     if start.parents:
@@ -100,7 +66,7 @@ def step_job(
                         {
                             "configMap": {
                                 "name": cm,
-                                "items": [{"key": "output.json", "path": f"{parent}.json"}],
+                                "items": [{"key": wire.OUTPUT_KEY, "path": f"{parent}.json"}],
                                 # A missing output reads as None, not a pod stuck mounting it.
                                 "optional": True,
                             }
@@ -110,12 +76,12 @@ def step_job(
                 },
             }
         )
-        mounts.append({"name": "parents", "mountPath": PARENTS_DIR, "readOnly": True})
+        mounts.append({"name": "parents", "mountPath": str(wire.PARENTS_DIR), "readOnly": True})
     container: dict[str, Any] = {
         "name": "step",
         "image": spec.step_image(step),
         "imagePullPolicy": "IfNotPresent",
-        "command": STEP_COMMAND,
+        "command": list(wire.STEP_COMMAND),
         "env": env,
         "volumeMounts": mounts,
         "terminationMessagePolicy": "File",
@@ -161,7 +127,7 @@ def step_job(
             "name": start.job_name,
             "namespace": namespace,
             "labels": labels,
-            "ownerReferences": [owner_reference("WorkflowRun", run, run_uid)],
+            "ownerReferences": [wire.owner_reference("WorkflowRun", run, run_uid)],
         },
         "spec": job_spec,
     }

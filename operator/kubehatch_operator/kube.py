@@ -17,11 +17,10 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from kubehatch_operator import naming
+from kubehatch.api import wire
 from kubehatch_operator.metrics import API_WRITES
 
 log = logging.getLogger(__name__)
-GROUP, VERSION = naming.GROUP, "v1alpha1"
 
 
 def load_config(pool_size: int) -> client.ApiClient:
@@ -57,13 +56,13 @@ class Kube:
         )
 
     async def delete_run(self, namespace: str, name: str) -> None:
-        API_WRITES.labels("delete", "workflowruns").inc()
+        API_WRITES.labels("delete", wire.WORKFLOW_RUNS).inc()
         await _ignore_missing(
             self.custom.delete_namespaced_custom_object,
-            GROUP,
-            VERSION,
+            wire.GROUP,
+            wire.VERSION,
             namespace,
-            "workflowruns",
+            wire.WORKFLOW_RUNS,
             name,
             propagation_policy="Background",
         )
@@ -75,10 +74,10 @@ class Kube:
         API_WRITES.labels("patch", "workflowruns/status").inc()
         return await asyncio.to_thread(
             self.custom.patch_namespaced_custom_object_status,
-            GROUP,
-            VERSION,
+            wire.GROUP,
+            wire.VERSION,
             namespace,
-            "workflowruns",
+            wire.WORKFLOW_RUNS,
             name,
             {"status": patch},
         )
@@ -108,7 +107,7 @@ class Kube:
             "lastTimestamp": now,
             "count": 1,
             "source": {"component": "kubehatch-operator"},
-            "reportingComponent": "kubehatch.dev/operator",
+            "reportingComponent": wire.EVENT_REPORTER,
         }
         API_WRITES.labels("create", "events").inc()
         try:
@@ -122,7 +121,7 @@ class Kube:
         jobs = await asyncio.to_thread(
             self.batch.list_namespaced_job,
             namespace,
-            label_selector=f"{naming.LABEL_RUN}={naming.label_value(run)}",
+            label_selector=f"{wire.LABEL_RUN}={wire.label_value(run)}",
         )
         done = {"Complete", "Failed", "SuccessCriteriaMet", "FailureTarget"}
         return [
@@ -134,7 +133,7 @@ class Kube:
     async def read_output(self, namespace: str, configmap: str) -> Any:
         """The JSON output a step pod stored."""
         cm = await asyncio.to_thread(self.core.read_namespaced_config_map, configmap, namespace)
-        return json.loads((cm.data or {}).get("output.json", "null"))
+        return json.loads((cm.data or {}).get(wire.OUTPUT_KEY, "null"))
 
     async def termination_message(self, namespace: str, job: str) -> tuple[str | None, int | None]:
         """Why the pod of a failed Job stopped: its termination message and exit code."""

@@ -17,10 +17,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from kubehatch.api import wire
 from kubehatch.api.workflow import LimitStrategy, StepSpec, WorkflowSpec
 from kubehatch.api.workflowrun import WorkflowRunPhase, WorkflowRunSpec, WorkflowRunStatus
-from kubehatch.steprunner import EXIT_PERMANENT
-from kubehatch_operator import gates, jobs, naming, retention
+from kubehatch_operator import gates, jobs, retention
 from kubehatch_operator.decisions import (
     Attempt,
     AttemptState,
@@ -236,27 +236,33 @@ class Reconciler:
         key, body, run = read.key, read.body, read.run
         namespace, name = key
         assert spec.concurrency is not None and spec.concurrency.action is not None
-        attempt = next((a for a in read.attempts if a.step == naming.KEY_STEP), None)
+        attempt = next((a for a in read.attempts if a.step == wire.KEY_STEP), None)
         if attempt is None:
             uid = body["metadata"]["uid"]
             await self.kube.create_configmap(
-                jobs.input_configmap(namespace, name, uid, json.dumps(run.spec.input))
+                wire.input_configmap(
+                    namespace=namespace,
+                    workflow=run.spec.workflow_ref.name,
+                    run=name,
+                    run_uid=uid,
+                    input_json=json.dumps(run.spec.input),
+                )
             )
             step = StepSpec(name="key", action=spec.concurrency.action)
-            start = StartAttempt(step, 1, naming.job_name(name, naming.KEY_STEP, 1), {})
+            start = StartAttempt(step, 1, wire.job_name(name, wire.KEY_STEP, 1), {})
             manifest = jobs.step_job(
                 namespace=namespace, workflow=run.spec.workflow_ref.name, run=name, run_uid=uid,
-                spec=spec, start=start, settings=self.settings, step_name=naming.KEY_STEP,
+                spec=spec, start=start, settings=self.settings, step_name=wire.KEY_STEP,
             )  # fmt: skip
             await self.kube.create_job(manifest)
             self.store.note_created(
-                key, Attempt(naming.KEY_STEP, 1, start.job_name, AttemptState.ACTIVE)
+                key, Attempt(wire.KEY_STEP, 1, start.job_name, AttemptState.ACTIVE)
             )
             message = f"running the key action {spec.concurrency.action!r} (job {start.job_name})"
             await self._write_status(key, run, awaiting_key(run, message))
         elif attempt.state is AttemptState.SUCCEEDED:
             output = await self.kube.read_output(
-                namespace, naming.output_configmap(name, naming.KEY_STEP, 1)
+                namespace, wire.output_configmap_name(name, wire.KEY_STEP, 1)
             )
             status = run.status.model_copy(update={"concurrency_key": str(output)})
             await self._write_status(key, run, status)
@@ -287,7 +293,7 @@ class Reconciler:
             ):
                 message, code = await self.kube.termination_message(key[0], job)
                 known[job] = dataclasses.replace(
-                    attempt, message=message or "no message", permanent=code == EXIT_PERMANENT
+                    attempt, message=message or "no message", permanent=code == wire.EXIT_PERMANENT
                 )
         return list(known.values())
 
@@ -305,7 +311,13 @@ class Reconciler:
         status = decision.status
         if decision.create_input:
             await self.kube.create_configmap(
-                jobs.input_configmap(namespace, name, uid, json.dumps(run.spec.input))
+                wire.input_configmap(
+                    namespace=namespace,
+                    workflow=run.spec.workflow_ref.name,
+                    run=name,
+                    run_uid=uid,
+                    input_json=json.dumps(run.spec.input),
+                )
             )
         if decision.start:
             spec = status.workflow_spec

@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from kubehatch.api import wire
 from kubehatch.api.workflow import WorkflowSpec
-from kubehatch_operator import naming
 from kubehatch_operator.decisions import Attempt, AttemptState
 from kubehatch_operator.retention import FinishedRun
 
@@ -30,7 +30,7 @@ def _time(value: str | None) -> datetime | None:
 
 def run_owner(job: dict[str, Any]) -> str | None:
     for ref in job.get("metadata", {}).get("ownerReferences") or []:
-        if ref.get("kind") == "WorkflowRun" and ref.get("apiVersion", "").startswith(naming.GROUP):
+        if ref.get("kind") == "WorkflowRun" and ref.get("apiVersion", "").startswith(wire.GROUP):
             return ref["name"]
     return None
 
@@ -40,7 +40,7 @@ def attempt_from_job(job: dict[str, Any]) -> Attempt | None:
     meta = job.get("metadata", {})
     labels = meta.get("labels") or {}
     try:
-        step, attempt = labels[naming.LABEL_STEP], int(labels[naming.LABEL_ATTEMPT])
+        step, attempt = labels[wire.LABEL_STEP], int(labels[wire.LABEL_ATTEMPT])
     except (KeyError, ValueError):
         return None
     status = job.get("status") or {}

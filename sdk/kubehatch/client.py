@@ -19,11 +19,11 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from kubehatch.api.common import API_VERSION, GROUP, VERSION, label_value
+from kubehatch.api import wire
 from kubehatch.api.workflowevent import WorkflowEvent
-from kubehatch.api.workflowrun import WorkflowRun
+from kubehatch.api.workflowrun import TriggeredBy, TriggerType, WorkflowRun
 from kubehatch.errors import KubehatchError
 from kubehatch.serialization import to_jsonable
 
@@ -70,7 +70,7 @@ class EventClient:
     ) -> str:
         """Create a WorkflowEvent; returns its name."""
         body = {
-            "apiVersion": API_VERSION,
+            "apiVersion": wire.API_VERSION,
             "kind": "WorkflowEvent",
             "metadata": {"generateName": "event-"},
             "spec": {
@@ -80,7 +80,7 @@ class EventClient:
             },
         }
         WorkflowEvent.model_validate({**body, "metadata": {}})  # same checks as the API server
-        return self._parent._create("workflowevents", body)["metadata"]["name"]
+        return self._parent._create(wire.WORKFLOW_EVENTS, body)["metadata"]["name"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,33 +118,33 @@ class Client:
         scheduled_at: datetime | None = None,
     ) -> str:
         """Start a run of ``workflow`` (at ``scheduled_at``, if given); returns its name."""
-        metadata: dict[str, Any] = {"name": name} if name else {"generateName": f"{workflow}-"}
-        spec: dict[str, Any] = {
-            "workflowRef": {"name": workflow},
-            "input": _as_input(input),
-            "triggeredBy": {"type": "Schedule" if scheduled_at else "Manual"},
-        }
-        if scheduled_at is not None:
-            spec["scheduledAt"] = scheduled_at.isoformat()
-        body = {
-            "apiVersion": API_VERSION,
-            "kind": "WorkflowRun",
-            "metadata": metadata,
-            "spec": spec,
-        }
-        return self._create("workflowruns", body)["metadata"]["name"]
+        trigger = TriggerType.SCHEDULE if scheduled_at else TriggerType.MANUAL
+        try:
+            body = WorkflowRun.of(
+                workflow,
+                _as_input(input),
+                name=name,
+                triggered_by=TriggeredBy(type=trigger),
+                scheduled_at=scheduled_at,
+            ).to_manifest()
+        except ValidationError as err:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
+            )
+            raise KubehatchError(f"cannot run workflow {workflow!r}: {problems}") from err
+        return self._create(wire.WORKFLOW_RUNS, body)["metadata"]["name"]
 
     def get_run(self, name: str) -> WorkflowRun:
-        return WorkflowRun.model_validate(self._call("get", "workflowruns", name))
+        return WorkflowRun.model_validate(self._call("get", wire.WORKFLOW_RUNS, name))
 
     def list_runs(self, workflow: str | None = None) -> list[WorkflowRun]:
-        items = self._call("list", "workflowruns")["items"]
+        items = self._call("list", wire.WORKFLOW_RUNS)["items"]
         runs = [WorkflowRun.model_validate(i) for i in items]
         return [r for r in runs if workflow is None or r.spec.workflow_ref.name == workflow]
 
     def cancel(self, name: str) -> None:
         """Ask the operator to stop the run: its pods get SIGTERM, the run ends Cancelled."""
-        self._call("patch", "workflowruns", name, body={"spec": {"cancel": True}})
+        self._call("patch", wire.WORKFLOW_RUNS, name, body={"spec": {"cancel": True}})
 
     def watch_run(self, name: str, timeout: float | None = None) -> Iterator[WorkflowRun]:
         """Yield the run now and after every change, until it finishes or ``timeout`` passes."""
@@ -158,8 +158,8 @@ class Client:
             if remaining is not None and remaining <= 0:
                 raise KubehatchError(f"run {name!r} did not finish within {timeout:.0f}s")
             stream = watch.Watch().stream(
-                self._custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace,
-                "workflowruns", field_selector=f"metadata.name={name}",
+                self._custom.list_namespaced_custom_object, wire.GROUP, wire.VERSION, self.namespace,
+                wire.WORKFLOW_RUNS, field_selector=f"metadata.name={name}",
                 resource_version=run.metadata.get("resourceVersion"),
                 timeout_seconds=int(min(remaining or 60, 60)) or 1,
             )  # fmt: skip
@@ -192,9 +192,9 @@ class Client:
 
     def logs(self, name: str, step: str | None = None) -> dict[str, str]:
         """Logs of the run's step pods (every attempt), by Job name."""
-        selector = f"kubehatch.dev/run={label_value(name)}"
+        selector = f"{wire.LABEL_RUN}={wire.label_value(name)}"
         if step:
-            selector += f",kubehatch.dev/step={step}"
+            selector += f",{wire.LABEL_STEP}={wire.label_value(step)}"
         pods = self._core.list_namespaced_pod(self.namespace, label_selector=selector).items
         logs = {}
         for pod in sorted(pods, key=lambda p: p.metadata.creation_timestamp):
@@ -209,7 +209,7 @@ class Client:
     def _call(self, verb: str, plural: str, name: str | None = None, body: Any = None) -> Any:
         from kubernetes.client.exceptions import ApiException
 
-        args = (GROUP, VERSION, self.namespace, plural)
+        args = (wire.GROUP, wire.VERSION, self.namespace, plural)
         try:
             if verb == "create":
                 return self._custom.create_namespaced_custom_object(*args, body)

@@ -6,11 +6,9 @@ from typing import Any
 
 import yaml
 
+from kubehatch.api import wire
 from kubehatch.api.workflow import Workflow
 from kubehatch.worker import Worker
-
-MANAGED_BY = {"app.kubernetes.io/managed-by": "kubehatch"}
-WORKER_LABEL = "kubehatch.dev/worker"
 
 
 def workflow_resources(
@@ -29,7 +27,11 @@ def workflow_resources(
         overrides = {"worker": worker_ref, "image": image}
         spec = workflow.spec.model_copy(update={k: v for k, v in overrides.items() if v})
         resources.append(
-            Workflow.new(workflow.name, spec, labels={**MANAGED_BY, WORKER_LABEL: worker.name})
+            Workflow.new(
+                workflow.name,
+                spec,
+                labels={wire.LABEL_MANAGED_BY: wire.MANAGED_BY, wire.LABEL_WORKER: worker.name},
+            )
         )
     return resources
 

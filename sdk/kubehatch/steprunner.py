@@ -21,17 +21,14 @@ import signal
 import sys
 import threading
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubehatch.api.common import label_value
+from kubehatch.api import wire
+from kubehatch.api.wire import EXIT_CANCELLED, EXIT_FAILED, EXIT_PERMANENT, StepEnv
 from kubehatch.context import Context
-from kubehatch.errors import KubehatchError, PermanentError
+from kubehatch.errors import PermanentError
 
-EXIT_FAILED = 1
-EXIT_PERMANENT = 3
-EXIT_CANCELLED = 143
 TERMINATION_LOG = Path("/dev/termination-log")
 # The API server refuses ConfigMaps whose data exceeds 1 MiB; keep room for the key.
 MAX_OUTPUT_BYTES = 1024 * 1024 - 64
@@ -39,62 +36,13 @@ MAX_OUTPUT_BYTES = 1024 * 1024 - 64
 MAX_MESSAGE_BYTES = 4096
 
 
-@dataclass(frozen=True)
-class StepEnvironment:
-    """The step attempt as the operator describes it in the pod's environment."""
-
-    namespace: str
-    workflow: str
-    run: str
-    run_uid: str
-    step: str
-    action: str
-    attempt: int
-    parents: tuple[str, ...]
-    output_configmap: str
-    input_dir: Path
-    parents_dir: Path
-    worker: str
-
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> StepEnvironment:
-        env = dict(os.environ if env is None else env)
-        missing = [
-            name
-            for name in ("KUBEHATCH_RUN", "KUBEHATCH_STEP", "KUBEHATCH_ACTION", "KUBEHATCH_WORKER")
-            if not env.get(name)
-        ]
-        if missing:
-            hint = (
-                " KUBEHATCH_WORKER names the worker in the image ('module:attribute'); "
-                "`kubehatch image build` sets it."
-                if "KUBEHATCH_WORKER" in missing
-                else " `kubehatch step` runs inside step pods that the operator creates."
-            )
-            raise KubehatchError(f"missing environment variables: {', '.join(missing)}.{hint}")
-        return cls(
-            namespace=env.get("KUBEHATCH_NAMESPACE", "default"),
-            workflow=env.get("KUBEHATCH_WORKFLOW", ""),
-            run=env["KUBEHATCH_RUN"],
-            run_uid=env.get("KUBEHATCH_RUN_UID", ""),
-            step=env["KUBEHATCH_STEP"],
-            action=env["KUBEHATCH_ACTION"],
-            attempt=int(env.get("KUBEHATCH_ATTEMPT", "1")),
-            parents=tuple(p for p in env.get("KUBEHATCH_PARENTS", "").split(",") if p),
-            output_configmap=env.get("KUBEHATCH_OUTPUT_CONFIGMAP", ""),
-            input_dir=Path(env.get("KUBEHATCH_INPUT_DIR", "/kubehatch/input")),
-            parents_dir=Path(env.get("KUBEHATCH_PARENTS_DIR", "/kubehatch/parents")),
-            worker=env["KUBEHATCH_WORKER"],
-        )
-
-
-def build_context(step: StepEnvironment, cancelled: threading.Event) -> Context:
+def build_context(step: StepEnv, cancelled: threading.Event) -> Context:
     """The Context from the mounted input and parent outputs."""
-    input_file = step.input_dir / "input.json"
+    input_file = Path(step.input_dir, wire.INPUT_KEY)
     workflow_input = json.loads(input_file.read_text()) if input_file.exists() else {}
     outputs: dict[str, Any] = {}
     for parent in step.parents:
-        path = step.parents_dir / f"{parent}.json"
+        path = Path(step.parents_dir, f"{parent}.json")
         outputs[parent] = json.loads(path.read_text()) if path.exists() else None
     return Context(
         workflow_input=workflow_input,
@@ -107,7 +55,7 @@ def build_context(step: StepEnvironment, cancelled: threading.Event) -> Context:
     )
 
 
-def encode_output(step: StepEnvironment, output: Any) -> str:
+def encode_output(step: StepEnv, output: Any) -> str:
     """The output as JSON, or a PermanentError saying why it cannot be stored."""
     text = json.dumps(output, separators=(",", ":"))
     size = len(text.encode())
@@ -120,33 +68,7 @@ def encode_output(step: StepEnvironment, output: Any) -> str:
     return text
 
 
-def output_configmap(step: StepEnvironment, text: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": step.output_configmap,
-            "namespace": step.namespace,
-            "labels": {
-                "app.kubernetes.io/managed-by": "kubehatch",
-                "kubehatch.dev/run": label_value(step.run),
-                "kubehatch.dev/step": step.step,
-                "kubehatch.dev/attempt": str(step.attempt),
-            },
-            "ownerReferences": [
-                {
-                    "apiVersion": "kubehatch.dev/v1alpha1",
-                    "kind": "WorkflowRun",
-                    "name": step.run,
-                    "uid": step.run_uid,
-                }
-            ],
-        },
-        "data": {"output.json": text},
-    }
-
-
-def store_output(step: StepEnvironment, text: str) -> None:
+def store_output(step: StepEnv, text: str) -> None:
     """Create the output ConfigMap with the pod's ServiceAccount (its only right)."""
     from kubernetes import client, config
     from kubernetes.client.exceptions import ApiException
@@ -154,7 +76,7 @@ def store_output(step: StepEnvironment, text: str) -> None:
     config.load_incluster_config()
     try:
         client.CoreV1Api().create_namespaced_config_map(
-            step.namespace, output_configmap(step, text)
+            step.namespace, wire.output_configmap(step, text)
         )
     except ApiException as err:
         if err.status != 409:  # 409: this attempt already stored it before being restarted
@@ -184,7 +106,7 @@ def main(env: dict[str, str] | None = None) -> int:
     cancelled = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: cancelled.set())
     try:
-        step = StepEnvironment.from_env(env)
+        step = StepEnv.from_env(os.environ if env is None else env)
         from kubehatch.actions import run_step
         from kubehatch.loader import load_worker
 

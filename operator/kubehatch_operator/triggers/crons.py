@@ -17,17 +17,10 @@ from typing import Any
 
 from croniter import croniter
 
-from kubehatch.cli.trigger import JOB_NAME_ENV, NAMESPACE_ENV, cron_run_name
-from kubehatch_operator import naming
-from kubehatch_operator.triggers.model import WorkflowInfo, parse_time
-from kubehatch_operator.triggers.runs import ANNOTATION_TRIGGER, LABEL_TRIGGER_TYPE, digest
+from kubehatch.api import wire
+from kubehatch.api.wire import parse_time
+from kubehatch_operator.triggers.model import WorkflowInfo
 
-# The CronJob controller appends "-<11 digits>" to name its Jobs, which must stay <= 63.
-MAX_CRONJOB_NAME = 52
-ANNOTATION_SCHEDULE = f"{naming.GROUP}/schedule"
-ANNOTATION_RUN_PREFIX = f"{naming.GROUP}/run-prefix"
-ANNOTATION_SPEC_HASH = f"{naming.GROUP}/spec-hash"
-TRIGGER_COMMAND = ["kubehatch", "trigger"]
 TIME_ZONE = "Etc/UTC"
 STARTING_DEADLINE_SECONDS = 300
 """A time missed by more than this (operator-independent: the CronJob controller) is skipped."""
@@ -77,11 +70,11 @@ def cron_problems(crons: Iterable[str]) -> list[str]:
 
 
 def schedule_hash(expression: str) -> str:
-    return digest(expression, 8)
+    return wire.digest(expression, 8)
 
 
 def cronjob_name(workflow: str, expression: str) -> str:
-    return naming.bounded(f"{workflow}-cron-{schedule_hash(expression)}", MAX_CRONJOB_NAME)
+    return wire.bounded(f"{workflow}-cron-{schedule_hash(expression)}", wire.MAX_CRONJOB_NAME)
 
 
 def run_prefix(workflow: str, expression: str) -> str:
@@ -98,42 +91,34 @@ class TriggerPod:
     run_as_user: int = 65532
 
 
-def _owner(workflow: WorkflowInfo) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{naming.GROUP}/v1alpha1",
-        "kind": "Workflow",
-        "name": workflow.name,
-        "uid": workflow.uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
 def cronjob_manifest(workflow: WorkflowInfo, expression: str, pod: TriggerPod) -> dict[str, Any]:
     """The CronJob for one schedule of one workflow (``pod.image`` must be set)."""
     assert pod.image, "trigger image required"
     labels = {
-        naming.LABEL_MANAGED_BY: naming.MANAGED_BY,
-        naming.LABEL_WORKFLOW: naming.label_value(workflow.name),
-        LABEL_TRIGGER_TYPE: "cron",
+        wire.LABEL_MANAGED_BY: wire.MANAGED_BY,
+        wire.LABEL_WORKFLOW: wire.label_value(workflow.name),
+        wire.LABEL_TRIGGER_TYPE: "cron",
     }
     # The Jobs and pods are not managed-by kubehatch: the step-Job watch must not see them.
-    pod_labels = {k: v for k, v in labels.items() if k != naming.LABEL_MANAGED_BY}
+    pod_labels = {k: v for k, v in labels.items() if k != wire.LABEL_MANAGED_BY}
     restricted = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
     container = {
         "name": "trigger",
         "image": pod.image,
         "imagePullPolicy": "IfNotPresent",
-        "command": TRIGGER_COMMAND,
+        "command": list(wire.TRIGGER_COMMAND),
         "args": [
             "--workflow", workflow.name,
             "--schedule", expression,
             "--run-prefix", run_prefix(workflow.name, expression),
         ],
         "env": [
-            {"name": NAMESPACE_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
             {
-                "name": JOB_NAME_ENV,
+                "name": wire.ENV_NAMESPACE,
+                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+            },
+            {
+                "name": wire.ENV_JOB_NAME,
                 "valueFrom": {
                     "fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/job-name']"}
                 },
@@ -182,9 +167,9 @@ def cronjob_manifest(workflow: WorkflowInfo, expression: str, pod: TriggerPod) -
         },
     }
     annotations = {
-        ANNOTATION_SCHEDULE: expression,
-        ANNOTATION_TRIGGER: f"cron:{expression}",
-        ANNOTATION_RUN_PREFIX: run_prefix(workflow.name, expression),
+        wire.ANNOTATION_SCHEDULE: expression,
+        wire.ANNOTATION_TRIGGER: f"cron:{expression}",
+        wire.ANNOTATION_RUN_PREFIX: run_prefix(workflow.name, expression),
     }
     body = {
         "apiVersion": "batch/v1",
@@ -194,14 +179,14 @@ def cronjob_manifest(workflow: WorkflowInfo, expression: str, pod: TriggerPod) -
             "namespace": workflow.namespace,
             "labels": labels,
             "annotations": annotations,
-            "ownerReferences": [_owner(workflow)],
+            "ownerReferences": [wire.owner_reference("Workflow", workflow.name, workflow.uid)],
         },
         "spec": spec,
     }
     fingerprint = json.dumps(
         [labels, annotations, body["metadata"]["ownerReferences"], spec], sort_keys=True
     )
-    annotations[ANNOTATION_SPEC_HASH] = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
+    annotations[wire.ANNOTATION_SPEC_HASH] = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
     return body
 
 
@@ -231,7 +216,7 @@ class CronPlan:
 
 
 def _spec_hash(body: dict[str, Any]) -> str | None:
-    return ((body.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_SPEC_HASH)
+    return ((body.get("metadata") or {}).get("annotations") or {}).get(wire.ANNOTATION_SPEC_HASH)
 
 
 def plan_cronjobs(desired: list[dict[str, Any]], existing: list[dict[str, Any]]) -> CronPlan:
@@ -279,10 +264,11 @@ def last_cron_run(cronjob: dict[str, Any]) -> tuple[str, str] | None:
     at or after it says that its pod finished, i.e. created the run.
     """
     annotations = (cronjob.get("metadata") or {}).get("annotations") or {}
-    trigger, prefix = annotations.get(ANNOTATION_TRIGGER), annotations.get(ANNOTATION_RUN_PREFIX)
+    trigger = annotations.get(wire.ANNOTATION_TRIGGER)
+    prefix = annotations.get(wire.ANNOTATION_RUN_PREFIX)
     status = cronjob.get("status") or {}
     scheduled = parse_time(status.get("lastScheduleTime"))
     succeeded = parse_time(status.get("lastSuccessfulTime"))
     if not (trigger and prefix and scheduled and succeeded) or succeeded < scheduled:
         return None
-    return trigger, cron_run_name(prefix, scheduled)
+    return trigger, wire.cron_run_name(prefix, scheduled)

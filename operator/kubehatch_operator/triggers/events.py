@@ -14,14 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from kubehatch_operator import naming
-from kubehatch_operator.triggers.model import EventInfo, WorkflowInfo, format_time
-from kubehatch_operator.triggers.runs import (
-    ANNOTATION_EVENT_METADATA,
-    LABEL_EVENT,
-    digest,
-    trigger_run,
-)
+from kubehatch.api import wire
+from kubehatch.api.wire import format_time
+from kubehatch.api.workflowrun import TriggerType
+from kubehatch_operator.triggers.model import EventInfo, WorkflowInfo
+from kubehatch_operator.triggers.runs import trigger_run
 
 HANDLED = "Handled"
 
@@ -72,12 +69,12 @@ def match_workflows(event: EventInfo, workflows: Iterable[WorkflowInfo]) -> Matc
 
 def run_name(workflow: str, event_uid: str) -> str:
     """The run an event makes for a workflow: the same on every attempt, unique per event."""
-    return naming.bounded(f"{workflow}-{digest(event_uid, 16)}", 253)
+    return wire.bounded(f"{workflow}-{wire.digest(event_uid, 16)}", 253)
 
 
 def event_run(event: EventInfo, match: Match) -> dict[str, Any]:
     annotations = (
-        {ANNOTATION_EVENT_METADATA: json.dumps(event.metadata, sort_keys=True)}
+        {wire.ANNOTATION_EVENT_METADATA: json.dumps(event.metadata, sort_keys=True)}
         if event.metadata
         else {}
     )
@@ -85,11 +82,11 @@ def event_run(event: EventInfo, match: Match) -> dict[str, Any]:
         namespace=event.namespace,
         name=run_name(match.workflow, event.uid),
         workflow=match.workflow,
-        trigger_type="Event",
+        trigger_type=TriggerType.EVENT,
         trigger=f"event:{match.pattern}",
         source=f"{event.name} ({event.key})",
         input=event.payload,
-        labels={LABEL_EVENT: naming.label_value(event.name)},
+        labels={wire.LABEL_EVENT: wire.label_value(event.name)},
         annotations=annotations,
     )
 

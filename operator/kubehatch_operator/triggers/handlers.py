@@ -24,8 +24,8 @@ from typing import Any
 import kopf
 from kubernetes.client.exceptions import ApiException
 
+from kubehatch.api import wire
 from kubehatch.durations import parse_duration
-from kubehatch_operator import naming
 from kubehatch_operator.patches import merge_patch
 from kubehatch_operator.store import newer
 from kubehatch_operator.triggers import events, schedules
@@ -45,7 +45,6 @@ from kubehatch_operator.triggers.status import (
 )
 
 log = logging.getLogger(__name__)
-GROUP, VERSION = naming.GROUP, "v1alpha1"
 
 TRIGGER_IMAGE_ENV = "KUBEHATCH_TRIGGER_IMAGE"
 TRIGGER_SERVICE_ACCOUNT_ENV = "KUBEHATCH_TRIGGER_SERVICE_ACCOUNT"
@@ -367,7 +366,7 @@ def _deleted(event: dict[str, Any]) -> bool:
     return event.get("type") == "DELETED"
 
 
-@kopf.on.event(GROUP, VERSION, "workflows", id="triggers-workflows")
+@kopf.on.event(wire.GROUP, wire.VERSION, wire.WORKFLOWS, id="triggers-workflows")
 async def on_workflow_triggers(event: dict[str, Any], **_: Any) -> None:
     triggers = state()
     key = triggers.observe_workflow(event["object"], deleted=_deleted(event))
@@ -375,14 +374,14 @@ async def on_workflow_triggers(event: dict[str, Any], **_: Any) -> None:
         triggers.workflow_worker.kick(key)
 
 
-@kopf.on.event(GROUP, VERSION, "workflowevents", id="triggers-events")
+@kopf.on.event(wire.GROUP, wire.VERSION, wire.WORKFLOW_EVENTS, id="triggers-events")
 async def on_workflow_event(event: dict[str, Any], **_: Any) -> None:
     state().observe_event(event["object"], deleted=_deleted(event))
 
 
 @kopf.on.event(
     "batch", "v1", "cronjobs",
-    labels={naming.LABEL_MANAGED_BY: naming.MANAGED_BY}, id="triggers-cronjobs",
+    labels={wire.LABEL_MANAGED_BY: wire.MANAGED_BY}, id="triggers-cronjobs",
 )  # fmt: skip
 async def on_cronjob(event: dict[str, Any], **_: Any) -> None:
     state().observe_cronjob(event["object"], deleted=_deleted(event))

@@ -11,10 +11,8 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from kubehatch_operator import naming
+from kubehatch.api import wire
 from kubehatch_operator.kube import Kube
-
-GROUP, VERSION = naming.GROUP, "v1alpha1"
 
 
 class TriggerKube:
@@ -29,7 +27,7 @@ class TriggerKube:
         try:
             await asyncio.to_thread(
                 self.custom.create_namespaced_custom_object,
-                GROUP, VERSION, body["metadata"]["namespace"], "workflowruns", body,
+                wire.GROUP, wire.VERSION, body["metadata"]["namespace"], wire.WORKFLOW_RUNS, body,
             )  # fmt: skip
         except ApiException as err:
             if err.status == 409:
@@ -41,7 +39,11 @@ class TriggerKube:
     async def list_workflows(self, namespace: str) -> list[dict[str, Any]]:
         """A consistent read: a Workflow created before the event is always in it."""
         result = await asyncio.to_thread(
-            self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, "workflows"
+            self.custom.list_namespaced_custom_object,
+            wire.GROUP,
+            wire.VERSION,
+            namespace,
+            wire.WORKFLOWS,
         )
         return list(result.get("items") or [])
 
@@ -49,20 +51,20 @@ class TriggerKube:
         self, namespace: str, name: str, patch: dict[str, Any]
     ) -> dict[str, Any] | None:
         """Merge-patch the status; None if the Workflow is gone."""
-        return await _patch_status(self.custom, namespace, "workflows", name, patch)
+        return await _patch_status(self.custom, namespace, wire.WORKFLOWS, name, patch)
 
     # --- WorkflowEvents ---------------------------------------------------------------------
     async def patch_event_status(
         self, namespace: str, name: str, patch: dict[str, Any]
     ) -> dict[str, Any] | None:
-        return await _patch_status(self.custom, namespace, "workflowevents", name, patch)
+        return await _patch_status(self.custom, namespace, wire.WORKFLOW_EVENTS, name, patch)
 
     async def delete_event(self, namespace: str, name: str, uid: str) -> None:
         """Delete this very event (the uid precondition spares a new one of the same name)."""
         try:
             await asyncio.to_thread(
                 self.custom.delete_namespaced_custom_object,
-                GROUP, VERSION, namespace, "workflowevents", name,
+                wire.GROUP, wire.VERSION, namespace, wire.WORKFLOW_EVENTS, name,
                 body={"preconditions": {"uid": uid}},
             )  # fmt: skip
         except ApiException as err:
@@ -72,8 +74,8 @@ class TriggerKube:
     # --- CronJobs -----------------------------------------------------------------------------
     async def list_cronjobs(self, namespace: str, workflow: str) -> list[dict[str, Any]]:
         selector = (
-            f"{naming.LABEL_MANAGED_BY}={naming.MANAGED_BY},"
-            f"{naming.LABEL_WORKFLOW}={naming.label_value(workflow)}"
+            f"{wire.LABEL_MANAGED_BY}={wire.MANAGED_BY},"
+            f"{wire.LABEL_WORKFLOW}={wire.label_value(workflow)}"
         )
         result = await asyncio.to_thread(
             self.batch.list_namespaced_cron_job, namespace, label_selector=selector
@@ -119,7 +121,7 @@ async def _patch_status(
     try:
         return await asyncio.to_thread(
             custom.patch_namespaced_custom_object_status,
-            GROUP, VERSION, namespace, plural, name, {"status": patch},
+            wire.GROUP, wire.VERSION, namespace, plural, name, {"status": patch},
         )  # fmt: skip
     except ApiException as err:
         if err.status == 404:

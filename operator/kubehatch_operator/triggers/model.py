@@ -8,36 +8,17 @@ fields are read from the raw body rather than through the strict API models.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from kubehatch.api.graph import format_path
+from kubehatch.api.wire import parse_time
 from kubehatch.api.workflow import SpecProblems, WorkflowSpec
 
 Key = tuple[str, str]
 """(namespace, name) of an object."""
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An RFC 3339 time (as the API server stores it) as an aware datetime, else None."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else None
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None
-
-
-def format_time(value: datetime) -> str:
-    """RFC 3339 in UTC with a Z, the form Kubernetes writes (microseconds only if any)."""
-    value = value.astimezone(UTC)
-    text = value.isoformat(timespec="microseconds" if value.microsecond else "seconds")
-    return text.replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

@@ -6,27 +6,11 @@ time, ...), so creating a run twice is a 409 Conflict and never a second run.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Any
 
-from kubehatch.api.common import API_VERSION
-from kubehatch_operator import naming
-from kubehatch_operator.triggers.model import format_time
-
-LABEL_TRIGGER_TYPE = f"{naming.GROUP}/trigger-type"
-"""event, cron or schedule: lets `kubectl get wfr -l kubehatch.dev/trigger-type=cron` work."""
-LABEL_EVENT = f"{naming.GROUP}/event"
-ANNOTATION_TRIGGER = f"{naming.GROUP}/trigger"
-"""The spec entry that fired, as in status.lastTriggered: event:user:*, cron:0 * * * *, at:..."""
-ANNOTATION_EVENT_METADATA = f"{naming.GROUP}/event-metadata"
-
-# Run names feed Job names (bounded with a hash) and labels; keep them short and readable.
-MAX_RUN_NAME = 253
-
-
-def digest(text: str, length: int) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
+from kubehatch.api import wire
+from kubehatch.api.workflowrun import TriggeredBy, TriggerType, WorkflowRun
 
 
 def trigger_run(
@@ -34,7 +18,7 @@ def trigger_run(
     namespace: str,
     name: str,
     workflow: str,
-    trigger_type: str,
+    trigger_type: TriggerType,
     trigger: str,
     source: str,
     input: dict[str, Any] | None = None,
@@ -42,26 +26,14 @@ def trigger_run(
     labels: dict[str, str] | None = None,
     annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A WorkflowRun manifest; ``trigger_type`` is the TriggeredBy type (Event, Cron, ...)."""
-    spec: dict[str, Any] = {
-        "workflowRef": {"name": workflow},
-        "input": input or {},
-        "triggeredBy": {"type": trigger_type, "source": source[:512]},
-    }
-    if scheduled_at is not None:
-        spec["scheduledAt"] = format_time(scheduled_at)
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "WorkflowRun",
-        "metadata": {
-            "name": naming.bounded(name, MAX_RUN_NAME),
-            "namespace": namespace,
-            "labels": {
-                naming.LABEL_WORKFLOW: naming.label_value(workflow),
-                LABEL_TRIGGER_TYPE: trigger_type.lower(),
-                **(labels or {}),
-            },
-            "annotations": {ANNOTATION_TRIGGER: trigger, **(annotations or {})},
-        },
-        "spec": spec,
-    }
+    """A WorkflowRun manifest, labelled with its trigger's type and annotated with its entry."""
+    return WorkflowRun.of(
+        workflow,
+        input,
+        name=name,
+        namespace=namespace,
+        triggered_by=TriggeredBy(type=trigger_type, source=source[:512]),
+        scheduled_at=scheduled_at,
+        labels={wire.LABEL_TRIGGER_TYPE: trigger_type.value.lower(), **(labels or {})},
+        annotations={wire.ANNOTATION_TRIGGER: trigger, **(annotations or {})},
+    ).to_manifest()

@@ -18,8 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from kubehatch_operator import naming
-from kubehatch_operator.triggers.model import WorkflowInfo, format_time
+from kubehatch.api import wire
+from kubehatch.api.wire import format_time
+from kubehatch.api.workflowrun import TriggerType
+from kubehatch_operator.triggers.model import WorkflowInfo
 from kubehatch_operator.triggers.runs import trigger_run
 
 
@@ -33,7 +35,7 @@ def run_name(workflow: str, when: datetime) -> str:
     stamp = when.strftime("%Y%m%d-%H%M%S") + (
         f"-{when.microsecond:06d}" if when.microsecond else ""
     )
-    return naming.bounded(f"{workflow}-at-{stamp}", 253)
+    return wire.bounded(f"{workflow}-at-{stamp}", 253)
 
 
 def at_run(workflow: WorkflowInfo, when: datetime) -> dict:
@@ -41,7 +43,7 @@ def at_run(workflow: WorkflowInfo, when: datetime) -> dict:
         namespace=workflow.namespace,
         name=run_name(workflow.name, when),
         workflow=workflow.name,
-        trigger_type="Schedule",
+        trigger_type=TriggerType.SCHEDULE,
         trigger=at_key(when),
         source=f"spec.triggers.at {format_time(when)}",
         scheduled_at=when,

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from kubehatch.api.wire import format_time, parse_time
 from kubehatch_operator.triggers.crons import cron_problems, next_cron_times
-from kubehatch_operator.triggers.model import WorkflowInfo, format_time, parse_time
+from kubehatch_operator.triggers.model import WorkflowInfo
 from kubehatch_operator.triggers.schedules import at_key, plan_at
 
 READY = "Ready"

@@ -8,9 +8,6 @@ form (``to_dict()``, ``to_manifest()``) is camelCase without ``None`` values.
 
 from kubehatch.api.cel import concurrency_key
 from kubehatch.api.common import (
-    API_VERSION,
-    GROUP,
-    VERSION,
     ApiModel,
     Condition,
     ConditionStatus,
@@ -21,6 +18,7 @@ from kubehatch.api.common import (
 from kubehatch.api.fields import CronSchedule, DnsLabel, Duration
 from kubehatch.api.graph import FieldProblem, format_path, step_graph_problems, topological_order
 from kubehatch.api.resource import PrinterColumn, Resource, ResourceInfo
+from kubehatch.api.wire import API_VERSION, GROUP, VERSION
 from kubehatch.api.workflow import (
     Backoff,
     ConcurrencySpec,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -10,27 +9,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
-
-GROUP = "kubehatch.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-
-
-def bounded(name: str, limit: int) -> str:
-    """`name` if it fits in `limit`, else a prefix of it plus a short hash of the whole.
-
-    Used for object names and label values derived from user names, so that long names
-    stay valid and distinct, and every component derives the same value.
-    """
-    if len(name) <= limit:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: limit - 9].rstrip('-._')}-{digest}"
-
-
-def label_value(value: str) -> str:
-    """A label value (at most 63 characters) that still identifies `value`."""
-    return bounded(value, 63)
 
 
 class ApiModel(BaseModel):

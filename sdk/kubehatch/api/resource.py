@@ -12,7 +12,8 @@ from typing import Any, ClassVar, Self
 
 from pydantic import ConfigDict, Field, model_validator
 
-from kubehatch.api.common import API_VERSION, GROUP, ApiModel
+from kubehatch.api.common import ApiModel
+from kubehatch.api.wire import API_VERSION, GROUP
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Self
 
 from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
+from kubehatch.api import wire
 from kubehatch.api.common import (
     ApiModel,
     Conditions,
@@ -331,7 +332,7 @@ class Workflow(Resource):
 
     info = ResourceInfo(
         kind="Workflow",
-        plural="workflows",
+        plural=wire.WORKFLOWS,
         short_names=("wf",),
         description="A workflow: steps in a DAG, their triggers and concurrency limits.",
         columns=(

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
+from kubehatch.api import wire
 from kubehatch.api.common import ApiModel, Conditions, StatusModel
 from kubehatch.api.fields import EventKey
 from kubehatch.api.resource import AGE_COLUMN, PrinterColumn, Resource, ResourceInfo
@@ -44,7 +45,7 @@ class WorkflowEvent(Resource):
 
     info = ResourceInfo(
         kind="WorkflowEvent",
-        plural="workflowevents",
+        plural=wire.WORKFLOW_EVENTS,
         short_names=("wfe",),
         description="An event that triggers the workflows listening for its key.",
         columns=(

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field
 
+from kubehatch.api import wire
 from kubehatch.api.common import ApiModel, Conditions, StatusModel, cel_rule, cel_rules
 from kubehatch.api.fields import DnsLabel
 from kubehatch.api.resource import AGE_COLUMN, PrinterColumn, Resource, ResourceInfo
@@ -185,7 +186,7 @@ class WorkflowRun(Resource):
 
     info = ResourceInfo(
         kind="WorkflowRun",
-        plural="workflowruns",
+        plural=wire.WORKFLOW_RUNS,
         short_names=("wfr",),
         description="One run of a Workflow, with per-step progress.",
         columns=(
@@ -202,3 +203,39 @@ class WorkflowRun(Resource):
 
     spec: WorkflowRunSpec = Field(description="What to run.")
     status: WorkflowRunStatus | None = Field(default=None, description="Observed progress.")
+
+    @classmethod
+    def of(
+        cls,
+        workflow: str,
+        input: dict[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        namespace: str | None = None,
+        triggered_by: TriggeredBy | None = None,
+        scheduled_at: datetime | None = None,
+        labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+    ) -> WorkflowRun:
+        """A new run of ``workflow``: the one way the client, the CLI and triggers make runs.
+
+        Without ``name`` the API server generates one from the workflow's name. The run
+        carries the workflow label, so `kubectl get wfr -l kubehatch.dev/workflow=...` finds it.
+        """
+        metadata: dict[str, Any] = (
+            {"name": wire.bounded(name, wire.MAX_OBJECT_NAME)}
+            if name
+            else {"generateName": f"{wire.bounded(workflow, 57)}-"}
+        )
+        if namespace:
+            metadata["namespace"] = namespace
+        metadata["labels"] = {wire.LABEL_WORKFLOW: wire.label_value(workflow), **(labels or {})}
+        if annotations:
+            metadata["annotations"] = annotations
+        spec = WorkflowRunSpec(
+            workflow_ref=WorkflowRef(name=workflow),
+            input=input or {},
+            triggered_by=triggered_by or TriggeredBy(),
+            scheduled_at=scheduled_at,
+        )
+        return cls(metadata=metadata, spec=spec)

@@ -18,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from kubehatch.api import wire
 from kubehatch.errors import KubehatchError
 
 NAME = "image"
@@ -152,7 +153,7 @@ def build_builtin(args: argparse.Namespace, base_tar: Path | None, context: Path
             "--workdir",
             "/app",
             "--env",
-            f"KUBEHATCH_WORKER={args.worker}",
+            f"{wire.ENV_WORKER}={args.worker}",
             "--env",
             "PYTHONPATH=/app",
             "--tag",

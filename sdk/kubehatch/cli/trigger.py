@@ -24,19 +24,12 @@ from typing import Any
 
 from croniter import croniter
 
+from kubehatch.api import wire
+from kubehatch.api.workflowrun import TriggeredBy, TriggerType, WorkflowRun
 from kubehatch.errors import KubehatchError
 
 NAME = "trigger"
 HELP = "Create the WorkflowRun of one cron time (run by cron trigger pods, not by hand)."
-
-JOB_NAME_ENV = "KUBEHATCH_JOB_NAME"
-NAMESPACE_ENV = "KUBEHATCH_NAMESPACE"
-TIME_FORMAT = "%Y%m%d-%H%M"
-
-
-def cron_run_name(prefix: str, scheduled: datetime) -> str:
-    """The run of one scheduled time: ``<prefix>-<YYYYmmdd-HHMM>`` (UTC)."""
-    return f"{prefix}-{scheduled.astimezone(UTC).strftime(TIME_FORMAT)}"
 
 
 def time_from_job_name(job_name: str | None) -> datetime | None:
@@ -80,34 +73,21 @@ def scheduled_time(
 def run_manifest(
     *, namespace: str, workflow: str, schedule: str, prefix: str, scheduled: datetime
 ) -> dict[str, Any]:
-    stamp = scheduled.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return {
-        "apiVersion": "kubehatch.dev/v1alpha1",
-        "kind": "WorkflowRun",
-        "metadata": {
-            "name": cron_run_name(prefix, scheduled),
-            "namespace": namespace,
-            "labels": {
-                "kubehatch.dev/workflow": workflow[:63],
-                "kubehatch.dev/trigger-type": "cron",
-            },
-            "annotations": {"kubehatch.dev/trigger": f"cron:{schedule}"},
-        },
-        "spec": {
-            "workflowRef": {"name": workflow},
-            "input": {},
-            "triggeredBy": {"type": "Cron", "source": f"{schedule} at {stamp}"},
-            "scheduledAt": stamp,
-        },
-    }
+    stamp = wire.format_time(scheduled)
+    return WorkflowRun.of(
+        workflow,
+        name=wire.cron_run_name(prefix, scheduled),
+        namespace=namespace,
+        triggered_by=TriggeredBy(type=TriggerType.CRON, source=f"{schedule} at {stamp}"),
+        scheduled_at=scheduled.astimezone(UTC),
+        labels={wire.LABEL_TRIGGER_TYPE: "cron"},
+        annotations={wire.ANNOTATION_TRIGGER: f"cron:{schedule}"},
+    ).to_manifest()
 
 
 def _time_arg(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        value = None
-    if value is None or value.tzinfo is None:
+    value = wire.parse_time(text)
+    if value is None:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an RFC 3339 time with a time zone, e.g. 2026-06-01T12:00:00Z"
         )
@@ -150,7 +130,7 @@ def create_run(body: dict[str, Any]) -> bool:
     namespace = body["metadata"]["namespace"]
     try:
         api.create_namespaced_custom_object(
-            "kubehatch.dev", "v1alpha1", namespace, "workflowruns", body
+            wire.GROUP, wire.VERSION, namespace, wire.WORKFLOW_RUNS, body
         )
     except ApiException as err:
         if err.status == 409:
@@ -163,12 +143,12 @@ def create_run(body: dict[str, Any]) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    namespace = args.namespace or os.environ.get(NAMESPACE_ENV)
+    namespace = args.namespace or os.environ.get(wire.ENV_NAMESPACE)
     if not namespace:
-        raise KubehatchError(f"no namespace: pass --namespace or set {NAMESPACE_ENV}")
+        raise KubehatchError(f"no namespace: pass --namespace or set {wire.ENV_NAMESPACE}")
     if not croniter.is_valid(args.schedule):
         raise KubehatchError(f"--schedule {args.schedule!r} is not a valid cron schedule")
-    job_name = os.environ.get(JOB_NAME_ENV)
+    job_name = os.environ.get(wire.ENV_JOB_NAME)
     when, origin = scheduled_time(args.schedule, job_name, args.scheduled_time, datetime.now(UTC))
     body = run_manifest(
         namespace=namespace,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from kubehatch.api import wire
 from kubehatch.api.workflow import WorkflowSpec
-from kubehatch_operator import naming
 from kubehatch_operator.decisions import StartAttempt
 from kubehatch_operator.jobs import step_job
 from kubehatch_operator.settings import Settings
@@ -29,7 +29,7 @@ SPEC = WorkflowSpec.model_validate(
 
 def build(step: int, parents: dict[str, str], attempt: int = 1) -> dict:
     start = StartAttempt(
-        SPEC.steps[step], attempt, naming.job_name("run", SPEC.steps[step].name, attempt), parents
+        SPEC.steps[step], attempt, wire.job_name("run", SPEC.steps[step].name, attempt), parents
     )
     return step_job(
         namespace="ns",
@@ -96,9 +96,9 @@ def test_pod_meets_the_restricted_pod_security_standard() -> None:
 
 def test_long_names_stay_within_limits_and_distinct() -> None:
     run = "r" * 80
-    a, b = naming.job_name(run, "step-one", 1), naming.job_name(run, "step-two", 1)
+    a, b = wire.job_name(run, "step-one", 1), wire.job_name(run, "step-two", 1)
     assert len(a) <= 63 and len(b) <= 63 and a != b
-    assert naming.job_name(run, "step-one", 1) == a
+    assert wire.job_name(run, "step-one", 1) == a
 
 
 def test_the_workflow_names_the_worker_the_pod_imports() -> None:
@@ -111,9 +111,30 @@ def test_the_workflow_names_the_worker_the_pod_imports() -> None:
 
 
 def test_label_values_for_long_names_are_valid_and_shared_with_the_sdk() -> None:
-    from kubehatch.api.common import label_value
+    from kubehatch.api.wire import label_value
 
     run = "workflow-with-a-rather-long-name-at-20261124-230000-and-more"
-    value = naming.step_labels("wf", run + "-x" * 5, "a", 1)[naming.LABEL_RUN]
+    value = wire.step_labels("wf", run + "-x" * 5, "a", 1)[wire.LABEL_RUN]
     assert len(value) <= 63 and value[-1].isalnum()
     assert value == label_value(run + "-x" * 5)
+
+
+def test_the_step_pod_reads_back_exactly_what_the_job_says() -> None:
+    """Both sides of the pod boundary go through wire.StepEnv: nothing is lost between them."""
+    spec = SPEC.model_copy(update={"worker": "myapp.workers:worker"})
+    start = StartAttempt(spec.steps[1], 2, wire.job_name("run", "b", 2), {"a": "run-a-1-output"})
+    job = step_job(namespace="ns", workflow="wf", run="run", run_uid="u-1", spec=spec,
+                   start=start, settings=Settings())  # fmt: skip
+    pod = job["spec"]["template"]
+    env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    step = wire.StepEnv.from_env(env)
+    assert step == wire.StepEnv(
+        namespace="ns", workflow="wf", run="run", run_uid="u-1", step="b", action="other:b",
+        attempt=2, parents=("a",), output_configmap=wire.output_configmap_name("run", "b", 2),
+        worker="myapp.workers:worker",
+    )  # fmt: skip
+    # The output the pod creates carries the labels of the Job that made it.
+    output = wire.output_configmap(step, "{}")
+    assert output["metadata"]["labels"] == pod["metadata"]["labels"] == job["metadata"]["labels"]
+    mounts = {m["name"]: m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
+    assert (mounts["input"], mounts["parents"]) == (str(step.input_dir), str(step.parents_dir))

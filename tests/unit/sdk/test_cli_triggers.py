@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
+from kubehatch.api.wire import cron_run_name
 from kubehatch.cli import event as event_cli
 from kubehatch.cli import main
 from kubehatch.cli import schedule as schedule_cli
 from kubehatch.cli import trigger as trigger_cli
 from kubehatch.cli.trigger import (
-    cron_run_name,
     latest_time,
     run_manifest,
     scheduled_time,

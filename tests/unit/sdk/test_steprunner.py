@@ -9,13 +9,11 @@ from typing import Any
 import pytest
 
 from kubehatch import steprunner
+from kubehatch.api.wire import EXIT_FAILED, EXIT_PERMANENT, StepEnv
 from kubehatch.errors import KubehatchError, PermanentError
 from kubehatch.steprunner import (
-    EXIT_FAILED,
-    EXIT_PERMANENT,
     MAX_MESSAGE_BYTES,
     MAX_OUTPUT_BYTES,
-    StepEnvironment,
     build_context,
     encode_output,
     failure_message,
@@ -92,13 +90,11 @@ def test_failures_reach_the_termination_message(
 
 def test_missing_environment_names_the_variables() -> None:
     with pytest.raises(KubehatchError, match="KUBEHATCH_WORKER"):
-        StepEnvironment.from_env(
-            {"KUBEHATCH_RUN": "r", "KUBEHATCH_STEP": "s", "KUBEHATCH_ACTION": "a"}
-        )
+        StepEnv.from_env({"KUBEHATCH_RUN": "r", "KUBEHATCH_STEP": "s", "KUBEHATCH_ACTION": "a"})
 
 
 def test_context_carries_names_retry_count_and_missing_parents(tmp_path: Path) -> None:
-    env = StepEnvironment.from_env(
+    env = StepEnv.from_env(
         {
             "KUBEHATCH_RUN": "r1",
             "KUBEHATCH_STEP": "s",
@@ -120,7 +116,7 @@ def test_context_carries_names_retry_count_and_missing_parents(tmp_path: Path) -
 
 
 def test_output_limit_is_the_configmap_limit() -> None:
-    env = StepEnvironment.from_env(
+    env = StepEnv.from_env(
         {
             "KUBEHATCH_RUN": "r",
             "KUBEHATCH_STEP": "s",

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from kubehatch.cli.trigger import JOB_NAME_ENV
+from kubehatch.api.wire import ENV_JOB_NAME as JOB_NAME_ENV
+from kubehatch.api.wire import MAX_CRONJOB_NAME
 from kubehatch_operator.triggers.crons import (
-    MAX_CRONJOB_NAME,
     TriggerPod,
     cron_problem,
     cron_problems,

@@ -1,0 +1,334 @@
+"""The wire contract: what the operator, step pods, trigger pods, the client and the CLI agree on.
+
+Every name that crosses a process boundary is spelled here and nowhere else: the API
+group and version, labels and annotations, the environment of step and trigger pods,
+mount paths and ConfigMap keys, exit codes, and the rules that derive object names.
+Both sides of the pod boundary use the same :class:`StepEnv`, so a variable cannot be
+written under one name and read under another. This module imports nothing of
+kubehatch but its errors: it sits below the API models, the SDK and the operator alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Any, ClassVar
+
+from kubehatch.errors import KubehatchError
+
+# --- API group and version ------------------------------------------------------------
+GROUP = "kubehatch.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+WORKFLOWS = "workflows"
+WORKFLOW_RUNS = "workflowruns"
+WORKFLOW_EVENTS = "workflowevents"
+
+# --- labels and annotations -------------------------------------------------------------
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "kubehatch"
+LABEL_WORKFLOW = f"{GROUP}/workflow"
+LABEL_RUN = f"{GROUP}/run"
+LABEL_STEP = f"{GROUP}/step"
+LABEL_ATTEMPT = f"{GROUP}/attempt"
+LABEL_WORKER = f"{GROUP}/worker"
+"""On rendered Workflows: the SDK Worker they came from."""
+LABEL_TRIGGER_TYPE = f"{GROUP}/trigger-type"
+"""event, cron or schedule: `kubectl get wfr -l kubehatch.dev/trigger-type=cron` works."""
+LABEL_EVENT = f"{GROUP}/event"
+"""On runs an event started: the WorkflowEvent's name."""
+
+ANNOTATION_TRIGGER = f"{GROUP}/trigger"
+"""The spec entry that fired, as in status.lastTriggered: event:user:*, cron:0 * * * *, at:..."""
+ANNOTATION_EVENT_METADATA = f"{GROUP}/event-metadata"
+ANNOTATION_SCHEDULE = f"{GROUP}/schedule"
+ANNOTATION_RUN_PREFIX = f"{GROUP}/run-prefix"
+ANNOTATION_SPEC_HASH = f"{GROUP}/spec-hash"
+
+EVENT_REPORTER = f"{GROUP}/operator"
+"""reportingComponent of the Kubernetes Events the operator posts."""
+
+# --- object names -------------------------------------------------------------------------
+MAX_OBJECT_NAME = 253
+MAX_LABEL_VALUE = 63
+MAX_JOB_NAME = 63
+"""Job names end up in the pods' `job-name` label, so they are label values too."""
+MAX_CRONJOB_NAME = 52
+"""The CronJob controller appends "-<11 digits>" to name its Jobs, which must stay <= 63."""
+
+KEY_STEP = "concurrency.key"
+"""The pseudo-step that runs a concurrency key action. The dot keeps it apart from every
+real step name (DNS labels have none), in Job names and labels alike."""
+
+CRON_TIME_FORMAT = "%Y%m%d-%H%M"
+
+
+def digest(text: str, length: int) -> str:
+    """A short, stable hash of ``text`` for names derived from it."""
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def bounded(name: str, limit: int) -> str:
+    """``name`` if it fits in ``limit``, else a prefix of it plus a short hash of the whole.
+
+    Used for object names and label values derived from user names, so that long names
+    stay valid and distinct, and every component derives the same value.
+    """
+    if len(name) <= limit:
+        return name
+    return f"{name[: limit - 9].rstrip('-._')}-{digest(name, 8)}"
+
+
+def label_value(value: str) -> str:
+    """A label value (at most 63 characters) that still identifies ``value``."""
+    return bounded(value, MAX_LABEL_VALUE)
+
+
+def job_name(run: str, step: str, attempt: int) -> str:
+    """The Job of one step attempt: deterministic, so a second create is a 409."""
+    return bounded(f"{run}-{step}-{attempt}", MAX_JOB_NAME)
+
+
+def input_configmap_name(run: str) -> str:
+    return bounded(f"{run}-input", MAX_OBJECT_NAME)
+
+
+def output_configmap_name(run: str, step: str, attempt: int) -> str:
+    """Each attempt writes its own output, so a retried step never needs to overwrite one."""
+    return bounded(f"{run}-{step}-{attempt}-output", MAX_OBJECT_NAME)
+
+
+def cron_run_name(prefix: str, scheduled: datetime) -> str:
+    """The run of one cron time: ``<prefix>-<YYYYmmdd-HHMM>`` (UTC)."""
+    return f"{prefix}-{scheduled.astimezone(UTC).strftime(CRON_TIME_FORMAT)}"
+
+
+# --- times ----------------------------------------------------------------------------------
+def parse_time(value: Any) -> datetime | None:
+    """An RFC 3339 time (as the API server stores it) as an aware datetime, else None.
+
+    Accepts ``Z`` in either case (the API server lets a lower-case ``z`` through), and
+    datetimes that are already aware; a time without a zone is None, never a guess.
+    """
+    if isinstance(value, datetime):
+        return value if value.tzinfo else None
+    if not isinstance(value, str) or not value:
+        return None
+    text = value[:-1] + "+00:00" if value[-1] in "Zz" else value
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
+
+
+def format_time(value: datetime) -> str:
+    """RFC 3339 in UTC with a Z, the form Kubernetes writes (microseconds only if any)."""
+    value = value.astimezone(UTC)
+    text = value.isoformat(timespec="microseconds" if value.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+# --- the step pod -------------------------------------------------------------------------
+INPUT_DIR = PurePosixPath("/kubehatch/input")
+PARENTS_DIR = PurePosixPath("/kubehatch/parents")
+INPUT_KEY = "input.json"
+"""Key of the run's input in its input ConfigMap."""
+OUTPUT_KEY = "output.json"
+"""Key of a step's output in its output ConfigMap."""
+STEP_COMMAND = ("kubehatch", "step")
+TRIGGER_COMMAND = ("kubehatch", "trigger")
+
+EXIT_SUCCEEDED = 0
+EXIT_FAILED = 1
+"""The step failed; retried when it has retries left."""
+EXIT_PERMANENT = 3
+"""The step failed and says a retry cannot help (a PermanentError): never retried."""
+EXIT_CANCELLED = 143
+"""Stopped by SIGTERM: cancelled or timed out."""
+
+ENV_PREFIX = "KUBEHATCH_"
+"""Every variable of this contract starts with it; user env may not."""
+ENV_WORKER = "KUBEHATCH_WORKER"
+"""module:attribute of the Worker in the image (spec.worker, or baked into the image)."""
+ENV_JOB_NAME = "KUBEHATCH_JOB_NAME"
+"""Trigger pods: their Job's name, which encodes the scheduled time."""
+ENV_NAMESPACE = "KUBEHATCH_NAMESPACE"
+
+
+class StepEnvError(KubehatchError):
+    """The pod's environment does not describe a step attempt."""
+
+
+@dataclass(frozen=True)
+class StepEnv:
+    """One step attempt, as the operator describes it to the step pod's environment.
+
+    The operator builds it and calls :meth:`to_env`; the pod calls :meth:`from_env`.
+    """
+
+    namespace: str
+    workflow: str
+    run: str
+    run_uid: str
+    step: str
+    action: str
+    attempt: int
+    parents: tuple[str, ...]
+    output_configmap: str
+    worker: str | None = None
+    input_dir: PurePosixPath = INPUT_DIR
+    parents_dir: PurePosixPath = PARENTS_DIR
+
+    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("namespace", "KUBEHATCH_NAMESPACE"),
+        ("workflow", "KUBEHATCH_WORKFLOW"),
+        ("run", "KUBEHATCH_RUN"),
+        ("run_uid", "KUBEHATCH_RUN_UID"),
+        ("step", "KUBEHATCH_STEP"),
+        ("action", "KUBEHATCH_ACTION"),
+        ("attempt", "KUBEHATCH_ATTEMPT"),
+        ("parents", "KUBEHATCH_PARENTS"),
+        ("output_configmap", "KUBEHATCH_OUTPUT_CONFIGMAP"),
+        ("input_dir", "KUBEHATCH_INPUT_DIR"),
+        ("parents_dir", "KUBEHATCH_PARENTS_DIR"),
+        ("worker", ENV_WORKER),
+    )
+    REQUIRED: ClassVar[tuple[str, ...]] = (
+        "KUBEHATCH_RUN",
+        "KUBEHATCH_STEP",
+        "KUBEHATCH_ACTION",
+        ENV_WORKER,
+    )
+
+    def to_env(self) -> dict[str, str]:
+        """The variables, by name (``worker`` is left out when unset: the image's counts)."""
+        env: dict[str, str] = {}
+        for attr, name in self._FIELDS:
+            value = getattr(self, attr)
+            if value is None:
+                continue
+            env[name] = ",".join(value) if attr == "parents" else str(value)
+        return env
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> StepEnv:
+        """Read the variables back; raises StepEnvError naming what is missing and why."""
+        missing = [name for name in cls.REQUIRED if not env.get(name)]
+        if missing:
+            hint = (
+                f" {ENV_WORKER} names the worker in the image ('module:attribute'); "
+                "`kubehatch image build` sets it."
+                if ENV_WORKER in missing
+                else " `kubehatch step` runs inside step pods that the operator creates."
+            )
+            raise StepEnvError(f"missing environment variables: {', '.join(missing)}.{hint}")
+        names = dict(cls._FIELDS)
+        try:
+            attempt = int(env.get(names["attempt"], "1"))
+        except ValueError as err:
+            raise StepEnvError(f"{names['attempt']} must be an integer: {err}") from err
+        return cls(
+            namespace=env.get(names["namespace"], "default"),
+            workflow=env.get(names["workflow"], ""),
+            run=env[names["run"]],
+            run_uid=env.get(names["run_uid"], ""),
+            step=env[names["step"]],
+            action=env[names["action"]],
+            attempt=attempt,
+            parents=tuple(p for p in env.get(names["parents"], "").split(",") if p),
+            output_configmap=env.get(names["output_configmap"], ""),
+            worker=env[names["worker"]],
+            input_dir=PurePosixPath(env.get(names["input_dir"], str(INPUT_DIR))),
+            parents_dir=PurePosixPath(env.get(names["parents_dir"], str(PARENTS_DIR))),
+        )
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The labels of everything made for this attempt (Job, pod, output)."""
+        return step_labels(self.workflow, self.run, self.step, self.attempt)
+
+
+def is_reserved_env(name: str) -> bool:
+    """Whether an environment variable belongs to this contract (not to the user)."""
+    return name.startswith(ENV_PREFIX)
+
+
+# --- objects both sides build -----------------------------------------------------------
+def run_labels(workflow: str, run: str) -> dict[str, str]:
+    """Labels of everything a run owns: `kubectl get cm,jobs -l kubehatch.dev/run=...`."""
+    return {
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_WORKFLOW: label_value(workflow),
+        LABEL_RUN: label_value(run),
+    }
+
+
+def step_labels(workflow: str, run: str, step: str, attempt: int) -> dict[str, str]:
+    return {
+        **run_labels(workflow, run),
+        LABEL_STEP: label_value(step),
+        LABEL_ATTEMPT: str(attempt),
+    }
+
+
+def owner_reference(kind: str, name: str, uid: str, *, controller: bool = True) -> dict[str, Any]:
+    """An owner reference to one of kubehatch's objects (deleting it deletes the owned)."""
+    reference: dict[str, Any] = {"apiVersion": API_VERSION, "kind": kind, "name": name, "uid": uid}
+    if controller:
+        reference.update(controller=True, blockOwnerDeletion=True)
+    return reference
+
+
+def owned_by_run(body: Mapping[str, Any]) -> str | None:
+    """The name of the WorkflowRun that owns ``body``, if one does."""
+    for ref in (body.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == "WorkflowRun" and ref.get("apiVersion", "").startswith(f"{GROUP}/"):
+            return str(ref["name"])
+    return None
+
+
+def _configmap(
+    name: str, namespace: str, labels: dict[str, str], owner: dict[str, Any], key: str, text: str
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels,
+            "ownerReferences": [owner],
+        },
+        "data": {key: text},
+    }
+
+
+def input_configmap(
+    *, namespace: str, workflow: str, run: str, run_uid: str, input_json: str
+) -> dict[str, Any]:
+    """The run's input, which every step pod mounts (the operator creates it)."""
+    return _configmap(
+        input_configmap_name(run),
+        namespace,
+        run_labels(workflow, run),
+        owner_reference("WorkflowRun", run, run_uid),
+        INPUT_KEY,
+        input_json,
+    )
+
+
+def output_configmap(step: StepEnv, output_json: str) -> dict[str, Any]:
+    """A step attempt's output (the step pod creates it; owned by the run, not controlled)."""
+    return _configmap(
+        step.output_configmap,
+        step.namespace,
+        step.labels,
+        owner_reference("WorkflowRun", step.run, step.run_uid, controller=False),
+        OUTPUT_KEY,
+        output_json,
+    )
