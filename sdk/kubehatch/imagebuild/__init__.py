@@ -2,7 +2,9 @@
 
 Standard library only, so the cluster scripts run it with a bare python3
 (`hack/images/ocibuild.py`), and `kubehatch image build` uses it as a package.
-Modules: `oci` (layouts, layers, images), `pythonpkgs` (pip layers), `containerd`
+Modules: `oci` (spec names, platform), `references`, `blobs`, `layers` (layer tars),
+`image` (the in-memory image), `imageconfig` (config edits), `layout` (layout tarballs),
+`reproducible` (fixed times), `errors`, `pythonpkgs` (pip layers), `containerd`
 (import), `cli`.
 
 This machine has no container engine and no registry, so the images the local cluster
@@ -40,17 +42,11 @@ Design choices, and why:
 
 from .cli import main
 from .containerd import ctr_import, layout_refs
-from .oci import (
-    MEDIA_CONFIG,
-    MEDIA_INDEX,
-    MEDIA_LAYER,
-    MEDIA_MANIFEST,
-    BuildError,
-    host_platform,
-    load_base,
-    normalize_reference,
-)
+from .errors import BuildError
+from .layout import load_base
+from .oci import MEDIA_CONFIG, MEDIA_INDEX, MEDIA_LAYER, MEDIA_MANIFEST, host_platform
 from .pythonpkgs import image_python_version
+from .references import normalize_reference
 
 __all__ = [
     "MEDIA_CONFIG",

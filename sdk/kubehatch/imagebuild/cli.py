@@ -10,44 +10,20 @@ import tarfile
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from .containerd import ctr_import
-from .oci import (
-    ANNOTATION_CONTAINERD_NAME,
-    BuildError,
-    ConfigChanges,
-    Image,
-    LayerSpec,
-    add_layer,
-    apply_changes,
-    blob_name,
-    host_platform,
-    json_list,
-    load_base,
-    read_json_member,
-    scratch_image,
-    select_manifest,
-    write_layout,
-)
+from .errors import BuildError
+from .image import Image, add_layer, scratch_image
+from .imageconfig import ConfigChanges, apply_changes, json_list, parse_kv
+from .layers import LayerSpec
+from .layout import load_base, read_image_json, write_layout
+from .oci import ANNOTATION_CONTAINERD_NAME, host_platform
 from .pythonpkgs import (
     compile_bytecode,
     image_python_version,
     pip_install_target,
     relocate_pip_target,
 )
-
-# --------------------------------------------------------------------------- CLI
-
-
-def _parse_kv(items: Sequence[str], flag: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise BuildError(f"{flag} {item!r} is not KEY=VALUE")
-        out[key] = value
-    return out
 
 
 def _changes_from_args(args: argparse.Namespace) -> ConfigChanges:
@@ -57,8 +33,20 @@ def _changes_from_args(args: argparse.Namespace) -> ConfigChanges:
         entrypoint=json_list(args.entrypoint, "--entrypoint") if args.entrypoint else None,
         cmd=json_list(args.cmd, "--cmd") if args.cmd else None,
         user=args.user,
-        labels=_parse_kv(args.label, "--label"),
+        labels=parse_kv(args.label, "--label"),
     )
+
+
+def _finish(image: Image, args: argparse.Namespace) -> None:
+    """Apply the config flags, write the layout tarball and say what was written.
+
+    Called while the layers' staging directory still exists: new layers are read from it.
+    """
+    apply_changes(image.config, _changes_from_args(args))
+    index = write_layout(image, args.tag, Path(args.output), host_platform())
+    digest = index["manifests"][0]["digest"]
+    names = ", ".join(m["annotations"][ANNOTATION_CONTAINERD_NAME] for m in index["manifests"])
+    print(f"wrote {args.output}: {names} (manifest {digest})")
 
 
 def _start_image(base: str) -> Image:
@@ -85,9 +73,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                     f" entries (e.g. {stats.skipped_special[0]})",
                     file=sys.stderr,
                 )
-        apply_changes(image.config, _changes_from_args(args))
-        index = write_layout(image, args.tag, Path(args.output), host_platform())
-    _report(index, args.output)
+        _finish(image, args)
     return 0
 
 
@@ -112,19 +98,14 @@ def cmd_add_python_packages(args: argparse.Namespace) -> int:
             Path(work),
             comment="ocibuild add-python-packages " + " ".join(args.pip_args),
         )
-        apply_changes(image.config, _changes_from_args(args))
-        index = write_layout(image, args.tag, Path(args.output), host_platform())
-    _report(index, args.output)
+        _finish(image, args)
     return 0
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     path = Path(args.image)
     with tarfile.open(path, "r:") as tar:
-        index = read_json_member(tar, "index.json")
-        entry = select_manifest(index, host_platform(), str(path))
-        manifest = read_json_member(tar, blob_name(entry["digest"]))
-        config = read_json_member(tar, blob_name(manifest["config"]["digest"]))
+        index, manifest, config = read_image_json(tar, host_platform(), str(path))
     json.dump({"index": index, "manifest": manifest, "config": config}, sys.stdout, indent=2)
     print()
     return 0
@@ -134,12 +115,6 @@ def cmd_load(args: argparse.Namespace) -> int:
     for ref in ctr_import([Path(p) for p in args.images], args.address, args.namespace, args.ctr):
         print(f"loaded {ref}")
     return 0
-
-
-def _report(index: dict[str, Any], output: str) -> None:
-    digest = index["manifests"][0]["digest"]
-    names = ", ".join(m["annotations"][ANNOTATION_CONTAINERD_NAME] for m in index["manifests"])
-    print(f"wrote {output}: {names} (manifest {digest})")
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:

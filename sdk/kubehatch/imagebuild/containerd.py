@@ -8,9 +8,9 @@ import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .oci import ANNOTATION_CONTAINERD_NAME, BuildError, host_platform, read_json_member
-
-# --------------------------------------------------------------------------- ctr import
+from .errors import BuildError
+from .layout import read_json_member
+from .oci import ANNOTATION_CONTAINERD_NAME, host_platform
 
 
 def layout_refs(path: Path) -> list[str]:

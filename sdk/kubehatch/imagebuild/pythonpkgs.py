@@ -11,10 +11,12 @@ import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .oci import LABEL_PYTHON_VERSION, BuildError, Image, open_blob
+from .blobs import open_blob
+from .errors import BuildError
+from .image import Image
 
-# --------------------------------------------------------------------------- python packages
-
+# The Python base image carries its X.Y here (set by hack/images/build-images.sh).
+LABEL_PYTHON_VERSION = "dev.kubehatch.python.version"
 _PY_OS_RE = re.compile(r"^(?:\./)?usr/lib/python(3\.\d+)/os\.py$")
 
 
@@ -39,6 +41,21 @@ def image_python_version(base: Path, image: Image) -> str:
     return found.pop()
 
 
+def _probe_version(python: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python`` to print its X.Y; the caller decides what a failure means."""
+    return subprocess.run(
+        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def _site_packages(root: Path, python_version: str) -> Path:
+    """Where Debian's python3 finds /usr/local packages, under the image tree ``root``."""
+    return root / f"usr/local/lib/python{python_version}/dist-packages"
+
+
 def pip_install_target(
     target: Path,
     pip_args: Sequence[str],
@@ -55,12 +72,7 @@ def pip_install_target(
     pip can resolve for a different interpreter. ``--no-compile`` keeps the layer
     reproducible (bytecode embeds timestamps); Python compiles on first import instead.
     """
-    probe = subprocess.run(
-        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    probe = _probe_version(python)
     if probe.returncode != 0:
         raise BuildError(f"cannot run {python}: {probe.stderr.strip()}")
     cmd = [
@@ -104,15 +116,10 @@ def compile_bytecode(root: Path, python_version: str, python: str = sys.executab
     the staging directory, so the output stays reproducible. Returns False (no pycs) when
     the host Python differs: its bytecode would be the wrong format for the image.
     """
-    probe = subprocess.run(
-        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    probe = _probe_version(python)
     if probe.stdout.strip() != python_version:
         return False
-    site = root / f"usr/local/lib/python{python_version}/dist-packages"
+    site = _site_packages(root, python_version)
     cmd = [
         python,
         "-m",
@@ -140,7 +147,7 @@ def relocate_pip_target(target: Path, python_version: str, root: Path) -> None:
     scripts go to /usr/local/bin with their shebang pointed at /usr/bin/python3 instead of
     the host interpreter pip ran under.
     """
-    site = root / f"usr/local/lib/python{python_version}/dist-packages"
+    site = _site_packages(root, python_version)
     site.parent.mkdir(parents=True)
     scripts = target / "bin"
     if scripts.is_dir():
