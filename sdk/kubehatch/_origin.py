@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 _SDK_DIR = str(Path(__file__).resolve().parent) + os.sep
@@ -28,7 +29,7 @@ def _internal(filename: str) -> bool:
 
 def caller_origin() -> str:
     """``file:line`` of the first caller outside the kubehatch package."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and _internal(frame.f_code.co_filename):
         frame = frame.f_back
     if frame is None:

@@ -140,9 +140,9 @@ class _Compilation:
         )
 
     def _collect_steps(self) -> list[Fn[Any]]:
-        steps = self.job.steps
+        steps: object = self.job.steps  # what user code passed, whatever the annotation says
         if not isinstance(steps, Sequence) or isinstance(steps, str):
-            steps = [steps]  # type: ignore[list-item]
+            steps = [steps]
         valid = []
         for index, step in enumerate(steps):
             if isinstance(step, Fn):

@@ -22,18 +22,22 @@ from kubehatch.errors import StepCancelledError, UnknownParentError
 from kubehatch.serialization import parse_as
 
 T = TypeVar("T")
+OutT_co = TypeVar("OutT_co", covariant=True)
 
 _POLL_SECONDS = 0.05
 
 
-class StepRef(Protocol):
-    """Anything naming a step, like an ``Fn``; its ``output_type`` parses the output."""
+class StepRef(Protocol[OutT_co]):
+    """Anything naming a step whose output is an ``OutT_co``, like an ``Fn[OutT_co]``.
+
+    Its ``output_type``, when set, is the class the stored output is parsed into.
+    """
 
     @property
     def name(self) -> str: ...
 
     @property
-    def output_type(self) -> type[Any] | None: ...
+    def output_type(self) -> type[OutT_co] | None: ...
 
 
 class Context:
@@ -104,16 +108,17 @@ class Context:
         return parse_as(self._input, model, what=f"input of workflow {self.workflow_name!r}")
 
     @overload
-    def step_output(self, step: StepRef, model: None = None) -> Any: ...
+    def step_output(self, step: StepRef[T], model: None = None) -> T: ...
     @overload
     def step_output(self, step: str, model: None = None) -> Any: ...
     @overload
-    def step_output(self, step: str | StepRef, model: type[T]) -> T: ...
-    def step_output(self, step: str | StepRef, model: type[T] | None = None) -> T | Any:
+    def step_output(self, step: str | StepRef[Any], model: type[T]) -> T: ...
+    def step_output(self, step: str | StepRef[Any], model: type[T] | None = None) -> T | Any:
         """The output of parent ``step`` (a name or the parent's ``Fn``), parsed into ``model``.
 
         Given an ``Fn`` whose function declares a model or dataclass return type, the
-        output is parsed into that type without naming it again.
+        output is parsed into that type without naming it again; type checkers see the
+        type the function declares (``Fn[R]`` gives ``R``), a name gives ``Any``.
         """
         if not isinstance(step, str):
             model = model if model is not None else step.output_type

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar, overload
 
 from kubehatch._origin import caller_origin
 from kubehatch.api.workflow import Backoff
@@ -22,8 +22,21 @@ OutT = TypeVar("OutT")
 
 
 class Fn(Generic[OutT]):
-    """A step running ``func(ctx)``; its return value is the step's output."""
+    """A step running ``func(ctx)``; its return value is the step's output.
 
+    ``Fn(func)`` is an ``Fn[R]`` when ``func`` returns ``R`` (or, async, awaits to
+    ``R``), so ``ctx.step_output(step)`` is typed ``R``; an ``Fn`` made from an action
+    name is an ``Fn[Any]``.
+    """
+
+    @overload
+    def __init__(
+        self, func: Callable[[Context], Awaitable[OutT]], *, action: None = None
+    ) -> None: ...
+    @overload
+    def __init__(self, func: Callable[[Context], OutT], *, action: None = None) -> None: ...
+    @overload
+    def __init__(self: Fn[Any], func: None = None, *, action: str) -> None: ...
     def __init__(
         self,
         func: Callable[[Context], OutT] | Callable[[Context], Awaitable[OutT]] | None = None,
@@ -67,8 +80,11 @@ class Fn(Generic[OutT]):
         return self._name is not None or self.func is None
 
     @property
-    def output_type(self) -> type[Any] | None:
-        """The model or dataclass the function declares it returns, if any."""
+    def output_type(self) -> type[OutT] | None:
+        """The model or dataclass the function declares it returns, if any.
+
+        None for any other return type: outputs are then the stored JSON data as is.
+        """
         return return_type(self.func) if self.func is not None else None
 
     def set_name(self, name: str) -> Self:

@@ -173,7 +173,7 @@ def test_deep_sync_chains_do_not_exhaust_threads(worker: Worker) -> None:
 
 def test_next_needs_a_context(worker: Worker) -> None:
     action = register(worker, lambda ctx: None)
-    worker.use(lambda ctx, next: next({"not": "a context"}))
+    worker.use(lambda ctx, next: next({"not": "a context"}))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="next\\(\\) needs a Context, got dict"):
         worker.resolve_action(action).invoke(Context())
 

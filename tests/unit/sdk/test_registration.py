@@ -211,9 +211,9 @@ def test_the_same_function_twice_in_one_service_is_not_a_conflict(worker: Worker
 
 def test_fn_needs_exactly_one_of_function_and_action() -> None:
     with pytest.raises(TypeError, match="not both"):
-        Fn()
+        Fn()  # type: ignore[call-overload]
     with pytest.raises(TypeError, match="not both"):
-        Fn(step_one, action="a:b")
+        Fn(step_one, action="a:b")  # type: ignore[call-overload]
 
 
 def test_triggers_compare_by_value() -> None:
@@ -298,7 +298,7 @@ def test_bad_step_signatures_point_at_the_function(worker: Worker) -> None:
     worker.register_workflow(
         WorkflowJob(
             name="wf",
-            steps=[Fn(two_args), Fn(no_args), Fn(generator), Fn("not callable")],  # type: ignore[arg-type]
+            steps=[Fn(two_args), Fn(no_args), Fn(generator), Fn("not callable")],  # type: ignore[arg-type, call-overload]
         )
     )
     messages = [problem.message for problem in worker.problems()]
@@ -321,7 +321,7 @@ def test_bad_concurrency(worker: Worker) -> None:
         Concurrency(key).max_runs(0),
         Concurrency(key).limit_strategy("Bogus"),
         Concurrency.expression("input.a =="),
-        Concurrency(bad_key),
+        Concurrency(bad_key),  # type: ignore[arg-type]
         "my-key",
     ]
     for index, limit in enumerate(cases):
@@ -423,8 +423,8 @@ def test_bad_actions(worker: Worker) -> None:
 def test_bad_middleware_points_at_it(worker: Worker) -> None:
     def one_arg(ctx: Context) -> None: ...
 
-    worker.use(one_arg)
-    worker.new_service("svc").use(lambda ctx, next, extra: None)
+    worker.use(one_arg)  # type: ignore[arg-type]
+    worker.new_service("svc").use(lambda ctx, next, extra: None)  # type: ignore[arg-type, misc]
     first, second = worker.problems()
     assert first.subject == "worker 'test-worker', middleware"
     assert "cannot be called as middleware(ctx, next)" in first.message
@@ -446,7 +446,7 @@ def test_every_problem_is_reported_at_once(worker: Worker) -> None:
             steps=[Fn(step_one).add_parents("ghost"), Fn(step_one).set_name("step-one")],
         )
     )
-    worker.register_workflow(WorkflowJob(name="wf", steps=[Fn(lambda: None)]))
+    worker.register_workflow(WorkflowJob(name="wf", steps=[Fn(lambda: None)]))  # type: ignore[arg-type, misc]
     with pytest.raises(RegistrationError) as caught:
         worker.check()
     error = caught.value
