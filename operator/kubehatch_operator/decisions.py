@@ -10,102 +10,30 @@ calling it again after a crash, or twice in a row, asks for the same actions.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from kubehatch.api import wire
 from kubehatch.api.common import Condition, ConditionStatus, set_condition
 from kubehatch.api.graph import topological_order
-from kubehatch.api.workflow import Backoff, StepSpec, WorkflowSpec
+from kubehatch.api.workflow import StepSpec, WorkflowSpec
 from kubehatch.api.workflowrun import (
     StepPhase,
     StepStatus,
     WorkflowRunPhase,
-    WorkflowRunSpec,
     WorkflowRunStatus,
 )
 from kubehatch.durations import format_duration, parse_duration
-
-SUCCEEDED_CONDITION = "Succeeded"
-DEFAULT_BACKOFF = Backoff()
-
-
-class AttemptState(StrEnum):
-    ACTIVE = "Active"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """What the cluster shows about the Job of one step attempt."""
-
-    step: str
-    attempt: int
-    job_name: str
-    state: AttemptState
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    timed_out: bool = False
-    message: str | None = None
-    permanent: bool = False
-    """The step said a retry cannot help (a PermanentError, exit code 3)."""
-
-
-@dataclass(frozen=True)
-class Run:
-    """The parts of a WorkflowRun that decisions depend on."""
-
-    name: str
-    generation: int
-    spec: WorkflowRunSpec
-    status: WorkflowRunStatus
-
-
-@dataclass(frozen=True)
-class StartAttempt:
-    """Create the Job for one attempt of a step; parents maps parent -> output ConfigMap."""
-
-    step: StepSpec
-    attempt: int
-    job_name: str
-    parents: dict[str, str]
-
-
-@dataclass(frozen=True)
-class RunEvent:
-    """A Kubernetes Event to post on the run."""
-
-    type: str  # Normal or Warning
-    reason: str
-    message: str
-
-
-class Verdict(StrEnum):
-    START = "Start"
-    QUEUE = "Queue"
-    CANCEL = "Cancel"
-    FAIL = "Fail"
-
-
-@dataclass(frozen=True)
-class Gate:
-    """The concurrency limit's verdict on a run (see `admission`); None when there is no limit."""
-
-    verdict: Verdict
-    key: str | None = None
-    message: str = ""
-
-
-@dataclass
-class Decision:
-    status: WorkflowRunStatus
-    start: list[StartAttempt] = field(default_factory=list)
-    stop_jobs: list[str] = field(default_factory=list)
-    create_input: bool = False
-    wake_at: datetime | None = None
-    events: list[RunEvent] = field(default_factory=list)
+from kubehatch_operator.model import (
+    Attempt,
+    AttemptState,
+    Decision,
+    Gate,
+    Run,
+    StartAttempt,
+    Verdict,
+)
+from kubehatch_operator.steps import observe_step, start_ready_steps
+from kubehatch_operator.transitions import SUCCEEDED_CONDITION, transition_events
 
 
 def decide(
@@ -147,7 +75,7 @@ def decide(
     steps = {s.name: s for s in spec.steps}
     for name in order:
         prior = status.steps.get(name, StepStatus())
-        status.steps[name] = _observe_step(
+        status.steps[name] = observe_step(
             run.name, steps[name], prior, by_step.get(name, []), now, decision
         )
 
@@ -183,7 +111,7 @@ def decide(
             now,
         )
     else:
-        _start_ready_steps(run.name, spec, order, status, decision, now)
+        start_ready_steps(run.name, spec, order, status, decision, now)
         if all(status.steps[n].phase is StepPhase.SUCCEEDED for n in order):
             status.phase = WorkflowRunPhase.SUCCEEDED
             _set_finished(status, now)
@@ -198,13 +126,41 @@ def decide(
     return _finish_decision(old, decision)
 
 
-def awaiting_key(run: Run, message: str) -> WorkflowRunStatus:
-    """A run waiting for its concurrency key action (a pod) to say which group it is in."""
+def decide_key(
+    run: Run,
+    spec: WorkflowSpec,
+    attempts: Sequence[Attempt],
+    key_output: str | None,
+    now: datetime,
+) -> Decision:
+    """A run whose workflow computes its concurrency key with an action, before admission.
+
+    The key decides admission, so it must be known before the run starts: the action
+    runs in a pod of its own (a step in all but name: its Job, input and output follow
+    the same conventions). ``key_output`` is what that pod returned, once it succeeded.
+    """
+    assert spec.concurrency is not None and spec.concurrency.action is not None
+    action = spec.concurrency.action
     status = run.status.model_copy(deep=True)
     status.observed_generation = run.generation
-    status.phase = WorkflowRunPhase.PENDING
-    _set_succeeded(status, ConditionStatus.UNKNOWN, "ComputingConcurrencyKey", message, run)
-    return status
+    decision = Decision(status=status)
+    attempt = next((a for a in attempts if a.step == wire.KEY_STEP), None)
+    if attempt is None:
+        job = wire.job_name(run.name, wire.KEY_STEP, 1)
+        step = StepSpec(name="key", action=action)
+        decision.start.append(StartAttempt(step, 1, job, {}, name=wire.KEY_STEP))
+        decision.create_input = True
+        status.phase = WorkflowRunPhase.PENDING
+        message = f"running the key action {action!r} (job {job})"
+        _set_succeeded(status, ConditionStatus.UNKNOWN, "ComputingConcurrencyKey", message, run)
+    elif attempt.state is AttemptState.SUCCEEDED and key_output is not None:
+        status.concurrency_key = key_output
+        decision.wake_at = now  # admission can place it now
+    elif attempt.state is AttemptState.FAILED:
+        why = f"the concurrency key action {action!r} failed: {attempt.message}"
+        status.phase = WorkflowRunPhase.PENDING
+        _end_by_gate(status, decision, attempts, Gate(Verdict.FAIL, None, why), now)
+    return _finish_decision(run.status, decision)
 
 
 def _start(
@@ -264,116 +220,6 @@ def _start(
     status.steps = {s.name: StepStatus() for s in workflow.steps}
     decision.create_input = True
     return True
-
-
-def _observe_step(
-    run: str,
-    step: StepSpec,
-    prior: StepStatus,
-    attempts: list[Attempt],
-    now: datetime,
-    decision: Decision,
-) -> StepStatus:
-    """The step's status from its latest attempt's Job; final phases never change."""
-    if prior.phase.finished:
-        return prior
-    latest = max(attempts, key=lambda a: a.attempt, default=None)
-    if latest is None or latest.attempt < prior.attempts:
-        if prior.attempts == 0:
-            return prior
-        # Status records an attempt whose Job is gone or not yet seen: (re)create it.
-        # The name is deterministic, so an existing Job makes this a no-op.
-        return _launch(run, step, prior.attempts, prior, now, decision, parents=None)
-    base = prior.model_copy(update={"attempts": latest.attempt, "job_name": latest.job_name})
-    if latest.state is AttemptState.ACTIVE:
-        return base.model_copy(
-            update={
-                "phase": StepPhase.RUNNING,
-                "next_attempt_at": None,
-                "started_at": prior.started_at or latest.started_at or now,
-            }
-        )
-    if latest.state is AttemptState.SUCCEEDED:
-        return base.model_copy(
-            update={
-                "phase": StepPhase.SUCCEEDED,
-                "finished_at": latest.finished_at or now,
-                "output_config_map": wire.output_configmap_name(run, step.name, latest.attempt),
-                "message": None,
-                "next_attempt_at": None,
-            }
-        )
-    why = _failure_message(step, latest)
-    if latest.attempt <= step.retries and not latest.permanent:
-        due = (latest.finished_at or now) + (step.backoff or DEFAULT_BACKOFF).delay(latest.attempt)
-        if now >= due:
-            return _launch(run, step, latest.attempt + 1, base, now, decision, parents=None)
-        return base.model_copy(
-            update={
-                "phase": StepPhase.RETRYING,
-                "next_attempt_at": due,
-                "message": f"attempt {latest.attempt} {why}; retrying at {due.isoformat()}",
-            }
-        )
-    final = StepPhase.TIMED_OUT if latest.timed_out else StepPhase.FAILED
-    tries = f" after {latest.attempt} attempts" if latest.attempt > 1 else ""
-    return base.model_copy(
-        update={
-            "phase": final,
-            "finished_at": latest.finished_at or now,
-            "message": f"{why}{tries}",
-            "next_attempt_at": None,
-        }
-    )
-
-
-def _failure_message(step: StepSpec, attempt: Attempt) -> str:
-    if attempt.timed_out:
-        return f"exceeded the step timeout of {step.timeout}"
-    return f"failed: {attempt.message}" if attempt.message else "failed"
-
-
-def _launch(
-    run: str,
-    step: StepSpec,
-    attempt: int,
-    prior: StepStatus,
-    now: datetime,
-    decision: Decision,
-    parents: dict[str, str] | None,
-) -> StepStatus:
-    job = wire.job_name(run, step.name, attempt)
-    if parents is None:  # a retry: the parents' outputs are already recorded
-        steps = decision.status.steps
-        parents = {p: steps[p].output_config_map or "" for p in step.parents}
-    decision.start.append(StartAttempt(step=step, attempt=attempt, job_name=job, parents=parents))
-    return prior.model_copy(
-        update={
-            "phase": StepPhase.RUNNING,
-            "attempts": attempt,
-            "job_name": job,
-            "started_at": prior.started_at or now,
-            "next_attempt_at": None,
-        }
-    )
-
-
-def _start_ready_steps(
-    run: str,
-    spec: WorkflowSpec,
-    order: list[str],
-    status: WorkflowRunStatus,
-    decision: Decision,
-    now: datetime,
-) -> None:
-    for step in spec.steps:
-        current = status.steps[step.name]
-        if current.phase is not StepPhase.PENDING or current.attempts:
-            continue
-        parents = {p: status.steps[p] for p in step.parents}
-        if all(p.phase is StepPhase.SUCCEEDED for p in parents.values()):
-            outputs = {name: p.output_config_map or "" for name, p in parents.items()}
-            status.steps[step.name] = _launch(run, step, 1, current, now, decision, outputs)
 
 
 def _end_run(
@@ -481,37 +327,3 @@ def _next_wake(status: WorkflowRunStatus, spec: WorkflowSpec) -> datetime | None
 def _finish_decision(old: WorkflowRunStatus, decision: Decision) -> Decision:
     decision.events = transition_events(old, decision.status)
     return decision
-
-
-def transition_events(old: WorkflowRunStatus, new: WorkflowRunStatus) -> list[RunEvent]:
-    """One Event per step transition and per run transition, for `kubectl describe`."""
-    events: list[RunEvent] = []
-    for name, step in new.steps.items():
-        before = old.steps.get(name)
-        if before is not None and before.phase == step.phase and before.attempts == step.attempts:
-            continue
-        if step.phase is StepPhase.PENDING:
-            continue
-        warning = step.phase in (StepPhase.FAILED, StepPhase.TIMED_OUT, StepPhase.RETRYING)
-        attempt = f" (attempt {step.attempts})" if step.attempts > 1 else ""
-        detail = f": {step.message}" if step.message and warning else ""
-        events.append(
-            RunEvent(
-                "Warning" if warning else "Normal",
-                f"Step{step.phase.value}",
-                f"step {name} {step.phase.value.lower()}{attempt}{detail}",
-            )
-        )
-    if new.phase != old.phase and new.phase is not None:
-        cond = next((c for c in new.conditions if c.type == SUCCEEDED_CONDITION), None)
-        warning = new.phase in (WorkflowRunPhase.FAILED, WorkflowRunPhase.TIMED_OUT)
-        took = ""
-        if new.finished_at and new.started_at:
-            took = f" after {format_duration(max(new.finished_at - new.started_at, timedelta(0)))}"
-        message = f"run {new.phase.value.lower()}{took}" + (
-            f": {cond.message}" if cond and cond.message else ""
-        )
-        events.append(
-            RunEvent("Warning" if warning else "Normal", f"Run{new.phase.value}", message)
-        )
-    return events

@@ -1,6 +1,6 @@
 """From the runs the store holds to a concurrency verdict for one run.
 
-Reads plain run bodies (as the watch delivers them), computes each run's key (CEL over
+Reads typed run entries (parsed once by the store), computes each run's key (CEL over
 its input, kept in status.concurrencyKey once known) and asks `admission.admit` who
 may start. No API calls: the reconciler applies the verdicts.
 """
@@ -8,71 +8,62 @@ may start. No API calls: the reconciler applies the verdicts.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 from kubehatch.api.cel import concurrency_key
-from kubehatch.api.workflow import ConcurrencySpec
+from kubehatch.api.workflow import ConcurrencySpec, LimitStrategy
 from kubehatch_operator.admission import Admission, Contender, admit
-from kubehatch_operator.decisions import Gate, Verdict
+from kubehatch_operator.model import Gate, Run, Verdict
+from kubehatch_operator.store import RunEntry
 
 
-def _time(value: str | None) -> datetime:
-    if not value:
-        return datetime.now(UTC)
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def run_key(body: dict[str, Any], concurrency: ConcurrencySpec) -> str | None:
+def run_key(run: Run, concurrency: ConcurrencySpec) -> str | None:
     """The run's concurrency key, or None while its key action has not answered yet.
 
     Raises ValueError when the expression cannot be evaluated over the run's input.
     """
-    known = (body.get("status") or {}).get("concurrencyKey")
-    if known is not None:
-        return known
+    if run.status.concurrency_key is not None:
+        return run.status.concurrency_key
     if concurrency.expression is None:
         return None  # the key action's pod is still computing it
-    return concurrency_key(concurrency.expression, (body.get("spec") or {}).get("input") or {})
+    return concurrency_key(concurrency.expression, run.spec.input)
 
 
-def contends(body: dict[str, Any], now: datetime) -> bool:
+def contends(entry: RunEntry, now: datetime) -> bool:
     """Unfinished and due: a run scheduled for later does not hold or want a slot yet."""
-    spec, status = body.get("spec") or {}, body.get("status") or {}
-    if status.get("workflowSpec"):
+    if entry.run is None:
+        return False  # unreadable: it is failed on its own reconcile
+    if entry.started:
         return True
-    at = spec.get("scheduledAt")
-    return not (at and _time(at) > now)
+    at = entry.run.spec.scheduled_at
+    return not (at and at > now)
 
 
 def gate(
-    name: str, runs: Iterable[dict[str, Any]], concurrency: ConcurrencySpec, now: datetime
+    name: str, runs: Iterable[RunEntry], concurrency: ConcurrencySpec, now: datetime
 ) -> tuple[Gate, Admission]:
     """The verdict on run `name` among the workflow's unfinished `runs` (it is one of them)."""
     contenders: list[Contender] = []
     own_key: str | None = None
-    for body in runs:
-        if not contends(body, now):
+    for entry in runs:
+        if not contends(entry, now) or entry.run is None:
             continue
-        meta = body["metadata"]
+        run_name = entry.key[1]
         try:
-            key = run_key(body, concurrency)
+            key = run_key(entry.run, concurrency)
         except ValueError as error:
-            if meta["name"] == name:
+            if run_name == name:
                 return Gate(Verdict.FAIL, None, str(error)), Admission()
             continue  # that run fails on its own reconcile
         if key is None:
             continue  # neither holds nor wants a slot until its key is known
-        if meta["name"] == name:
+        if run_name == name:
             own_key = key
-        running = bool((body.get("status") or {}).get("workflowSpec"))
-        contenders.append(
-            Contender(meta["name"], key, _time(meta.get("creationTimestamp")), running)
-        )
+        contenders.append(Contender(run_name, key, entry.created, entry.started))
     admission = admit(contenders, concurrency.max_runs, concurrency.limit_strategy)
     limit = f"{concurrency.max_runs} run(s) per key" + (
         " in total, shared in turn across keys"
-        if concurrency.limit_strategy.value == "GroupRoundRobin"
+        if concurrency.limit_strategy is LimitStrategy.GROUP_ROUND_ROBIN
         else ""
     )
     if name in admission.cancel:

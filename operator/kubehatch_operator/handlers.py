@@ -1,18 +1,18 @@
-"""kopf handlers: thin adapters from watch events to the store and the reconciler.
+"""Every kopf handler of the operator: thin adapters from watch events to the controllers.
 
 Only `@kopf.on.event` is used: it keeps no per-handler progress in annotations (no
 extra writes per change), and the initial listing after a restart replays every object,
-which is all the reconciler needs to carry on from the cluster state alone.
+which is all the controllers need to carry on from the cluster state alone. What the
+handlers share lives in one `Runtime`, made at start-up and passed through kopf's
+``memo``: no module-level state, no handler module importing another.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import importlib
-import importlib.util
 import logging
-import os
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -22,79 +22,100 @@ from kubehatch_operator import metrics
 from kubehatch_operator.kube import Kube, load_config
 from kubehatch_operator.reconciler import Reconciler
 from kubehatch_operator.settings import Settings
-from kubehatch_operator.store import Store
+from kubehatch_operator.store import Key, Store, workflow_of
+from kubehatch_operator.triggers.controller import Triggers
+
+MANAGED = {wire.LABEL_MANAGED_BY: wire.MANAGED_BY}
 
 
+@dataclass(frozen=True)
 class Runtime:
     """What the handlers share within one operator process."""
 
     store: Store
     reconciler: Reconciler
+    triggers: Triggers
 
+    @classmethod
+    def start(cls, settings: Settings) -> Runtime:
+        store = Store()
+        kube = Kube(load_config(settings.api.workers))
+        return cls(store, Reconciler(store, kube, settings), Triggers(store, kube, settings))
 
-runtime = Runtime()
-
-
-@kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-    own = Settings.from_env()
-    # kopf posts Events for its own handler errors; ours are posted by the reconciler.
-    settings.posting.level = logging.WARNING
-    # One log line per watch event is noise at this rate; failures still log as errors.
-    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    settings.execution.max_workers = own.api_workers
-    # With exact namespaces only (see __main__), nothing cluster-wide needs scanning.
-    settings.scanning.disabled = os.environ.get("KUBEHATCH_SCAN_CLUSTER") == "false"
-    asyncio.get_running_loop().set_default_executor(
-        concurrent.futures.ThreadPoolExecutor(
-            max_workers=own.api_workers, thread_name_prefix="kube"
-        )
-    )
-    metrics.serve(own.metrics_port)
-    runtime.store = Store()
-    runtime.reconciler = Reconciler(runtime.store, Kube(load_config(own.api_workers)), own)
-
-
-@kopf.on.probe(id="runs")
-def runs_in_flight(**_: Any) -> int:
-    return len(runtime.store.runs)
+    def workflow_changed(self, key: Key) -> None:
+        """A Workflow appeared, changed or went: waiting runs, retention and triggers."""
+        for run in self.store.runs_waiting_for(key):
+            self.reconciler.kick(run)
+        self.reconciler.sweep_soon(key)
+        self.triggers.workflow_changed(key)
 
 
 def _deleted(event: dict[str, Any]) -> bool:
     return event.get("type") == "DELETED"
 
 
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    own = Settings.from_env()
+    # kopf posts Events for its own handler errors; ours are posted by the controllers.
+    settings.posting.level = logging.WARNING
+    # One log line per watch event is noise at this rate; failures still log as errors.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    settings.execution.max_workers = own.api.workers
+    # With exact namespaces only (see __main__), nothing cluster-wide needs scanning.
+    settings.scanning.disabled = not own.api.scan_cluster
+    asyncio.get_running_loop().set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(
+            max_workers=own.api.workers, thread_name_prefix="kube"
+        )
+    )
+    metrics.serve(own.observability.metrics_port)
+    memo.runtime = Runtime.start(own)
+
+
+@kopf.on.probe(id="runs")
+def runs_in_flight(memo: kopf.Memo, **_: Any) -> int:
+    return len(memo.runtime.store.runs)
+
+
+# --- runs and their Jobs ---------------------------------------------------------------------
 @kopf.on.event(wire.GROUP, wire.VERSION, wire.WORKFLOW_RUNS)
-async def on_run(event: dict[str, Any], **_: Any) -> None:
-    body = event["object"]
-    key = runtime.store.observe_run(body, deleted=_deleted(event))
-    metrics.RUNS_IN_FLIGHT.set(len(runtime.store.runs))
-    if key in runtime.store.runs:
+async def on_run(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+    runtime: Runtime = memo.runtime
+    store = runtime.store
+    key = store.observe_run(event["object"], deleted=_deleted(event))
+    metrics.RUNS_IN_FLIGHT.set(len(store.runs))
+    if key in store.runs:
         runtime.reconciler.kick(key)
         return
-    workflow = (key[0], (body.get("spec") or {}).get("workflowRef", {}).get("name", ""))
-    if key in runtime.store.finished:
+    workflow = workflow_of(event["object"])
+    if key in store.finished:
         runtime.reconciler.sweep_soon(workflow)
     # Finished or deleted: a slot of the workflow's concurrency limit may have freed up.
-    for waiting in runtime.store.runs_waiting_for(workflow):
+    for waiting in store.runs_waiting_for(workflow):
         runtime.reconciler.kick(waiting)
 
 
-@kopf.on.event("batch", "v1", "jobs", labels={wire.LABEL_MANAGED_BY: wire.MANAGED_BY})
-async def on_job(event: dict[str, Any], **_: Any) -> None:
+@kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
+async def on_job(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+    runtime: Runtime = memo.runtime
     key = runtime.store.observe_job(event["object"], deleted=_deleted(event))
     if key is not None and key in runtime.store.runs:
         runtime.reconciler.kick(key)
 
 
+# --- workflows, events and cron schedules ---------------------------------------------------
 @kopf.on.event(wire.GROUP, wire.VERSION, wire.WORKFLOWS)
-async def on_workflow(event: dict[str, Any], **_: Any) -> None:
-    key = runtime.store.observe_workflow(event["object"], deleted=_deleted(event))
-    for run in runtime.store.runs_waiting_for(key):
-        runtime.reconciler.kick(run)
-    runtime.reconciler.sweep_soon(key)
+async def on_workflow(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+    runtime: Runtime = memo.runtime
+    runtime.workflow_changed(runtime.store.observe_workflow(event["object"], _deleted(event)))
 
 
-# Trigger handlers (events, cron schedules, one-off times) live in their own package.
-if importlib.util.find_spec("kubehatch_operator.triggers") is not None:
-    importlib.import_module("kubehatch_operator.triggers.handlers")
+@kopf.on.event(wire.GROUP, wire.VERSION, wire.WORKFLOW_EVENTS)
+async def on_workflow_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+    memo.runtime.triggers.observe_event(event["object"], deleted=_deleted(event))
+
+
+@kopf.on.event("batch", "v1", "cronjobs", labels=MANAGED)
+async def on_cronjob(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+    memo.runtime.triggers.observe_cronjob(event["object"], deleted=_deleted(event))

@@ -13,8 +13,8 @@ from typing import Any
 from kubehatch.api import wire
 from kubehatch.api.workflow import WorkflowSpec
 from kubehatch.durations import parse_duration
-from kubehatch_operator.decisions import StartAttempt
-from kubehatch_operator.settings import Settings
+from kubehatch_operator.model import StartAttempt
+from kubehatch_operator.settings import StepSettings
 
 
 def step_job(
@@ -25,12 +25,11 @@ def step_job(
     run_uid: str,
     spec: WorkflowSpec,
     start: StartAttempt,
-    settings: Settings,
-    step_name: str | None = None,
+    settings: StepSettings,
 ) -> dict[str, Any]:
-    """The Job of one attempt; `step_name` overrides the step's name (the key pseudo-step)."""
+    """The Job of one attempt of a step (or of the concurrency key pseudo-step)."""
     step = start.step
-    name = step_name or step.name
+    name = start.step_name
     step_env = wire.StepEnv(
         namespace=namespace,
         workflow=workflow,
@@ -102,13 +101,13 @@ def step_job(
             "metadata": {"labels": labels},
             "spec": {
                 "restartPolicy": "Never",
-                "serviceAccountName": spec.service_account_name or settings.step_service_account,
-                "terminationGracePeriodSeconds": settings.step_grace_seconds,
+                "serviceAccountName": spec.service_account_name or settings.service_account,
+                "terminationGracePeriodSeconds": settings.grace_seconds,
                 "enableServiceLinks": False,
                 "securityContext": {
                     "runAsNonRoot": True,
-                    "runAsUser": settings.step_run_as_user,
-                    "runAsGroup": settings.step_run_as_user,
+                    "runAsUser": settings.run_as_user,
+                    "runAsGroup": settings.run_as_user,
                     "seccompProfile": {"type": "RuntimeDefault"},
                 },
                 "containers": [container],

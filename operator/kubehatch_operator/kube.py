@@ -1,8 +1,9 @@
-"""The operator's writes and the few reads that watch events do not carry.
+"""The operator's writes, and the few reads that watch events do not carry.
 
-Blocking calls of the official client, run in a thread pool sized for many runs in
-flight. Every create treats 409 Conflict as success: names are deterministic, so an
-existing object is the one this call would have made.
+One class for every controller of the operator (runs, triggers): blocking calls of the
+official client, run in a thread pool sized for many runs in flight. Creates treat 409
+Conflict as "already there" (every name is deterministic, so an existing object is the
+one this call would have made); deletes and status patches treat 404 as "gone".
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +23,9 @@ from kubehatch.api import wire
 from kubehatch_operator.metrics import API_WRITES
 
 log = logging.getLogger(__name__)
+
+JOB_DONE = frozenset({"Complete", "Failed", "SuccessCriteriaMet", "FailureTarget"})
+"""Job conditions after which its pod runs no more (the first two once the pod is gone)."""
 
 
 def load_config(pool_size: int) -> client.ApiClient:
@@ -34,54 +39,97 @@ def load_config(pool_size: int) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
+def api_message(err: ApiException) -> str:
+    """The Status message of an API error (its body is JSON), else the raw reason."""
+    try:
+        return str(json.loads(err.body)["message"])
+    except (TypeError, ValueError, KeyError):
+        return f"{err.status} {err.reason}"
+
+
 class Kube:
     def __init__(self, api: client.ApiClient) -> None:
         self.core = client.CoreV1Api(api)
         self.batch = client.BatchV1Api(api)
         self.custom = client.CustomObjectsApi(api)
 
-    # --- creates (idempotent) -------------------------------------------------------
-    async def create_configmap(self, body: dict[str, Any]) -> None:
-        await _create(self.core.create_namespaced_config_map, body, "configmaps")
+    # --- creates (idempotent) -----------------------------------------------------------
+    async def create_configmap(self, body: dict[str, Any]) -> bool:
+        return await _create(self.core.create_namespaced_config_map, body, "configmaps")
 
-    async def create_job(self, body: dict[str, Any]) -> None:
-        await _create(self.batch.create_namespaced_job, body, "jobs")
+    async def create_job(self, body: dict[str, Any]) -> bool:
+        return await _create(self.batch.create_namespaced_job, body, "jobs")
 
-    # --- deletes --------------------------------------------------------------------
+    async def create_cronjob(self, body: dict[str, Any]) -> bool:
+        return await _create(self.batch.create_namespaced_cron_job, body, "cronjobs")
+
+    async def create_run(self, body: dict[str, Any]) -> bool:
+        """Create a run; False if one of that name exists already (an earlier attempt)."""
+
+        def create(namespace: str, run: dict[str, Any]) -> Any:
+            return self.custom.create_namespaced_custom_object(
+                wire.GROUP, wire.VERSION, namespace, wire.WORKFLOW_RUNS, run
+            )
+
+        return await _create(create, body, wire.WORKFLOW_RUNS)
+
+    # --- updates ------------------------------------------------------------------------
+    async def replace_cronjob(self, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        API_WRITES.labels("replace", "cronjobs").inc()
+        await asyncio.to_thread(
+            self.batch.replace_namespaced_cron_job, meta["name"], meta["namespace"], body
+        )
+
+    async def patch_status(
+        self, plural: str, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Merge-patch the status of one of kubehatch's objects; None if it is gone."""
+        API_WRITES.labels("patch", f"{plural}/status").inc()
+        try:
+            result: dict[str, Any] = await asyncio.to_thread(
+                self.custom.patch_namespaced_custom_object_status,
+                wire.GROUP, wire.VERSION, namespace, plural, name, {"status": patch},
+            )  # fmt: skip
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        return result
+
+    # --- deletes ------------------------------------------------------------------------
     async def delete_job(self, namespace: str, name: str) -> None:
         """Delete a Job and its pods now: the pods get SIGTERM and their grace period."""
         API_WRITES.labels("delete", "jobs").inc()
-        await _ignore_missing(
-            self.batch.delete_namespaced_job, name, namespace, propagation_policy="Background"
-        )
-
-    async def delete_run(self, namespace: str, name: str) -> None:
-        API_WRITES.labels("delete", wire.WORKFLOW_RUNS).inc()
-        await _ignore_missing(
-            self.custom.delete_namespaced_custom_object,
-            wire.GROUP,
-            wire.VERSION,
-            namespace,
-            wire.WORKFLOW_RUNS,
-            name,
+        await _ignore(
+            (404,), self.batch.delete_namespaced_job, name, namespace,
             propagation_policy="Background",
-        )
+        )  # fmt: skip
 
-    # --- status and events ------------------------------------------------------------
-    async def patch_run_status(
-        self, namespace: str, name: str, patch: dict[str, Any]
-    ) -> dict[str, Any]:
-        API_WRITES.labels("patch", "workflowruns/status").inc()
-        return await asyncio.to_thread(
-            self.custom.patch_namespaced_custom_object_status,
-            wire.GROUP,
-            wire.VERSION,
-            namespace,
-            wire.WORKFLOW_RUNS,
-            name,
-            {"status": patch},
-        )
+    async def delete_cronjob(self, namespace: str, name: str) -> None:
+        API_WRITES.labels("delete", "cronjobs").inc()
+        await _ignore(
+            (404,), self.batch.delete_namespaced_cron_job, name, namespace,
+            propagation_policy="Background",
+        )  # fmt: skip
 
+    async def delete_custom(
+        self, plural: str, namespace: str, name: str, uid: str | None = None
+    ) -> None:
+        """Delete one of kubehatch's objects; with ``uid``, only that very object.
+
+        The uid precondition spares a new object created meanwhile under the same name
+        (the API server answers 409, which counts as done).
+        """
+        API_WRITES.labels("delete", plural).inc()
+        body = {"preconditions": {"uid": uid}} if uid else None
+        await _ignore(
+            (404, 409), self.custom.delete_namespaced_custom_object,
+            wire.GROUP, wire.VERSION, namespace, plural, name,
+            propagation_policy="Background", body=body,
+        )  # fmt: skip
+
+    # --- Events -------------------------------------------------------------------------
     async def post_event(
         self, involved: dict[str, Any], type_: str, reason: str, message: str
     ) -> None:
@@ -115,7 +163,7 @@ class Kube:
         except ApiException as err:
             log.warning("could not post event %s on %s: %s", reason, meta["name"], err.reason)
 
-    # --- reads ------------------------------------------------------------------------
+    # --- reads --------------------------------------------------------------------------
     async def active_jobs(self, namespace: str, run: str) -> list[str]:
         """The run's Jobs still running, as the API (not a cache) lists them."""
         jobs = await asyncio.to_thread(
@@ -123,11 +171,12 @@ class Kube:
             namespace,
             label_selector=f"{wire.LABEL_RUN}={wire.label_value(run)}",
         )
-        done = {"Complete", "Failed", "SuccessCriteriaMet", "FailureTarget"}
         return [
             job.metadata.name
             for job in jobs.items
-            if not any(c.type in done and c.status == "True" for c in job.status.conditions or [])
+            if not any(
+                c.type in JOB_DONE and c.status == "True" for c in job.status.conditions or []
+            )
         ]
 
     async def read_output(self, namespace: str, configmap: str) -> Any:
@@ -151,19 +200,43 @@ class Kube:
                 return message, terminated.exit_code
         return None, None
 
+    async def list_workflows(self, namespace: str) -> list[dict[str, Any]]:
+        """A consistent read: a Workflow created before an event is always in it."""
+        result = await asyncio.to_thread(
+            self.custom.list_namespaced_custom_object,
+            wire.GROUP, wire.VERSION, namespace, wire.WORKFLOWS,
+        )  # fmt: skip
+        return list(result.get("items") or [])
 
-async def _create(method: Any, body: dict[str, Any], resource: str) -> None:
+    async def list_cronjobs(self, namespace: str, workflow: str) -> list[dict[str, Any]]:
+        selector = (
+            f"{wire.LABEL_MANAGED_BY}={wire.MANAGED_BY},"
+            f"{wire.LABEL_WORKFLOW}={wire.label_value(workflow)}"
+        )
+        result = await asyncio.to_thread(
+            self.batch.list_namespaced_cron_job, namespace, label_selector=selector
+        )
+        api = self.batch.api_client
+        return [api.sanitize_for_serialization(item) for item in result.items]
+
+
+async def _create(method: Callable[..., Any], body: dict[str, Any], resource: str) -> bool:
+    """Create ``body``; False when an object of that name exists already."""
     API_WRITES.labels("create", resource).inc()
     try:
         await asyncio.to_thread(method, body["metadata"]["namespace"], body)
     except ApiException as err:
-        if err.status != 409:
-            raise
+        if err.status == 409:
+            return False
+        raise
+    return True
 
 
-async def _ignore_missing(method: Any, *args: Any, **kwargs: Any) -> None:
+async def _ignore(
+    statuses: tuple[int, ...], method: Callable[..., Any], *args: Any, **kwargs: Any
+) -> None:
     try:
         await asyncio.to_thread(method, *args, **kwargs)
     except ApiException as err:
-        if err.status != 404:
+        if err.status not in statuses:
             raise

@@ -1,8 +1,13 @@
-"""Read, decide, write: one reconcile of one run, serialised per run and coalesced.
+"""Read, decide, write: one reconcile of one run.
 
 Watch events (a run changed, one of its Jobs changed, its Workflow appeared) and timers
-(a retry's backoff ran out, the run's deadline passed) all end in `kick(key)`. A run is
-never reconciled twice at once; kicks that arrive meanwhile fold into one more pass.
+(a retry's backoff ran out, the run's deadline passed) all end in a kick of the run's
+key on the operator's work queue, which never reconciles a run twice at once.
+
+A pass reads what the store knows (and the few things watch events do not carry: a
+failed pod's termination message, the key action's output), hands it to a pure
+decision (`decisions.decide`, `decisions.decide_key`, with `gates.gate` for runs that
+wait for a concurrency slot), and applies the result.
 """
 
 from __future__ import annotations
@@ -12,52 +17,48 @@ import dataclasses
 import json
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from kubehatch.api import wire
-from kubehatch.api.workflow import LimitStrategy, StepSpec, WorkflowSpec
-from kubehatch.api.workflowrun import WorkflowRunPhase, WorkflowRunSpec, WorkflowRunStatus
+from kubehatch.api.workflow import LimitStrategy, WorkflowSpec
+from kubehatch.api.workflowrun import WorkflowRunPhase
 from kubehatch_operator import gates, jobs, retention
-from kubehatch_operator.decisions import (
-    Attempt,
-    AttemptState,
-    Decision,
-    Gate,
-    Run,
-    StartAttempt,
-    Verdict,
-    awaiting_key,
-    decide,
-)
+from kubehatch_operator.admission import Admission
+from kubehatch_operator.clock import now
+from kubehatch_operator.decisions import decide, decide_key
 from kubehatch_operator.kube import Kube
 from kubehatch_operator.metrics import HANDOFF_SECONDS, RECONCILE_SECONDS
+from kubehatch_operator.model import Attempt, AttemptState, Decision, Gate, Run, Verdict
 from kubehatch_operator.patches import merge_patch
 from kubehatch_operator.settings import Settings
-from kubehatch_operator.store import RunKey, Store
+from kubehatch_operator.store import Key, RunEntry, Store
+from kubehatch_operator.workqueue import KeyedQueue
 
 log = logging.getLogger(__name__)
-FINISHED = {"Succeeded", "Failed", "Cancelled", "TimedOut"}
 
 
 @dataclasses.dataclass(frozen=True)
 class Pass:
-    """What one reconcile pass read: the run (raw and parsed), its Workflow, its attempts."""
+    """What one reconcile pass read."""
 
-    key: RunKey
-    body: dict[str, Any]
+    entry: RunEntry
     run: Run
     workflow: WorkflowSpec | str | None
+    """The Workflow's spec, why it is invalid, or None when it does not exist."""
     attempts: list[Attempt]
+    key_output: str | None = None
+    """What the concurrency key action returned, once it succeeded."""
 
-    def decide(self, gate: Gate | None = None) -> Decision:
-        return decide(self.run, self.workflow, self.attempts, now(), gate)
+    @property
+    def key(self) -> Key:
+        return self.entry.key
 
-
-def now() -> datetime:
-    return datetime.now(UTC)
+    @property
+    def spec(self) -> WorkflowSpec | None:
+        """The spec the run follows: its snapshot once started, else the Workflow's."""
+        if self.run.status.workflow_spec is not None:
+            return self.run.status.workflow_spec
+        return self.workflow if isinstance(self.workflow, WorkflowSpec) else None
 
 
 class Reconciler:
@@ -65,224 +66,134 @@ class Reconciler:
         self.store = store
         self.kube = kube
         self.settings = settings
-        self._active: dict[RunKey, asyncio.Task[None]] = {}
-        self._dirty: set[RunKey] = set()
-        self._timers: dict[RunKey, asyncio.TimerHandle] = {}
-        self._sweep_timers: dict[RunKey, asyncio.TimerHandle] = {}
+        self.queue: KeyedQueue[Key] = KeyedQueue("reconciling run", self._timed_reconcile)
+        self.sweeps: KeyedQueue[Key] = KeyedQueue("applying the retention of workflow", self._sweep)
         self._background: set[asyncio.Task[None]] = set()
-        self._admission_locks: dict[RunKey, asyncio.Lock] = {}
-        self._cancellations: dict[RunKey, Gate] = {}
-        """Running runs the concurrency limit cancelled, until their own reconcile ends them."""
+        self._admission_locks: dict[Key, asyncio.Lock] = {}
 
-    # --- scheduling -----------------------------------------------------------------
-    def kick(self, key: RunKey) -> None:
-        if key in self._active:
-            self._dirty.add(key)
-            return
-        self._active[key] = asyncio.get_running_loop().create_task(self._drain(key))
-
-    async def _drain(self, key: RunKey) -> None:
-        try:
-            while True:
-                self._dirty.discard(key)
-                try:
-                    with RECONCILE_SECONDS.time():
-                        await self.reconcile(key)
-                except Exception:
-                    log.exception("reconciling run %s/%s failed; retrying in 5s", *key)
-                    self._wake(key, 5.0)
-                if key not in self._dirty:
-                    return
-        finally:
-            self._active.pop(key, None)
-
-    def _wake(self, key: RunKey, delay: float) -> None:
-        old = self._timers.pop(key, None)
-        if old is not None:
-            old.cancel()
-        loop = asyncio.get_running_loop()
-        self._timers[key] = loop.call_later(max(delay, 0.0), self._timer_fired, key)
-
-    def _timer_fired(self, key: RunKey) -> None:
-        self._timers.pop(key, None)
-        self.kick(key)
+    def kick(self, key: Key) -> None:
+        self.queue.kick(key)
 
     # --- retention of finished runs ----------------------------------------------------------
-    def sweep_soon(self, workflow: RunKey, delay: float = 0.5) -> None:
+    def sweep_soon(self, workflow: Key, delay: float = 0.5) -> None:
         """Apply the Workflow's TTL and history limit shortly: a burst of finished runs (as
         at start-up, when every run is listed) folds into one sweep."""
-        old = self._sweep_timers.pop(workflow, None)
-        if old is not None and delay >= old.when() - asyncio.get_running_loop().time():
-            self._sweep_timers[workflow] = old  # an earlier sweep is due anyway
-            return
-        if old is not None:
-            old.cancel()
-        loop = asyncio.get_running_loop()
-        self._sweep_timers[workflow] = loop.call_later(
-            max(delay, 0.0), lambda: loop.create_task(self._sweep(workflow))
-        )
+        self.sweeps.wake_by(workflow, delay)
 
-    async def _sweep(self, workflow: RunKey) -> None:
-        self._sweep_timers.pop(workflow, None)
-        spec = self.store.workflows.get(workflow)
-        if not isinstance(spec, WorkflowSpec):
-            return
-        ttl, limit = spec.ttl_seconds_after_finished, spec.history_limit
+    async def _sweep(self, workflow: Key) -> float | None:
+        entry = self.store.workflows.get(workflow)
+        if entry is None or entry.spec is None:
+            return None
+        ttl, limit = entry.spec.ttl_seconds_after_finished, entry.spec.history_limit
         if ttl is None and limit is None:
-            return
+            return None
         result = retention.sweep(self.store.finished_runs_of(workflow), ttl, limit, now())
         namespace = workflow[0]
         for name in result.delete:
             try:
-                await self.kube.delete_run(namespace, name)
+                await self.kube.delete_custom(wire.WORKFLOW_RUNS, namespace, name)
             except Exception:
                 log.exception("could not delete finished run %s/%s", namespace, name)
                 continue
             self.store.forget_run((namespace, name))
-        if result.next_at is not None:
-            self.sweep_soon(workflow, (result.next_at - now()).total_seconds() + 0.05)
+        if result.next_at is None:
+            return None
+        return (result.next_at - now()).total_seconds() + 0.05
 
     # --- one pass -----------------------------------------------------------------------
-    async def reconcile(self, key: RunKey) -> None:
-        body = self.store.runs.get(key)
-        if body is None:
-            return
-        namespace, name = key
-        meta = body["metadata"]
-        try:
-            run = Run(
-                name=name,
-                generation=int(meta.get("generation") or 1),
-                spec=WorkflowRunSpec.model_validate(body.get("spec") or {}),
-                status=WorkflowRunStatus.model_validate(body.get("status") or {}),
-            )
-        except ValidationError as err:
-            log.error("run %s/%s is not a valid WorkflowRun: %s", namespace, name, err)
-            return
-        workflow = self.store.workflows.get((namespace, run.spec.workflow_ref.name))
-        read = Pass(key, body, run, workflow, await self._attempts_with_messages(key))
-        spec = run.status.workflow_spec or (
-            workflow if isinstance(workflow, WorkflowSpec) else None
-        )
-        if (
-            spec is None
-            or spec.concurrency is None
-            or run.status.phase in FINISHED
-            or run.spec.cancel
-        ):
-            await self._apply(read, read.decide())
-        elif run.status.workflow_spec is not None:  # started: only a cancellation can reach it
-            await self._apply(read, read.decide(self._superseded(read, spec)))
-        elif spec.concurrency.action and run.status.concurrency_key is None:
-            await self._compute_key(read, spec)
-        else:
-            await self._admit(read, spec)
+    async def _timed_reconcile(self, key: Key) -> float | None:
+        with RECONCILE_SECONDS.time():
+            return await self.reconcile(key)
 
-    def _runs_of(self, namespace: str, workflow: str) -> list[dict[str, Any]]:
-        return [
-            b
-            for k, b in self.store.runs.items()
-            if k[0] == namespace
-            and (b.get("spec") or {}).get("workflowRef", {}).get("name") == workflow
-        ]
+    async def reconcile(self, key: Key) -> float | None:
+        """One pass over run ``key``; returns the seconds after which to look again."""
+        read = await self._read(key)
+        if read is None:
+            return None
+        spec = read.spec
+        phase = read.run.status.phase
+        limited = (
+            spec is not None
+            and spec.concurrency is not None
+            and not (phase is not None and phase.finished)
+            and not read.run.spec.cancel
+        )
+        if not limited:
+            return await self._apply(read, self._decide(read))
+        assert spec is not None and spec.concurrency is not None
+        if read.entry.started:  # only a newer run taking its slot can reach it
+            return await self._apply(read, self._decide(read, self._superseded(read, spec)))
+        if spec.concurrency.action and read.run.status.concurrency_key is None:
+            decision = decide_key(read.run, spec, read.attempts, read.key_output, now())
+            return await self._apply(read, decision)
+        return await self._admit(read, spec)
+
+    async def _read(self, key: Key) -> Pass | None:
+        entry = self.store.runs.get(key)
+        if entry is None:
+            return None
+        if entry.run is None:
+            log.error("run %s/%s is not a valid WorkflowRun: %s", *key, entry.problem)
+            return None
+        workflow = self.store.workflows.get(entry.workflow_key)
+        attempts = await self._attempts_with_messages(key)
+        key_output = None
+        key_attempt = next((a for a in attempts if a.step == wire.KEY_STEP), None)
+        if (
+            key_attempt is not None
+            and key_attempt.state is AttemptState.SUCCEEDED
+            and entry.run.status.concurrency_key is None
+        ):
+            configmap = wire.output_configmap_name(key[1], wire.KEY_STEP, key_attempt.attempt)
+            key_output = str(await self.kube.read_output(key[0], configmap))
+        return Pass(
+            entry=entry,
+            run=entry.run,
+            workflow=workflow.for_decisions if workflow is not None else None,
+            attempts=attempts,
+            key_output=key_output,
+        )
+
+    @staticmethod
+    def _decide(read: Pass, gate: Gate | None = None) -> Decision:
+        return decide(read.run, read.workflow, read.attempts, now(), gate)
 
     def _superseded(self, read: Pass, spec: WorkflowSpec) -> Gate | None:
         """A cancel verdict for a started run that newer runs of its key pushed out.
 
-        Recomputed from the cluster's state on every pass (not only remembered from the
-        newer run's admission), so that a restart in between still cancels it.
+        Recomputed from the store on every pass of the run itself, never handed over
+        from another run's pass, so that a restart in between still cancels it.
         """
-        remembered = self._cancellations.pop(read.key, None)
         assert spec.concurrency is not None
-        if remembered or spec.concurrency.limit_strategy is not LimitStrategy.CANCEL_IN_PROGRESS:
-            return remembered
-        runs = self._runs_of(read.key[0], read.run.spec.workflow_ref.name)
+        if spec.concurrency.limit_strategy is not LimitStrategy.CANCEL_IN_PROGRESS:
+            return None
+        runs = self.store.runs_of(read.entry.workflow_key)
         gate, _ = gates.gate(read.key[1], runs, spec.concurrency, now())
-        return gate if gate.verdict is Verdict.CANCEL else None
+        if gate.verdict is not Verdict.CANCEL:
+            return None
+        strategy = spec.concurrency.limit_strategy.value
+        message = f"cancelled by the concurrency limit ({strategy}): a newer run took its slot"
+        return Gate(Verdict.CANCEL, gate.key, message)
 
-    async def _admit(self, read: Pass, spec: WorkflowSpec) -> None:
+    async def _admit(self, read: Pass, spec: WorkflowSpec) -> float | None:
         """Start, queue or cancel a run that has not started, by its workflow's limit.
 
         Admission looks at every run of the workflow, so it runs one at a time per
-        workflow: two runs never both take the last slot. Runs the verdict cancels or lets
-        start are kicked, so that they act on it.
+        workflow: two runs never both take the last slot. The runs the verdict cancels or
+        lets start are kicked, so that they act on it in their own pass.
         """
         assert spec.concurrency is not None
-        namespace, name = read.key
-        workflow_key = (namespace, read.run.spec.workflow_ref.name)
-        async with self._admission_locks.setdefault(workflow_key, asyncio.Lock()):
-            runs = self._runs_of(namespace, workflow_key[1])
-            gate, admission = gates.gate(name, runs, spec.concurrency, now())
-            await self._apply(read, read.decide(gate))
-        strategy = spec.concurrency.limit_strategy.value
-        for other in admission.cancel:
-            if other != name and self._started((namespace, other)):
-                self._cancellations[(namespace, other)] = Gate(
-                    Verdict.CANCEL,
-                    None,
-                    f"cancelled by the concurrency limit ({strategy}): a newer run took its slot",
-                )
-                self.kick((namespace, other))
-        for other in admission.start:
-            if other != name:
-                self.kick((namespace, other))
+        workflow = read.entry.workflow_key
+        admission: Admission
+        async with self._admission_locks.setdefault(workflow, asyncio.Lock()):
+            runs = self.store.runs_of(workflow)
+            gate, admission = gates.gate(read.key[1], runs, spec.concurrency, now())
+            delay = await self._apply(read, self._decide(read, gate))
+        for other in {*admission.cancel, *admission.start} - {read.key[1]}:
+            self.kick((workflow[0], other))
+        return delay
 
-    async def _compute_key(self, read: Pass, spec: WorkflowSpec) -> None:
-        """Run the workflow's key action in a pod of its own, then record the key it returned.
-
-        The key decides admission, so it is known before the run starts; the pod is a step
-        in all but name (its Job, input and output follow the same conventions).
-        """
-        key, body, run = read.key, read.body, read.run
-        namespace, name = key
-        assert spec.concurrency is not None and spec.concurrency.action is not None
-        attempt = next((a for a in read.attempts if a.step == wire.KEY_STEP), None)
-        if attempt is None:
-            uid = body["metadata"]["uid"]
-            await self.kube.create_configmap(
-                wire.input_configmap(
-                    namespace=namespace,
-                    workflow=run.spec.workflow_ref.name,
-                    run=name,
-                    run_uid=uid,
-                    input_json=json.dumps(run.spec.input),
-                )
-            )
-            step = StepSpec(name="key", action=spec.concurrency.action)
-            start = StartAttempt(step, 1, wire.job_name(name, wire.KEY_STEP, 1), {})
-            manifest = jobs.step_job(
-                namespace=namespace, workflow=run.spec.workflow_ref.name, run=name, run_uid=uid,
-                spec=spec, start=start, settings=self.settings, step_name=wire.KEY_STEP,
-            )  # fmt: skip
-            await self.kube.create_job(manifest)
-            self.store.note_created(
-                key, Attempt(wire.KEY_STEP, 1, start.job_name, AttemptState.ACTIVE)
-            )
-            message = f"running the key action {spec.concurrency.action!r} (job {start.job_name})"
-            await self._write_status(key, run, awaiting_key(run, message))
-        elif attempt.state is AttemptState.SUCCEEDED:
-            output = await self.kube.read_output(
-                namespace, wire.output_configmap_name(name, wire.KEY_STEP, 1)
-            )
-            status = run.status.model_copy(update={"concurrency_key": str(output)})
-            await self._write_status(key, run, status)
-            self.kick(key)  # now admission can place it
-        elif attempt.state is AttemptState.FAILED:
-            why = (
-                f"the concurrency key action {spec.concurrency.action!r} failed: {attempt.message}"
-            )
-            await self._apply(read, read.decide(Gate(Verdict.FAIL, None, why)))
-
-    async def _write_status(self, key: RunKey, run: Run, status: WorkflowRunStatus) -> None:
-        patch = merge_patch(run.status.to_dict(), status.to_dict())
-        if patch:
-            self.store.observe_run(await self.kube.patch_run_status(*key, patch))
-
-    def _started(self, key: RunKey) -> bool:
-        body = self.store.runs.get(key)
-        return bool(body and (body.get("status") or {}).get("workflowSpec"))
-
-    async def _attempts_with_messages(self, key: RunKey) -> list[Attempt]:
+    async def _attempts_with_messages(self, key: Key) -> list[Attempt]:
         """The run's attempts; failed ones get their pod's termination message (read once)."""
         known = self.store.attempts.get(key, {})
         for job, attempt in list(known.items()):
@@ -297,49 +208,24 @@ class Reconciler:
                 )
         return list(known.values())
 
-    def _observe_handoff(self, key: RunKey, decision: Decision) -> None:
-        done = time.monotonic()
-        for start in decision.start:
-            seen = [self.store.succeeded_at.get((key, p)) for p in start.step.parents]
-            if seen and all(t is not None for t in seen):
-                HANDOFF_SECONDS.observe(done - max(t for t in seen if t is not None))
-
-    async def _apply(self, read: Pass, decision: Decision) -> None:
-        key, body, run = read.key, read.body, read.run
+    # --- writing a decision -------------------------------------------------------------------
+    async def _apply(self, read: Pass, decision: Decision) -> float | None:
+        """Create, stop, record, tell: in this order, so that a crash in between redoes it."""
+        key, run = read.key, read.run
         namespace, name = key
-        uid = body["metadata"]["uid"]
         status = decision.status
         if decision.create_input:
             await self.kube.create_configmap(
                 wire.input_configmap(
                     namespace=namespace,
-                    workflow=run.spec.workflow_ref.name,
+                    workflow=read.entry.workflow,
                     run=name,
-                    run_uid=uid,
+                    run_uid=read.entry.uid,
                     input_json=json.dumps(run.spec.input),
                 )
             )
         if decision.start:
-            spec = status.workflow_spec
-            assert spec is not None
-            manifests = [
-                jobs.step_job(
-                    namespace=namespace,
-                    workflow=run.spec.workflow_ref.name,
-                    run=name,
-                    run_uid=uid,
-                    spec=spec,
-                    start=s,
-                    settings=self.settings,
-                )
-                for s in decision.start
-            ]
-            await asyncio.gather(*(self.kube.create_job(m) for m in manifests))
-            self._observe_handoff(key, decision)
-            for s in decision.start:
-                self.store.note_created(
-                    key, Attempt(s.step.name, s.attempt, s.job_name, AttemptState.ACTIVE)
-                )
+            await self._start_jobs(read, decision)
         stop = set(decision.stop_jobs)
         ended = status.phase is not None and status.phase.finished
         if (
@@ -352,14 +238,52 @@ class Reconciler:
             stop.update(await self.kube.active_jobs(namespace, name))
         if stop:
             await asyncio.gather(*(self.kube.delete_job(namespace, j) for j in sorted(stop)))
-        await self._write_status(key, run, status)
-        if self.settings.post_events and decision.events:
-            # Off the run's critical path: Events are for people, not for the next decision.
-            for e in decision.events:
-                task = asyncio.get_running_loop().create_task(
-                    self.kube.post_event(body, e.type, e.reason, e.message)
+        patch = merge_patch(run.status.to_dict(), status.to_dict())
+        if patch:
+            updated = await self.kube.patch_status(wire.WORKFLOW_RUNS, namespace, name, patch)
+            if updated is None:  # deleted meanwhile: nothing left to do for it
+                self.store.forget_run(key)
+                return None
+            self.store.observe_run(updated)
+        if self.settings.observability.post_events:
+            for event in decision.events:
+                self._in_background(
+                    self.kube.post_event(read.entry.body, event.type, event.reason, event.message)
                 )
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
-        if decision.wake_at is not None:
-            self._wake(key, (decision.wake_at - now()).total_seconds())
+        if decision.wake_at is None:
+            return None
+        return (decision.wake_at - now()).total_seconds()
+
+    async def _start_jobs(self, read: Pass, decision: Decision) -> None:
+        spec = decision.status.workflow_spec or read.spec
+        assert spec is not None
+        manifests = [
+            jobs.step_job(
+                namespace=read.key[0],
+                workflow=read.entry.workflow,
+                run=read.key[1],
+                run_uid=read.entry.uid,
+                spec=spec,
+                start=start,
+                settings=self.settings.steps,
+            )
+            for start in decision.start
+        ]
+        await asyncio.gather(*(self.kube.create_job(m) for m in manifests))
+        self._observe_handoff(read.key, decision)
+        for start in decision.start:
+            attempt = Attempt(start.step_name, start.attempt, start.job_name, AttemptState.ACTIVE)
+            self.store.note_created(read.key, attempt)
+
+    def _observe_handoff(self, key: Key, decision: Decision) -> None:
+        done = time.monotonic()
+        for start in decision.start:
+            seen = [self.store.succeeded_at.get((key, p)) for p in start.step.parents]
+            if seen and all(t is not None for t in seen):
+                HANDOFF_SECONDS.observe(done - max(t for t in seen if t is not None))
+
+    def _in_background(self, work: Any) -> None:
+        """Off the run's critical path: Events are for people, not for the next decision."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

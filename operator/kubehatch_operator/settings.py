@@ -1,41 +1,115 @@
-"""Operator settings, read once from the environment (the Helm chart sets them)."""
+"""Operator settings, read once from the environment (the Helm chart sets them).
+
+Grouped by what they govern, as kopf's own settings are: ``steps`` (the pods that run
+steps), ``triggers`` (cron pods, event retention), ``api`` (the client), ``observability``
+(metrics, Events). Each variable is read in one place, and a bad value stops the
+operator at start-up with the variable's name, not at the first run.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TypeVar
+
+from kubehatch.durations import parse_duration
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Settings:
-    step_service_account: str = "kubehatch-step"
+class StepSettings:
+    service_account: str = "kubehatch-step"
     """ServiceAccount of step pods when the Workflow names none: it may only create ConfigMaps."""
 
-    step_grace_seconds: int = 5
+    grace_seconds: int = 5
     """terminationGracePeriodSeconds of step pods: the time a step has after SIGTERM."""
 
-    step_run_as_user: int = 65532
-    """UID of step containers; the restricted Pod Security Standard forbids root."""
+    run_as_user: int = 65532
+    """UID of step and trigger containers; the restricted Pod Security Standard forbids root."""
 
-    api_workers: int = 32
+
+@dataclass(frozen=True)
+class TriggerSettings:
+    image: str | None = None
+    """Image of cron trigger pods (`kubehatch trigger`); None leaves CronJobs alone."""
+
+    service_account: str = "kubehatch-trigger"
+    """ServiceAccount of cron trigger pods: it may only create WorkflowRuns."""
+
+    event_retention: timedelta = timedelta(hours=1)
+    """How long a handled WorkflowEvent is kept (its runs carry its payload)."""
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    workers: int = 32
     """Threads for (blocking) Kubernetes API calls, and the HTTP connection pool size."""
 
+    scan_cluster: bool = True
+    """List namespaces and CRDs cluster-wide; off when only exact namespaces are watched."""
+
+
+@dataclass(frozen=True)
+class ObservabilitySettings:
     metrics_port: int = 0
     """Port of the Prometheus metrics endpoint; 0 serves none."""
 
     post_events: bool = True
-    """Post a Kubernetes Event on the run for every step transition (one API write each)."""
+    """Post a Kubernetes Event for every step and run transition (one API write each)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    steps: StepSettings = field(default_factory=StepSettings)
+    triggers: TriggerSettings = field(default_factory=TriggerSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
 
     @classmethod
-    def from_env(cls) -> Settings:
-        env = os.environ
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        read = _Reader(os.environ if env is None else env)
         return cls(
-            step_service_account=env.get(
-                "KUBEHATCH_STEP_SERVICE_ACCOUNT", cls.step_service_account
+            steps=StepSettings(
+                service_account=read("KUBEHATCH_STEP_SERVICE_ACCOUNT", str, "kubehatch-step"),
+                grace_seconds=read("KUBEHATCH_STEP_GRACE_SECONDS", int, 5),
+                run_as_user=read("KUBEHATCH_STEP_RUN_AS_USER", int, 65532),
             ),
-            step_grace_seconds=int(env.get("KUBEHATCH_STEP_GRACE_SECONDS", cls.step_grace_seconds)),
-            step_run_as_user=int(env.get("KUBEHATCH_STEP_RUN_AS_USER", cls.step_run_as_user)),
-            api_workers=int(env.get("KUBEHATCH_API_WORKERS", cls.api_workers)),
-            metrics_port=int(env.get("KUBEHATCH_METRICS_PORT", cls.metrics_port)),
-            post_events=env.get("KUBEHATCH_POST_EVENTS", "true").lower() != "false",
+            triggers=TriggerSettings(
+                image=read("KUBEHATCH_TRIGGER_IMAGE", str, "") or None,
+                service_account=read("KUBEHATCH_TRIGGER_SERVICE_ACCOUNT", str, "kubehatch-trigger"),
+                event_retention=read("KUBEHATCH_EVENT_RETENTION", parse_duration, "1h"),
+            ),
+            api=ApiSettings(
+                workers=read("KUBEHATCH_API_WORKERS", int, 32),
+                scan_cluster=read("KUBEHATCH_SCAN_CLUSTER", _boolean, "true"),
+            ),
+            observability=ObservabilitySettings(
+                metrics_port=read("KUBEHATCH_METRICS_PORT", int, 0),
+                post_events=read("KUBEHATCH_POST_EVENTS", _boolean, "true"),
+            ),
         )
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise ValueError("not true or false")
+    return text.lower() == "true"
+
+
+class _Reader:
+    """Reads one variable, with its default, and names it when its value is bad."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def __call__(self, name: str, parse: Callable[[str], T], default: T | str) -> T:
+        raw = self.env.get(name)
+        if raw is None or raw == "":
+            return parse(default) if isinstance(default, str) else default
+        try:
+            return parse(raw)
+        except ValueError as err:
+            raise ValueError(f"{name}={raw!r} is not valid: {err}") from err

@@ -1,8 +1,9 @@
 """The operator's in-memory view of the cluster, fed by watch events.
 
-It holds only what reconciling needs: the bodies of unfinished runs, one small
-`Attempt` per step Job, and parsed Workflow specs. Finished runs are dropped to a name,
-so memory stays flat with thousands of finished runs in the cluster.
+It holds only what reconciling needs: unfinished runs, parsed once into a `RunEntry`;
+one small `Attempt` per step Job; Workflows with their parsed spec. Finished runs are
+dropped to a name and a time, so memory stays flat with thousands of finished runs.
+Every controller (runs, triggers) reads this one store.
 """
 
 from __future__ import annotations
@@ -16,23 +17,103 @@ from typing import Any
 from pydantic import ValidationError
 
 from kubehatch.api import wire
+from kubehatch.api.graph import format_path
 from kubehatch.api.workflow import WorkflowSpec
-from kubehatch_operator.decisions import Attempt, AttemptState
+from kubehatch.api.workflowrun import WorkflowRunSpec, WorkflowRunStatus
+from kubehatch_operator.model import Attempt, AttemptState, Run
 from kubehatch_operator.retention import FinishedRun
 
-RunKey = tuple[str, str]  # (namespace, name)
-FINISHED_PHASES = {"Succeeded", "Failed", "Cancelled", "TimedOut"}
+Key = tuple[str, str]
+"""(namespace, name) of an object."""
+
+_EPOCH = datetime.fromtimestamp(0, UTC)
 
 
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+def problems(err: ValidationError, prefix: str = "") -> str:
+    """pydantic's errors as one line, each with the path of the field it is about."""
+    return "; ".join(
+        f"{prefix}{format_path(tuple(e['loc']))}: {e['msg']}" for e in err.errors()
+    ) or str(err)
 
 
-def run_owner(job: dict[str, Any]) -> str | None:
-    for ref in job.get("metadata", {}).get("ownerReferences") or []:
-        if ref.get("kind") == "WorkflowRun" and ref.get("apiVersion", "").startswith(wire.GROUP):
-            return ref["name"]
-    return None
+def workflow_of(run: dict[str, Any]) -> Key:
+    """(namespace, name) of the Workflow a WorkflowRun body refers to, read leniently."""
+    spec = run.get("spec") if isinstance(run.get("spec"), dict) else {}
+    ref = spec.get("workflowRef") if isinstance(spec.get("workflowRef"), dict) else {}
+    return (run["metadata"]["namespace"], str(ref.get("name") or ""))
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """A WorkflowRun as the watch delivered it, parsed once."""
+
+    key: Key
+    body: dict[str, Any]
+    """The raw object: what Events refer to, and what a status patch is computed against."""
+    workflow: str
+    created: datetime
+    resource_version: int | None
+    run: Run | None
+    """The typed run; None when the object does not parse (see `problem`)."""
+    problem: str | None = None
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> RunEntry:
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        run, problem = None, None
+        try:
+            run = Run(
+                name=meta["name"],
+                generation=int(meta.get("generation") or 1),
+                spec=WorkflowRunSpec.model_validate(body.get("spec") or {}),
+                status=WorkflowRunStatus.model_validate(body.get("status") or {}),
+            )
+        except ValidationError as err:
+            problem = problems(err)
+        return cls(
+            key=key,
+            body=body,
+            workflow=workflow_of(body)[1],
+            created=wire.parse_time(meta.get("creationTimestamp")) or _EPOCH,
+            resource_version=_resource_version(body),
+            run=run,
+            problem=problem,
+        )
+
+    @property
+    def uid(self) -> str:
+        return str(self.body["metadata"].get("uid", ""))
+
+    @property
+    def workflow_key(self) -> Key:
+        return (self.key[0], self.workflow)
+
+    @property
+    def started(self) -> bool:
+        """Took its Workflow snapshot: it holds a concurrency slot until it finishes."""
+        return self.run is not None and self.run.status.workflow_spec is not None
+
+
+@dataclass(frozen=True)
+class WorkflowEntry:
+    """A Workflow: its raw object (triggers read it leniently) and its parsed spec."""
+
+    body: dict[str, Any]
+    spec: WorkflowSpec | None
+    problem: str | None = None
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> WorkflowEntry:
+        try:
+            return cls(body, WorkflowSpec.model_validate(body.get("spec") or {}))
+        except ValidationError as err:
+            return cls(body, None, problems(err))
+
+    @property
+    def for_decisions(self) -> WorkflowSpec | str:
+        """The spec, or why it is invalid (what `decide` takes)."""
+        return self.spec if self.spec is not None else (self.problem or "invalid spec")
 
 
 def attempt_from_job(job: dict[str, Any]) -> Attempt | None:
@@ -45,12 +126,14 @@ def attempt_from_job(job: dict[str, Any]) -> Attempt | None:
         return None
     status = job.get("status") or {}
     conditions = {c["type"]: c for c in status.get("conditions") or [] if c.get("status") == "True"}
-    started = _time(status.get("startTime")) or _time(meta.get("creationTimestamp"))
+    started = wire.parse_time(status.get("startTime")) or wire.parse_time(
+        meta.get("creationTimestamp")
+    )
     # SuccessCriteriaMet and FailureTarget come first (1.31+); Complete and Failed once
     # the pod is gone. Acting on the first signal saves a round of pod termination.
     done = conditions.get("SuccessCriteriaMet") or conditions.get("Complete")
     if done or (status.get("succeeded") or 0) >= 1:
-        finished = _time(status.get("completionTime")) or _time(
+        finished = wire.parse_time(status.get("completionTime")) or wire.parse_time(
             (done or {}).get("lastTransitionTime")
         )
         return Attempt(step, attempt, meta["name"], AttemptState.SUCCEEDED, started, finished)
@@ -62,7 +145,7 @@ def attempt_from_job(job: dict[str, Any]) -> Attempt | None:
             meta["name"],
             AttemptState.FAILED,
             started,
-            _time(failed.get("lastTransitionTime")),
+            wire.parse_time(failed.get("lastTransitionTime")),
             timed_out=failed.get("reason") == "DeadlineExceeded",
         )
     return Attempt(step, attempt, meta["name"], AttemptState.ACTIVE, started)
@@ -70,40 +153,73 @@ def attempt_from_job(job: dict[str, Any]) -> Attempt | None:
 
 @dataclass
 class Store:
-    runs: dict[RunKey, dict[str, Any]] = field(default_factory=dict)
-    attempts: dict[RunKey, dict[str, Attempt]] = field(default_factory=lambda: defaultdict(dict))
-    workflows: dict[RunKey, WorkflowSpec | str] = field(default_factory=dict)
-    succeeded_at: dict[tuple[RunKey, str], float] = field(default_factory=dict)
+    runs: dict[Key, RunEntry] = field(default_factory=dict)
+    """Unfinished runs."""
+    attempts: dict[Key, dict[str, Attempt]] = field(default_factory=lambda: defaultdict(dict))
+    """Per run, its step attempts by Job name."""
+    workflows: dict[Key, WorkflowEntry] = field(default_factory=dict)
+    succeeded_at: dict[tuple[Key, str], float] = field(default_factory=dict)
     """When (monotonic clock) this process saw each step's Job succeed: for the handoff metric."""
-    finished: dict[RunKey, FinishedRun] = field(default_factory=dict)
+    finished: dict[Key, FinishedRun] = field(default_factory=dict)
     """Finished runs, reduced to what retention needs."""
+    _by_workflow: dict[Key, set[Key]] = field(default_factory=lambda: defaultdict(set))
+    """Unfinished runs per workflow: admission reads them without scanning every run."""
 
     # --- runs ---------------------------------------------------------------------------
-    def observe_run(self, body: dict[str, Any], deleted: bool = False) -> RunKey:
+    def observe_run(self, body: dict[str, Any], deleted: bool = False) -> Key:
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
         if deleted:
             self.forget_run(key)
-        elif key in self.finished:
-            pass  # final: an older event arriving late must not bring the run back
-        elif (status := body.get("status") or {}).get("phase") in FINISHED_PHASES:
-            self.runs.pop(key, None)
-            self._drop_attempts(key)
-            workflow = (body.get("spec") or {}).get("workflowRef", {}).get("name", "")
-            finished_at = _time(status.get("finishedAt")) or _time(meta.get("creationTimestamp"))
-            self.finished[key] = FinishedRun(key[1], workflow, finished_at or datetime.now(UTC))
-        elif newer(body, self.runs.get(key)):
-            self.runs[key] = body
+            return key
+        if key in self.finished:
+            return key  # final: an older event arriving late must not bring the run back
+        current = self.runs.get(key)
+        if current is not None and older(body, current.body):
+            return key  # a watch event older than the response of our own write
+        entry = RunEntry.parse(body)
+        phase = entry.run.status.phase if entry.run else None
+        if phase is not None and phase.finished:
+            self._drop(key)
+            finished_at = entry.run.status.finished_at if entry.run else None
+            self.finished[key] = FinishedRun(key[1], entry.workflow, finished_at or entry.created)
+            return key
+        if current is not None and current.workflow != entry.workflow:
+            self._by_workflow[current.workflow_key].discard(key)
+        self.runs[key] = entry
+        self._by_workflow[entry.workflow_key].add(key)
         return key
 
-    def forget_run(self, key: RunKey) -> None:
-        self.runs.pop(key, None)
-        self._drop_attempts(key)
+    def forget_run(self, key: Key) -> None:
+        self._drop(key)
         self.finished.pop(key, None)
 
+    def _drop(self, key: Key) -> None:
+        entry = self.runs.pop(key, None)
+        if entry is not None:
+            keys = self._by_workflow.get(entry.workflow_key)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_workflow[entry.workflow_key]
+        for attempt in self.attempts.pop(key, {}).values():
+            self.succeeded_at.pop((key, attempt.step), None)
+
+    def runs_of(self, workflow: Key) -> list[RunEntry]:
+        """The workflow's unfinished runs."""
+        return [self.runs[k] for k in self._by_workflow.get(workflow, ())]
+
+    def runs_waiting_for(self, workflow: Key) -> list[Key]:
+        """Unstarted runs of a workflow: they wait for it to exist, become valid, or a slot."""
+        return [entry.key for entry in self.runs_of(workflow) if not entry.started]
+
+    def finished_runs_of(self, workflow: Key) -> list[FinishedRun]:
+        namespace, name = workflow
+        return [r for key, r in self.finished.items() if key[0] == namespace and r.workflow == name]
+
     # --- jobs ---------------------------------------------------------------------------
-    def observe_job(self, body: dict[str, Any], deleted: bool = False) -> RunKey | None:
-        run = run_owner(body)
+    def observe_job(self, body: dict[str, Any], deleted: bool = False) -> Key | None:
+        run = wire.owned_by_run(body)
         attempt = attempt_from_job(body)
         if run is None or attempt is None:
             return None
@@ -112,65 +228,43 @@ class Store:
             return None
         if deleted:
             self.attempts.get(key, {}).pop(attempt.job_name, None)
-        else:
-            known = self.attempts[key].get(attempt.job_name)
-            if known is not None and known.message and attempt.state is AttemptState.FAILED:
-                attempt = known  # keep the termination message already read
-            if attempt.state is AttemptState.SUCCEEDED and (
-                known is None or known.state is not AttemptState.SUCCEEDED
-            ):
-                self.succeeded_at[(key, attempt.step)] = time.monotonic()
-            self.attempts[key][attempt.job_name] = attempt
+            return key
+        known = self.attempts[key].get(attempt.job_name)
+        if known is not None and known.message and attempt.state is AttemptState.FAILED:
+            attempt = known  # keep the termination message already read
+        if attempt.state is AttemptState.SUCCEEDED and (
+            known is None or known.state is not AttemptState.SUCCEEDED
+        ):
+            self.succeeded_at[(key, attempt.step)] = time.monotonic()
+        self.attempts[key][attempt.job_name] = attempt
         return key
 
-    def _drop_attempts(self, key: RunKey) -> None:
-        for attempt in self.attempts.pop(key, {}).values():
-            self.succeeded_at.pop((key, attempt.step), None)
-
-    def note_created(self, key: RunKey, attempt: Attempt) -> None:
+    def note_created(self, key: Key, attempt: Attempt) -> None:
         """Record a Job this process just created, before its watch event arrives."""
         self.attempts[key].setdefault(attempt.job_name, attempt)
 
     # --- workflows ----------------------------------------------------------------------
-    def observe_workflow(self, body: dict[str, Any], deleted: bool = False) -> RunKey:
+    def observe_workflow(self, body: dict[str, Any], deleted: bool = False) -> Key:
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
+        current = self.workflows.get(key)
         if deleted:
             self.workflows.pop(key, None)
-            return key
-        try:
-            self.workflows[key] = WorkflowSpec.model_validate(body.get("spec") or {})
-        except ValidationError as err:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
-            )
-            self.workflows[key] = problems or str(err)
+        elif current is None or not older(body, current.body):
+            self.workflows[key] = WorkflowEntry.parse(body)
         return key
 
-    def finished_runs_of(self, workflow: RunKey) -> list[FinishedRun]:
-        namespace, name = workflow
-        return [r for key, r in self.finished.items() if key[0] == namespace and r.workflow == name]
 
-    def runs_waiting_for(self, workflow: RunKey) -> list[RunKey]:
-        """Unstarted runs of a workflow: they wait for it to exist or become valid."""
-        namespace, name = workflow
-        return [
-            key
-            for key, body in self.runs.items()
-            if key[0] == namespace
-            and (body.get("spec") or {}).get("workflowRef", {}).get("name") == name
-            and not (body.get("status") or {}).get("workflowSpec")
-        ]
-
-
-def newer(body: dict[str, Any], current: dict[str, Any] | None) -> bool:
-    """Whether `body` is at least as new as what the store holds (watch events can lag
-    behind the response of our own write)."""
-    if current is None:
-        return True
+def _resource_version(body: dict[str, Any]) -> int | None:
     try:
-        return int(body["metadata"]["resourceVersion"]) >= int(
-            current["metadata"]["resourceVersion"]
-        )
-    except (KeyError, ValueError):
-        return True
+        return int(body["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def older(body: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether ``body`` is an older version than ``current`` (watch events can lag behind
+    the response of our own write). Kubernetes documents resourceVersion as opaque;
+    etcd's revisions are integers, and an object without one is never called older."""
+    new, old = _resource_version(body), _resource_version(current)
+    return new is not None and old is not None and new < old

@@ -14,7 +14,8 @@ from kubehatch.api.workflowrun import (
     WorkflowRunSpec,
     WorkflowRunStatus,
 )
-from kubehatch_operator.decisions import Attempt, AttemptState, Decision, Run, decide
+from kubehatch_operator.decisions import decide
+from kubehatch_operator.model import Attempt, AttemptState, Decision, Run
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

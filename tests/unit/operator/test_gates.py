@@ -6,8 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 from kubehatch.api.workflow import ConcurrencySpec, WorkflowSpec
 from kubehatch.api.workflowrun import WorkflowRunPhase, WorkflowRunSpec, WorkflowRunStatus
-from kubehatch_operator.decisions import Attempt, AttemptState, Gate, Run, Verdict, decide
-from kubehatch_operator.gates import gate
+from kubehatch_operator import gates
+from kubehatch_operator.admission import Admission
+from kubehatch_operator.decisions import decide
+from kubehatch_operator.model import Attempt, AttemptState, Gate, Run, Verdict
+from kubehatch_operator.store import RunEntry
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PER_USER = ConcurrencySpec.model_validate(
@@ -15,10 +18,21 @@ PER_USER = ConcurrencySpec.model_validate(
 )
 
 
+SNAPSHOT = {"image": "i:1", "service": "s", "steps": [{"name": "a", "action": "a"}]}
+
+
+def gate(
+    name: str, runs: list[dict], limit: ConcurrencySpec, now: datetime
+) -> tuple[Gate, Admission]:
+    """The verdict over run bodies, parsed the way the store parses them."""
+    return gates.gate(name, [RunEntry.parse(b) for b in runs], limit, now)
+
+
 def body(name: str, user: object, *, at: int, started: bool = False, **spec: object) -> dict:
-    status = {"workflowSpec": {"steps": []}, "phase": "Running"} if started else {}
+    status = {"workflowSpec": SNAPSHOT, "phase": "Running"} if started else {}
+    created = (T0 + timedelta(seconds=at)).isoformat()
     return {
-        "metadata": {"name": name, "creationTimestamp": (T0 + timedelta(seconds=at)).isoformat()},
+        "metadata": {"name": name, "namespace": "ns", "creationTimestamp": created},
         "spec": {"workflowRef": {"name": "wf"}, "input": {"user_id": user}, **spec},
         "status": status,
     }

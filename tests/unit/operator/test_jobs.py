@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from kubehatch.api import wire
 from kubehatch.api.workflow import WorkflowSpec
-from kubehatch_operator.decisions import StartAttempt
 from kubehatch_operator.jobs import step_job
-from kubehatch_operator.settings import Settings
+from kubehatch_operator.model import StartAttempt
+from kubehatch_operator.settings import StepSettings
 
 SPEC = WorkflowSpec.model_validate(
     {
@@ -38,7 +38,7 @@ def build(step: int, parents: dict[str, str], attempt: int = 1) -> dict:
         run_uid="uid-1",
         spec=SPEC,
         start=start,
-        settings=Settings(),
+        settings=StepSettings(),
     )
 
 
@@ -105,7 +105,7 @@ def test_the_workflow_names_the_worker_the_pod_imports() -> None:
     spec = SPEC.model_copy(update={"worker": "myapp.workers:worker"})
     start = StartAttempt(spec.steps[0], 1, "run-a-1", {})
     job = step_job(namespace="ns", workflow="wf", run="run", run_uid="u", spec=spec, start=start,
-                   settings=Settings())  # fmt: skip
+                   settings=StepSettings())  # fmt: skip
     env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["KUBEHATCH_WORKER"] == "myapp.workers:worker"
 
@@ -124,7 +124,7 @@ def test_the_step_pod_reads_back_exactly_what_the_job_says() -> None:
     spec = SPEC.model_copy(update={"worker": "myapp.workers:worker"})
     start = StartAttempt(spec.steps[1], 2, wire.job_name("run", "b", 2), {"a": "run-a-1-output"})
     job = step_job(namespace="ns", workflow="wf", run="run", run_uid="u-1", spec=spec,
-                   start=start, settings=Settings())  # fmt: skip
+                   start=start, settings=StepSettings())  # fmt: skip
     pod = job["spec"]["template"]
     env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
     step = wire.StepEnv.from_env(env)

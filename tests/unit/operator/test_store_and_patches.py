@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from kubehatch_operator.decisions import AttemptState
+from kubehatch_operator.model import AttemptState
 from kubehatch_operator.patches import merge_patch
 from kubehatch_operator.store import Store, attempt_from_job
 
@@ -89,7 +89,7 @@ def test_store_ignores_watch_events_older_than_its_own_write() -> None:
     store = Store()
     key = store.observe_run(run_body("Running", rv="10"))
     store.observe_run(run_body(None, rv="9"))
-    assert store.runs[key]["status"]["phase"] == "Running"
+    assert store.runs[key].body["status"]["phase"] == "Running"
 
 
 def test_invalid_workflow_is_kept_as_a_message_and_waiting_runs_are_found() -> None:
@@ -97,7 +97,8 @@ def test_invalid_workflow_is_kept_as_a_message_and_waiting_runs_are_found() -> N
     store.observe_run(run_body())
     wf = {"metadata": {"name": "wf", "namespace": "ns"}, "spec": {"steps": []}}
     key = store.observe_workflow(wf)
-    assert isinstance(store.workflows[key], str) and "steps" in store.workflows[key]
+    problem = store.workflows[key].for_decisions
+    assert isinstance(problem, str) and "steps" in problem
     assert store.runs_waiting_for(key) == [("ns", "r1")]
 
 

@@ -12,129 +12,25 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from kubernetes.client.exceptions import ApiException
 
-from kubehatch_operator.triggers import handlers
-from kubehatch_operator.triggers.crons import TriggerPod
-from kubehatch_operator.triggers.handlers import Triggers, TriggerSettings
-from kubehatch_operator.triggers.model import parse_time, workflow_info
+from kubehatch.api.wire import parse_time
+from kubehatch_operator.settings import Settings, TriggerSettings
+from kubehatch_operator.store import Store
+from kubehatch_operator.triggers.controller import Triggers
+from kubehatch_operator.triggers.model import workflow_info
 from kubehatch_operator.triggers.schedules import at_run, run_name
-
-STEPS = [{"name": "one", "action": "svc:one"}]
-
-
-def merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """RFC 7386, as the API server applies a merge patch."""
-    result = dict(target)
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        elif isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = merge(result[key], value)
-        else:
-            result[key] = copy.deepcopy(value)
-    return result
+from kubehatch_operator.workqueue import KeyedQueue
+from tests.unit.operator.fakekube import FakeKube
 
 
-class FakeKube:
-    """The API as TriggerKube sees it, in memory."""
-
-    def __init__(self) -> None:
-        self.version = 1
-        self.runs: dict[str, dict[str, Any]] = {}
-        self.run_creates = 0
-        self.workflows: dict[str, dict[str, Any]] = {}
-        self.events: dict[str, dict[str, Any]] = {}
-        self.cronjobs: dict[str, dict[str, Any]] = {}
-        self.cronjob_lists = 0
-        self.posted: list[tuple[str, str, str]] = []
-        self.reject_cronjobs = False
-
-    def _bump(self, body: dict[str, Any]) -> dict[str, Any]:
-        self.version += 1
-        body["metadata"]["resourceVersion"] = str(self.version)
-        return copy.deepcopy(body)
-
-    def add_workflow(self, name: str, suspend: bool = False, **triggers: Any) -> dict[str, Any]:
-        body = {
-            "apiVersion": "kubehatch.dev/v1alpha1",
-            "kind": "Workflow",
-            "metadata": {"namespace": "ns", "name": name, "uid": f"uid-{name}", "generation": 1},
-            "spec": {"image": "img", "steps": STEPS, "triggers": triggers, "suspend": suspend},
-        }
-        self.workflows[name] = body
-        return self._bump(body)
-
-    def add_event(self, name: str, key: str, payload: dict[str, Any]) -> dict[str, Any]:
-        body = {
-            "apiVersion": "kubehatch.dev/v1alpha1",
-            "kind": "WorkflowEvent",
-            "metadata": {"namespace": "ns", "name": name, "uid": f"uid-{name}", "generation": 1},
-            "spec": {"key": key, "payload": payload},
-        }
-        self.events[name] = body
-        return self._bump(body)
-
-    async def create_run(self, body: dict[str, Any]) -> bool:
-        self.run_creates += 1
-        name = body["metadata"]["name"]
-        if name in self.runs:
-            return False
-        self.runs[name] = body
-        return True
-
-    async def list_workflows(self, namespace: str) -> list[dict[str, Any]]:
-        return [copy.deepcopy(w) for w in self.workflows.values()]
-
-    async def patch_workflow_status(self, ns: str, name: str, patch: dict) -> dict | None:
-        body = self.workflows.get(name)
-        if body is None:
-            return None
-        body["status"] = merge(body.get("status") or {}, patch)
-        return self._bump(body)
-
-    async def patch_event_status(self, ns: str, name: str, patch: dict) -> dict | None:
-        body = self.events.get(name)
-        if body is None:
-            return None
-        body["status"] = merge(body.get("status") or {}, patch)
-        return self._bump(body)
-
-    async def delete_event(self, ns: str, name: str, uid: str) -> None:
-        if name in self.events and self.events[name]["metadata"]["uid"] == uid:
-            del self.events[name]
-
-    async def list_cronjobs(self, ns: str, workflow: str) -> list[dict[str, Any]]:
-        self.cronjob_lists += 1
-        return [
-            copy.deepcopy(c)
-            for c in self.cronjobs.values()
-            if c["metadata"]["labels"]["kubehatch.dev/workflow"] == workflow
-        ]
-
-    async def create_cronjob(self, body: dict[str, Any]) -> None:
-        if self.reject_cronjobs:
-            raise ApiException(status=422, reason="Unprocessable Entity")
-        self.cronjobs[body["metadata"]["name"]] = self._bump(copy.deepcopy(body))
-
-    async def replace_cronjob(self, body: dict[str, Any]) -> None:
-        self.cronjobs[body["metadata"]["name"]] = self._bump(copy.deepcopy(body))
-
-    async def delete_cronjob(self, ns: str, name: str) -> None:
-        self.cronjobs.pop(name, None)
-
-    async def post_event(self, involved: dict, type_: str, reason: str, message: str) -> None:
-        self.posted.append((involved["metadata"]["name"], type_, reason))
-
-
-def settings(image: str | None = "op:1", retention: float = 3600) -> TriggerSettings:
-    return TriggerSettings(
-        pod=TriggerPod(image=image), event_retention=timedelta(seconds=retention)
+def settings(image: str | None = "op:1", retention: float = 3600) -> Settings:
+    return Settings(
+        triggers=TriggerSettings(image=image, event_retention=timedelta(seconds=retention))
     )
 
 
 def triggers(kube: FakeKube, **kw: Any) -> Triggers:
-    return Triggers(kube, settings(**kw))  # type: ignore[arg-type]
+    return Triggers(Store(), kube, settings(**kw))  # type: ignore[arg-type]
 
 
 def at(seconds: float) -> str:
@@ -164,7 +60,7 @@ def test_a_due_time_fires_once_and_is_recorded() -> None:
         kube = FakeKube()
         past, future = at(-5), at(600)
         t = triggers(kube)
-        t.observe_workflow(kube.add_workflow("one-off", at=[past, future]))
+        t.store.observe_workflow(kube.add_workflow("one-off", at=[past, future]))
         delay = await sync(t, "one-off")
         assert list(kube.runs) == [run_name("one-off", time(past))]
         assert delay is not None and 590 < delay <= 600  # wakes at the future time
@@ -183,11 +79,11 @@ def test_a_restarted_operator_does_not_fire_a_recorded_time_even_if_its_run_is_g
         kube = FakeKube()
         past = at(-5)
         first = triggers(kube)
-        first.observe_workflow(kube.add_workflow("one-off", at=[past]))
+        first.store.observe_workflow(kube.add_workflow("one-off", at=[past]))
         await sync(first, "one-off")
         kube.runs.clear()  # deleted by TTL
         restarted = triggers(kube)
-        restarted.observe_workflow(copy.deepcopy(kube.workflows["one-off"]))
+        restarted.store.observe_workflow(copy.deepcopy(kube.workflows["one-off"]))
         await sync(restarted, "one-off")
         assert kube.runs == {} and kube.run_creates == 1
 
@@ -202,7 +98,7 @@ def test_killed_between_create_and_record_the_same_run_is_found_again() -> None:
         # What the killed operator managed to do before it died.
         await kube.create_run(at_run(workflow_info(body), time(past)))
         restarted = triggers(kube)
-        restarted.observe_workflow(copy.deepcopy(body))
+        restarted.store.observe_workflow(copy.deepcopy(body))
         await sync(restarted, "one-off")
         assert len(kube.runs) == 1 and kube.run_creates == 2  # the second was a 409
         assert kube.workflows["one-off"]["status"]["lastTriggered"] == {
@@ -216,7 +112,7 @@ def test_suspended_workflows_fire_nothing() -> None:
     async def scenario() -> None:
         kube = FakeKube()
         t = triggers(kube)
-        t.observe_workflow(kube.add_workflow("one-off", suspend=True, at=[at(-5)]))
+        t.store.observe_workflow(kube.add_workflow("one-off", suspend=True, at=[at(-5)]))
         assert await sync(t, "one-off") is None
         assert kube.runs == {}
 
@@ -230,7 +126,7 @@ def test_cronjobs_follow_the_spec_and_are_listed_once_per_generation() -> None:
     async def scenario() -> None:
         kube = FakeKube()
         t = triggers(kube)
-        t.observe_workflow(kube.add_workflow("nightly", crons=["0 0 * * *"]))
+        t.store.observe_workflow(kube.add_workflow("nightly", crons=["0 0 * * *"]))
         await sync(t, "nightly")
         assert [c["spec"]["schedule"] for c in kube.cronjobs.values()] == ["0 0 * * *"]
         await sync(t, "nightly")
@@ -241,12 +137,12 @@ def test_cronjobs_follow_the_spec_and_are_listed_once_per_generation() -> None:
         # A new generation: suspended.
         body = kube.workflows["nightly"]
         body["spec"]["suspend"], body["metadata"]["generation"] = True, 2
-        t.observe_workflow(kube._bump(body))
+        t.store.observe_workflow(kube._bump(body))
         await sync(t, "nightly")
         assert [c["spec"]["suspend"] for c in kube.cronjobs.values()] == [True]
         # An invalid schedule: the CronJob goes, the workflow is not Ready, a Warning.
         body["spec"]["triggers"]["crons"], body["metadata"]["generation"] = ["0 0 * *"], 3
-        t.observe_workflow(kube._bump(body))
+        t.store.observe_workflow(kube._bump(body))
         await sync(t, "nightly")
         assert kube.cronjobs == {}
         ready = kube.workflows["nightly"]["status"]["conditions"][0]
@@ -260,7 +156,7 @@ def test_a_deleted_cronjob_is_put_back() -> None:
     async def scenario() -> None:
         kube = FakeKube()
         t = triggers(kube)
-        t.observe_workflow(kube.add_workflow("nightly", crons=["0 0 * * *"]))
+        t.store.observe_workflow(kube.add_workflow("nightly", crons=["0 0 * * *"]))
         await sync(t, "nightly")
         (body,) = kube.cronjobs.values()
         kube.cronjobs.clear()
@@ -275,7 +171,7 @@ def test_without_trigger_image_or_when_refused_the_workflow_is_not_ready() -> No
     async def scenario() -> None:
         kube = FakeKube()
         t = triggers(kube, image=None)
-        t.observe_workflow(kube.add_workflow("nightly", crons=["0 0 * * *"]))
+        t.store.observe_workflow(kube.add_workflow("nightly", crons=["0 0 * * *"]))
         await sync(t, "nightly")
         assert kube.cronjobs == {}
         assert (
@@ -283,7 +179,7 @@ def test_without_trigger_image_or_when_refused_the_workflow_is_not_ready() -> No
         )
         # A misconfigured operator leaves the CronJobs of a configured one alone.
         configured = triggers(kube)
-        configured.observe_workflow(copy.deepcopy(kube.workflows["nightly"]))
+        configured.store.observe_workflow(copy.deepcopy(kube.workflows["nightly"]))
         await sync(configured, "nightly")
         assert len(kube.cronjobs) == 1
         t.cron_synced.clear()
@@ -292,7 +188,7 @@ def test_without_trigger_image_or_when_refused_the_workflow_is_not_ready() -> No
         kube = FakeKube()
         kube.reject_cronjobs = True
         t = triggers(kube)
-        t.observe_workflow(kube.add_workflow("nightly", crons=["0 0 * * *"]))
+        t.store.observe_workflow(kube.add_workflow("nightly", crons=["0 0 * * *"]))
         await sync(t, "nightly")
         assert kube.workflows["nightly"]["status"]["conditions"][0]["reason"] == "CronJobRejected"
 
@@ -303,7 +199,7 @@ def test_cron_runs_show_in_last_triggered() -> None:
     async def scenario() -> None:
         kube = FakeKube()
         t = triggers(kube)
-        t.observe_workflow(kube.add_workflow("nightly", crons=["0 0 * * *"]))
+        t.store.observe_workflow(kube.add_workflow("nightly", crons=["0 0 * * *"]))
         await sync(t, "nightly")
         (cronjob,) = kube.cronjobs.values()
         cronjob["status"] = {
@@ -330,7 +226,7 @@ def test_an_event_is_handled_once_even_when_replayed() -> None:
         body = kube.add_event("ev", "user:created", {"user": "ada"})
         t = triggers(kube)
         for name in ("signup", "audit"):
-            t.observe_workflow(copy.deepcopy(kube.workflows[name]))
+            t.store.observe_workflow(copy.deepcopy(kube.workflows[name]))
         t.events[("ns", "ev")] = body
         await t.handle_event(("ns", "ev"))
         assert sorted(r["spec"]["workflowRef"]["name"] for r in kube.runs.values()) == [
@@ -396,8 +292,7 @@ def test_a_failing_sync_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
                 raise RuntimeError("API down")
             return None
 
-        monkeypatch.setattr(handlers, "RETRY_SECONDS", 0.01)
-        worker = handlers.KeyedWorker("testing", work)
+        worker = KeyedQueue("testing", work, retry_seconds=0.01)
         worker.kick(("ns", "x"))
         worker.kick(("ns", "x"))  # folds into one more pass
         await asyncio.sleep(0.1)
@@ -406,17 +301,22 @@ def test_a_failing_sync_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
     run_async(scenario())
 
 
-def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KUBEHATCH_TRIGGER_IMAGE", "op:2")
-    monkeypatch.setenv("KUBEHATCH_TRIGGER_SERVICE_ACCOUNT", "sa")
-    monkeypatch.setenv("KUBEHATCH_EVENT_RETENTION", "2h")
-    got = TriggerSettings.from_env(run_as_user=1000)
-    assert got.pod == TriggerPod(image="op:2", service_account="sa", run_as_user=1000)
-    assert got.event_retention == timedelta(hours=2)
-    monkeypatch.delenv("KUBEHATCH_TRIGGER_IMAGE")
-    monkeypatch.delenv("KUBEHATCH_EVENT_RETENTION")
-    default = TriggerSettings.from_env()
-    assert default.pod.image is None and default.event_retention == timedelta(hours=1)
-    monkeypatch.setenv("KUBEHATCH_EVENT_RETENTION", "one hour")
-    with pytest.raises(ValueError, match="KUBEHATCH_EVENT_RETENTION='one hour' is not a duration"):
-        TriggerSettings.from_env()
+def test_settings_from_env() -> None:
+    env = {
+        "KUBEHATCH_TRIGGER_IMAGE": "op:2",
+        "KUBEHATCH_TRIGGER_SERVICE_ACCOUNT": "sa",
+        "KUBEHATCH_EVENT_RETENTION": "2h",
+        "KUBEHATCH_STEP_RUN_AS_USER": "1000",
+    }
+    got = Settings.from_env(env)
+    assert got.triggers == TriggerSettings(
+        image="op:2", service_account="sa", event_retention=timedelta(hours=2)
+    )
+    assert got.steps.run_as_user == 1000
+    default = Settings.from_env({})
+    assert default.triggers.image is None
+    assert default.triggers.event_retention == timedelta(hours=1)
+    with pytest.raises(
+        ValueError, match=r"KUBEHATCH_EVENT_RETENTION='one hour'.* is not a duration"
+    ):
+        Settings.from_env({"KUBEHATCH_EVENT_RETENTION": "one hour"})

@@ -1,0 +1,99 @@
+"""The plain data that decisions are made over and return.
+
+What the cluster shows about a run and its step Jobs goes in (`Run`, `Attempt`), what
+to do comes out (`Decision`: a status and the actions that get there). No I/O, no
+kopf: the store builds these from watch events, the reconciler applies decisions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from kubehatch.api.workflow import StepSpec
+from kubehatch.api.workflowrun import WorkflowRunSpec, WorkflowRunStatus
+
+
+class AttemptState(StrEnum):
+    ACTIVE = "Active"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What the cluster shows about the Job of one step attempt."""
+
+    step: str
+    attempt: int
+    job_name: str
+    state: AttemptState
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    timed_out: bool = False
+    message: str | None = None
+    permanent: bool = False
+    """The step said a retry cannot help (a PermanentError, exit code 3)."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """The parts of a WorkflowRun that decisions depend on."""
+
+    name: str
+    generation: int
+    spec: WorkflowRunSpec
+    status: WorkflowRunStatus
+
+
+@dataclass(frozen=True)
+class StartAttempt:
+    """Create the Job for one attempt of a step; parents maps parent -> output ConfigMap."""
+
+    step: StepSpec
+    attempt: int
+    job_name: str
+    parents: dict[str, str]
+    name: str = ""
+    """The step's name in labels, env and its output's name: `step.name` unless set (the
+    concurrency key pseudo-step is not a step of the workflow)."""
+
+    @property
+    def step_name(self) -> str:
+        return self.name or self.step.name
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """A Kubernetes Event to post on the run."""
+
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+class Verdict(StrEnum):
+    START = "Start"
+    QUEUE = "Queue"
+    CANCEL = "Cancel"
+    FAIL = "Fail"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The concurrency limit's verdict on a run (see `admission`); None when there is no limit."""
+
+    verdict: Verdict
+    key: str | None = None
+    message: str = ""
+
+
+@dataclass
+class Decision:
+    status: WorkflowRunStatus
+    start: list[StartAttempt] = field(default_factory=list)
+    stop_jobs: list[str] = field(default_factory=list)
+    create_input: bool = False
+    wake_at: datetime | None = None
+    events: list[RunEvent] = field(default_factory=list)
