@@ -13,7 +13,7 @@ import asyncio
 import concurrent.futures
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -50,12 +50,17 @@ class Runtime:
         self.triggers.workflow_changed(key)
 
 
-def _deleted(event: dict[str, Any]) -> bool:
+def _deleted(event: kopf.RawEvent) -> bool:
     return event.get("type") == "DELETED"
 
 
+def _body(event: kopf.RawEvent) -> dict[str, Any]:
+    """The object of a watch event, as the plain dict the API server sent."""
+    return cast(dict[str, Any], event["object"])
+
+
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     own = Settings.from_env()
     # kopf posts Events for its own handler errors; ours are posted by the controllers.
     settings.posting.level = logging.WARNING
@@ -74,21 +79,21 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 
 @kopf.on.probe(id="runs")
-def runs_in_flight(memo: kopf.Memo, **_: Any) -> int:
+def runs_in_flight(memo: Any, **_: Any) -> int:
     return len(memo.runtime.store.runs)
 
 
 # --- runs and their Jobs ---------------------------------------------------------------------
 @kopf.on.event(wire.GROUP, wire.VERSION, wire.WORKFLOW_RUNS)
-async def on_run(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+async def on_run(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     runtime: Runtime = memo.runtime
     store = runtime.store
-    key = store.observe_run(event["object"], deleted=_deleted(event))
+    key = store.observe_run(_body(event), deleted=_deleted(event))
     metrics.RUNS_IN_FLIGHT.set(len(store.runs))
     if key in store.runs:
         runtime.reconciler.kick(key)
         return
-    workflow = workflow_of(event["object"])
+    workflow = workflow_of(_body(event))
     if key in store.finished:
         runtime.reconciler.sweep_soon(workflow)
     # Finished or deleted: a slot of the workflow's concurrency limit may have freed up.
@@ -97,25 +102,25 @@ async def on_run(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
-async def on_job(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+async def on_job(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     runtime: Runtime = memo.runtime
-    key = runtime.store.observe_job(event["object"], deleted=_deleted(event))
+    key = runtime.store.observe_job(_body(event), deleted=_deleted(event))
     if key is not None and key in runtime.store.runs:
         runtime.reconciler.kick(key)
 
 
 # --- workflows, events and cron schedules ---------------------------------------------------
 @kopf.on.event(wire.GROUP, wire.VERSION, wire.WORKFLOWS)
-async def on_workflow(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+async def on_workflow(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     runtime: Runtime = memo.runtime
-    runtime.workflow_changed(runtime.store.observe_workflow(event["object"], _deleted(event)))
+    runtime.workflow_changed(runtime.store.observe_workflow(_body(event), _deleted(event)))
 
 
 @kopf.on.event(wire.GROUP, wire.VERSION, wire.WORKFLOW_EVENTS)
-async def on_workflow_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
-    memo.runtime.triggers.observe_event(event["object"], deleted=_deleted(event))
+async def on_workflow_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    memo.runtime.triggers.observe_event(_body(event), deleted=_deleted(event))
 
 
 @kopf.on.event("batch", "v1", "cronjobs", labels=MANAGED)
-async def on_cronjob(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
-    memo.runtime.triggers.observe_cronjob(event["object"], deleted=_deleted(event))
+async def on_cronjob(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    memo.runtime.triggers.observe_cronjob(_body(event), deleted=_deleted(event))

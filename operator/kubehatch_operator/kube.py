@@ -42,7 +42,7 @@ def load_config(pool_size: int) -> client.ApiClient:
 def api_message(err: ApiException) -> str:
     """The Status message of an API error (its body is JSON), else the raw reason."""
     try:
-        return str(json.loads(err.body)["message"])
+        return str(json.loads(err.body or "")["message"])
     except (TypeError, ValueError, KeyError):
         return f"{err.status} {err.reason}"
 
@@ -77,9 +77,7 @@ class Kube:
     async def replace_cronjob(self, body: dict[str, Any]) -> None:
         meta = body["metadata"]
         API_WRITES.labels("replace", "cronjobs").inc()
-        await asyncio.to_thread(
-            self.batch.replace_namespaced_cron_job, meta["name"], meta["namespace"], body
-        )
+        await _call(self.batch.replace_namespaced_cron_job, meta["name"], meta["namespace"], body)
 
     async def patch_status(
         self, plural: str, namespace: str, name: str, patch: dict[str, Any]
@@ -87,7 +85,7 @@ class Kube:
         """Merge-patch the status of one of kubehatch's objects; None if it is gone."""
         API_WRITES.labels("patch", f"{plural}/status").inc()
         try:
-            result: dict[str, Any] = await asyncio.to_thread(
+            result: dict[str, Any] = await _call(
                 self.custom.patch_namespaced_custom_object_status,
                 wire.GROUP, wire.VERSION, namespace, plural, name, {"status": patch},
             )  # fmt: skip
@@ -159,20 +157,20 @@ class Kube:
         }
         API_WRITES.labels("create", "events").inc()
         try:
-            await asyncio.to_thread(self.core.create_namespaced_event, meta["namespace"], body)
+            await _call(self.core.create_namespaced_event, meta["namespace"], body)
         except ApiException as err:
             log.warning("could not post event %s on %s: %s", reason, meta["name"], err.reason)
 
     # --- reads --------------------------------------------------------------------------
     async def active_jobs(self, namespace: str, run: str) -> list[str]:
         """The run's Jobs still running, as the API (not a cache) lists them."""
-        jobs = await asyncio.to_thread(
+        jobs = await _call(
             self.batch.list_namespaced_job,
             namespace,
             label_selector=f"{wire.LABEL_RUN}={wire.label_value(run)}",
         )
         return [
-            job.metadata.name
+            str(job.metadata.name)
             for job in jobs.items
             if not any(
                 c.type in JOB_DONE and c.status == "True" for c in job.status.conditions or []
@@ -181,16 +179,16 @@ class Kube:
 
     async def read_output(self, namespace: str, configmap: str) -> Any:
         """The JSON output a step pod stored."""
-        cm = await asyncio.to_thread(self.core.read_namespaced_config_map, configmap, namespace)
+        cm = await _call(self.core.read_namespaced_config_map, configmap, namespace)
         return json.loads((cm.data or {}).get(wire.OUTPUT_KEY, "null"))
 
     async def termination_message(self, namespace: str, job: str) -> tuple[str | None, int | None]:
         """Why the pod of a failed Job stopped: its termination message and exit code."""
-        pods = await asyncio.to_thread(
+        pods = await _call(
             self.core.list_namespaced_pod, namespace, label_selector=f"job-name={job}"
         )
         for pod in pods.items:
-            for status in pod.status.container_statuses or []:
+            for status in (pod.status.container_statuses if pod.status else None) or []:
                 terminated = status.state.terminated if status.state else None
                 if terminated is None:
                     continue
@@ -202,7 +200,7 @@ class Kube:
 
     async def list_workflows(self, namespace: str) -> list[dict[str, Any]]:
         """A consistent read: a Workflow created before an event is always in it."""
-        result = await asyncio.to_thread(
+        result = await _call(
             self.custom.list_namespaced_custom_object,
             wire.GROUP, wire.VERSION, namespace, wire.WORKFLOWS,
         )  # fmt: skip
@@ -213,7 +211,7 @@ class Kube:
             f"{wire.LABEL_MANAGED_BY}={wire.MANAGED_BY},"
             f"{wire.LABEL_WORKFLOW}={wire.label_value(workflow)}"
         )
-        result = await asyncio.to_thread(
+        result = await _call(
             self.batch.list_namespaced_cron_job, namespace, label_selector=selector
         )
         api = self.batch.api_client
@@ -224,7 +222,7 @@ async def _create(method: Callable[..., Any], body: dict[str, Any], resource: st
     """Create ``body``; False when an object of that name exists already."""
     API_WRITES.labels("create", resource).inc()
     try:
-        await asyncio.to_thread(method, body["metadata"]["namespace"], body)
+        await _call(method, body["metadata"]["namespace"], body)
     except ApiException as err:
         if err.status == 409:
             return False
@@ -236,7 +234,16 @@ async def _ignore(
     statuses: tuple[int, ...], method: Callable[..., Any], *args: Any, **kwargs: Any
 ) -> None:
     try:
-        await asyncio.to_thread(method, *args, **kwargs)
+        await _call(method, *args, **kwargs)
     except ApiException as err:
         if err.status not in statuses:
             raise
+
+
+async def _call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """A blocking call of the client in the thread pool.
+
+    Typed loosely on purpose: the client's stubs want its model classes where it
+    accepts (and we pass) plain dicts.
+    """
+    return await asyncio.to_thread(method, *args, **kwargs)

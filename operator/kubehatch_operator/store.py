@@ -38,8 +38,8 @@ def problems(err: ValidationError, prefix: str = "") -> str:
 
 def workflow_of(run: dict[str, Any]) -> Key:
     """(namespace, name) of the Workflow a WorkflowRun body refers to, read leniently."""
-    spec = run.get("spec") if isinstance(run.get("spec"), dict) else {}
-    ref = spec.get("workflowRef") if isinstance(spec.get("workflowRef"), dict) else {}
+    spec = wire.mapping(run.get("spec"))
+    ref = wire.mapping(spec.get("workflowRef"))
     return (run["metadata"]["namespace"], str(ref.get("name") or ""))
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -89,12 +90,12 @@ class Triggers:
         recorded = dict(self.last_runs.get(key, {}))
         last = {**workflow.last_triggered, **recorded}
         for at in plan.fire:
-            run = schedules.at_run(workflow, at)
-            created = await self.kube.create_run(run)
-            last[schedules.at_key(at)] = run["metadata"]["name"]
+            manifest = schedules.at_run(workflow, at)
+            created = await self.kube.create_run(manifest)
+            last[schedules.at_key(at)] = manifest["metadata"]["name"]
             log.info(
                 "workflow %s/%s: time %s %s run %s", *key, at.isoformat(),
-                "created" if created else "had already created", run["metadata"]["name"],
+                "created" if created else "had already created", manifest["metadata"]["name"],
             )  # fmt: skip
         ready = readiness(
             workflow,
@@ -130,6 +131,7 @@ class Triggers:
         existing = await self.kube.list_cronjobs(*key)
         plan = plan_cronjobs(desired, existing)
         errors = []
+        writes: list[tuple[Callable[[dict[str, Any]], Awaitable[object]], dict[str, Any]]]
         writes = [(self.kube.create_cronjob, b) for b in plan.create]
         writes += [(self.kube.replace_cronjob, b) for b in plan.replace]
         for write, body in writes:

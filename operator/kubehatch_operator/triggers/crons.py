@@ -166,12 +166,12 @@ def cronjob_manifest(workflow: WorkflowInfo, expression: str, pod: TriggerPod) -
             },
         },
     }
-    annotations = {
+    annotations: dict[str, str] = {
         wire.ANNOTATION_SCHEDULE: expression,
         wire.ANNOTATION_TRIGGER: f"cron:{expression}",
         wire.ANNOTATION_RUN_PREFIX: run_prefix(workflow.name, expression),
     }
-    body = {
+    body: dict[str, Any] = {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
         "metadata": {

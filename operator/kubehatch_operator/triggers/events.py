@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from kubehatch.api import wire
-from kubehatch.api.wire import format_time
+from kubehatch.api.common import Condition, ConditionStatus
+from kubehatch.api.workflowevent import WorkflowEventStatus
 from kubehatch.api.workflowrun import TriggerType
 from kubehatch_operator.triggers.model import EventInfo, WorkflowInfo
 from kubehatch_operator.triggers.runs import trigger_run
@@ -128,22 +129,22 @@ def plan_event(event: EventInfo, workflows: Iterable[WorkflowInfo], now: datetim
             )
         if matches.suspended:
             plan.message += f"; suspended, not started: {', '.join(matches.suspended)}"
-    stamp = format_time(now.replace(microsecond=0))
-    plan.status = {
-        "observedGeneration": event.generation,
-        "runs": [r["metadata"]["name"] for r in plan.runs],
-        "handledAt": stamp,
-        "conditions": [
-            {
-                "type": HANDLED,
-                "status": "False" if plan.warning else "True",
-                "reason": plan.reason,
-                "message": plan.message,
-                "lastTransitionTime": stamp,
-                "observedGeneration": event.generation,
-            }
+    handled = now.replace(microsecond=0)
+    plan.status = WorkflowEventStatus(
+        observed_generation=event.generation,
+        runs=[r["metadata"]["name"] for r in plan.runs],
+        handled_at=handled,
+        conditions=[
+            Condition(
+                type=HANDLED,
+                status=ConditionStatus.FALSE if plan.warning else ConditionStatus.TRUE,
+                reason=plan.reason,
+                message=plan.message[:32768],
+                last_transition_time=handled,
+                observed_generation=event.generation,
+            )
         ],
-    }
+    ).to_dict()
     return plan
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from kubehatch.api import wire
 from kubehatch.api.graph import format_path
 from kubehatch.api.wire import parse_time
 from kubehatch.api.workflow import SpecProblems, WorkflowSpec
@@ -53,7 +54,7 @@ def _strings(value: Any) -> tuple[str, ...]:
 
 def _spec_problems(spec: dict[str, Any]) -> list[str]:
     """Validation problems of the spec, cron schedules left out (reported on their own)."""
-    triggers = spec.get("triggers") if isinstance(spec.get("triggers"), dict) else {}
+    triggers = wire.mapping(spec.get("triggers"))
     try:
         WorkflowSpec.model_validate({**spec, "triggers": {**triggers, "crons": []}})
     except ValidationError as err:
@@ -74,8 +75,8 @@ def _spec_problems(spec: dict[str, Any]) -> list[str]:
 def workflow_info(body: dict[str, Any]) -> WorkflowInfo:
     """The trigger-relevant view of a Workflow body."""
     meta = body.get("metadata") or {}
-    spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
-    triggers = spec.get("triggers") if isinstance(spec.get("triggers"), dict) else {}
+    spec = wire.mapping(body.get("spec"))
+    triggers = wire.mapping(spec.get("triggers"))
     problems = _spec_problems(spec)
     times = []
     for index, raw in enumerate(triggers.get("at") or []):
@@ -87,7 +88,7 @@ def workflow_info(body: dict[str, Any]) -> WorkflowInfo:
             )
         else:
             times.append(parsed)
-    status = body.get("status") if isinstance(body.get("status"), dict) else {}
+    status = wire.mapping(body.get("status"))
     return WorkflowInfo(
         namespace=meta.get("namespace", ""),
         name=meta.get("name", ""),
@@ -122,8 +123,8 @@ class EventInfo:
 
 def event_info(body: dict[str, Any]) -> EventInfo:
     meta = body.get("metadata") or {}
-    spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
-    status = body.get("status") if isinstance(body.get("status"), dict) else {}
+    spec = wire.mapping(body.get("spec"))
+    status = wire.mapping(body.get("status"))
     key = spec.get("key")
     payload = spec.get("payload")
     extra = spec.get("additionalMetadata")
@@ -133,7 +134,7 @@ def event_info(body: dict[str, Any]) -> EventInfo:
         uid=meta.get("uid", ""),
         generation=int(meta.get("generation") or 1),
         key=key if isinstance(key, str) and key else None,
-        payload=payload if isinstance(payload, dict) else {},
+        payload=wire.mapping(payload),
         metadata={str(k): str(v) for k, v in extra.items()} if isinstance(extra, dict) else {},
         handled_at=parse_time(status.get("handledAt")),
     )

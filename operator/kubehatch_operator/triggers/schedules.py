@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from kubehatch.api import wire
 from kubehatch.api.wire import format_time
@@ -38,7 +39,7 @@ def run_name(workflow: str, when: datetime) -> str:
     return wire.bounded(f"{workflow}-at-{stamp}", 253)
 
 
-def at_run(workflow: WorkflowInfo, when: datetime) -> dict:
+def at_run(workflow: WorkflowInfo, when: datetime) -> dict[str, Any]:
     return trigger_run(
         namespace=workflow.namespace,
         name=run_name(workflow.name, when),

@@ -12,7 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kubehatch.api.wire import format_time, parse_time
+from pydantic import ValidationError
+
+from kubehatch.api.common import Condition, ConditionStatus, set_condition
+from kubehatch.api.wire import parse_time
+from kubehatch.api.workflow import WorkflowStatus
 from kubehatch_operator.triggers.crons import cron_problems, next_cron_times
 from kubehatch_operator.triggers.model import WorkflowInfo
 from kubehatch_operator.triggers.schedules import at_key, plan_at
@@ -68,10 +72,6 @@ def readiness(
     return Readiness("True", READY, message)
 
 
-def _time_list(times: Iterable[datetime]) -> list[str]:
-    return [format_time(t) for t in sorted(set(times))[:MAX_NEXT_TIMES]]
-
-
 def next_times(workflow: WorkflowInfo, now: datetime) -> list[datetime]:
     if workflow.suspend:
         return []
@@ -89,29 +89,26 @@ def workflow_status(
 
     ``last_triggered`` is the new map; entries for triggers no longer in the spec go.
     """
-    old = workflow.status
-    conditions = [c for c in old.get("conditions") or [] if isinstance(c, dict)]
-    previous = next((c for c in conditions if c.get("type") == READY), None)
-    stamp = format_time(now.replace(microsecond=0))
-    unchanged = previous is not None and previous.get("status") == ready.status
-    condition = {
-        "type": READY,
-        "status": ready.status,
-        "reason": ready.reason,
-        "message": ready.message[:32768],
-        "lastTransitionTime": previous.get("lastTransitionTime", stamp) if unchanged else stamp,
-        "observedGeneration": workflow.generation,
-    }
-    conditions = [condition if c.get("type") == READY else c for c in conditions]
-    if previous is None:
-        conditions.append(condition)
+    try:
+        old = WorkflowStatus.model_validate(workflow.status)
+    except ValidationError:
+        old = WorkflowStatus()  # unreadable: rewritten whole
+    ready_condition = Condition(
+        type=READY,
+        status=ConditionStatus(ready.status),
+        reason=ready.reason,
+        message=ready.message[:32768],
+        last_transition_time=now.replace(microsecond=0),
+        observed_generation=workflow.generation,
+    )
     keys = trigger_keys(workflow)
-    return {
-        "observedGeneration": workflow.generation,
-        "conditions": conditions,
-        "nextScheduleTimes": _time_list(next_times(workflow, now)),
-        "lastTriggered": {k: v for k, v in sorted(last_triggered.items()) if k in keys},
-    }
+    status = WorkflowStatus(
+        observed_generation=workflow.generation,
+        conditions=set_condition(old.conditions, ready_condition),
+        next_schedule_times=sorted(set(next_times(workflow, now)))[:MAX_NEXT_TIMES],
+        last_triggered={k: v for k, v in sorted(last_triggered.items()) if k in keys},
+    )
+    return status.to_dict()
 
 
 def ready_changed(old_status: dict[str, Any], new_status: dict[str, Any]) -> bool:

@@ -107,6 +107,11 @@ def cron_run_name(prefix: str, scheduled: datetime) -> str:
     return f"{prefix}-{scheduled.astimezone(UTC).strftime(CRON_TIME_FORMAT)}"
 
 
+def mapping(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one: for reading objects leniently."""
+    return value if isinstance(value, dict) else {}
+
+
 # --- times ----------------------------------------------------------------------------------
 def parse_time(value: Any) -> datetime | None:
     """An RFC 3339 time (as the API server stores it) as an aware datetime, else None.
