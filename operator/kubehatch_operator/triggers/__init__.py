@@ -6,6 +6,7 @@
   runs ``kubehatch trigger`` and creates one run per scheduled time;
 * one-off times (``schedules.py``): each ``spec.triggers.at`` time starts one run.
 
-The modules hold pure decisions over plain data; ``handlers.py`` holds the kopf handlers
-that read the cluster, call them and write the result, and ``kubeio.py`` the writes.
+The modules hold pure decisions over plain data; ``controller.py`` reads the store,
+calls them and writes the result through the operator's one ``Kube``. The kopf
+handlers that feed it are in ``kubehatch_operator.handlers`` with all the others.
 """
