@@ -42,8 +42,20 @@ crds: generate ## Alias of generate (the CRDs come from the pydantic API types).
 .PHONY: docs
 docs: generate ## Alias of generate (docs/reference.md comes from the API types).
 
+.PHONY: typecheck
+typecheck: venv ## mypy over the SDK and the operator ([tool.mypy] in pyproject.toml).
+	$(VENV)/bin/mypy
+
+.PHONY: imports
+imports: venv ## import-linter: the import contracts of [tool.importlinter] in pyproject.toml.
+	$(VENV)/bin/lint-imports --no-logo
+
+.PHONY: layout
+layout: venv ## No import cycles between modules, no module over 400 lines (tests/unit/test_layout.py).
+	$(VENV)/bin/pytest -q tests/unit/test_layout.py
+
 .PHONY: verify
-verify: lint ## Fail when a generated file is stale (CI runs the same checks as unit tests).
+verify: lint typecheck imports layout ## All static checks: lint, types, import contracts, layout, stale generated files.
 	$(PY) -m kubehatch.api.crdgen --check crds charts/kubehatch/crds
 	$(PY) -m kubehatch.api.docgen --check docs/reference.md
 	$(PY) -m examples.regenerate --check

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 started=$SECONDS
 
 make venv
+# The static checks first (seconds): lint, types, import contracts, layout, generated files.
+make -k verify  # -k: every check reports, not only the first to fail
 # helm renders the chart in unit tests; built (pinned, cached) like the cluster's parts.
 bash hack/cluster/build-binaries.sh helm
 make unit

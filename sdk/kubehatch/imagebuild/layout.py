@@ -51,7 +51,7 @@ def select_manifest(
     index: dict[str, Any], platform: tuple[str, str], source: str
 ) -> dict[str, Any]:
     """Pick the manifest for this platform from an index (a single entry is taken as is)."""
-    manifests = [
+    manifests: list[dict[str, Any]] = [
         m
         for m in index.get("manifests", [])
         if m.get("mediaType") in (MEDIA_MANIFEST, DOCKER_MANIFEST, None)
