@@ -1,7 +1,7 @@
 """Single-step workflows: a lone ``Fn`` is a workflow; name it, or let one be derived.
 
 Without ``set_name`` the name comes from the module and the function (see
-``kubehatch.naming``): the lambda below becomes ``ex02-single-step-fn-lambda``.
+``kubehatch.Fn.name``): the lambda below becomes ``ex02-single-step-fn-lambda``.
 """
 
 from examples import IMAGE

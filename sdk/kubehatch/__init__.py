@@ -12,11 +12,21 @@ Declare workflows in Python, render them to Workflow resources with
         )
     )
 
-The public surface is this module, :mod:`kubehatch.api` (the resource models) and
-:mod:`kubehatch.testing`.
+The public surface is this module, :mod:`kubehatch.api` (the resource models and the
+wire contract with the operator), :mod:`kubehatch.client`, :mod:`kubehatch.testing`,
+:mod:`kubehatch.errors`, :mod:`kubehatch.durations` and the ``kubehatch`` command
+(:mod:`kubehatch.cli`). The classes exported here are defined in modules of their own
+(``worker``, ``service``, ``steps``, ``context``, ``concurrency``, ``triggers``), the names
+type checkers show. Modules whose names start with "_" are internal: import their public
+names from here.
 """
 
-from kubehatch.actions import Action, ResolvedAction, run_step, run_step_async
+from kubehatch._actions import Action, ResolvedAction, run_step, run_step_async
+from kubehatch._loader import load_worker
+from kubehatch._middleware import Middleware, Next
+from kubehatch._render import render_yaml, workflow_manifests, workflow_resources
+from kubehatch._serialization import to_jsonable
+from kubehatch._workflows import WorkflowJob
 from kubehatch.api.workflow import Backoff, LimitStrategy
 from kubehatch.concurrency import Concurrency
 from kubehatch.context import Context
@@ -35,15 +45,10 @@ from kubehatch.errors import (
     UnknownParentError,
     WorkerLoadError,
 )
-from kubehatch.loader import load_worker
-from kubehatch.middleware import Middleware, Next
-from kubehatch.render import render_yaml, workflow_manifests, workflow_resources
-from kubehatch.serialization import to_jsonable
 from kubehatch.service import Service
 from kubehatch.steps import Fn
 from kubehatch.triggers import At, Cron, Crons, Event, Events, Trigger
 from kubehatch.worker import Worker
-from kubehatch.workflows import WorkflowJob
 
 __all__ = [
     "Action",

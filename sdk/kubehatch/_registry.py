@@ -18,15 +18,15 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from kubehatch._actions import Action, ResolvedAction
+from kubehatch._compiler import CompiledWorkflow, StepBinding, as_workflow_job, compile_workflow
+from kubehatch._middleware import Middleware
 from kubehatch._origin import caller_origin, function_origin
-from kubehatch.actions import Action, ResolvedAction
+from kubehatch._signatures import call_problem
+from kubehatch._workflows import WorkflowJob
 from kubehatch.api.fields import DnsLabel
-from kubehatch.compiler import CompiledWorkflow, StepBinding, as_workflow_job, compile_workflow
 from kubehatch.errors import Problem
-from kubehatch.middleware import Middleware
-from kubehatch.signatures import call_problem
 from kubehatch.steps import Fn
-from kubehatch.workflows import WorkflowJob
 
 _NAME = TypeAdapter(DnsLabel)
 

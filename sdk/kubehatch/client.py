@@ -13,22 +13,28 @@ ServiceAccount when it runs in a cluster): kubehatch has no server of its own.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from kubehatch._serialization import to_jsonable
 from kubehatch.api import wire
 from kubehatch.api.workflowevent import WorkflowEvent
 from kubehatch.api.workflowrun import TriggeredBy, TriggerType, WorkflowRun
 from kubehatch.errors import KubehatchError
-from kubehatch.serialization import to_jsonable
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+_EPOCH = datetime.fromtimestamp(0, UTC)
 
 
-def _load_config() -> tuple[Any, str]:
+def _load_config() -> tuple[ApiClient, str]:
     """An API client and the namespace of the current context (or of the pod)."""
     from kubernetes import client, config
 
@@ -80,7 +86,7 @@ class EventClient:
             },
         }
         WorkflowEvent.model_validate({**body, "metadata": {}})  # same checks as the API server
-        return self._parent._create(wire.WORKFLOW_EVENTS, body)["metadata"]["name"]
+        return self._parent._create(wire.WORKFLOW_EVENTS, body)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +102,9 @@ class StepChange:
 class Client:
     """Runs workflows on the cluster. All methods are synchronous."""
 
-    def __init__(self, namespace: str | None = None, *, api_client: Any = None) -> None:
+    def __init__(
+        self, namespace: str | None = None, *, api_client: ApiClient | None = None
+    ) -> None:
         from kubernetes import client
 
         if api_client is None:
@@ -132,19 +140,19 @@ class Client:
                 f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
             )
             raise KubehatchError(f"cannot run workflow {workflow!r}: {problems}") from err
-        return self._create(wire.WORKFLOW_RUNS, body)["metadata"]["name"]
+        return self._create(wire.WORKFLOW_RUNS, body)
 
     def get_run(self, name: str) -> WorkflowRun:
-        return WorkflowRun.model_validate(self._call("get", wire.WORKFLOW_RUNS, name))
+        return WorkflowRun.model_validate(self._get(wire.WORKFLOW_RUNS, name))
 
     def list_runs(self, workflow: str | None = None) -> list[WorkflowRun]:
-        items = self._call("list", wire.WORKFLOW_RUNS)["items"]
+        items = self._list(wire.WORKFLOW_RUNS)["items"]
         runs = [WorkflowRun.model_validate(i) for i in items]
         return [r for r in runs if workflow is None or r.spec.workflow_ref.name == workflow]
 
     def cancel(self, name: str) -> None:
         """Ask the operator to stop the run: its pods get SIGTERM, the run ends Cancelled."""
-        self._call("patch", wire.WORKFLOW_RUNS, name, body={"spec": {"cancel": True}})
+        self._patch(wire.WORKFLOW_RUNS, name, {"spec": {"cancel": True}})
 
     def watch_run(self, name: str, timeout: float | None = None) -> Iterator[WorkflowRun]:
         """Yield the run now and after every change, until it finishes or ``timeout`` passes."""
@@ -158,11 +166,12 @@ class Client:
             if remaining is not None and remaining <= 0:
                 raise KubehatchError(f"run {name!r} did not finish within {timeout:.0f}s")
             stream = watch.Watch().stream(
-                self._custom.list_namespaced_custom_object, wire.GROUP, wire.VERSION, self.namespace,
-                wire.WORKFLOW_RUNS, field_selector=f"metadata.name={name}",
+                self._custom.list_namespaced_custom_object,
+                *self._where(wire.WORKFLOW_RUNS),
+                field_selector=f"metadata.name={name}",
                 resource_version=run.metadata.get("resourceVersion"),
                 timeout_seconds=int(min(remaining or 60, 60)) or 1,
-            )  # fmt: skip
+            )
             for event in stream:
                 if event["type"] == "DELETED":
                     raise KubehatchError(f"run {name!r} was deleted")
@@ -195,29 +204,51 @@ class Client:
         selector = f"{wire.LABEL_RUN}={wire.label_value(name)}"
         if step:
             selector += f",{wire.LABEL_STEP}={wire.label_value(step)}"
-        pods = self._core.list_namespaced_pod(self.namespace, label_selector=selector).items
-        logs = {}
-        for pod in sorted(pods, key=lambda p: p.metadata.creation_timestamp):
-            job = (pod.metadata.labels or {}).get("job-name", pod.metadata.name)
-            logs[job] = self._core.read_namespaced_pod_log(pod.metadata.name, self.namespace)
-        return logs
+        pods: list[tuple[datetime, str, str]] = []  # (created, pod, job), to sort by age
+        for pod in self._core.list_namespaced_pod(self.namespace, label_selector=selector).items:
+            meta = pod.metadata
+            if meta is None or not meta.name:  # the API server always sets both
+                continue
+            job = (meta.labels or {}).get("job-name", meta.name)
+            pods.append((meta.creation_timestamp or _EPOCH, meta.name, job))
+        pods.sort(key=lambda found: found[0])
+        return {
+            job: self._core.read_namespaced_pod_log(pod, self.namespace) for _, pod, job in pods
+        }
 
     # --- plumbing -------------------------------------------------------------------------
-    def _create(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call("create", plural, body=body)
+    def _where(self, plural: str) -> tuple[str, str, str, str]:
+        return wire.GROUP, wire.VERSION, self.namespace, plural
 
-    def _call(self, verb: str, plural: str, name: str | None = None, body: Any = None) -> Any:
+    def _create(self, plural: str, body: dict[str, Any]) -> str:
+        """Create the object; returns its name (given, or made by the API server)."""
+        with self._api_errors("create", plural):
+            answer = self._custom.create_namespaced_custom_object(*self._where(plural), body)
+        name: str = _json_object(answer)["metadata"]["name"]
+        return name
+
+    def _get(self, plural: str, name: str) -> dict[str, Any]:
+        with self._api_errors("get", plural, name):
+            answer = self._custom.get_namespaced_custom_object(*self._where(plural), name)
+        return _json_object(answer)
+
+    def _list(self, plural: str) -> dict[str, Any]:
+        with self._api_errors("list", plural):
+            answer = self._custom.list_namespaced_custom_object(*self._where(plural))
+        return _json_object(answer)
+
+    def _patch(self, plural: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        with self._api_errors("patch", plural, name):
+            answer = self._custom.patch_namespaced_custom_object(*self._where(plural), name, body)
+        return _json_object(answer)
+
+    @contextlib.contextmanager
+    def _api_errors(self, verb: str, plural: str, name: str | None = None) -> Iterator[None]:
+        """API errors as KubehatchErrors that say what failed and, for a 404, why."""
         from kubernetes.client.exceptions import ApiException
 
-        args = (wire.GROUP, wire.VERSION, self.namespace, plural)
         try:
-            if verb == "create":
-                return self._custom.create_namespaced_custom_object(*args, body)
-            if verb == "get":
-                return self._custom.get_namespaced_custom_object(*args, name)
-            if verb == "list":
-                return self._custom.list_namespaced_custom_object(*args)
-            return self._custom.patch_namespaced_custom_object(*args, name, body)
+            yield
         except ApiException as err:
             what = f"{plural[:-1]} {name!r}" if name else plural
             if err.status == 404 and name:
@@ -229,3 +260,10 @@ class Client:
             raise KubehatchError(
                 f"{verb} {what} failed: {err.status} {err.reason}: {err.body}"
             ) from err
+
+
+def _json_object(answer: object) -> dict[str, Any]:
+    """The API server's answer to a custom object call: a JSON object."""
+    if not isinstance(answer, dict):
+        raise KubehatchError(f"unexpected answer from the API server: {answer!r:.200}")
+    return answer

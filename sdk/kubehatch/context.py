@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Protocol, TypeVar, overload
 
+from kubehatch._serialization import parse_as
 from kubehatch.errors import StepCancelledError, UnknownParentError
-from kubehatch.serialization import parse_as
 
 T = TypeVar("T")
 OutT_co = TypeVar("OutT_co", covariant=True)

@@ -14,14 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Self
 
+from kubehatch._actions import Action
+from kubehatch._compiler import CompiledWorkflow
+from kubehatch._middleware import Middleware
+from kubehatch._naming import step_name_for
 from kubehatch._registry import Registry
-from kubehatch.actions import Action
-from kubehatch.compiler import CompiledWorkflow
+from kubehatch._workflows import WorkflowJob
 from kubehatch.errors import Problem
-from kubehatch.middleware import Middleware
-from kubehatch.naming import step_name_for
 from kubehatch.steps import Fn
-from kubehatch.workflows import WorkflowJob
 
 
 class Service:

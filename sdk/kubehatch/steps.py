@@ -3,7 +3,7 @@
 ``Fn`` is a builder: its ``set_*``/``add_*`` methods change it in place and return it,
 so calls chain as in ``Fn(send).set_name("send-email").set_retries(3)``. Registering
 a workflow takes a snapshot, so changing an ``Fn`` afterwards does not change a
-workflow already registered. Names follow :mod:`kubehatch.naming`.
+workflow already registered. Names follow :mod:`kubehatch._naming`.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Generic, Self, TypeVar, overload
 
+from kubehatch._naming import step_name_for
 from kubehatch._origin import caller_origin
+from kubehatch._signatures import return_type
 from kubehatch.api.workflow import Backoff
 from kubehatch.context import Context
-from kubehatch.naming import step_name_for
-from kubehatch.signatures import return_type
 
 OutT = TypeVar("OutT")
 
@@ -67,7 +67,7 @@ class Fn(Generic[OutT]):
 
     @property
     def name(self) -> str:
-        """The step name: set with :meth:`set_name`, else derived (see kubehatch.naming)."""
+        """The step name: set with :meth:`set_name`, else derived (see kubehatch._naming)."""
         if self._name is not None:
             return self._name
         if self.func is not None:

@@ -14,11 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubehatch._serialization import JSONValue
 from kubehatch.api.cel import concurrency_key as evaluate_key
 from kubehatch.api.graph import topological_order
 from kubehatch.context import Context
 from kubehatch.errors import PermanentError
-from kubehatch.serialization import JSONValue
 from kubehatch.worker import Worker
 
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Self
 
+from kubehatch._actions import ResolvedAction
+from kubehatch._compiler import CompiledWorkflow, workflow_name_of
+from kubehatch._middleware import Middleware
+from kubehatch._naming import to_dns_label
 from kubehatch._registry import Registry
-from kubehatch.actions import ResolvedAction
-from kubehatch.compiler import CompiledWorkflow, workflow_name_of
+from kubehatch._workflows import WorkflowJob
 from kubehatch.errors import Problem, RegistrationError, UnknownActionError
-from kubehatch.middleware import Middleware
-from kubehatch.naming import to_dns_label
 from kubehatch.service import Service
 from kubehatch.steps import Fn
-from kubehatch.workflows import WorkflowJob
 
 
 class Worker:

@@ -23,7 +23,7 @@ do not edit. `kubectl explain workflow.spec.steps` shows the same descriptions.
 
 
 def _type(schema: dict[str, Any]) -> str:
-    kind = schema.get("type", "object" if "properties" in schema else "any")
+    kind: str = schema.get("type", "object" if "properties" in schema else "any")
     if kind == "array":
         return f"[]{_type(schema.get('items', {}))}"
     if schema.get("x-kubernetes-preserve-unknown-fields") and "properties" not in schema:

@@ -8,9 +8,11 @@ enforces the same rule (a pattern the API server understands: RE2, no look-aroun
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Annotated, Any
 
+from annotated_types import GroupedMetadata
 from croniter import croniter
 from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
@@ -28,8 +30,11 @@ QUANTITY_PATTERN = rf"^(\+|-)?{_NUMBER}(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?{_NU
 
 def checked_string(
     what: str, pattern: str, *, max_length: int, hint: str, min_length: int = 1
-) -> Any:
-    """An ``Annotated[str, ...]`` that checks ``pattern`` and lengths with a helpful error."""
+) -> GroupedMetadata:
+    """``Annotated[str, checked_string(...)]`` checks ``pattern`` and lengths with a helpful error.
+
+    The metadata also carries the matching JSON schema; pydantic unpacks the group.
+    """
     compiled = re.compile(pattern)
 
     def check(value: str) -> str:
@@ -37,46 +42,72 @@ def checked_string(
             raise ValueError(f"{value!r} is not a valid {what}: {hint}")
         return value
 
-    schema = {"type": "string", "pattern": pattern, "minLength": min_length}
+    schema: dict[str, Any] = {"type": "string", "pattern": pattern, "minLength": min_length}
     schema["maxLength"] = max_length
-    return Annotated[str, AfterValidator(check), WithJsonSchema(schema)]
+    return _Metadata((AfterValidator(check), WithJsonSchema(schema)))
 
 
-DnsLabel = checked_string(
-    "name",
-    DNS_LABEL_PATTERN,
-    max_length=63,
-    hint="use at most 63 lowercase letters, digits and '-', starting and ending with a "
-    "letter or digit, e.g. 'step-one'",
-)
+class _Metadata(GroupedMetadata):
+    """Several ``Annotated`` metadata items given as one."""
 
-WorkerRef = checked_string(
-    "worker reference",
-    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*)?$",
-    max_length=253,
-    hint="write 'package.module:attribute', e.g. 'myapp.workers:worker'",
-)
+    def __init__(self, items: tuple[Any, ...]) -> None:
+        self._items = items
 
-ActionName = checked_string(
-    "action",
-    ACTION_PATTERN,
-    max_length=127,
-    hint="write 'service:action' or just 'action', each part a lowercase name like 'send-email'",
-)
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._items)
 
-EnvVarName = checked_string(
-    "environment variable name",
-    ENV_NAME_PATTERN,
-    max_length=253,
-    hint="use letters, digits, '_', '-' and '.', not starting with a digit",
-)
 
-EventKey = checked_string(
-    "event key",
-    EVENT_KEY_PATTERN,
-    max_length=253,
-    hint="use a non-empty key without spaces, e.g. 'user:created'",
-)
+DnsLabel = Annotated[
+    str,
+    checked_string(
+        "name",
+        DNS_LABEL_PATTERN,
+        max_length=63,
+        hint="use at most 63 lowercase letters, digits and '-', starting and ending with a "
+        "letter or digit, e.g. 'step-one'",
+    ),
+]
+
+WorkerRef = Annotated[
+    str,
+    checked_string(
+        "worker reference",
+        r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*)?$",
+        max_length=253,
+        hint="write 'package.module:attribute', e.g. 'myapp.workers:worker'",
+    ),
+]
+
+ActionName = Annotated[
+    str,
+    checked_string(
+        "action",
+        ACTION_PATTERN,
+        max_length=127,
+        hint="write 'service:action' or just 'action', each part a lowercase name like "
+        "'send-email'",
+    ),
+]
+
+EnvVarName = Annotated[
+    str,
+    checked_string(
+        "environment variable name",
+        ENV_NAME_PATTERN,
+        max_length=253,
+        hint="use letters, digits, '_', '-' and '.', not starting with a digit",
+    ),
+]
+
+EventKey = Annotated[
+    str,
+    checked_string(
+        "event key",
+        EVENT_KEY_PATTERN,
+        max_length=253,
+        hint="use a non-empty key without spaces, e.g. 'user:created'",
+    ),
+]
 
 
 def _duration_from_timedelta(value: Any) -> Any:
@@ -143,6 +174,7 @@ def _quantity_to_string(value: Any) -> Any:
 
 
 Quantity = Annotated[
+    str,
     checked_string(
         "quantity", QUANTITY_PATTERN, max_length=64, hint="write e.g. '500m', '1', '256Mi', '2Gi'"
     ),

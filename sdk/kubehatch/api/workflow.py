@@ -74,7 +74,7 @@ class Backoff(ApiModel):
     def delay(self, retry: int) -> timedelta:
         """The delay before retry number ``retry`` (1 for the first retry)."""
         initial, ceiling = parse_duration(self.initial), parse_duration(self.max)
-        factor = self.multiplier ** max(retry - 1, 0)
+        factor: int = self.multiplier ** max(retry - 1, 0)
         return min(initial * factor, ceiling)
 
 

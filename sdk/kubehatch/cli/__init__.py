@@ -5,7 +5,9 @@ found at start-up, so adding one is adding one module with:
 
 * ``NAME``: the subcommand, e.g. "render";
 * ``HELP``: one line for ``kubehatch --help``;
-* ``configure(parser: argparse.ArgumentParser) -> None``: add its arguments;
+* ``configure(parser: argparse.ArgumentParser) -> None``: add its arguments, usually
+  written as a table: ``configure = arguments(RUN, arg("--wait", ...), NAMESPACE)``
+  (see ``_common``);
 * ``run(args: argparse.Namespace) -> int``: do the work, return the exit status.
 
 Raise :class:`kubehatch.KubehatchError` for expected failures: ``main`` prints its

@@ -1,22 +1,54 @@
-"""Helpers shared by the subcommands that talk to a cluster (not a subcommand itself)."""
+"""Helpers shared by the subcommands (not a subcommand itself).
+
+A subcommand's arguments are a table, most of them::
+
+    configure = arguments(RUN, arg("--wait", action="store_true", help="..."), NAMESPACE)
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from kubehatch.errors import KubehatchError
 
-
-def add_namespace(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-n", "--namespace", help="namespace (default: the current kubeconfig context's)"
-    )
+if TYPE_CHECKING:
+    from kubehatch.client import Client
 
 
-def client(args: argparse.Namespace) -> Any:
+@dataclass(frozen=True, eq=False)
+class Arg:
+    """One ``parser.add_argument(*flags, **options)`` call, as data."""
+
+    flags: tuple[str, ...]
+    options: dict[str, Any]
+
+
+def arg(*flags: str, **options: Any) -> Arg:
+    return Arg(flags, options)
+
+
+RUN = arg("run", help="name of the WorkflowRun")
+NAMESPACE = arg("-n", "--namespace", help="namespace (default: the current kubeconfig context's)")
+
+
+def arguments(*table: Arg, epilog: str | None = None) -> Callable[[argparse.ArgumentParser], None]:
+    """A ``configure`` that adds the arguments of ``table``, in order (and the epilog)."""
+
+    def configure(parser: argparse.ArgumentParser) -> None:
+        for argument in table:
+            parser.add_argument(*argument.flags, **argument.options)
+        if epilog is not None:
+            parser.epilog = epilog
+
+    return configure
+
+
+def client(args: argparse.Namespace) -> Client:
     from kubehatch.client import Client
 
     return Client(namespace=args.namespace)
@@ -42,7 +74,7 @@ def since(moment: datetime | None, now: datetime | None = None) -> str:
     return span((now or datetime.now(UTC)) - moment)
 
 
-def span(delta: Any) -> str:
+def span(delta: timedelta) -> str:
     seconds = max(int(delta.total_seconds()), 0)
     if seconds < 60:
         return f"{seconds}s"

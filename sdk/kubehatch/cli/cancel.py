@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from kubehatch.cli._common import add_namespace, client
+from kubehatch.cli._common import NAMESPACE, RUN, arg, arguments, client
 
 NAME = "cancel"
 HELP = "cancel a run: its step pods get SIGTERM and the run ends Cancelled"
 
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", help="name of the WorkflowRun")
-    parser.add_argument("--wait", action="store_true", help="wait until the run is Cancelled")
-    add_namespace(parser)
+configure = arguments(
+    RUN,
+    arg("--wait", action="store_true", help="wait until the run is Cancelled"),
+    NAMESPACE,
+)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,5 +22,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"workflowrun/{args.run} cancel requested")
     if args.wait:
         final = api.wait(args.run, timeout=60)
-        print(f"workflowrun/{args.run} {final.status.phase.value}")
+        status = final.status
+        phase = status.phase.value if status and status.phase else "Unknown"
+        print(f"workflowrun/{args.run} {phase}")
     return 0

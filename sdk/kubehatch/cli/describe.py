@@ -6,7 +6,7 @@ import argparse
 
 from kubehatch.api.graph import topological_order
 from kubehatch.api.workflowrun import WorkflowRun
-from kubehatch.cli._common import add_namespace, client, since, span
+from kubehatch.cli._common import NAMESPACE, RUN, arguments, client, since, span
 
 NAME = "describe"
 HELP = "show a run: its phase, and each step of its DAG with state, attempts and message"
@@ -17,9 +17,7 @@ SYMBOLS = {
 }  # fmt: skip
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", help="name of the WorkflowRun")
-    add_namespace(parser)
+configure = arguments(RUN, NAMESPACE)
 
 
 def describe(run: WorkflowRun) -> str:

@@ -10,34 +10,39 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from kubehatch.cli._common import add_namespace, client, json_object
+from kubehatch.cli._common import NAMESPACE, arg, arguments, client, json_object
 from kubehatch.errors import KubehatchError
 
 NAME = "event"
 HELP = "push an event: every workflow listening for its key gets a run"
 
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    push = actions.add_parser(
-        "push", help="create a WorkflowEvent", description="Create a WorkflowEvent."
-    )
-    push.add_argument("key", metavar="KEY", help="the event key, e.g. user:created")
-    push.add_argument(
+configure_push = arguments(
+    arg("key", metavar="KEY", help="the event key, e.g. user:created"),
+    arg(
         "-d",
         "--data",
         default="{}",
         help="the payload, a JSON object (the runs' input), or @FILE to read it from a file",
-    )
-    push.add_argument(
+    ),
+    arg(
         "-m",
         "--metadata",
         action="append",
         default=[],
         metavar="KEY=VALUE",
         help="additional metadata copied onto the runs (repeatable)",
+    ),
+    NAMESPACE,
+)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    configure_push(
+        actions.add_parser(
+            "push", help="create a WorkflowEvent", description="Create a WorkflowEvent."
+        )
     )
-    add_namespace(push)
 
 
 def parse_json_object(text: str, option: str) -> dict[str, Any]:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 
-from kubehatch.cli._common import add_namespace, client, since, span, table
+from kubehatch.cli._common import NAMESPACE, arg, arguments, client, since, span, table
 
 NAME = "get"
 HELP = "list runs (kubehatch get runs [WORKFLOW])"
 
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=["runs"], help="what to list")
-    parser.add_argument("workflow", nargs="?", help="only the runs of this Workflow")
-    parser.add_argument("-o", "--output", choices=["table", "json"], default="table")
-    add_namespace(parser)
+configure = arguments(
+    arg("what", choices=["runs"], help="what to list"),
+    arg("workflow", nargs="?", help="only the runs of this Workflow"),
+    arg("-o", "--output", choices=["table", "json"], default="table"),
+    NAMESPACE,
+)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from kubehatch.api import wire
+from kubehatch.cli._common import arg, arguments
 from kubehatch.errors import KubehatchError
 
 NAME = "image"
@@ -27,27 +28,29 @@ HELP = "build a step image with a worker's code (docker/podman, or the built-in 
 LOCAL_CONTAINERD = Path("/run/kubehatch-cluster/containerd/containerd.sock")
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="image_command", required=True)
-    build = sub.add_parser("build", help=HELP, description=__doc__)
-    build.add_argument("worker", metavar="MODULE:WORKER", help="e.g. myapp.workers:worker")
-    build.add_argument(
-        "-t", "--tag", required=True, help="image reference, e.g. localhost/me/app:1"
-    )
-    build.add_argument("-r", "--requirements", type=Path, help="a requirements.txt to install")
-    build.add_argument(
+configure_build = arguments(
+    arg("worker", metavar="MODULE:WORKER", help="e.g. myapp.workers:worker"),
+    arg("-t", "--tag", required=True, help="image reference, e.g. localhost/me/app:1"),
+    arg("-r", "--requirements", type=Path, help="a requirements.txt to install"),
+    arg(
         "--base",
         help="base image: a reference (docker/podman) or an OCI tarball (built-in builder); "
         "default: kubehatch's step image",
-    )
-    build.add_argument(
+    ),
+    arg(
         "--builder",
         choices=["auto", "docker", "podman", "builtin"],
         default="auto",
         help="auto: docker or podman when installed, else the built-in builder",
-    )
-    build.add_argument("-o", "--output", type=Path, help="built-in builder: the tarball to write")
-    build.add_argument("--load", action="store_true", help="load it into the local cluster or kind")
+    ),
+    arg("-o", "--output", type=Path, help="built-in builder: the tarball to write"),
+    arg("--load", action="store_true", help="load it into the local cluster or kind"),
+)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="image_command", required=True)
+    configure_build(sub.add_parser("build", help=HELP, description=__doc__))
 
 
 def _code_path(reference: str) -> Path:
@@ -125,7 +128,9 @@ def build_builtin(args: argparse.Namespace, base_tar: Path | None, context: Path
             "no base image tarball: build kubehatch's step image first "
             "(hack/images/build-images.sh kubehatch) or pass --base STEP.tar"
         )
-    output = args.output or Path.cwd() / (args.tag.rsplit("/", 1)[-1].replace(":", "-") + ".tar")
+    output: Path = args.output or Path.cwd() / (
+        args.tag.rsplit("/", 1)[-1].replace(":", "-") + ".tar"
+    )
     if args.requirements:
         with_reqs = context / "with-requirements.tar"
         imagebuild.main(

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from kubehatch.cli._common import add_namespace, client
+from kubehatch.cli._common import NAMESPACE, RUN, arg, arguments, client
 
 NAME = "logs"
 HELP = "print the logs of a run's steps (every attempt)"
 
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", help="name of the WorkflowRun")
-    parser.add_argument("step", nargs="?", help="only this step")
-    add_namespace(parser)
+configure = arguments(RUN, arg("step", nargs="?", help="only this step"), NAMESPACE)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,23 +6,18 @@ import argparse
 import json
 import sys
 
-from kubehatch.loader import load_worker
-from kubehatch.render import render_yaml, workflow_manifests
+from kubehatch._loader import load_worker
+from kubehatch._render import render_yaml, workflow_manifests
+from kubehatch.cli._common import arg, arguments
 
 NAME = "render"
 HELP = "print the Workflow resources of a worker, for kubectl apply -f -"
 
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "worker", metavar="MODULE:WORKER", help="where the Worker is, e.g. myapp.workers:worker"
-    )
-    parser.add_argument(
-        "-o", "--output", choices=("yaml", "json"), default="yaml", help="output format"
-    )
-    parser.add_argument(
-        "--image", help="use this image for every workflow (e.g. the one just built and loaded)"
-    )
+configure = arguments(
+    arg("worker", metavar="MODULE:WORKER", help="where the Worker is, e.g. myapp.workers:worker"),
+    arg("-o", "--output", choices=("yaml", "json"), default="yaml", help="output format"),
+    arg("--image", help="use this image for every workflow (e.g. the one just built and loaded)"),
+)
 
 
 def run(args: argparse.Namespace) -> int:

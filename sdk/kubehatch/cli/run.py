@@ -5,22 +5,24 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from kubehatch.cli._common import add_namespace, client, json_object
+from kubehatch.cli._common import NAMESPACE, arg, arguments, client, json_object
+
+if TYPE_CHECKING:
+    from kubehatch.client import Client, StepChange
 
 NAME = "run"
 HELP = "start a run of a workflow; --wait follows it step by step to the end"
 
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("workflow", help="name of the Workflow")
-    parser.add_argument("--input", default="{}", help="the run's input, a JSON object")
-    parser.add_argument("--name", help="name of the run (default: generated)")
-    parser.add_argument("--wait", action="store_true", help="follow the run until it finishes")
-    parser.add_argument(
-        "--timeout", type=float, help="with --wait: give up after this many seconds"
-    )
-    add_namespace(parser)
+configure = arguments(
+    arg("workflow", help="name of the Workflow"),
+    arg("--input", default="{}", help="the run's input, a JSON object"),
+    arg("--name", help="name of the run (default: generated)"),
+    arg("--wait", action="store_true", help="follow the run until it finishes"),
+    arg("--timeout", type=float, help="with --wait: give up after this many seconds"),
+    NAMESPACE,
+)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,24 +34,25 @@ def run(args: argparse.Namespace) -> int:
     return follow(api, name, args.timeout)
 
 
-def follow(api: object, name: str, timeout: float | None) -> int:
+def follow(api: Client, name: str, timeout: float | None) -> int:
     """Print each step transition as it happens; exit 0 only if the run succeeded."""
     start = time.monotonic()
 
-    def show(change: object) -> None:
+    def show(change: StepChange) -> None:
         elapsed = time.monotonic() - start
-        attempt = f" (attempt {change.attempts})" if change.attempts > 1 else ""  # type: ignore[attr-defined]
-        line = f"{elapsed:6.1f}s  {change.step:<24} {change.phase}{attempt}"  # type: ignore[attr-defined]
-        if change.message and change.phase not in ("Running", "Succeeded"):  # type: ignore[attr-defined]
-            line += f": {change.message.splitlines()[0]}"  # type: ignore[attr-defined]
+        attempt = f" (attempt {change.attempts})" if change.attempts > 1 else ""
+        line = f"{elapsed:6.1f}s  {change.step:<24} {change.phase}{attempt}"
+        if change.message and change.phase not in ("Running", "Succeeded"):
+            line += f": {change.message.splitlines()[0]}"
         print(line, flush=True)
 
-    final = api.wait(name, timeout=timeout, on_step=show)  # type: ignore[attr-defined]
+    final = api.wait(name, timeout=timeout, on_step=show)
     status = final.status
     phase = status.phase.value if status and status.phase else "Unknown"
     print(f"workflowrun/{name} {phase} ({status.progress if status else '-'} steps succeeded)")
     if phase != "Succeeded":
-        message = next((c.message for c in status.conditions if c.type == "Succeeded"), "")
+        conditions = status.conditions if status else []
+        message = next((c.message for c in conditions if c.type == "Succeeded"), "")
         if message:
             print(message, file=sys.stderr)
         return 1

@@ -12,7 +12,7 @@ import re
 import sys
 from datetime import UTC, datetime
 
-from kubehatch.cli._common import add_namespace, client
+from kubehatch.cli._common import NAMESPACE, arg, arguments, client
 from kubehatch.cli.event import parse_json_object
 from kubehatch.durations import parse_duration
 from kubehatch.errors import KubehatchError
@@ -47,21 +47,18 @@ def parse_at(text: str, now: datetime) -> datetime:
     return value
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("workflow", metavar="WORKFLOW", help="the Workflow to run")
-    parser.add_argument(
+configure = arguments(
+    arg("workflow", metavar="WORKFLOW", help="the Workflow to run"),
+    arg(
         "--at",
         required=True,
         metavar="TIME",
         help="when: RFC 3339 with a zone (2026-06-01T12:00:00Z) or +DURATION (+30s, +1h30m)",
-    )
-    parser.add_argument(
-        "-i", "--input", default="{}", help="the run's input, a JSON object, or @FILE"
-    )
-    parser.add_argument(
-        "--name", help="the run's name (default: generated); the same name never runs twice"
-    )
-    add_namespace(parser)
+    ),
+    arg("-i", "--input", default="{}", help="the run's input, a JSON object, or @FILE"),
+    arg("--name", help="the run's name (default: generated); the same name never runs twice"),
+    NAMESPACE,
+)
 
 
 def run(args: argparse.Namespace) -> int:

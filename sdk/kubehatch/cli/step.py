@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from kubehatch.cli._common import arguments
+
 NAME = "step"
 HELP = "Run one step inside a step pod (started by the operator, not by hand)."
 
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = "Reads KUBEHATCH_* environment variables set by the operator."
+configure = arguments(epilog="Reads KUBEHATCH_* environment variables set by the operator.")
 
 
 def run(args: argparse.Namespace) -> int:
-    from kubehatch.steprunner import main
+    from kubehatch._steprunner import main
 
     return main()

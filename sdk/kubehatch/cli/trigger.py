@@ -26,6 +26,7 @@ from croniter import croniter
 
 from kubehatch.api import wire
 from kubehatch.api.workflowrun import TriggeredBy, TriggerType, WorkflowRun
+from kubehatch.cli._common import arg, arguments
 from kubehatch.errors import KubehatchError
 
 NAME = "trigger"
@@ -94,24 +95,21 @@ def _time_arg(text: str) -> datetime:
     return value
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workflow", required=True, help="the Workflow to run")
-    parser.add_argument("--schedule", required=True, help="the cron schedule that fired (UTC)")
-    parser.add_argument(
-        "--run-prefix", required=True, help="runs are named PREFIX-YYYYmmdd-HHMM (UTC)"
-    )
-    parser.add_argument(
+configure = arguments(
+    arg("--workflow", required=True, help="the Workflow to run"),
+    arg("--schedule", required=True, help="the cron schedule that fired (UTC)"),
+    arg("--run-prefix", required=True, help="runs are named PREFIX-YYYYmmdd-HHMM (UTC)"),
+    arg(
         "--scheduled-time",
         type=_time_arg,
         help="the time to fire for (default: from the Job's name, see $KUBEHATCH_JOB_NAME)",
-    )
-    parser.add_argument(
-        "-n", "--namespace", help="namespace of the run (default: $KUBEHATCH_NAMESPACE)"
-    )
-    parser.epilog = (
+    ),
+    arg("-n", "--namespace", help="namespace of the run (default: $KUBEHATCH_NAMESPACE)"),
+    epilog=(
         "Started by the CronJobs the operator makes for spec.triggers.crons. Creating "
         "the same time twice is harmless: the run's name comes from the time."
-    )
+    ),
+)
 
 
 def create_run(body: dict[str, Any]) -> bool:

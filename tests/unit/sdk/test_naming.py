@@ -1,8 +1,8 @@
-"""The naming rule of kubehatch.naming, case by case."""
+"""The naming rule of kubehatch._naming, case by case."""
 
 import functools
 
-from kubehatch.naming import (
+from kubehatch._naming import (
     MAX_NAME_LENGTH,
     dedupe,
     step_name_for,

@@ -6,8 +6,8 @@ import pytest
 from pydantic import BaseModel, Field
 
 from kubehatch import OutputError, to_jsonable
+from kubehatch._serialization import parse_as
 from kubehatch.errors import InputError
-from kubehatch.serialization import parse_as
 
 
 class Model(BaseModel):

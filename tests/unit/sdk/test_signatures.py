@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from kubehatch.signatures import call_problem, callable_name, is_async_callable, return_type
+from kubehatch._signatures import call_problem, callable_name, is_async_callable, return_type
 
 
 class Model(BaseModel):

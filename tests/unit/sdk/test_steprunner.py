@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from kubehatch import steprunner
-from kubehatch.api.wire import EXIT_FAILED, EXIT_PERMANENT, StepEnv
-from kubehatch.errors import KubehatchError, PermanentError
-from kubehatch.steprunner import (
+from kubehatch import _steprunner as steprunner
+from kubehatch._steprunner import (
     MAX_MESSAGE_BYTES,
     MAX_OUTPUT_BYTES,
     build_context,
     encode_output,
     failure_message,
 )
+from kubehatch.api.wire import EXIT_FAILED, EXIT_PERMANENT, StepEnv
+from kubehatch.errors import KubehatchError, PermanentError
 
 WORKER = """
 from kubehatch import Context, Fn, PermanentError, Worker, WorkflowJob

@@ -27,7 +27,7 @@ from typing import Any
 from kubehatch.api import wire
 from kubehatch.api.wire import EXIT_CANCELLED, EXIT_FAILED, EXIT_PERMANENT, StepEnv
 from kubehatch.context import Context
-from kubehatch.errors import PermanentError
+from kubehatch.errors import PermanentError, WorkerLoadError
 
 TERMINATION_LOG = Path("/dev/termination-log")
 # The API server refuses ConfigMaps whose data exceeds 1 MiB; keep room for the key.
@@ -75,9 +75,8 @@ def store_output(step: StepEnv, text: str) -> None:
 
     config.load_incluster_config()
     try:
-        client.CoreV1Api().create_namespaced_config_map(
-            step.namespace, wire.output_configmap(step, text)
-        )
+        body = client.V1ConfigMap.model_validate(wire.output_configmap(step, text))
+        client.CoreV1Api().create_namespaced_config_map(step.namespace, body)
     except ApiException as err:
         if err.status != 409:  # 409: this attempt already stored it before being restarted
             raise
@@ -107,9 +106,11 @@ def main(env: dict[str, str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: cancelled.set())
     try:
         step = StepEnv.from_env(os.environ if env is None else env)
-        from kubehatch.actions import run_step
-        from kubehatch.loader import load_worker
+        from kubehatch._actions import run_step
+        from kubehatch._loader import load_worker
 
+        if not step.worker:  # from_env requires it; only a StepEnv made by hand lacks it
+            raise WorkerLoadError(f"{wire.ENV_WORKER} is not set: no worker to run the step")
         worker = load_worker(step.worker)
         ctx = build_context(step, cancelled)
         output = run_step(worker, step.action, ctx)

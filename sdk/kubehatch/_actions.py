@@ -18,10 +18,10 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from kubehatch._middleware import Middleware, StepFunction, run_chain
+from kubehatch._serialization import JSONValue, to_jsonable
 from kubehatch.context import Context
 from kubehatch.errors import KubehatchError
-from kubehatch.middleware import Middleware, StepFunction, run_chain
-from kubehatch.serialization import JSONValue, to_jsonable
 
 T = TypeVar("T")
 

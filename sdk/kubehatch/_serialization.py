@@ -29,15 +29,18 @@ def to_jsonable(value: Any, *, what: str = "value") -> JSONValue:
     """
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json", by_alias=True)
+    data: JSONValue  # pydantic returns Any: plain JSON data, by the mode asked for
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return TypeAdapter(type(value)).dump_python(value, mode="json", by_alias=True)
+        data = TypeAdapter(type(value)).dump_python(value, mode="json", by_alias=True)
+        return data
     try:
-        return pydantic_core.to_jsonable_python(value, by_alias=True)
+        data = pydantic_core.to_jsonable_python(value, by_alias=True)
     except pydantic_core.PydanticSerializationError as error:
         raise OutputError(
             f"{what} of type {type(value).__name__} cannot be stored as JSON ({error}); "
             "return a pydantic model, a dataclass, a dict or None"
         ) from None
+    return data
 
 
 @overload

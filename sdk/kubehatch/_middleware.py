@@ -20,8 +20,8 @@ import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
 
+from kubehatch._signatures import is_async_callable
 from kubehatch.context import Context
-from kubehatch.signatures import is_async_callable
 
 Next: TypeAlias = Callable[[Context], Any]
 """What a middleware calls to continue: returns the output (awaitable for async ones)."""

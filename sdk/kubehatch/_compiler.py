@@ -14,18 +14,18 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from kubehatch._middleware import StepFunction
+from kubehatch._naming import step_name_for, workflow_name_for
 from kubehatch._origin import function_origin
+from kubehatch._signatures import call_problem
+from kubehatch._workflows import WorkflowJob
 from kubehatch.api.fields import DnsLabel
 from kubehatch.api.graph import Path, format_path, step_graph_problems
 from kubehatch.api.workflow import SpecProblems, WorkflowSpec
 from kubehatch.concurrency import Concurrency
 from kubehatch.errors import Problem
-from kubehatch.middleware import StepFunction
-from kubehatch.naming import step_name_for, workflow_name_for
-from kubehatch.signatures import call_problem
 from kubehatch.steps import Fn
 from kubehatch.triggers import Trigger, as_trigger_list
-from kubehatch.workflows import WorkflowJob
 
 _HINTS = {
     "timezone_aware": "use a timezone-aware datetime, e.g. datetime(2030, 1, 1, tzinfo=UTC)",
@@ -157,7 +157,7 @@ class _Compilation:
         return valid
 
     def _step_names(self) -> list[str]:
-        """Explicit names as given; derived ones made unique with -2, -3 (kubehatch.naming)."""
+        """Explicit names as given; derived ones made unique with -2, -3 (kubehatch._naming)."""
         taken: set[str] = set()
         names = []
         for step in self.steps:
