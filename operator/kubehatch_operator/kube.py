@@ -98,18 +98,16 @@ class Kube:
     # --- deletes ------------------------------------------------------------------------
     async def delete_job(self, namespace: str, name: str) -> None:
         """Delete a Job and its pods now: the pods get SIGTERM and their grace period."""
-        API_WRITES.labels("delete", "jobs").inc()
-        await _ignore(
-            (404,), self.batch.delete_namespaced_job, name, namespace,
-            propagation_policy="Background",
-        )  # fmt: skip
+        await self._delete_batch("jobs", self.batch.delete_namespaced_job, namespace, name)
 
     async def delete_cronjob(self, namespace: str, name: str) -> None:
-        API_WRITES.labels("delete", "cronjobs").inc()
-        await _ignore(
-            (404,), self.batch.delete_namespaced_cron_job, name, namespace,
-            propagation_policy="Background",
-        )  # fmt: skip
+        await self._delete_batch("cronjobs", self.batch.delete_namespaced_cron_job, namespace, name)
+
+    async def _delete_batch(
+        self, resource: str, method: Callable[..., Any], namespace: str, name: str
+    ) -> None:
+        API_WRITES.labels("delete", resource).inc()
+        await _ignore((404,), method, name, namespace, propagation_policy="Background")
 
     async def delete_custom(
         self, plural: str, namespace: str, name: str, uid: str | None = None

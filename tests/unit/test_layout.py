@@ -311,3 +311,25 @@ def test_no_module_over_max_lines(product_modules: dict[str, Path]) -> None:
         f"  {product_modules[m].relative_to(ROOT)}: {n} lines" for m, n in offenders.items()
     )
     assert not offenders, f"{len(offenders)} module(s) over {MAX_LINES} lines:\n{report}"
+
+
+def test_the_operator_loads_only_the_sdk_modules_it_may_import() -> None:
+    """import-linter sees import lines; this sees what Python actually loads.
+
+    ``import kubehatch.api`` runs ``kubehatch/__init__`` first: its public names load
+    lazily, so the operator process holds the API types and nothing else of the SDK.
+    """
+    import subprocess
+    import sys
+
+    pytest.importorskip("kopf")
+    script = (
+        "import sys, kubehatch_operator.handlers\n"
+        "print('\\n'.join(m for m in sys.modules if m.split('.')[0] == 'kubehatch'))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.split()
+    allowed = ("kubehatch", "kubehatch.api", "kubehatch.errors", "kubehatch.durations")
+    extra = [m for m in loaded if not any(m == a or m.startswith(a + ".") for a in allowed[1:])]
+    assert extra == ["kubehatch"], f"the operator loads SDK modules it must not use: {extra}"

@@ -62,9 +62,11 @@ class Triggers:
         """Per workflow, runs made by triggers that its status does not show yet."""
         self.cron_synced: dict[Key, tuple[Any, ...]] = {}
         self.cron_errors: dict[Key, list[str]] = {}
-        self.retention: dict[Key, asyncio.TimerHandle] = {}
+        self.retention: dict[Key, str] = {}
+        """Handled events waiting for their retention to run out, with their uid."""
         self.workflow_worker = KeyedQueue("syncing the triggers of workflow", self.sync_workflow)
         self.event_worker = KeyedQueue("handling event", self.handle_event)
+        self.expiry = KeyedQueue("deleting handled event", self._expire, retry_seconds=60)
 
     # --- Workflows ------------------------------------------------------------------------
     def workflow_changed(self, key: Key) -> None:
@@ -191,9 +193,8 @@ class Triggers:
         key = info.ref
         if deleted:
             self.events.pop(key, None)
-            timer = self.retention.pop(key, None)
-            if timer is not None:
-                timer.cancel()
+            self.retention.pop(key, None)
+            self.expiry.cancel(key)
             return
         if info.handled_at is not None:
             self.events.pop(key, None)
@@ -231,20 +232,14 @@ class Triggers:
     def _arm_retention(self, key: Key, uid: str, handled_at: datetime) -> None:
         if key in self.retention:
             return
+        self.retention[key] = uid
         due = events.deletion_due(handled_at, self.event_retention)
-        delay = max((due - now()).total_seconds(), 0.0)
-        loop = asyncio.get_running_loop()
-        self.retention[key] = loop.call_later(delay, self._expire, key, uid)
+        self.expiry.wake(key, (due - now()).total_seconds())
 
-    def _expire(self, key: Key, uid: str) -> None:
-        async def delete() -> None:
-            try:
-                await self.kube.delete_custom(wire.WORKFLOW_EVENTS, key[0], key[1], uid)
-            except Exception:
-                log.exception("deleting handled event %s/%s failed; retrying later", *key)
-                loop = asyncio.get_running_loop()
-                self.retention[key] = loop.call_later(60, self._expire, key, uid)
-                return
+    async def _expire(self, key: Key) -> float | None:
+        """Delete this very event once its retention ran out (a failure retries in 60 s)."""
+        uid = self.retention.get(key)
+        if uid is not None:
+            await self.kube.delete_custom(wire.WORKFLOW_EVENTS, key[0], key[1], uid)
             self.retention.pop(key, None)
-
-        asyncio.get_running_loop().create_task(delete())
+        return None

@@ -242,8 +242,8 @@ def test_an_event_is_handled_once_even_when_replayed() -> None:
         await again.handle_event(("ns", "ev"))
         assert len(kube.runs) == 2 and kube.run_creates == 4
         assert kube.events["ev"]["status"]["runs"] == status["runs"]
-        again.retention[("ns", "ev")].cancel()
-        t.retention[("ns", "ev")].cancel()
+        again.expiry.cancel(("ns", "ev"))
+        t.expiry.cancel(("ns", "ev"))
         await asyncio.sleep(0.01)  # the workflows' status syncs
         assert kube.workflows["audit"]["status"]["lastTriggered"] == {
             "event:user:*": next(n for n in kube.runs if n.startswith("audit-"))
