@@ -42,6 +42,8 @@ def kopf_args(args: list[str], now_ns: int | None = None) -> list[str]:
         args.append(f"--priority={-((now_ns or time.time_ns()) // 1000)}")
     exact = bool(namespaces) and not any(GLOB & set(ns) for ns in namespaces)
     os.environ["KUBEHATCH_SCAN_CLUSTER"] = "false" if exact else "true"
+    # What the operator lists itself at start-up (before admitting any run) and to resync.
+    os.environ["KUBEHATCH_WATCH_NAMESPACES"] = ",".join(namespaces)
     return ["kopf", "run", "-m", "kubehatch_operator.handlers", *args]
 
 

@@ -29,7 +29,11 @@ class Contender:
     key: str
     created: datetime
     running: bool
-    """Started (holds a slot); else waiting to start."""
+    """Started, or has Jobs still running (holds a slot); else waiting to start."""
+    arrival: int = 0
+    """Breaks ties of `created` (one-second resolution) by order of arrival."""
+    leaving: bool = False
+    """Cancelled: holds its slot while its pods stop, and never pushes another run out."""
 
 
 @dataclass
@@ -41,7 +45,7 @@ class Admission:
 
 
 def _order(runs: Sequence[Contender]) -> list[Contender]:
-    return sorted(runs, key=lambda r: (r.created, r.name))
+    return sorted(runs, key=lambda r: (r.created, r.arrival, r.name))
 
 
 def admit(runs: Sequence[Contender], max_runs: int, strategy: LimitStrategy) -> Admission:
@@ -51,8 +55,9 @@ def admit(runs: Sequence[Contender], max_runs: int, strategy: LimitStrategy) -> 
     by_key: dict[str, list[Contender]] = {}
     for run in _order(runs):
         by_key.setdefault(run.key, []).append(run)
-    for group in by_key.values():
-        running = [r for r in group if r.running]
+    for everyone in by_key.values():
+        group = [r for r in everyone if not r.leaving]
+        running = [r for r in everyone if r.running]
         waiting = [r for r in group if not r.running]
         if strategy is LimitStrategy.CANCEL_IN_PROGRESS:
             # Keep the newest max_runs of the key, whether running or not.
@@ -75,10 +80,12 @@ def _round_robin(runs: Sequence[Contender], max_runs: int) -> Admission:
     free = max(max_runs - sum(r.running for r in runs), 0)
     queues: dict[str, list[Contender]] = {}
     for run in _order(runs):
-        if not run.running:
+        if not run.running and not run.leaving:
             queues.setdefault(run.key, []).append(run)
     # Keys take turns in the order of their oldest waiting run.
-    turn = sorted(queues, key=lambda k: (queues[k][0].created, queues[k][0].name))
+    turn = sorted(
+        queues, key=lambda k: (queues[k][0].created, queues[k][0].arrival, queues[k][0].name)
+    )
     while free and any(queues[k] for k in turn):
         for key in turn:
             if free and queues[key]:

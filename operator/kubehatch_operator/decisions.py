@@ -76,7 +76,7 @@ def decide(
     for name in order:
         prior = status.steps.get(name, StepStatus())
         status.steps[name] = observe_step(
-            run.name, steps[name], prior, by_step.get(name, []), now, decision
+            run, steps[name], prior, by_step.get(name, []), now, decision
         )
 
     if gate is not None and gate.verdict in (Verdict.CANCEL, Verdict.FAIL):
@@ -111,7 +111,7 @@ def decide(
             now,
         )
     else:
-        start_ready_steps(run.name, spec, order, status, decision, now)
+        start_ready_steps(run, spec, order, status, decision, now)
         if all(status.steps[n].phase is StepPhase.SUCCEEDED for n in order):
             status.phase = WorkflowRunPhase.SUCCEEDED
             _set_finished(status, now)
@@ -119,11 +119,45 @@ def decide(
         else:
             status.phase = WorkflowRunPhase.RUNNING
             _set_succeeded(status, ConditionStatus.UNKNOWN, "Running", "", run)
-            decision.wake_at = _next_wake(status, spec)
+            wakes = (decision.wake_at, _next_wake(status, spec))
+            decision.wake_at = min((t for t in wakes if t is not None), default=None)
 
     succeeded = sum(status.steps[n].phase is StepPhase.SUCCEEDED for n in order)
     status.progress = f"{succeeded}/{len(order)}"
     return _finish_decision(old, decision)
+
+
+def refuse(
+    status: WorkflowRunStatus,
+    generation: int,
+    reason: str,
+    message: str,
+    now: datetime,
+    attempts: Sequence[Attempt] = (),
+) -> Decision:
+    """End a run that cannot run as it is: Failed, with the reason and what to fix.
+
+    For a run whose own spec is invalid, whose Workflow names a ServiceAccount steps may
+    not use, whose input cannot be stored, or that the API server refused to serve.
+    """
+    old = status
+    status = status.model_copy(deep=True)
+    status.observed_generation = generation
+    decision = Decision(status=status)
+    _end_run(status, decision, attempts, WorkflowRunPhase.FAILED, reason, message, now)
+    return _finish_decision(old, decision)
+
+
+def account_problem(spec: WorkflowSpec, allowed: frozenset[str]) -> str | None:
+    """Why the Workflow's ServiceAccount may not run steps, or None when it may."""
+    account = spec.service_account_name
+    if account is None or account in allowed:
+        return None
+    return (
+        f"spec.serviceAccountName: step pods may not run as ServiceAccount {account!r}; "
+        f"use one of {', '.join(sorted(allowed))} (an administrator allows more with the "
+        "chart value stepServiceAccount.allowed)"
+    )
 
 
 def decide_key(
@@ -146,7 +180,7 @@ def decide_key(
     decision = Decision(status=status)
     attempt = next((a for a in attempts if a.step == wire.KEY_STEP), None)
     if attempt is None:
-        job = wire.job_name(run.name, wire.KEY_STEP, 1)
+        job = wire.job_name(run.name, run.uid, wire.KEY_STEP, 1)
         step = StepSpec(name="key", action=action)
         decision.start.append(StartAttempt(step, 1, job, {}, name=wire.KEY_STEP))
         decision.create_input = True
@@ -216,7 +250,7 @@ def _start(
     status.workflow_spec = workflow.model_copy(deep=True)
     status.started_at = now
     status.phase = WorkflowRunPhase.RUNNING
-    status.input_config_map = wire.input_configmap_name(run.name)
+    status.input_config_map = wire.input_configmap_name(run.name, run.uid)
     status.steps = {s.name: StepStatus() for s in workflow.steps}
     decision.create_input = True
     return True

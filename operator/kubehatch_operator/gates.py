@@ -7,14 +7,14 @@ may start. No API calls: the reconciler applies the verdicts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 
 from kubehatch.api.cel import concurrency_key
 from kubehatch.api.workflow import ConcurrencySpec, LimitStrategy
 from kubehatch_operator.admission import Admission, Contender, admit
 from kubehatch_operator.model import Gate, Run, Verdict
-from kubehatch_operator.store import RunEntry
+from kubehatch_operator.store import Key, RunEntry
 
 
 def run_key(run: Run, concurrency: ConcurrencySpec) -> str | None:
@@ -40,14 +40,26 @@ def contends(entry: RunEntry, now: datetime) -> bool:
 
 
 def gate(
-    name: str, runs: Iterable[RunEntry], concurrency: ConcurrencySpec, now: datetime
+    name: str,
+    runs: Iterable[RunEntry],
+    concurrency: ConcurrencySpec,
+    now: datetime,
+    holding: Collection[Key] = (),
 ) -> tuple[Gate, Admission]:
-    """The verdict on run `name` among the workflow's unfinished `runs` (it is one of them)."""
+    """The verdict on run `name` among the workflow's unfinished `runs` (it is one of them).
+
+    `holding` are runs with Jobs still running: they hold their slot whatever their
+    status says (a start whose status write was lost in a crash still counts).
+    """
     contenders: list[Contender] = []
     own_key: str | None = None
     for entry in runs:
-        if not contends(entry, now) or entry.run is None:
+        held = entry.key in holding
+        if entry.run is None or not (held or contends(entry, now)):
             continue
+        leaving = entry.run.spec.cancel
+        if leaving and not held and not entry.started:
+            continue  # cancelled before it started: it wants nothing
         run_name = entry.key[1]
         try:
             key = run_key(entry.run, concurrency)
@@ -59,7 +71,16 @@ def gate(
             continue  # neither holds nor wants a slot until its key is known
         if run_name == name:
             own_key = key
-        contenders.append(Contender(run_name, key, entry.created, entry.started))
+        contenders.append(
+            Contender(
+                run_name,
+                key,
+                entry.created,
+                running=entry.started or held,
+                arrival=entry.arrival,
+                leaving=leaving,
+            )
+        )
     admission = admit(contenders, concurrency.max_runs, concurrency.limit_strategy)
     limit = f"{concurrency.max_runs} run(s) per key" + (
         " in total, shared in turn across keys"

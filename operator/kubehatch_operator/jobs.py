@@ -39,17 +39,18 @@ def step_job(
         action=spec.qualified_action(step),
         attempt=start.attempt,
         parents=tuple(step.parents),
-        output_configmap=wire.output_configmap_name(run, name, start.attempt),
+        output_configmap=wire.output_configmap_name(start.job_name),
         worker=spec.worker,
+        timeout_seconds=_seconds(step.timeout),
     )
     labels = step_env.labels
     env = [
         *({"name": k, "value": v} for k, v in step_env.to_env().items()),
         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
-        *({"name": e.name, "value": e.value} for e in step.env),
+        *(e.to_container() for e in step.env),
     ]
     volumes: list[dict[str, Any]] = [
-        {"name": "input", "configMap": {"name": wire.input_configmap_name(run)}},
+        {"name": "input", "configMap": {"name": wire.input_configmap_name(run, run_uid)}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
     ]
     mounts = [
@@ -97,6 +98,11 @@ def step_job(
     job_spec: dict[str, Any] = {
         # Retries are the operator's: one Job per attempt keeps every attempt's logs.
         "backoffLimit": 0,
+        # A node drain, an eviction or a preemption is not the step's failure: the Job
+        # makes a new pod, once the old one is gone (the default with this policy).
+        "podFailurePolicy": {
+            "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
+        },
         "template": {
             "metadata": {"labels": labels},
             "spec": {
@@ -115,10 +121,13 @@ def step_job(
             },
         },
     }
+    # The step's own timeout runs in its pod, from the start of its code (`kubehatch
+    # step` stops it, exit 124). The deadline is a backstop: start-up, the timeout and
+    # the grace period, so that a pod that hangs past all of them is stopped anyway.
     if step.timeout:
-        job_spec["activeDeadlineSeconds"] = max(
-            1, int(parse_duration(step.timeout).total_seconds())
-        )
+        start_limit = _seconds(step.start_timeout) or DEFAULT_START_SECONDS
+        timeout = _seconds(step.timeout) or 0
+        job_spec["activeDeadlineSeconds"] = start_limit + timeout + 2 * settings.grace_seconds
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -130,3 +139,11 @@ def step_job(
         },
         "spec": job_spec,
     }
+
+
+DEFAULT_START_SECONDS = 600
+"""Ten minutes to schedule the pod and pull its image, unless the step says otherwise."""
+
+
+def _seconds(duration: str | None) -> int | None:
+    return max(1, int(parse_duration(duration).total_seconds())) if duration else None

@@ -14,6 +14,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from fnmatch import fnmatch
 from typing import Any
 
 from kubernetes import client, config
@@ -39,6 +40,18 @@ def load_config(pool_size: int) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
+class ForeignObjectError(Exception):
+    """An object of the name we derive exists, and another owner made it."""
+
+
+REFUSALS = frozenset({400, 403, 404, 413, 422})
+"""API answers to a create that no retry can change: the request itself is wrong."""
+
+
+def refused(err: BaseException) -> bool:
+    return isinstance(err, ApiException) and err.status in REFUSALS
+
+
 def api_message(err: ApiException) -> str:
     """The Status message of an API error (its body is JSON), else the raw reason."""
     try:
@@ -55,10 +68,32 @@ class Kube:
 
     # --- creates (idempotent) -----------------------------------------------------------
     async def create_configmap(self, body: dict[str, Any]) -> bool:
-        return await _create(self.core.create_namespaced_config_map, body, "configmaps")
+        created = await _create(self.core.create_namespaced_config_map, body, "configmaps")
+        if not created:
+            await self._check_owner(self.core.read_namespaced_config_map, body)
+        return created
 
     async def create_job(self, body: dict[str, Any]) -> bool:
-        return await _create(self.batch.create_namespaced_job, body, "jobs")
+        created = await _create(self.batch.create_namespaced_job, body, "jobs")
+        if not created:
+            await self._check_owner(self.batch.read_namespaced_job, body)
+        return created
+
+    async def _check_owner(self, read: Callable[..., Any], body: dict[str, Any]) -> None:
+        """After a 409: the object there must be the one this create would have made.
+
+        Names are derived from the run's uid, so only a leftover or a forgery can differ;
+        handing on what someone else made would let them choose what a step reads.
+        """
+        meta = body["metadata"]
+        found = await _call(read, meta["name"], meta["namespace"])
+        mine = {r["uid"] for r in meta.get("ownerReferences") or []}
+        theirs = {r.uid for r in found.metadata.owner_references or []}
+        if not mine & theirs:
+            raise ForeignObjectError(
+                f"{body['kind']} {meta['name']!r} exists but is not owned by this run "
+                f"(owners: {sorted(theirs) or 'none'}); delete it, then the run carries on"
+            )
 
     async def create_cronjob(self, body: dict[str, Any]) -> bool:
         return await _create(self.batch.create_namespaced_cron_job, body, "cronjobs")
@@ -180,12 +215,21 @@ class Kube:
         cm = await _call(self.core.read_namespaced_config_map, configmap, namespace)
         return json.loads((cm.data or {}).get(wire.OUTPUT_KEY, "null"))
 
-    async def termination_message(self, namespace: str, job: str) -> tuple[str | None, int | None]:
-        """Why the pod of a failed Job stopped: its termination message and exit code."""
+    async def _job_pods(self, namespace: str, job_uid: str) -> list[Any]:
+        """The pods of one Job, by its uid (a Job of the same name before it is not it)."""
         pods = await _call(
-            self.core.list_namespaced_pod, namespace, label_selector=f"job-name={job}"
+            self.core.list_namespaced_pod,
+            namespace,
+            label_selector=f"batch.kubernetes.io/controller-uid={job_uid}",
         )
-        for pod in pods.items:
+        return list(pods.items)
+
+    async def termination_message(
+        self, namespace: str, job_uid: str
+    ) -> tuple[str | None, int | None]:
+        """Why the pod of a failed Job stopped: its termination message and exit code."""
+        pods = await self._job_pods(namespace, job_uid)
+        for pod in pods:
             for status in (pod.status.container_statuses if pod.status else None) or []:
                 terminated = status.state.terminated if status.state else None
                 if terminated is None:
@@ -195,6 +239,68 @@ class Kube:
                 )
                 return message, terminated.exit_code
         return None, None
+
+    async def why_waiting(self, namespace: str, job_uid: str) -> str | None:
+        """Why a Job's pod has not started: its waiting reason, or the Job's FailedCreate."""
+        for pod in await self._job_pods(namespace, job_uid):
+            status = pod.status
+            for container in (status.container_statuses if status else None) or []:
+                waiting = container.state.waiting if container.state else None
+                if waiting is not None and waiting.reason not in (None, "ContainerCreating"):
+                    return f"{waiting.reason}: {waiting.message or 'no message'}"
+            for condition in (status.conditions if status else None) or []:
+                if condition.type == "PodScheduled" and condition.status == "False":
+                    return f"{condition.reason}: {condition.message or 'no message'}"
+            return None
+        # No pod at all: the Job controller could not create it (quota, Pod Security...).
+        events = await _call(
+            self.core.list_namespaced_event,
+            namespace,
+            field_selector=f"involvedObject.uid={job_uid},reason=FailedCreate",
+        )
+        latest = max(events.items, key=lambda e: e.last_timestamp or e.event_time, default=None)
+        return f"FailedCreate: {latest.message}" if latest is not None else None
+
+    async def list_objects(self, plural: str, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Every object of one of kubehatch's kinds (or managed Jobs) in the namespaces.
+
+        Exact names are listed one by one (namespaced RBAC grants nothing more); globs and
+        "all" are listed cluster-wide and filtered here.
+        """
+        exact = [n for n in namespaces if not set(n) & set("*?[]!")]
+        if namespaces and len(exact) == len(namespaces):
+            found = []
+            for namespace in exact:
+                found += await self._list(plural, namespace)
+            return found
+        items = await self._list(plural, None)
+        if not namespaces:
+            return items
+        return [i for i in items if any(fnmatch(i["metadata"]["namespace"], n) for n in namespaces)]
+
+    async def _list(self, plural: str, namespace: str | None) -> list[dict[str, Any]]:
+        if plural == "jobs":
+            selector = f"{wire.LABEL_MANAGED_BY}={wire.MANAGED_BY}"
+            if namespace is None:
+                result = await _call(
+                    self.batch.list_job_for_all_namespaces, label_selector=selector
+                )
+            else:
+                result = await _call(
+                    self.batch.list_namespaced_job, namespace, label_selector=selector
+                )
+            api = self.batch.api_client
+            return [api.sanitize_for_serialization(item) for item in result.items]
+        if namespace is None:
+            listed = await _call(
+                self.custom.list_cluster_custom_object, wire.GROUP, wire.VERSION, plural
+            )
+        else:
+            listed = await _call(
+                self.custom.list_namespaced_custom_object,
+                wire.GROUP, wire.VERSION, namespace, plural,
+            )  # fmt: skip
+        return list(listed.get("items") or [])
 
     async def list_workflows(self, namespace: str) -> list[dict[str, Any]]:
         """A consistent read: a Workflow created before an event is always in it."""

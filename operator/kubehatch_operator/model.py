@@ -35,6 +35,14 @@ class Attempt:
     message: str | None = None
     permanent: bool = False
     """The step said a retry cannot help (a PermanentError, exit code 3)."""
+    uid: str = ""
+    """The Job's uid: its pods carry it in the controller-uid label."""
+    terminating: bool = False
+    """Failed, but its pod is still stopping: a retry waits, never runs beside it."""
+    started: bool = False
+    """Its container has started (the step's code runs or ran)."""
+    waiting: str | None = None
+    """Why its pod has not started yet (scheduling, image pull, config), from the pod."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,7 @@ class Run:
     generation: int
     spec: WorkflowRunSpec
     status: WorkflowRunStatus
+    uid: str = ""
 
 
 @dataclass(frozen=True)

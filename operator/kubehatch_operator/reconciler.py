@@ -17,48 +17,28 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
+
+from kubernetes.client.exceptions import ApiException
 
 from kubehatch.api import wire
 from kubehatch.api.workflow import LimitStrategy, WorkflowSpec
-from kubehatch.api.workflowrun import WorkflowRunPhase
+from kubehatch.api.workflowrun import WorkflowRunPhase, WorkflowRunStatus
 from kubehatch_operator import gates, jobs, retention
 from kubehatch_operator.admission import Admission
 from kubehatch_operator.clock import now
-from kubehatch_operator.decisions import decide, decide_key
-from kubehatch_operator.kube import Kube
+from kubehatch_operator.decisions import account_problem, decide, decide_key, refuse
+from kubehatch_operator.kube import ForeignObjectError, Kube, api_message, refused
 from kubehatch_operator.metrics import HANDOFF_SECONDS, RECONCILE_SECONDS
-from kubehatch_operator.model import Attempt, AttemptState, Decision, Gate, Run, Verdict
+from kubehatch_operator.model import Attempt, AttemptState, Decision, Gate, StartAttempt, Verdict
 from kubehatch_operator.patches import merge_patch
+from kubehatch_operator.reading import Pass, read_pass
 from kubehatch_operator.settings import Settings
 from kubehatch_operator.store import Key, RunEntry, Store
 from kubehatch_operator.workqueue import KeyedQueue
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class Pass:
-    """What one reconcile pass read."""
-
-    entry: RunEntry
-    run: Run
-    workflow: WorkflowSpec | str | None
-    """The Workflow's spec, why it is invalid, or None when it does not exist."""
-    attempts: list[Attempt]
-    key_output: str | None = None
-    """What the concurrency key action returned, once it succeeded."""
-
-    @property
-    def key(self) -> Key:
-        return self.entry.key
-
-    @property
-    def spec(self) -> WorkflowSpec | None:
-        """The spec the run follows: its snapshot once started, else the Workflow's."""
-        if self.run.status.workflow_spec is not None:
-            return self.run.status.workflow_spec
-        return self.workflow if isinstance(self.workflow, WorkflowSpec) else None
 
 
 class Reconciler:
@@ -107,52 +87,68 @@ class Reconciler:
 
     async def reconcile(self, key: Key) -> float | None:
         """One pass over run ``key``; returns the seconds after which to look again."""
-        read = await self._read(key)
-        if read is None:
-            return None
-        spec = read.spec
-        phase = read.run.status.phase
-        limited = (
-            spec is not None
-            and spec.concurrency is not None
-            and not (phase is not None and phase.finished)
-            and not read.run.spec.cancel
-        )
-        if not limited:
-            return await self._apply(read, self._decide(read))
-        assert spec is not None and spec.concurrency is not None
-        if read.entry.started:  # only a newer run taking its slot can reach it
-            return await self._apply(read, self._decide(read, self._superseded(read, spec)))
-        if spec.concurrency.action and read.run.status.concurrency_key is None:
-            decision = decide_key(read.run, spec, read.attempts, read.key_output, now())
-            return await self._apply(read, decision)
-        return await self._admit(read, spec)
-
-    async def _read(self, key: Key) -> Pass | None:
         entry = self.store.runs.get(key)
         if entry is None:
             return None
         if entry.run is None:
-            log.error("run %s/%s is not a valid WorkflowRun: %s", *key, entry.problem)
-            return None
-        workflow = self.store.workflows.get(entry.workflow_key)
-        attempts = await self._attempts_with_messages(key)
-        key_output = None
-        key_attempt = next((a for a in attempts if a.step == wire.KEY_STEP), None)
+            return await self._refuse_invalid(entry)
+        read = await read_pass(self.store, self.kube, entry, entry.run, now())
+        spec = read.spec
+        run = read.run
+        phase = run.status.phase
         if (
-            key_attempt is not None
-            and key_attempt.state is AttemptState.SUCCEEDED
-            and entry.run.status.concurrency_key is None
+            not entry.started
+            and spec is not None
+            and not run.spec.cancel
+            and (refusal := self._refusal(read, spec))
         ):
-            configmap = wire.output_configmap_name(key[1], wire.KEY_STEP, key_attempt.attempt)
-            key_output = str(await self.kube.read_output(key[0], configmap))
-        return Pass(
-            entry=entry,
-            run=entry.run,
-            workflow=workflow.for_decisions if workflow is not None else None,
-            attempts=attempts,
-            key_output=key_output,
+            reason, message = refusal
+            return await self._apply(
+                read, refuse(run.status, run.generation, reason, message, now())
+            )
+        limited = (
+            spec is not None
+            and spec.concurrency is not None
+            and not (phase is not None and phase.finished)
+            and not run.spec.cancel
         )
+        if not limited:
+            return await self._apply(read, self._decide(read))
+        assert spec is not None and spec.concurrency is not None
+        if entry.started:  # only a newer run taking its slot can reach it
+            return await self._apply(read, self._decide(read, self._superseded(read, spec)))
+        if spec.concurrency.action and run.status.concurrency_key is None:
+            decision = decide_key(run, spec, read.attempts, read.key_output, now())
+            return await self._apply(read, decision)
+        return await self._admit(read, spec)
+
+    def _refusal(self, read: Pass, spec: WorkflowSpec) -> tuple[str, str] | None:
+        """Why a run that has not started may never start as it is, or None."""
+        problem = account_problem(spec, self.settings.steps.allowed)
+        if problem is not None:
+            return "ServiceAccountNotAllowed", f"Workflow {read.entry.workflow!r}: {problem}"
+        size = len(json.dumps(read.run.spec.input).encode())
+        if size > wire.MAX_INPUT_BYTES:
+            return "InputTooLarge", (
+                f"spec.input is {size} bytes, more than a run's input may be "
+                f"({wire.MAX_INPUT_BYTES} bytes: one ConfigMap); pass a reference to the "
+                "data instead (an object-storage URL, a volume path)"
+            )
+        return None
+
+    async def _refuse_invalid(self, entry: RunEntry) -> float | None:
+        """A run that does not parse fails alone, saying which field is wrong."""
+        meta = entry.body["metadata"]
+        status = WorkflowRunStatus()
+        message = (
+            f"WorkflowRun {meta['name']!r} is invalid: {entry.problem}; fix the field "
+            "(kubectl edit) or delete the run"
+        )
+        generation = int(meta.get("generation") or 1)
+        decision = refuse(status, generation, "InvalidSpec", message, now())
+        log.warning("run %s/%s: %s", *entry.key, message)
+        raw = entry.body.get("status") if isinstance(entry.body.get("status"), dict) else {}
+        return await self._write(entry, raw or {}, decision)
 
     @staticmethod
     def _decide(read: Pass, gate: Gate | None = None) -> Decision:
@@ -168,12 +164,15 @@ class Reconciler:
         if spec.concurrency.limit_strategy is not LimitStrategy.CANCEL_IN_PROGRESS:
             return None
         runs = self.store.runs_of(read.entry.workflow_key)
-        gate, _ = gates.gate(read.key[1], runs, spec.concurrency, now())
+        gate, _ = gates.gate(read.key[1], runs, spec.concurrency, now(), self._holding(runs))
         if gate.verdict is not Verdict.CANCEL:
             return None
         strategy = spec.concurrency.limit_strategy.value
         message = f"cancelled by the concurrency limit ({strategy}): a newer run took its slot"
         return Gate(Verdict.CANCEL, gate.key, message)
+
+    def _holding(self, runs: list[RunEntry]) -> set[Key]:
+        return {entry.key for entry in runs if self.store.live_jobs(entry)}
 
     async def _admit(self, read: Pass, spec: WorkflowSpec) -> float | None:
         """Start, queue or cancel a run that has not started, by its workflow's limit.
@@ -187,45 +186,37 @@ class Reconciler:
         admission: Admission
         async with self._admission_locks.setdefault(workflow, asyncio.Lock()):
             runs = self.store.runs_of(workflow)
-            gate, admission = gates.gate(read.key[1], runs, spec.concurrency, now())
+            holding = self._holding(runs)
+            gate, admission = gates.gate(read.key[1], runs, spec.concurrency, now(), holding)
             delay = await self._apply(read, self._decide(read, gate))
         for other in {*admission.cancel, *admission.start} - {read.key[1]}:
             self.kick((workflow[0], other))
         return delay
 
-    async def _attempts_with_messages(self, key: Key) -> list[Attempt]:
-        """The run's attempts; failed ones get their pod's termination message (read once)."""
-        known = self.store.attempts.get(key, {})
-        for job, attempt in list(known.items()):
-            if (
-                attempt.state is AttemptState.FAILED
-                and attempt.message is None
-                and not attempt.timed_out
-            ):
-                message, code = await self.kube.termination_message(key[0], job)
-                known[job] = dataclasses.replace(
-                    attempt, message=message or "no message", permanent=code == wire.EXIT_PERMANENT
-                )
-        return list(known.values())
-
-    # --- writing a decision -------------------------------------------------------------------
+    # --- writing a decision -------------------------------------------------------------
     async def _apply(self, read: Pass, decision: Decision) -> float | None:
-        """Create, stop, record, tell: in this order, so that a crash in between redoes it."""
+        """Record first, then launch: the status that names an attempt is written before
+        its Job is created, so a crash in between re-creates exactly that Job (its name is
+        deterministic), never a second, different one."""
         key, run = read.key, read.run
         namespace, name = key
-        status = decision.status
         if decision.create_input:
-            await self.kube.create_configmap(
-                wire.input_configmap(
-                    namespace=namespace,
-                    workflow=read.entry.workflow,
-                    run=name,
-                    run_uid=read.entry.uid,
-                    input_json=json.dumps(run.spec.input),
+            try:
+                await self.kube.create_configmap(
+                    wire.input_configmap(
+                        namespace=namespace,
+                        workflow=read.entry.workflow,
+                        run=name,
+                        run_uid=read.entry.uid,
+                        input_json=json.dumps(run.spec.input),
+                    )
                 )
-            )
-        if decision.start:
-            await self._start_jobs(read, decision)
+            except Exception as err:
+                if not (refused(err) or isinstance(err, ForeignObjectError)):
+                    raise
+                why = f"the run's input could not be stored: {_why(err)}"
+                decision = refuse(run.status, run.generation, "InputRefused", why, now())
+        status = decision.status
         stop = set(decision.stop_jobs)
         ended = status.phase is not None and status.phase.finished
         if (
@@ -238,52 +229,94 @@ class Reconciler:
             stop.update(await self.kube.active_jobs(namespace, name))
         if stop:
             await asyncio.gather(*(self.kube.delete_job(namespace, j) for j in sorted(stop)))
-        patch = merge_patch(run.status.to_dict(), status.to_dict())
-        if patch:
-            updated = await self.kube.patch_status(wire.WORKFLOW_RUNS, namespace, name, patch)
-            if updated is None:  # deleted meanwhile: nothing left to do for it
-                self.store.forget_run(key)
-                return None
-            self.store.observe_run(updated)
-        if self.settings.observability.post_events:
-            for event in decision.events:
-                self._in_background(
-                    self.kube.post_event(read.entry.body, event.type, event.reason, event.message)
-                )
+        if not await self._write(read.entry, run.status.to_dict(), decision):
+            return None
+        if decision.start:
+            await self._start_jobs(read, decision)
         if decision.wake_at is None:
             return None
         return (decision.wake_at - now()).total_seconds()
 
+    async def _write(self, entry: RunEntry, old: dict[str, Any], decision: Decision) -> bool:
+        """Patch the status (and tell people); False when the run is gone."""
+        patch = merge_patch(old, self._stamped(entry, decision.status).to_dict())
+        if patch:
+            updated = await self.kube.patch_status(wire.WORKFLOW_RUNS, *entry.key, patch)
+            if updated is None:  # deleted meanwhile: nothing left to do for it
+                self.store.forget_run(entry.key)
+                return False
+            self.store.observe_run(updated)
+        if self.settings.observability.post_events:
+            for event in decision.events:
+                self._in_background(
+                    self.kube.post_event(entry.body, event.type, event.reason, event.message)
+                )
+        return True
+
+    @staticmethod
+    def _stamped(entry: RunEntry, status: WorkflowRunStatus) -> WorkflowRunStatus:
+        """The status with the run's arrival recorded, the first time the operator writes."""
+        if status.arrival is not None or entry.resource_version is None:
+            return status
+        return status.model_copy(update={"arrival": str(entry.resource_version)})
+
     async def _start_jobs(self, read: Pass, decision: Decision) -> None:
+        """Create the decided Jobs; one the API server refuses fails its attempt for good."""
         spec = decision.status.workflow_spec or read.spec
         assert spec is not None
-        manifests = [
-            jobs.step_job(
-                namespace=read.key[0],
-                workflow=read.entry.workflow,
-                run=read.key[1],
-                run_uid=read.entry.uid,
-                spec=spec,
-                start=start,
-                settings=self.settings.steps,
-            )
-            for start in decision.start
-        ]
-        await asyncio.gather(*(self.kube.create_job(m) for m in manifests))
-        self._observe_handoff(read.key, decision)
-        for start in decision.start:
+        results = await asyncio.gather(
+            *(self.kube.create_job(self._job(read, spec, start)) for start in decision.start),
+            return_exceptions=True,
+        )
+        self._observe_handoff(read.entry, decision)
+        refusals = 0
+        for start, result in zip(decision.start, results, strict=True):
             attempt = Attempt(start.step_name, start.attempt, start.job_name, AttemptState.ACTIVE)
-            self.store.note_created(read.key, attempt)
+            if isinstance(result, BaseException):
+                if not (refused(result) or isinstance(result, ForeignObjectError)):
+                    raise result
+                why = f"the API server refused its Job: {_why(result)}"
+                attempt = dataclasses.replace(
+                    attempt,
+                    state=AttemptState.FAILED,
+                    message=why,
+                    permanent=True,
+                    finished_at=now(),
+                )
+                self.store.attempts_of(read.entry)[start.job_name] = attempt
+                refusals += 1
+                self._in_background(
+                    self.kube.post_event(read.entry.body, "Warning", "JobRefused", why)
+                )
+            else:
+                self.store.note_created(read.entry, attempt)
+        if refusals:
+            self.kick(read.key)  # the next pass records the failures
 
-    def _observe_handoff(self, key: Key, decision: Decision) -> None:
+    def _job(self, read: Pass, spec: WorkflowSpec, start: StartAttempt) -> dict[str, Any]:
+        return jobs.step_job(
+            namespace=read.key[0],
+            workflow=read.entry.workflow,
+            run=read.key[1],
+            run_uid=read.entry.uid,
+            spec=spec,
+            start=start,
+            settings=self.settings.steps,
+        )
+
+    def _observe_handoff(self, entry: RunEntry, decision: Decision) -> None:
         done = time.monotonic()
         for start in decision.start:
-            seen = [self.store.succeeded_at.get((key, p)) for p in start.step.parents]
+            seen = [self.store.succeeded_at.get((entry.uid, p)) for p in start.step.parents]
             if seen and all(t is not None for t in seen):
                 HANDOFF_SECONDS.observe(done - max(t for t in seen if t is not None))
 
-    def _in_background(self, work: Any) -> None:
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         """Off the run's critical path: Events are for people, not for the next decision."""
         task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def _why(err: BaseException) -> str:
+    return api_message(err) if isinstance(err, ApiException) else str(err)

@@ -30,6 +30,14 @@ class StepSettings:
     run_as_user: int = 65532
     """UID of step and trigger containers; the restricted Pod Security Standard forbids root."""
 
+    allowed_service_accounts: frozenset[str] = frozenset()
+    """Accounts a Workflow may name in spec.serviceAccountName, besides `service_account`;
+    never the operator's or the trigger's (the chart refuses those)."""
+
+    @property
+    def allowed(self) -> frozenset[str]:
+        return self.allowed_service_accounts | {self.service_account}
+
 
 @dataclass(frozen=True)
 class TriggerSettings:
@@ -50,6 +58,9 @@ class ApiSettings:
 
     scan_cluster: bool = True
     """List namespaces and CRDs cluster-wide; off when only exact namespaces are watched."""
+
+    namespaces: tuple[str, ...] = ()
+    """The namespaces watched (exact names or globs, as given to kopf); empty: all."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,9 @@ class Settings:
                 service_account=read("KUBEHATCH_STEP_SERVICE_ACCOUNT", str, "kubehatch-step"),
                 grace_seconds=read("KUBEHATCH_STEP_GRACE_SECONDS", int, 5),
                 run_as_user=read("KUBEHATCH_STEP_RUN_AS_USER", int, 65532),
+                allowed_service_accounts=read(
+                    "KUBEHATCH_ALLOWED_STEP_SERVICE_ACCOUNTS", _names, ""
+                ),
             ),
             triggers=TriggerSettings(
                 image=read("KUBEHATCH_TRIGGER_IMAGE", str, "") or None,
@@ -85,12 +99,17 @@ class Settings:
             api=ApiSettings(
                 workers=read("KUBEHATCH_API_WORKERS", int, 32),
                 scan_cluster=read("KUBEHATCH_SCAN_CLUSTER", _boolean, "true"),
+                namespaces=tuple(sorted(read("KUBEHATCH_WATCH_NAMESPACES", _names, ""))),
             ),
             observability=ObservabilitySettings(
                 metrics_port=read("KUBEHATCH_METRICS_PORT", int, 0),
                 post_events=read("KUBEHATCH_POST_EVENTS", _boolean, "true"),
             ),
         )
+
+
+def _names(text: str) -> frozenset[str]:
+    return frozenset(n.strip() for n in text.split(",") if n.strip())
 
 
 def _boolean(text: str) -> bool:

@@ -2,23 +2,31 @@
 
 Final phases never change. An attempt recorded in status whose Job is missing is
 re-launched under the same (deterministic) name; a failed attempt with retries left
-waits for its backoff, then launches the next attempt.
+waits for its backoff and for its pod to be gone, then launches the next attempt. An
+attempt whose pod does not start within the step's start timeout is stopped and counts
+as failed.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import dataclasses
+from datetime import datetime, timedelta
 
 from kubehatch.api import wire
 from kubehatch.api.workflow import Backoff, StepSpec, WorkflowSpec
 from kubehatch.api.workflowrun import StepPhase, StepStatus, WorkflowRunStatus
-from kubehatch_operator.model import Attempt, AttemptState, Decision, StartAttempt
+from kubehatch.durations import parse_duration
+from kubehatch_operator.model import Attempt, AttemptState, Decision, Run, StartAttempt
 
 DEFAULT_BACKOFF = Backoff()
+DEFAULT_START_TIMEOUT = timedelta(minutes=10)
+TERMINATING_POLL = timedelta(seconds=2)
+WAITING_POLL = timedelta(seconds=5)
+"""How often a pod that has not started is looked at again, for its reason."""
 
 
 def observe_step(
-    run: str,
+    run: Run,
     step: StepSpec,
     prior: StepStatus,
     attempts: list[Attempt],
@@ -32,38 +40,101 @@ def observe_step(
     if latest is None or latest.attempt < prior.attempts:
         if prior.attempts == 0:
             return prior
+        if prior.phase is StepPhase.RETRYING and prior.next_attempt_at is not None:
+            # The failed attempt's Job is gone (stopped because its pod never started, or
+            # collected): the retry it scheduled is still due.
+            if now < prior.next_attempt_at:
+                return prior
+            return _launch(run, step, prior.attempts + 1, prior, now, decision, parents=None)
         # Status records an attempt whose Job is gone or not yet seen: (re)create it.
         # The name is deterministic, so an existing Job makes this a no-op.
         return _launch(run, step, prior.attempts, prior, now, decision, parents=None)
     base = prior.model_copy(update={"attempts": latest.attempt, "job_name": latest.job_name})
-    if latest.state is AttemptState.ACTIVE:
-        return base.model_copy(
-            update={
-                "phase": StepPhase.RUNNING,
-                "next_attempt_at": None,
-                "started_at": prior.started_at or latest.started_at or now,
-            }
-        )
     if latest.state is AttemptState.SUCCEEDED:
         return base.model_copy(
             update={
                 "phase": StepPhase.SUCCEEDED,
                 "finished_at": latest.finished_at or now,
-                "output_config_map": wire.output_configmap_name(run, step.name, latest.attempt),
+                "output_config_map": wire.output_configmap_name(latest.job_name),
                 "message": None,
                 "next_attempt_at": None,
             }
         )
+    if latest.state is AttemptState.ACTIVE:
+        deadline = _start_deadline(step, latest, prior, now)
+        if deadline is None or now < deadline:
+            return _running(latest, base, prior, now, decision, deadline)
+        # Never started: stop its Job, and count the attempt as failed.
+        decision.stop_jobs.append(latest.job_name)
+        limit = step.start_timeout or "10m"
+        reason = f": {latest.waiting}" if latest.waiting else ""
+        latest = dataclasses.replace(
+            latest,
+            state=AttemptState.FAILED,
+            finished_at=now,
+            message=f"its pod did not start within {limit}{reason}",
+        )
+    return _failed(run, step, latest, base, now, decision)
+
+
+def _start_deadline(
+    step: StepSpec, attempt: Attempt, prior: StepStatus, now: datetime
+) -> datetime | None:
+    """When an attempt whose container has not started is given up; None once it started."""
+    if attempt.started:
+        return None
+    limit = parse_duration(step.start_timeout) if step.start_timeout else DEFAULT_START_TIMEOUT
+    return (attempt.started_at or prior.started_at or now) + limit
+
+
+def _running(
+    attempt: Attempt,
+    base: StepStatus,
+    prior: StepStatus,
+    now: datetime,
+    decision: Decision,
+    start_deadline: datetime | None,
+) -> StepStatus:
+    """An attempt in flight; while its pod waits to start, the step's message says why."""
+    if start_deadline is not None:
+        # Look again soon: the pod's waiting reason is read then (not watched: most pods
+        # start within a second, and watching every step pod would cost every step).
+        soon = min(start_deadline, now + WAITING_POLL)
+        decision.wake_at = min(t for t in (decision.wake_at, soon) if t is not None)
+    waiting = f"attempt {attempt.attempt} waiting to start: {attempt.waiting}"
+    return base.model_copy(
+        update={
+            "phase": StepPhase.RUNNING,
+            "next_attempt_at": None,
+            "started_at": prior.started_at or attempt.started_at or now,
+            "message": waiting if attempt.waiting and not attempt.started else None,
+        }
+    )
+
+
+def _failed(
+    run: Run,
+    step: StepSpec,
+    latest: Attempt,
+    base: StepStatus,
+    now: datetime,
+    decision: Decision,
+) -> StepStatus:
+    """A failed attempt: wait for its pod to stop, then retry after the backoff, or fail."""
     why = _failure_message(step, latest)
     if latest.attempt <= step.retries and not latest.permanent:
         due = (latest.finished_at or now) + (step.backoff or DEFAULT_BACKOFF).delay(latest.attempt)
-        if now >= due:
+        if now >= due and not latest.terminating:
             return _launch(run, step, latest.attempt + 1, base, now, decision, parents=None)
+        # A retry never runs beside the attempt before it: it also waits for that pod to go.
+        waits = "; waiting for its pod to stop" if latest.terminating else ""
+        if latest.terminating:  # the Job's Failed condition wakes it; look again meanwhile
+            due = max(due, now + TERMINATING_POLL)
         return base.model_copy(
             update={
                 "phase": StepPhase.RETRYING,
                 "next_attempt_at": due,
-                "message": f"attempt {latest.attempt} {why}; retrying at {due.isoformat()}",
+                "message": f"attempt {latest.attempt} {why}; retrying at {due.isoformat()}{waits}",
             }
         )
     final = StepPhase.TIMED_OUT if latest.timed_out else StepPhase.FAILED
@@ -85,7 +156,7 @@ def _failure_message(step: StepSpec, attempt: Attempt) -> str:
 
 
 def _launch(
-    run: str,
+    run: Run,
     step: StepSpec,
     attempt: int,
     prior: StepStatus,
@@ -93,7 +164,7 @@ def _launch(
     decision: Decision,
     parents: dict[str, str] | None,
 ) -> StepStatus:
-    job = wire.job_name(run, step.name, attempt)
+    job = wire.job_name(run.name, run.uid, step.name, attempt)
     if parents is None:  # a retry: the parents' outputs are already recorded
         steps = decision.status.steps
         parents = {p: steps[p].output_config_map or "" for p in step.parents}
@@ -110,7 +181,7 @@ def _launch(
 
 
 def start_ready_steps(
-    run: str,
+    run: Run,
     spec: WorkflowSpec,
     order: list[str],
     status: WorkflowRunStatus,

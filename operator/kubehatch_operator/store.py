@@ -8,6 +8,7 @@ Every controller (runs, triggers) reads this one store.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ class RunEntry:
         try:
             run = Run(
                 name=meta["name"],
+                uid=str(meta.get("uid", "")),
                 generation=int(meta.get("generation") or 1),
                 spec=WorkflowRunSpec.model_validate(body.get("spec") or {}),
                 status=WorkflowRunStatus.model_validate(body.get("status") or {}),
@@ -88,6 +90,19 @@ class RunEntry:
     @property
     def workflow_key(self) -> Key:
         return (self.key[0], self.workflow)
+
+    @property
+    def arrival(self) -> int:
+        """Order of arrival: the resourceVersion the operator first saw (kept in status)."""
+        recorded = self.run.status.arrival if self.run is not None else None
+        for value in (recorded, self.resource_version):
+            if value is None:
+                continue
+            try:
+                return int(value)
+            except ValueError:
+                continue
+        return 0
 
     @property
     def started(self) -> bool:
@@ -126,17 +141,24 @@ def attempt_from_job(job: dict[str, Any]) -> Attempt | None:
         return None
     status = job.get("status") or {}
     conditions = {c["type"]: c for c in status.get("conditions") or [] if c.get("status") == "True"}
-    started = wire.parse_time(status.get("startTime")) or wire.parse_time(
+    began = wire.parse_time(status.get("startTime")) or wire.parse_time(
         meta.get("creationTimestamp")
     )
     # SuccessCriteriaMet and FailureTarget come first (1.31+); Complete and Failed once
     # the pod is gone. Acting on the first signal saves a round of pod termination.
+    uid = str(meta.get("uid", ""))
+    # A pod is Ready once its container runs (step pods have no probes); the counts of
+    # finished pods cover a container that ran and stopped between two looks.
+    ran = any((status.get(n) or 0) >= 1 for n in ("ready", "succeeded", "failed"))
     done = conditions.get("SuccessCriteriaMet") or conditions.get("Complete")
     if done or (status.get("succeeded") or 0) >= 1:
         finished = wire.parse_time(status.get("completionTime")) or wire.parse_time(
             (done or {}).get("lastTransitionTime")
         )
-        return Attempt(step, attempt, meta["name"], AttemptState.SUCCEEDED, started, finished)
+        return Attempt(
+            step, attempt, meta["name"], AttemptState.SUCCEEDED, began, finished,
+            uid=uid, started=True,
+        )  # fmt: skip
     failed = conditions.get("FailureTarget") or conditions.get("Failed")
     if failed:
         return Attempt(
@@ -144,24 +166,31 @@ def attempt_from_job(job: dict[str, Any]) -> Attempt | None:
             attempt,
             meta["name"],
             AttemptState.FAILED,
-            started,
+            began,
             wire.parse_time(failed.get("lastTransitionTime")),
             timed_out=failed.get("reason") == "DeadlineExceeded",
+            uid=uid,
+            # FailureTarget comes first, Failed once no pod of the Job runs any more.
+            terminating="Failed" not in conditions or (status.get("terminating") or 0) > 0,
+            started=ran,
         )
-    return Attempt(step, attempt, meta["name"], AttemptState.ACTIVE, started)
+    return Attempt(step, attempt, meta["name"], AttemptState.ACTIVE, began, uid=uid, started=ran)
 
 
 @dataclass
 class Store:
     runs: dict[Key, RunEntry] = field(default_factory=dict)
     """Unfinished runs."""
-    attempts: dict[Key, dict[str, Attempt]] = field(default_factory=lambda: defaultdict(dict))
-    """Per run, its step attempts by Job name."""
+    attempts: dict[str, dict[str, Attempt]] = field(default_factory=lambda: defaultdict(dict))
+    """Per run uid, its step attempts by Job name: a run re-created under the same name
+    never sees its predecessor's Jobs."""
     workflows: dict[Key, WorkflowEntry] = field(default_factory=dict)
-    succeeded_at: dict[tuple[Key, str], float] = field(default_factory=dict)
+    succeeded_at: dict[tuple[str, str], float] = field(default_factory=dict)
     """When (monotonic clock) this process saw each step's Job succeed: for the handoff metric."""
     finished: dict[Key, FinishedRun] = field(default_factory=dict)
     """Finished runs, reduced to what retention needs."""
+    finished_uids: set[str] = field(default_factory=set)
+    """Their uids: late Job events of a finished run are not tracked again."""
     _by_workflow: dict[Key, set[Key]] = field(default_factory=lambda: defaultdict(set))
     """Unfinished runs per workflow: admission reads them without scanning every run."""
 
@@ -183,6 +212,7 @@ class Store:
             self._drop(key)
             finished_at = entry.run.status.finished_at if entry.run else None
             self.finished[key] = FinishedRun(key[1], entry.workflow, finished_at or entry.created)
+            self.finished_uids.add(entry.uid)
             return key
         if current is not None and current.workflow != entry.workflow:
             self._by_workflow[current.workflow_key].discard(key)
@@ -196,14 +226,26 @@ class Store:
 
     def _drop(self, key: Key) -> None:
         entry = self.runs.pop(key, None)
-        if entry is not None:
-            keys = self._by_workflow.get(entry.workflow_key)
-            if keys is not None:
-                keys.discard(key)
-                if not keys:
-                    del self._by_workflow[entry.workflow_key]
-        for attempt in self.attempts.pop(key, {}).values():
-            self.succeeded_at.pop((key, attempt.step), None)
+        if entry is None:
+            return
+        keys = self._by_workflow.get(entry.workflow_key)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._by_workflow[entry.workflow_key]
+        for attempt in self.attempts.pop(entry.uid, {}).values():
+            self.succeeded_at.pop((entry.uid, attempt.step), None)
+
+    def attempts_of(self, entry: RunEntry) -> dict[str, Attempt]:
+        """The run's attempts by Job name (a live view: the reconciler adds messages)."""
+        return self.attempts[entry.uid]
+
+    def live_jobs(self, entry: RunEntry) -> bool:
+        """Whether any of the run's Jobs still runs: then it holds its slot, whatever its
+        status says (a status write lost in a crash must not free it)."""
+        return any(
+            a.state is AttemptState.ACTIVE for a in self.attempts.get(entry.uid, {}).values()
+        )
 
     def runs_of(self, workflow: Key) -> list[RunEntry]:
         """The workflow's unfinished runs."""
@@ -219,29 +261,33 @@ class Store:
 
     # --- jobs ---------------------------------------------------------------------------
     def observe_job(self, body: dict[str, Any], deleted: bool = False) -> Key | None:
-        run = wire.owned_by_run(body)
+        owner = wire.run_owner(body)
         attempt = attempt_from_job(body)
-        if run is None or attempt is None:
+        if owner is None or attempt is None:
             return None
-        key = (body["metadata"]["namespace"], run)
-        if key in self.finished:
+        uid, key = owner[1], (body["metadata"]["namespace"], owner[0])
+        if uid in self.finished_uids:
             return None
         if deleted:
-            self.attempts.get(key, {}).pop(attempt.job_name, None)
+            self.attempts.get(uid, {}).pop(attempt.job_name, None)
             return key
-        known = self.attempts[key].get(attempt.job_name)
+        known = self.attempts[uid].get(attempt.job_name)
         if known is not None and known.message and attempt.state is AttemptState.FAILED:
-            attempt = known  # keep the termination message already read
+            # Keep what was read once: the pod's termination message and exit code.
+            attempt = dataclasses.replace(
+                attempt, message=known.message, permanent=known.permanent,
+                timed_out=attempt.timed_out or known.timed_out,
+            )  # fmt: skip
         if attempt.state is AttemptState.SUCCEEDED and (
             known is None or known.state is not AttemptState.SUCCEEDED
         ):
-            self.succeeded_at[(key, attempt.step)] = time.monotonic()
-        self.attempts[key][attempt.job_name] = attempt
+            self.succeeded_at[(uid, attempt.step)] = time.monotonic()
+        self.attempts[uid][attempt.job_name] = attempt
         return key
 
-    def note_created(self, key: Key, attempt: Attempt) -> None:
+    def note_created(self, entry: RunEntry, attempt: Attempt) -> None:
         """Record a Job this process just created, before its watch event arrives."""
-        self.attempts[key].setdefault(attempt.job_name, attempt)
+        self.attempts[entry.uid].setdefault(attempt.job_name, attempt)
 
     # --- workflows ----------------------------------------------------------------------
     def observe_workflow(self, body: dict[str, Any], deleted: bool = False) -> Key:

@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from kubehatch.api import wire
-from kubehatch.api.wire import EXIT_CANCELLED, EXIT_FAILED, EXIT_PERMANENT, StepEnv
+from kubehatch.api.wire import (
+    EXIT_CANCELLED,
+    EXIT_FAILED,
+    EXIT_PERMANENT,
+    EXIT_TIMED_OUT,
+    StepEnv,
+)
 from kubehatch.context import Context
 from kubehatch.errors import PermanentError, WorkerLoadError
 
@@ -100,12 +106,35 @@ def _write_termination(message: str) -> None:
         TERMINATION_LOG.write_text(message)
 
 
+class _OutOfTime(BaseException):
+    """Raised into the step's code when its timeout runs out.
+
+    A BaseException, like KeyboardInterrupt: a step's ``except Exception`` must not
+    swallow its own timeout.
+    """
+
+
+def _start_clock(step: StepEnv, cancelled: threading.Event) -> None:
+    """The step's timeout, counted from here: the start of its code, not of its pod."""
+    if not step.timeout_seconds:
+        return
+
+    def out_of_time(*_: object) -> None:
+        cancelled.set()  # ctx.cancelled tells cooperative code to stop
+        raise _OutOfTime
+
+    signal.signal(signal.SIGALRM, out_of_time)
+    signal.alarm(step.timeout_seconds)
+
+
 def main(env: dict[str, str] | None = None) -> int:
     """Run one step attempt; returns the process exit code."""
     cancelled = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: cancelled.set())
+    step: StepEnv | None = None
     try:
         step = StepEnv.from_env(os.environ if env is None else env)
+        _start_clock(step, cancelled)
         from kubehatch._actions import run_step
         from kubehatch._loader import load_worker
 
@@ -114,12 +143,20 @@ def main(env: dict[str, str] | None = None) -> int:
         worker = load_worker(step.worker)
         ctx = build_context(step, cancelled)
         output = run_step(worker, step.action, ctx)
+        signal.alarm(0)
         text = encode_output(step, output)
         if cancelled.is_set():
             _write_termination("cancelled: the step received SIGTERM")
             return EXIT_CANCELLED
         store_output(step, text)
+    except _OutOfTime:
+        assert step is not None and step.timeout_seconds is not None
+        message = f"timed out: the step ran longer than its timeout of {step.timeout_seconds}s"
+        print(message, file=sys.stderr)
+        _write_termination(message)
+        return EXIT_TIMED_OUT
     except BaseException as error:
+        signal.alarm(0)
         if isinstance(error, KeyboardInterrupt) and not cancelled.is_set():
             raise
         if isinstance(error, SystemExit):

@@ -18,11 +18,20 @@ DURATION_PATTERN = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
 
 _DURATION_RE = re.compile(DURATION_PATTERN)
 _UNITS = {"h": 3600, "m": 60, "s": 1}
+MAX_DURATION = timedelta(hours=87600)
+"""Ten years: longer than anything a workflow waits for, and far from timedelta's limits."""
 
 
 def is_duration(text: str) -> bool:
-    """Whether ``text`` is a well-formed duration such as "90s" or "1h30m"."""
-    return bool(text) and _DURATION_RE.fullmatch(text) is not None
+    """Whether ``text`` is a well-formed duration such as "90s" or "1h30m", within range."""
+    return bool(text) and _DURATION_RE.fullmatch(text) is not None and _seconds(text) <= _MAX
+
+
+def _seconds(text: str) -> int:
+    return sum(int(amount) * _UNITS[unit] for amount, unit in re.findall(r"(\d+)([hms])", text))
+
+
+_MAX = int(MAX_DURATION.total_seconds())
 
 
 def parse_duration(value: str | timedelta) -> timedelta:
@@ -34,12 +43,17 @@ def parse_duration(value: str | timedelta) -> timedelta:
         if value < timedelta(0):
             raise InvalidDurationError(f"duration {value!r} is negative; use a positive timedelta")
         return value
-    if not isinstance(value, str) or not is_duration(value):
+    if not isinstance(value, str) or not value or _DURATION_RE.fullmatch(value) is None:
         raise InvalidDurationError(
             f"{value!r} is not a duration; write hours, minutes and seconds in that order, "
             'like "30s", "5m" or "1h30m"'
         )
-    seconds = sum(int(amount) * _UNITS[unit] for amount, unit in re.findall(r"(\d+)([hms])", value))
+    seconds = _seconds(value)
+    if seconds > _MAX:
+        raise InvalidDurationError(
+            f"{value!r} is longer than the longest duration kubehatch takes (87600h, ten "
+            "years); use a shorter one"
+        )
     return timedelta(seconds=seconds)
 
 

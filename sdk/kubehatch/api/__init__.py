@@ -15,6 +15,7 @@ from kubehatch.api.common import (
     find_condition,
     set_condition,
 )
+from kubehatch.api.container import EnvVar, EnvVarSource, KeySelector, ResourceRequirements
 from kubehatch.api.fields import CronSchedule, DnsLabel, Duration
 from kubehatch.api.graph import FieldProblem, format_path, step_graph_problems, topological_order
 from kubehatch.api.resource import PrinterColumn, Resource, ResourceInfo
@@ -22,9 +23,7 @@ from kubehatch.api.wire import API_VERSION, GROUP, VERSION
 from kubehatch.api.workflow import (
     Backoff,
     ConcurrencySpec,
-    EnvVar,
     LimitStrategy,
-    ResourceRequirements,
     SpecProblems,
     StepSpec,
     Triggers,
@@ -69,7 +68,9 @@ __all__ = [
     "DnsLabel",
     "Duration",
     "EnvVar",
+    "EnvVarSource",
     "FieldProblem",
+    "KeySelector",
     "LimitStrategy",
     "PrinterColumn",
     "Resource",

@@ -17,7 +17,7 @@ from croniter import croniter
 from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
 from kubehatch.api.cel import check_expression
-from kubehatch.durations import DURATION_PATTERN, format_duration, is_duration
+from kubehatch.durations import DURATION_PATTERN, format_duration, parse_duration
 
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
@@ -65,6 +65,18 @@ DnsLabel = Annotated[
         max_length=63,
         hint="use at most 63 lowercase letters, digits and '-', starting and ending with a "
         "letter or digit, e.g. 'step-one'",
+    ),
+]
+
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+DnsSubdomain = Annotated[
+    str,
+    checked_string(
+        "object name",
+        DNS_SUBDOMAIN_PATTERN,
+        max_length=253,
+        hint="use lowercase letters, digits, '-' and '.', e.g. 'db-credentials'",
     ),
 ]
 
@@ -116,11 +128,7 @@ def _duration_from_timedelta(value: Any) -> Any:
 
 
 def _check_duration(value: str) -> str:
-    if not is_duration(value):
-        raise ValueError(
-            f"{value!r} is not a duration: write hours, minutes and seconds in that order, "
-            'like "30s", "5m" or "1h30m"'
-        )
+    parse_duration(value)  # InvalidDurationError (a ValueError) says what is wrong
     return value
 
 

@@ -55,8 +55,12 @@ EVENT_REPORTER = f"{GROUP}/operator"
 # --- object names -------------------------------------------------------------------------
 MAX_OBJECT_NAME = 253
 MAX_LABEL_VALUE = 63
-MAX_JOB_NAME = 63
-"""Job names end up in the pods' `job-name` label, so they are label values too."""
+MAX_JOB_NAME = 57
+"""The Job controller names a Job's pods `<job>-<5 characters>` only while the Job's name
+leaves room for them in 63 (longer names are cut); at most 57, a pod's name tells its
+Job's, which is what the admission policy on step outputs relies on."""
+UID_HASH = 5
+"""Characters of the run's uid hash in every name derived from a run."""
 MAX_CRONJOB_NAME = 52
 """The CronJob controller appends "-<11 digits>" to name its Jobs, which must stay <= 63."""
 
@@ -88,18 +92,28 @@ def label_value(value: str) -> str:
     return bounded(value, MAX_LABEL_VALUE)
 
 
-def job_name(run: str, step: str, attempt: int) -> str:
-    """The Job of one step attempt: deterministic, so a second create is a 409."""
-    return bounded(f"{run}-{step}-{attempt}", MAX_JOB_NAME)
+def _derived(readable: str, limit: int, unique: str) -> str:
+    """``readable`` cut to fit, then a hash of ``unique``: distinct whenever ``unique`` is."""
+    return f"{bounded(readable, limit - UID_HASH - 1)}-{digest(unique, UID_HASH)}"
 
 
-def input_configmap_name(run: str) -> str:
-    return bounded(f"{run}-input", MAX_OBJECT_NAME)
+def job_name(run: str, uid: str, step: str, attempt: int) -> str:
+    """The Job of one step attempt: deterministic, so a second create is a 409.
+
+    The hash covers the run's uid, the step and the attempt, so neither two steps whose
+    names join alike (run ``etl-x``, step ``load-data``; run ``etl-x-load``, step
+    ``data``) nor a run re-created under the same name can meet another's Job.
+    """
+    return _derived(f"{run}-{step}-{attempt}", MAX_JOB_NAME, f"{uid}/{step}/{attempt}")
 
 
-def output_configmap_name(run: str, step: str, attempt: int) -> str:
-    """Each attempt writes its own output, so a retried step never needs to overwrite one."""
-    return bounded(f"{run}-{step}-{attempt}-output", MAX_OBJECT_NAME)
+def input_configmap_name(run: str, uid: str) -> str:
+    return _derived(f"{run}-input", MAX_OBJECT_NAME, uid)
+
+
+def output_configmap_name(job: str) -> str:
+    """An attempt's output: named after its Job, the one name its pod may create."""
+    return f"{job}-output"
 
 
 def cron_run_name(prefix: str, scheduled: datetime) -> str:
@@ -153,8 +167,13 @@ EXIT_FAILED = 1
 """The step failed; retried when it has retries left."""
 EXIT_PERMANENT = 3
 """The step failed and says a retry cannot help (a PermanentError): never retried."""
+EXIT_TIMED_OUT = 124
+"""The step's code ran longer than its timeout (counted from its start, in the pod)."""
 EXIT_CANCELLED = 143
-"""Stopped by SIGTERM: cancelled or timed out."""
+"""Stopped by SIGTERM: cancelled, or its run timed out."""
+
+MAX_INPUT_BYTES = 1024 * 1024 - 1024
+"""A run's input as JSON: one ConfigMap key, within the API server's 1 MiB per object."""
 
 ENV_PREFIX = "KUBEHATCH_"
 """Every variable of this contract starts with it; user env may not."""
@@ -186,6 +205,8 @@ class StepEnv:
     parents: tuple[str, ...]
     output_configmap: str
     worker: str | None = None
+    timeout_seconds: int | None = None
+    """The step's timeout: the pod stops its code after this long (exit EXIT_TIMED_OUT)."""
     input_dir: PurePosixPath = INPUT_DIR
     parents_dir: PurePosixPath = PARENTS_DIR
 
@@ -202,6 +223,7 @@ class StepEnv:
         ("input_dir", "KUBEHATCH_INPUT_DIR"),
         ("parents_dir", "KUBEHATCH_PARENTS_DIR"),
         ("worker", ENV_WORKER),
+        ("timeout_seconds", "KUBEHATCH_TIMEOUT_SECONDS"),
     )
     REQUIRED: ClassVar[tuple[str, ...]] = (
         "KUBEHATCH_RUN",
@@ -235,8 +257,12 @@ class StepEnv:
         names = dict(cls._FIELDS)
         try:
             attempt = int(env.get(names["attempt"], "1"))
+            timeout = env.get(names["timeout_seconds"])
+            timeout_seconds = int(timeout) if timeout else None
         except ValueError as err:
-            raise StepEnvError(f"{names['attempt']} must be an integer: {err}") from err
+            raise StepEnvError(
+                f"{names['attempt']} and {names['timeout_seconds']} must be integers: {err}"
+            ) from err
         return cls(
             namespace=env.get(names["namespace"], "default"),
             workflow=env.get(names["workflow"], ""),
@@ -248,6 +274,7 @@ class StepEnv:
             parents=tuple(p for p in env.get(names["parents"], "").split(",") if p),
             output_configmap=env.get(names["output_configmap"], ""),
             worker=env[names["worker"]],
+            timeout_seconds=timeout_seconds,
             input_dir=PurePosixPath(env.get(names["input_dir"], str(INPUT_DIR))),
             parents_dir=PurePosixPath(env.get(names["parents_dir"], str(PARENTS_DIR))),
         )
@@ -289,12 +316,18 @@ def owner_reference(kind: str, name: str, uid: str, *, controller: bool = True) 
     return reference
 
 
-def owned_by_run(body: Mapping[str, Any]) -> str | None:
-    """The name of the WorkflowRun that owns ``body``, if one does."""
+def run_owner(body: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(name, uid) of the WorkflowRun that owns ``body``, if one does."""
     for ref in (body.get("metadata") or {}).get("ownerReferences") or []:
         if ref.get("kind") == "WorkflowRun" and ref.get("apiVersion", "").startswith(f"{GROUP}/"):
-            return str(ref["name"])
+            return str(ref["name"]), str(ref.get("uid", ""))
     return None
+
+
+def owned_by_run(body: Mapping[str, Any]) -> str | None:
+    """The name of the WorkflowRun that owns ``body``, if one does."""
+    owner = run_owner(body)
+    return owner[0] if owner else None
 
 
 def _configmap(
@@ -318,7 +351,7 @@ def input_configmap(
 ) -> dict[str, Any]:
     """The run's input, which every step pod mounts (the operator creates it)."""
     return _configmap(
-        input_configmap_name(run),
+        input_configmap_name(run, run_uid),
         namespace,
         run_labels(workflow, run),
         owner_reference("WorkflowRun", run, run_uid),

@@ -16,15 +16,14 @@ from kubehatch.api.common import (
     cel_rule,
     cel_rules,
 )
+from kubehatch.api.container import EnvVar, ResourceRequirements
 from kubehatch.api.fields import (
     ActionName,
     CelExpression,
     CronSchedule,
     DnsLabel,
     Duration,
-    EnvVarName,
     EventKey,
-    Quantity,
     WorkerRef,
 )
 from kubehatch.api.graph import FieldProblem, step_graph_problems
@@ -73,27 +72,12 @@ class Backoff(ApiModel):
 
     def delay(self, retry: int) -> timedelta:
         """The delay before retry number ``retry`` (1 for the first retry)."""
-        initial, ceiling = parse_duration(self.initial), parse_duration(self.max)
-        factor: int = self.multiplier ** max(retry - 1, 0)
-        return min(initial * factor, ceiling)
-
-
-class EnvVar(ApiModel):
-    """An environment variable set in the step's container."""
-
-    name: EnvVarName = Field(description="Variable name.")
-    value: str = Field(default="", description="Variable value.")
-
-
-class ResourceRequirements(ApiModel):
-    """CPU and memory for the step's container, as in a Pod spec."""
-
-    requests: dict[str, Quantity] = Field(
-        default_factory=dict, description="Minimum resources, e.g. {cpu: 100m, memory: 128Mi}."
-    )
-    limits: dict[str, Quantity] = Field(
-        default_factory=dict, description="Maximum resources, e.g. {memory: 256Mi}."
-    )
+        delay, ceiling = parse_duration(self.initial), parse_duration(self.max)
+        for _ in range(max(retry - 1, 0)):
+            if delay >= ceiling:
+                break
+            delay *= self.multiplier  # stays below ten years times ten: no overflow
+        return min(delay, ceiling)
 
 
 class StepSpec(ApiModel):
@@ -109,7 +93,19 @@ class StepSpec(ApiModel):
         description="Steps that must succeed first; their outputs are passed to this step.",
     )
     timeout: Duration | None = Field(
-        default=None, description="Longest time one attempt may run, e.g. 30s or 5m."
+        default=None,
+        description=(
+            "Longest time one attempt may run, e.g. 30s or 5m, counted from the start of its "
+            "code (scheduling and image pulls do not count)."
+        ),
+    )
+    start_timeout: Duration | None = Field(
+        default=None,
+        description=(
+            "Longest time an attempt's pod may take to start (scheduling, image pull); "
+            "default 10m. An attempt that does not start in time fails, and is retried "
+            "when the step has retries left."
+        ),
     )
     retries: int = Field(
         default=0, ge=0, le=100, description="How many times a failed attempt is retried."

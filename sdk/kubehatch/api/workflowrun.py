@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field
 
 from kubehatch.api import wire
 from kubehatch.api.common import ApiModel, Conditions, StatusModel, cel_rule, cel_rules
@@ -58,6 +58,11 @@ class StepPhase(StrEnum):
     def finished(self) -> bool:
         """Whether the step can no longer change."""
         return self not in (StepPhase.PENDING, StepPhase.RUNNING, StepPhase.RETRYING)
+
+
+def _utc_if_naive(value: datetime) -> datetime:
+    """A time without a zone is read as UTC (the API server writes only UTC times)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 class TriggerType(StrEnum):
@@ -113,7 +118,7 @@ class WorkflowRunSpec(ApiModel):
     triggered_by: TriggeredBy = Field(
         default_factory=TriggeredBy, description="What created this run."
     )
-    scheduled_at: datetime | None = Field(
+    scheduled_at: Annotated[datetime, AfterValidator(_utc_if_naive)] | None = Field(
         default=None, description="Do not start before this RFC 3339 time."
     )
     cancel: bool = Field(
@@ -178,6 +183,15 @@ class WorkflowRunStatus(StatusModel):
     )
     input_config_map: str | None = Field(
         default=None, description="ConfigMap holding the input, handed to the step pods."
+    )
+    arrival: str | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "The resourceVersion at which the operator first saw the run: with the "
+            "creation time, the order of arrival among runs of one workflow (concurrency "
+            "queues are served in this order)."
+        ),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -37,6 +38,11 @@ class FakeKube:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.outputs: dict[str, Any] = {}
         self.terminations: dict[str, tuple[str | None, int | None]] = {}
+        """By Job uid: what its pod's termination message and exit code were."""
+        self.waiting: dict[str, str] = {}
+        self.refuse: dict[str, tuple[int, str]] = {}
+        """By object name: the API server refuses to create it (status, message)."""
+        """By Job uid: why its pod has not started."""
         self.runs: dict[str, dict[str, Any]] = {}
         self.run_creates = 0
         self.workflows: dict[str, dict[str, Any]] = {}
@@ -116,6 +122,11 @@ class FakeKube:
     async def create_job(self, body: dict[str, Any]) -> bool:
         name = body["metadata"]["name"]
         self.writes.append(("create", "jobs", name))
+        if name in self.refuse:
+            status, message = self.refuse[name]
+            refusal = ApiException(status=status, reason="Refused")
+            refusal.body = json.dumps({"kind": "Status", "message": message})
+            raise refusal
         if name in self.jobs:
             return False
         self.jobs[name] = copy.deepcopy(body)
@@ -136,8 +147,11 @@ class FakeKube:
     async def read_output(self, ns: str, configmap: str) -> Any:
         return self.outputs[configmap]
 
-    async def termination_message(self, ns: str, job: str) -> tuple[str | None, int | None]:
-        return self.terminations.get(job, (None, None))
+    async def termination_message(self, ns: str, job_uid: str) -> tuple[str | None, int | None]:
+        return self.terminations.get(job_uid, (None, None))
+
+    async def why_waiting(self, ns: str, job_uid: str) -> str | None:
+        return self.waiting.get(job_uid)
 
     async def list_cronjobs(self, ns: str, workflow: str) -> list[dict[str, Any]]:
         self.cronjob_lists += 1

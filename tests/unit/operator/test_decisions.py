@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from kubehatch.api import wire
 from kubehatch.api.workflow import WorkflowSpec
 from kubehatch.api.workflowrun import (
     StepPhase,
@@ -47,8 +48,17 @@ def after(run: Run, decision: Decision) -> Run:
     return Run(run.name, run.generation, run.spec, decision.status)
 
 
+def name(step: str, attempt: int) -> str:
+    """The Job name of run r1's attempt (uid "" in these tests)."""
+    return wire.job_name("r1", "", step, attempt)
+
+
+def output(step: str, attempt: int) -> str:
+    return wire.output_configmap_name(name(step, attempt))
+
+
 def job(step: str, attempt: int, state: AttemptState, **kw: object) -> Attempt:
-    return Attempt(step, attempt, f"r1-{step}-{attempt}", state, **kw)
+    return Attempt(step, attempt, name(step, attempt), state, **kw)
 
 
 def started(wf: WorkflowSpec, **spec: object) -> tuple[Run, Decision]:
@@ -100,11 +110,11 @@ def test_start_snapshots_the_workflow_and_starts_every_root() -> None:
     assert status.phase is WorkflowRunPhase.RUNNING
     assert status.workflow_spec == wf
     assert status.started_at == T0
-    assert status.input_config_map == "r1-input"
+    assert status.input_config_map == wire.input_configmap_name("r1", "")
     assert decision.create_input
     assert [(s.step.name, s.attempt, s.job_name, s.parents) for s in decision.start] == [
-        ("x", 1, "r1-x-1", {}),
-        ("y", 1, "r1-y-1", {}),
+        ("x", 1, name("x", 1), {}),
+        ("y", 1, name("y", 1), {}),
     ]
     assert status.steps["x"].phase is StepPhase.RUNNING and status.steps["x"].attempts == 1
     assert status.steps["z"].phase is StepPhase.PENDING
@@ -138,15 +148,15 @@ def test_status_without_its_job_recreates_the_same_job_name() -> None:
     # Status was written but the Job create never happened (or is not yet seen).
     run, _ = started(DIAMOND)
     decision = decide(run, DIAMOND, [], T0)
-    assert [(s.job_name, s.attempt) for s in decision.start] == [("r1-a-1", 1)]
+    assert [(s.job_name, s.attempt) for s in decision.start] == [(name("a", 1), 1)]
 
 
 def test_children_start_when_their_parent_succeeds_with_its_output() -> None:
     run, _ = started(DIAMOND)
     decision = decide(run, DIAMOND, [job("a", 1, AttemptState.SUCCEEDED, finished_at=T0)], T0)
     assert sorted(s.step.name for s in decision.start) == ["b", "c"]
-    assert all(s.parents == {"a": "r1-a-1-output"} for s in decision.start)
-    assert decision.status.steps["a"].output_config_map == "r1-a-1-output"
+    assert all(s.parents == {"a": output("a", 1)} for s in decision.start)
+    assert decision.status.steps["a"].output_config_map == output("a", 1)
     assert decision.status.progress == "1/4"
 
 
@@ -166,7 +176,7 @@ def test_join_waits_for_all_parents_and_reads_every_output() -> None:
         T0,
     )
     assert [(s.step.name, s.parents) for s in both.start] == [
-        ("d", {"b": "r1-b-1-output", "c": "r1-c-1-output"})
+        ("d", {"b": output("b", 1), "c": output("c", 1)})
     ]
 
 
@@ -216,7 +226,7 @@ def test_failed_attempt_waits_for_its_backoff_then_retries_with_a_new_job() -> N
 
     run = after(run, waiting)
     retry = decide(run, RETRYING, [failed1], T0 + timedelta(seconds=10))
-    assert [(s.job_name, s.attempt) for s in retry.start] == [("r1-flaky-2", 2)]
+    assert [(s.job_name, s.attempt) for s in retry.start] == [(name("flaky", 2), 2)]
     assert retry.status.steps["flaky"].phase is StepPhase.RUNNING
     assert retry.status.steps["flaky"].next_attempt_at is None
 
@@ -268,7 +278,7 @@ def test_failure_stops_siblings_still_running() -> None:
     ]
     run = after(run, decide(run, DIAMOND, attempts[:1], T0))
     decision = decide(run, DIAMOND, attempts, T0)
-    assert decision.stop_jobs == ["r1-c-1"]
+    assert decision.stop_jobs == [name("c", 1)]
     assert decision.status.steps["c"].phase is StepPhase.CANCELLED
     assert decision.status.steps["d"].phase is StepPhase.SKIPPED
 
@@ -281,7 +291,7 @@ def test_cancel_stops_running_jobs_and_skips_the_rest() -> None:
     run = Run(run.name, 2, run.spec.model_copy(update={"cancel": True}), run.status)
     decision = decide(run, DIAMOND, [job("a", 1, AttemptState.ACTIVE)], T0)
     assert decision.status.phase is WorkflowRunPhase.CANCELLED
-    assert decision.stop_jobs == ["r1-a-1"]
+    assert decision.stop_jobs == [name("a", 1)]
     assert decision.status.steps["a"].phase is StepPhase.CANCELLED
     assert decision.status.steps["d"].phase is StepPhase.SKIPPED
     assert decision.status.conditions[0].reason == "Cancelled"
@@ -294,7 +304,7 @@ def test_run_timeout_times_out_the_run() -> None:
     assert first.wake_at == T0 + timedelta(minutes=1)
     decision = decide(run, wf, [job("a", 1, AttemptState.ACTIVE)], T0 + timedelta(minutes=1))
     assert decision.status.phase is WorkflowRunPhase.TIMED_OUT
-    assert decision.stop_jobs == ["r1-a-1"]
+    assert decision.stop_jobs == [name("a", 1)]
     assert decision.status.steps["a"].phase is StepPhase.TIMED_OUT
     assert decision.status.steps["b"].phase is StepPhase.SKIPPED
     assert "timeout of 1m" in decision.status.conditions[0].message
@@ -307,7 +317,7 @@ def test_finished_runs_never_change_but_stop_leftover_jobs(phase: str) -> None:
     run = Run(run.name, 1, run.spec, status)
     decision = decide(run, DIAMOND, [job("a", 1, AttemptState.ACTIVE)], T0)
     assert decision.status.phase is WorkflowRunPhase(phase)
-    assert decision.stop_jobs == ["r1-a-1"]
+    assert decision.stop_jobs == [name("a", 1)]
     assert decision.start == [] and decision.events == []
 
 
@@ -332,8 +342,8 @@ def test_cancelling_a_run_that_never_started_ends_it(waiting: str) -> None:
     later = (T0 + timedelta(days=1)).isoformat()
     spec = {"cancel": True, **({"scheduledAt": later} if waiting == "scheduled" else {})}
     run = new_run(**spec)
-    key_job = Attempt("concurrency.key", 1, "r1-concurrency.key-1", AttemptState.ACTIVE)
+    key_job = Attempt("concurrency.key", 1, name("concurrency.key", 1), AttemptState.ACTIVE)
     decision = decide(run, DIAMOND if waiting == "scheduled" else None, [key_job], T0)
     assert decision.status.phase is WorkflowRunPhase.CANCELLED
-    assert decision.stop_jobs == ["r1-concurrency.key-1"]
+    assert decision.stop_jobs == [name("concurrency.key", 1)]
     assert decision.start == [] and decision.wake_at is None

@@ -29,7 +29,10 @@ SPEC = WorkflowSpec.model_validate(
 
 def build(step: int, parents: dict[str, str], attempt: int = 1) -> dict:
     start = StartAttempt(
-        SPEC.steps[step], attempt, wire.job_name("run", SPEC.steps[step].name, attempt), parents
+        SPEC.steps[step],
+        attempt,
+        wire.job_name("run", "uid-1", SPEC.steps[step].name, attempt),
+        parents,
     )
     return step_job(
         namespace="ns",
@@ -44,7 +47,7 @@ def build(step: int, parents: dict[str, str], attempt: int = 1) -> dict:
 
 def test_job_is_owned_by_the_run_and_never_retries_by_itself() -> None:
     job = build(0, {})
-    assert job["metadata"]["name"] == "run-a-1"
+    assert job["metadata"]["name"] == wire.job_name("run", "uid-1", "a", 1)
     owner = job["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
         "WorkflowRun",
@@ -54,20 +57,28 @@ def test_job_is_owned_by_the_run_and_never_retries_by_itself() -> None:
     )
     assert job["spec"]["backoffLimit"] == 0
     assert "activeDeadlineSeconds" not in job["spec"]
+    # Evictions, drains and preemptions are not the step's failure: the Job makes a new pod.
+    rules = job["spec"]["podFailurePolicy"]["rules"]
+    assert rules == [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
     labels = job["spec"]["template"]["metadata"]["labels"]
     assert labels["kubehatch.dev/step"] == "a" and labels["kubehatch.dev/attempt"] == "1"
 
 
 def test_step_settings_reach_the_container() -> None:
     job = build(1, {"a": "run-a-1-output"}, attempt=2)
-    assert job["spec"]["activeDeadlineSeconds"] == 90
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"]}
+    # The timeout counts the step's code, in its pod; the Job's deadline is only a
+    # backstop past start-up (10m), the timeout (90s) and twice the grace period.
+    assert env["KUBEHATCH_TIMEOUT_SECONDS"] == "90"
+    assert job["spec"]["activeDeadlineSeconds"] == 600 + 90 + 2 * 5
     assert env["KUBEHATCH_ACTION"] == "other:b"
     assert "KUBEHATCH_WORKER" not in env  # the image's own KUBEHATCH_WORKER applies
     assert env["KUBEHATCH_ATTEMPT"] == "2"
-    assert env["KUBEHATCH_OUTPUT_CONFIGMAP"] == "run-b-2-output"
+    assert env["KUBEHATCH_OUTPUT_CONFIGMAP"] == wire.output_configmap_name(
+        wire.job_name("run", "uid-1", "b", 2)
+    )
     assert env["FOO"] == "bar"
     assert container["resources"]["limits"] == {"memory": "64Mi"}
     parents = next(v for v in pod["volumes"] if v["name"] == "parents")
@@ -96,9 +107,29 @@ def test_pod_meets_the_restricted_pod_security_standard() -> None:
 
 def test_long_names_stay_within_limits_and_distinct() -> None:
     run = "r" * 80
-    a, b = wire.job_name(run, "step-one", 1), wire.job_name(run, "step-two", 1)
-    assert len(a) <= 63 and len(b) <= 63 and a != b
-    assert wire.job_name(run, "step-one", 1) == a
+    a, b = wire.job_name(run, "u", "step-one", 1), wire.job_name(run, "u", "step-two", 1)
+    assert len(a) <= wire.MAX_JOB_NAME and len(b) <= wire.MAX_JOB_NAME and a != b
+    assert wire.job_name(run, "u", "step-one", 1) == a
+
+
+def test_names_that_join_alike_or_outlive_their_run_cannot_collide() -> None:
+    """run 'etl-x7k2p' step 'load-data' and run 'etl-x7k2p-load' step 'data' used to share
+    a Job; a run deleted and re-created under its name used to meet its predecessor's."""
+    assert wire.job_name("etl-x7k2p", "u1", "load-data", 1) != wire.job_name(
+        "etl-x7k2p-load", "u2", "data", 1
+    )
+    assert wire.job_name("etl", "old-uid", "a", 1) != wire.job_name("etl", "new-uid", "a", 1)
+    assert wire.input_configmap_name("etl", "old-uid") != wire.input_configmap_name("etl", "new")
+    job = wire.job_name("etl", "u1", "a", 1)
+    assert wire.output_configmap_name(job) == f"{job}-output"
+
+
+def test_a_pod_name_tells_its_job_so_an_admission_policy_can_check_outputs() -> None:
+    """The Job controller names pods <job>-<5 chars> while the Job's name is <= 57."""
+    job = wire.job_name("r" * 200, "u", "s" * 63, 100)
+    assert len(job) <= 57
+    pod = f"{job}-x7k2p"
+    assert wire.output_configmap_name(pod[: len(pod) - 6]) == wire.output_configmap_name(job)
 
 
 def test_the_workflow_names_the_worker_the_pod_imports() -> None:
@@ -122,7 +153,8 @@ def test_label_values_for_long_names_are_valid_and_shared_with_the_sdk() -> None
 def test_the_step_pod_reads_back_exactly_what_the_job_says() -> None:
     """Both sides of the pod boundary go through wire.StepEnv: nothing is lost between them."""
     spec = SPEC.model_copy(update={"worker": "myapp.workers:worker"})
-    start = StartAttempt(spec.steps[1], 2, wire.job_name("run", "b", 2), {"a": "run-a-1-output"})
+    job_name = wire.job_name("run", "u-1", "b", 2)
+    start = StartAttempt(spec.steps[1], 2, job_name, {"a": "run-a-1-output"})
     job = step_job(namespace="ns", workflow="wf", run="run", run_uid="u-1", spec=spec,
                    start=start, settings=StepSettings())  # fmt: skip
     pod = job["spec"]["template"]
@@ -130,8 +162,8 @@ def test_the_step_pod_reads_back_exactly_what_the_job_says() -> None:
     step = wire.StepEnv.from_env(env)
     assert step == wire.StepEnv(
         namespace="ns", workflow="wf", run="run", run_uid="u-1", step="b", action="other:b",
-        attempt=2, parents=("a",), output_configmap=wire.output_configmap_name("run", "b", 2),
-        worker="myapp.workers:worker",
+        attempt=2, parents=("a",), output_configmap=wire.output_configmap_name(job_name),
+        worker="myapp.workers:worker", timeout_seconds=90,
     )  # fmt: skip
     # The output the pod creates carries the labels of the Job that made it.
     output = wire.output_configmap(step, "{}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,20 @@ from kubehatch_operator.store import Store
 from tests.unit.operator.fakekube import FakeKube
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures").glob("*.yaml"))
+RUN, RUN_UID = "r1", "r1-uid"
+"""Every fixture's run: its derived names are written $job(step,attempt),
+$output(step,attempt) and $input."""
+
+
+def _names(text: str) -> str:
+    """The fixture with the names the operator derives from the run's uid filled in."""
+
+    def job(match: re.Match[str]) -> str:
+        return wire.job_name(RUN, RUN_UID, match[1], int(match[2]))
+
+    text = re.sub(r"\$output\(([\w.-]+),(\d+)\)", lambda m: f"{job(m)}-output", text)
+    text = re.sub(r"\$job\(([\w.-]+),(\d+)\)", job, text)
+    return text.replace("$input", wire.input_configmap_name(RUN, RUN_UID))
 
 
 def _object(kind: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -57,7 +72,7 @@ def _parents(job: dict[str, Any]) -> dict[str, str]:
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[f.stem for f in FIXTURES])
 def test_one_reconcile(fixture: Path) -> None:
-    case = yaml.safe_load(fixture.read_text())
+    case = yaml.safe_load(_names(fixture.read_text()))
     kube, store = FakeKube(), Store()
     store.observe_workflow(_object("Workflow", case["workflow"]))
     for other in case.get("others", []):
@@ -69,18 +84,24 @@ def test_one_reconcile(fixture: Path) -> None:
         store.observe_job(copy.deepcopy(job))
     kube.outputs.update(case.get("outputs", {}))
     kube.terminations.update({k: tuple(v) for k, v in case.get("terminations", {}).items()})
+    kube.waiting.update(case.get("waiting", {}))
+    kube.refuse.update({k: tuple(v) for k, v in case.get("refuse", {}).items()})
     if case.get("deleted"):
         del kube.runs[key[1]]
     quiet = Settings(observability=ObservabilitySettings(post_events=False))
     reconciler = Reconciler(store, kube, quiet)  # type: ignore[arg-type]
+    kicked: list[tuple[str, str]] = []
+    reconciler.queue.kick = kicked.append  # type: ignore[method-assign]
 
-    async def one_pass() -> None:
-        await reconciler.reconcile(key)
+    async def passes() -> None:
+        for _ in range(case.get("passes", 1)):
+            await reconciler.reconcile(key)
 
-    asyncio.run(one_pass())
+    asyncio.run(passes())
 
     expect = case["expect"]
     assert kube.writes == [tuple(w) for w in expect["writes"]]
+    assert [name for _, name in kicked if name != RUN] == expect.get("kicks", [])
     if expect.get("forgotten"):
         assert key not in store.runs
         return

@@ -18,7 +18,12 @@ def job_body(status: dict | None = None, run: str = "r1", rv: str = "5") -> dict
             "creationTimestamp": "2026-01-01T00:00:00Z",
             "labels": {"kubehatch.dev/step": "a", "kubehatch.dev/attempt": "2"},
             "ownerReferences": [
-                {"apiVersion": "kubehatch.dev/v1alpha1", "kind": "WorkflowRun", "name": run}
+                {
+                    "apiVersion": "kubehatch.dev/v1alpha1",
+                    "kind": "WorkflowRun",
+                    "name": run,
+                    "uid": "r1-uid",
+                }
             ],
         },
         "status": status or {},
@@ -68,7 +73,7 @@ def test_jobs_without_our_labels_are_ignored() -> None:
 
 def run_body(phase: str | None = None, rv: str = "1") -> dict:
     return {
-        "metadata": {"name": "r1", "namespace": "ns", "resourceVersion": rv},
+        "metadata": {"name": "r1", "namespace": "ns", "resourceVersion": rv, "uid": "r1-uid"},
         "spec": {"workflowRef": {"name": "wf"}},
         "status": {"phase": phase} if phase else {},
     }
@@ -78,9 +83,10 @@ def test_store_keeps_unfinished_runs_and_drops_finished_ones() -> None:
     store = Store()
     key = store.observe_run(run_body("Running"))
     store.observe_job(job_body())
-    assert key in store.runs and "r1-a-2" in store.attempts[key]
+    uid = store.runs[key].uid
+    assert "r1-a-2" in store.attempts[uid]
     store.observe_run(run_body("Succeeded", rv="2"))
-    assert key not in store.runs and key not in store.attempts and key in store.finished
+    assert key not in store.runs and uid not in store.attempts and key in store.finished
     # Late Job events of a finished run are not tracked again.
     assert store.observe_job(job_body()) is None
 

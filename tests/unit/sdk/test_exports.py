@@ -16,7 +16,8 @@ SDK = {
 API = {
     "API_VERSION", "GROUP", "RESOURCES", "VERSION", "WORKFLOWS", "WORKFLOW_EVENTS",
     "WORKFLOW_RUNS", "ApiModel", "Backoff", "ConcurrencySpec", "Condition", "ConditionStatus",
-    "CronSchedule", "DnsLabel", "Duration", "EnvVar", "FieldProblem", "LimitStrategy",
+    "CronSchedule", "DnsLabel", "Duration", "EnvVar", "EnvVarSource", "FieldProblem",
+    "KeySelector", "LimitStrategy",
     "PrinterColumn", "Resource", "ResourceInfo", "ResourceRequirements", "SpecProblems",
     "StatusModel", "StepPhase", "StepSpec", "StepStatus", "TriggerType", "TriggeredBy",
     "Triggers", "Workflow", "WorkflowEvent", "WorkflowEventSpec", "WorkflowEventStatus",

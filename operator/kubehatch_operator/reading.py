@@ -1,0 +1,94 @@
+"""The read half of a reconcile pass: what the store knows, plus what watches do not carry.
+
+Watch events carry Jobs and runs, not why a pod failed (its termination message), why
+it has not started (its waiting reason), or what a concurrency key action returned (its
+output). Those are read here, once per attempt where they cannot change, and only for
+the attempts that need them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+
+from kubehatch.api import wire
+from kubehatch.api.workflow import WorkflowSpec
+from kubehatch_operator.kube import Kube
+from kubehatch_operator.model import Attempt, AttemptState, Run
+from kubehatch_operator.store import Key, RunEntry, Store
+
+WAITING_AFTER = timedelta(seconds=3)
+"""A pod not started by then is asked why (most start within a second)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Pass:
+    """What one reconcile pass read."""
+
+    entry: RunEntry
+    run: Run
+    workflow: WorkflowSpec | str | None
+    """The Workflow's spec, why it is invalid, or None when it does not exist."""
+    attempts: list[Attempt]
+    key_output: str | None = None
+    """What the concurrency key action returned, once it succeeded."""
+
+    @property
+    def key(self) -> Key:
+        return self.entry.key
+
+    @property
+    def spec(self) -> WorkflowSpec | None:
+        """The spec the run follows: its snapshot once started, else the Workflow's."""
+        if self.run.status.workflow_spec is not None:
+            return self.run.status.workflow_spec
+        return self.workflow if isinstance(self.workflow, WorkflowSpec) else None
+
+
+async def read_pass(store: Store, kube: Kube, entry: RunEntry, run: Run, now: datetime) -> Pass:
+    workflow = store.workflows.get(entry.workflow_key)
+    attempts = await _attempts(store, kube, entry, now)
+    key_output = None
+    key_attempt = next((a for a in attempts if a.step == wire.KEY_STEP), None)
+    if (
+        key_attempt is not None
+        and key_attempt.state is AttemptState.SUCCEEDED
+        and run.status.concurrency_key is None
+    ):
+        configmap = wire.output_configmap_name(key_attempt.job_name)
+        key_output = str(await kube.read_output(entry.key[0], configmap))
+    return Pass(
+        entry=entry,
+        run=run,
+        workflow=workflow.for_decisions if workflow is not None else None,
+        attempts=attempts,
+        key_output=key_output,
+    )
+
+
+async def _attempts(store: Store, kube: Kube, entry: RunEntry, now: datetime) -> list[Attempt]:
+    """The run's attempts: failed ones with their pod's termination message (read once),
+    and ones whose pod is slow to start with the reason it waits (read on every pass)."""
+    namespace = entry.key[0]
+    known = store.attempts_of(entry)
+    for job, attempt in list(known.items()):
+        if attempt.state is AttemptState.FAILED and attempt.message is None:
+            if attempt.timed_out:
+                continue
+            message, code = await kube.termination_message(namespace, attempt.uid)
+            known[job] = dataclasses.replace(
+                attempt,
+                message=message or "no message",
+                permanent=code == wire.EXIT_PERMANENT,
+                timed_out=code == wire.EXIT_TIMED_OUT,
+            )
+        elif (
+            attempt.state is AttemptState.ACTIVE
+            and not attempt.started
+            and attempt.uid
+            and attempt.started_at is not None
+            and now - attempt.started_at >= WAITING_AFTER
+        ):
+            waiting = await kube.why_waiting(namespace, attempt.uid)
+            known[job] = dataclasses.replace(attempt, waiting=waiting)
+    return list(known.values())
