@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import kopf
@@ -26,6 +26,7 @@ from kubehatch_operator.store import Key, Store, workflow_of
 from kubehatch_operator.triggers.controller import Triggers
 
 MANAGED = {wire.LABEL_MANAGED_BY: wire.MANAGED_BY}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,47 @@ class Runtime:
     store: Store
     reconciler: Reconciler
     triggers: Triggers
+    background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     def start(cls, settings: Settings) -> Runtime:
         store = Store()
         kube = Kube(load_config(settings.api.workers))
         return cls(store, Reconciler(store, kube, settings), Triggers(store, kube, settings))
+
+    async def prime(self, namespaces: tuple[str, ...]) -> None:
+        """Fill the store from full listings before any handler runs.
+
+        kopf hands its first listing over one object at a time, name by name: a queued
+        run listed before the running ones would be admitted against a store that does
+        not know them yet. So the operator lists Workflows, runs and Jobs itself, first.
+        """
+        workflows, _ = await self.reconciler.kube.list_objects(wire.WORKFLOWS, namespaces)
+        for body in workflows:
+            self.store.observe_workflow(body)
+        await self.relist(namespaces)
+        self.store.primed = True
+
+    async def relist(self, namespaces: tuple[str, ...]) -> None:
+        """Agree with a fresh listing of runs and Jobs (what a re-listing watch misses)."""
+        kube = self.reconciler.kube
+        runs, runs_version = await kube.list_objects(wire.WORKFLOW_RUNS, namespaces)
+        jobs, jobs_version = await kube.list_objects("jobs", namespaces)
+        for gone in self.store.relist(runs, jobs, min(runs_version, jobs_version)):
+            log.info("run %s/%s is gone (deleted while the watch was down)", *gone.key)
+            for waiting in self.store.runs_waiting_for(gone.workflow_key):
+                self.reconciler.kick(waiting)
+
+    def relist_every(self, seconds: float, namespaces: tuple[str, ...]) -> None:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(seconds)
+                try:
+                    await self.relist(namespaces)
+                except Exception:
+                    log.exception("relisting runs and Jobs failed; trying again later")
+
+        self.background.append(asyncio.get_running_loop().create_task(loop()))
 
     def workflow_changed(self, key: Key) -> None:
         """A Workflow appeared, changed or went: waiting runs, retention and triggers."""
@@ -75,7 +111,15 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         )
     )
     metrics.serve(own.observability.metrics_port)
-    memo.runtime = Runtime.start(own)
+    runtime = Runtime.start(own)
+    await runtime.prime(own.api.namespaces)
+    runtime.relist_every(RELIST_SECONDS, own.api.namespaces)
+    memo.runtime = runtime
+
+
+RELIST_SECONDS = 60.0
+"""How often the operator compares its store with a full listing (cheap: served from the
+API server's watch cache), bounding how long a deletion missed by a watch can matter."""
 
 
 @kopf.on.probe(id="runs")

@@ -261,24 +261,32 @@ class Kube:
         latest = max(events.items, key=lambda e: e.last_timestamp or e.event_time, default=None)
         return f"FailedCreate: {latest.message}" if latest is not None else None
 
-    async def list_objects(self, plural: str, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
-        """Every object of one of kubehatch's kinds (or managed Jobs) in the namespaces.
+    async def list_objects(
+        self, plural: str, namespaces: tuple[str, ...]
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Every object of one of kubehatch's kinds (or managed Jobs) in the namespaces,
+        and the oldest resourceVersion of the lists (what the listing is known to cover).
 
         Exact names are listed one by one (namespaced RBAC grants nothing more); globs and
         "all" are listed cluster-wide and filtered here.
         """
         exact = [n for n in namespaces if not set(n) & set("*?[]!")]
         if namespaces and len(exact) == len(namespaces):
-            found = []
+            found: list[dict[str, Any]] = []
+            versions = []
             for namespace in exact:
-                found += await self._list(plural, namespace)
-            return found
-        items = await self._list(plural, None)
-        if not namespaces:
-            return items
-        return [i for i in items if any(fnmatch(i["metadata"]["namespace"], n) for n in namespaces)]
+                items, version = await self._list(plural, namespace)
+                found += items
+                versions.append(version)
+            return found, min(versions, default=0)
+        items, version = await self._list(plural, None)
+        if namespaces:
+            items = [
+                i for i in items if any(fnmatch(i["metadata"]["namespace"], n) for n in namespaces)
+            ]
+        return items, version
 
-    async def _list(self, plural: str, namespace: str | None) -> list[dict[str, Any]]:
+    async def _list(self, plural: str, namespace: str | None) -> tuple[list[dict[str, Any]], int]:
         if plural == "jobs":
             selector = f"{wire.LABEL_MANAGED_BY}={wire.MANAGED_BY}"
             if namespace is None:
@@ -289,9 +297,8 @@ class Kube:
                 result = await _call(
                     self.batch.list_namespaced_job, namespace, label_selector=selector
                 )
-            api = self.batch.api_client
-            return [api.sanitize_for_serialization(item) for item in result.items]
-        if namespace is None:
+            listed = self.batch.api_client.sanitize_for_serialization(result)
+        elif namespace is None:
             listed = await _call(
                 self.custom.list_cluster_custom_object, wire.GROUP, wire.VERSION, plural
             )
@@ -300,7 +307,8 @@ class Kube:
                 self.custom.list_namespaced_custom_object,
                 wire.GROUP, wire.VERSION, namespace, plural,
             )  # fmt: skip
-        return list(listed.get("items") or [])
+        version = (listed.get("metadata") or {}).get("resourceVersion") or "0"
+        return list(listed.get("items") or []), int(version) if version.isdigit() else 0
 
     async def list_workflows(self, namespace: str) -> list[dict[str, Any]]:
         """A consistent read: a Workflow created before an event is always in it."""

@@ -43,6 +43,8 @@ class Attempt:
     """Its container has started (the step's code runs or ran)."""
     waiting: str | None = None
     """Why its pod has not started yet (scheduling, image pull, config), from the pod."""
+    resource_version: int = 0
+    """Of the Job as last seen; 0 for a Job this process just created."""
 
 
 @dataclass(frozen=True)

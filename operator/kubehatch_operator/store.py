@@ -147,6 +147,7 @@ def attempt_from_job(job: dict[str, Any]) -> Attempt | None:
     # SuccessCriteriaMet and FailureTarget come first (1.31+); Complete and Failed once
     # the pod is gone. Acting on the first signal saves a round of pod termination.
     uid = str(meta.get("uid", ""))
+    version = _resource_version(job) or 0
     # A pod is Ready once its container runs (step pods have no probes); the counts of
     # finished pods cover a container that ran and stopped between two looks.
     ran = any((status.get(n) or 0) >= 1 for n in ("ready", "succeeded", "failed"))
@@ -157,7 +158,7 @@ def attempt_from_job(job: dict[str, Any]) -> Attempt | None:
         )
         return Attempt(
             step, attempt, meta["name"], AttemptState.SUCCEEDED, began, finished,
-            uid=uid, started=True,
+            uid=uid, started=True, resource_version=version,
         )  # fmt: skip
     failed = conditions.get("FailureTarget") or conditions.get("Failed")
     if failed:
@@ -173,8 +174,12 @@ def attempt_from_job(job: dict[str, Any]) -> Attempt | None:
             # FailureTarget comes first, Failed once no pod of the Job runs any more.
             terminating="Failed" not in conditions or (status.get("terminating") or 0) > 0,
             started=ran,
+            resource_version=version,
         )
-    return Attempt(step, attempt, meta["name"], AttemptState.ACTIVE, began, uid=uid, started=ran)
+    return Attempt(
+        step, attempt, meta["name"], AttemptState.ACTIVE, began,
+        uid=uid, started=ran, resource_version=version,
+    )  # fmt: skip
 
 
 @dataclass
@@ -191,6 +196,8 @@ class Store:
     """Finished runs, reduced to what retention needs."""
     finished_uids: set[str] = field(default_factory=set)
     """Their uids: late Job events of a finished run are not tracked again."""
+    primed: bool = False
+    """Filled from a full listing: until then, nothing is admitted against a partial view."""
     _by_workflow: dict[Key, set[Key]] = field(default_factory=lambda: defaultdict(set))
     """Unfinished runs per workflow: admission reads them without scanning every run."""
 
@@ -288,6 +295,41 @@ class Store:
     def note_created(self, entry: RunEntry, attempt: Attempt) -> None:
         """Record a Job this process just created, before its watch event arrives."""
         self.attempts[entry.uid].setdefault(attempt.job_name, attempt)
+
+    # --- full listings ---------------------------------------------------------------------
+    def relist(
+        self, runs: list[dict[str, Any]], jobs: list[dict[str, Any]], version: int
+    ) -> list[RunEntry]:
+        """Make the store agree with a fresh listing of every run and step Job.
+
+        A watch that re-lists after an outage (410 Gone) sends no DELETED events for what
+        went meanwhile: a deleted run would keep its concurrency slot and its Jobs would
+        be re-created. What the listing lacks is dropped here, unless the store saw it at
+        a newer ``version`` than the listing covers (created meanwhile); returns the runs
+        that went, so that the runs waiting behind them move on.
+        """
+        listed = {(b["metadata"]["namespace"], b["metadata"]["name"]): b for b in runs}
+        gone = [
+            entry
+            for key, entry in list(self.runs.items())
+            if (key not in listed or listed[key]["metadata"].get("uid") != entry.uid)
+            and (entry.resource_version or 0) <= version
+        ]
+        for entry in gone:
+            self.forget_run(entry.key)
+        for body in runs:
+            self.observe_run(body)
+        live: dict[str, set[str]] = defaultdict(set)
+        for body in jobs:
+            if (owner := wire.run_owner(body)) is not None:
+                live[owner[1]].add(body["metadata"]["name"])
+        for uid, known in self.attempts.items():
+            for job, attempt in list(known.items()):
+                if job not in live.get(uid, ()) and 0 < attempt.resource_version <= version:
+                    del known[job]
+        for body in jobs:
+            self.observe_job(body)
+        return gone
 
     # --- workflows ----------------------------------------------------------------------
     def observe_workflow(self, body: dict[str, Any], deleted: bool = False) -> Key:

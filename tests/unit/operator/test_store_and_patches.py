@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 from kubehatch_operator.model import AttemptState
@@ -133,3 +134,30 @@ def test_job_deletions_after_a_run_is_forgotten_leave_nothing_behind() -> None:
     store.observe_run(run_body(), deleted=True)
     store.observe_job(job_body(), deleted=True)
     assert key not in store.attempts
+
+
+def test_a_relisting_drops_what_went_while_the_watch_was_down() -> None:
+    """A re-list after 410 Gone sends no DELETED events: the listing tells what went."""
+    store = Store()
+    gone = store.observe_run(run_body("Running", rv="5"))
+    store.observe_job(job_body(rv="6"))
+    newer = run_body(rv="50")
+    newer["metadata"] = {**newer["metadata"], "name": "r9", "uid": "r9-uid"}
+    store.observe_run(newer)  # created after the listing was taken: kept
+    uid = store.runs[gone].uid
+    left = store.relist(runs=[], jobs=[], version=20)
+    assert [entry.key for entry in left] == [gone]
+    assert gone not in store.runs and ("ns", "r9") in store.runs
+    assert store.attempts.get(uid, {}) == {}
+
+
+def test_a_relisting_drops_jobs_that_went_but_keeps_the_ones_just_created() -> None:
+    store = Store()
+    key = store.observe_run(run_body("Running", rv="5"))
+    store.observe_job(job_body(rv="6"))
+    entry = store.runs[key]
+    fresh = attempt_from_job({**job_body(), "metadata": {**job_body()["metadata"], "name": "j2"}})
+    assert fresh is not None
+    store.note_created(entry, dataclasses.replace(fresh, resource_version=0))
+    store.relist(runs=[entry.body], jobs=[], version=20)
+    assert list(store.attempts_of(entry)) == ["j2"]
