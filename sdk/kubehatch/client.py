@@ -8,13 +8,16 @@ The same operations as the ``kubehatch`` CLI (which is built on this module)::
     print(final.status.phase)
 
 It speaks to the Kubernetes API with the current kubeconfig (or the pod's
-ServiceAccount when it runs in a cluster): kubehatch has no server of its own.
+ServiceAccount when it runs in a cluster): kubehatch has no server of its own. Failures
+to talk to it are :class:`ApiError`: one line saying what failed and what to do.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -29,9 +32,21 @@ from kubehatch.api.workflowrun import TriggeredBy, TriggerType, WorkflowRun
 from kubehatch.errors import KubehatchError
 
 if TYPE_CHECKING:
-    from kubernetes.client import ApiClient
+    from kubernetes.client import ApiClient, V1Pod
 
 _EPOCH = datetime.fromtimestamp(0, UTC)
+
+MAX_INPUT_BYTES = wire.MAX_INPUT_BYTES
+"""The largest run input as the operator stores it (``json.dumps``, in its input ConfigMap,
+which holds 1 MiB at most); the margin leaves room for the rest of the run, which has it too."""
+
+
+class ApiError(KubehatchError):
+    """The API server refused (``status``: its HTTP code) or did not answer (None); one line."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _load_config() -> tuple[ApiClient, str]:
@@ -45,19 +60,25 @@ def _load_config() -> tuple[ApiClient, str]:
     except (config.ConfigException, OSError):
         try:
             config.load_kube_config()
-        except (config.ConfigException, OSError, TypeError) as err:
-            raise KubehatchError(
-                f"no cluster to talk to ({err}); set KUBECONFIG or run inside a pod"
-            ) from err
-        _, context = config.list_kube_config_contexts()
+            _, context = config.list_kube_config_contexts()
+        except Exception as err:  # a missing, unreadable or malformed kubeconfig
+            reason = _one_line(str(err)) or type(err).__name__
+            raise KubehatchError(f"no cluster to talk to ({reason}); set KUBECONFIG") from err
         namespace = (context or {}).get("context", {}).get("namespace") or "default"
     return client.ApiClient(), namespace
 
 
-def _as_input(value: Any) -> dict[str, Any]:
-    data = to_jsonable(value, what="workflow input") if value is not None else {}
+def _as_input(value: Any, what: str = "workflow input") -> dict[str, Any]:
+    data = to_jsonable(value, what=what) if value is not None else {}
     if not isinstance(data, dict):
-        raise KubehatchError(f"workflow input must be a JSON object, not {type(data).__name__}")
+        raise KubehatchError(f"{what} must be a JSON object, not {type(data).__name__}")
+    size = len(json.dumps(data).encode())  # as the operator writes it into the ConfigMap
+    if size > MAX_INPUT_BYTES:
+        raise KubehatchError(
+            f"the {what} is {size} bytes of JSON ({size / 2**20:.1f} MiB), over the limit of "
+            f"{MAX_INPUT_BYTES} bytes: a run's input is kept in a ConfigMap (1 MiB at most); "
+            "pass a reference to the data instead: an object-storage URL, a PVC path"
+        )
     return data
 
 
@@ -74,14 +95,14 @@ class EventClient:
         *,
         metadata: dict[str, str] | None = None,
     ) -> str:
-        """Create a WorkflowEvent; returns its name."""
+        """Create a WorkflowEvent; returns its name (it starts whatever listens, if any)."""
         body = {
             "apiVersion": wire.API_VERSION,
             "kind": "WorkflowEvent",
             "metadata": {"generateName": "event-"},
             "spec": {
                 "key": key,
-                "payload": _as_input(payload),
+                "payload": _as_input(payload, "event payload (the runs' input)"),
                 "additionalMetadata": metadata or {},
             },
         }
@@ -99,6 +120,17 @@ class StepChange:
     message: str | None
 
 
+@dataclasses.dataclass(frozen=True)
+class PodLog:
+    """One step attempt's pod and what it printed (what ``kubehatch logs`` shows)."""
+
+    job: str
+    pod: str
+    phase: str  # the pod's: Pending, Running, Succeeded, Failed or Unknown
+    waiting: str | None  # why its container has not started ("ErrImagePull: ..."), if not
+    log: str  # so far; empty while it has not started
+
+
 class Client:
     """Runs workflows on the cluster. All methods are synchronous."""
 
@@ -113,7 +145,7 @@ class Client:
         self.namespace = namespace or "default"
         self._custom = client.CustomObjectsApi(api_client)
         self._core = client.CoreV1Api(api_client)
-        self._batch = client.BatchV1Api(api_client)
+        self._host = str(getattr(api_client.configuration, "host", "") or "the API server")
         self.event = EventClient(self)
 
     # --- runs ---------------------------------------------------------------------------
@@ -125,7 +157,8 @@ class Client:
         name: str | None = None,
         scheduled_at: datetime | None = None,
     ) -> str:
-        """Start a run of ``workflow`` (at ``scheduled_at``, if given); returns its name."""
+        """Start a run of ``workflow`` (at ``scheduled_at``, if given); returns its name.
+        Creates nothing if the input is too big or the Workflow does not exist."""
         trigger = TriggerType.SCHEDULE if scheduled_at else TriggerType.MANUAL
         try:
             body = WorkflowRun.of(
@@ -140,7 +173,21 @@ class Client:
                 f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
             )
             raise KubehatchError(f"cannot run workflow {workflow!r}: {problems}") from err
+        self._require_workflow(workflow)
         return self._create(wire.WORKFLOW_RUNS, body)
+
+    def _require_workflow(self, workflow: str) -> None:
+        try:
+            self._get(wire.WORKFLOWS, workflow)
+        except ApiError as err:
+            if err.status == 404 and " not found in namespace " in str(err):
+                raise ApiError(
+                    f"workflow {workflow!r} does not exist in namespace {self.namespace!r}; "
+                    f"kubectl get workflows -n {self.namespace} lists them",
+                    404,
+                ) from err
+            if err.status != 403:  # one may create runs without reading Workflows
+                raise
 
     def get_run(self, name: str) -> WorkflowRun:
         return WorkflowRun.model_validate(self._get(wire.WORKFLOW_RUNS, name))
@@ -172,13 +219,19 @@ class Client:
                 resource_version=run.metadata.get("resourceVersion"),
                 timeout_seconds=int(min(remaining or 60, 60)) or 1,
             )
-            for event in stream:
-                if event["type"] == "DELETED":
-                    raise KubehatchError(f"run {name!r} was deleted")
-                run = WorkflowRun.model_validate(event["object"])
-                yield run
-                if run.status and run.status.phase and run.status.phase.finished:
-                    return
+            try:
+                with self._api_errors("watch", wire.WORKFLOW_RUNS):
+                    for event in stream:
+                        if event["type"] == "DELETED":
+                            raise KubehatchError(f"run {name!r} was deleted")
+                        run = WorkflowRun.model_validate(event["object"])
+                        yield run
+                        if run.status and run.status.phase and run.status.phase.finished:
+                            return
+            except ApiError as err:
+                if err.status != 410:  # 410 Gone: the watch expired; read the run afresh
+                    raise
+                yield (run := self.get_run(name))
 
     def wait(
         self,
@@ -200,21 +253,37 @@ class Client:
         return run
 
     def logs(self, name: str, step: str | None = None) -> dict[str, str]:
-        """Logs of the run's step pods (every attempt), by Job name."""
+        """Logs of the run's step pods (every attempt), by Job name ("" if not started)."""
+        return {pod.job: pod.log for pod in self.pod_logs(name, step)}
+
+    def pod_logs(self, name: str, step: str | None = None) -> list[PodLog]:
+        """The run's step pods, oldest first: each one's phase, and log or why it has none."""
         selector = f"{wire.LABEL_RUN}={wire.label_value(name)}"
         if step:
             selector += f",{wire.LABEL_STEP}={wire.label_value(step)}"
-        pods: list[tuple[datetime, str, str]] = []  # (created, pod, job), to sort by age
-        for pod in self._core.list_namespaced_pod(self.namespace, label_selector=selector).items:
-            meta = pod.metadata
-            if meta is None or not meta.name:  # the API server always sets both
-                continue
-            job = (meta.labels or {}).get("job-name", meta.name)
-            pods.append((meta.creation_timestamp or _EPOCH, meta.name, job))
-        pods.sort(key=lambda found: found[0])
-        return {
-            job: self._core.read_namespaced_pod_log(pod, self.namespace) for _, pod, job in pods
-        }
+        with self._api_errors("list", "pods"):
+            found = self._core.list_namespaced_pod(self.namespace, label_selector=selector)
+        pods: list[tuple[datetime, str, str, V1Pod]] = []  # (created, pod, job, pod): by age
+        for pod in found.items:
+            if (meta := pod.metadata) and meta.name:  # the API server always sets both
+                job = (meta.labels or {}).get("job-name", meta.name)
+                pods.append((meta.creation_timestamp or _EPOCH, meta.name, job, pod))
+        return [self._pod_log(*found[1:]) for found in sorted(pods, key=lambda p: p[0])]
+
+    def _pod_log(self, name: str, job: str, pod: V1Pod) -> PodLog:
+        from kubernetes.client.exceptions import ApiException
+
+        phase = (pod.status.phase if pod.status else None) or "Unknown"
+        if (waiting := _not_started(pod)) is not None:
+            return PodLog(job, name, phase, waiting, "")
+        with self._api_errors("get", "pods/log", name):
+            try:
+                text = self._core.read_namespaced_pod_log(name, self.namespace)
+            except ApiException as err:
+                if err.status in (401, 403):  # the same for every pod: stop here
+                    raise
+                text = f"(no log: {_status_message(err)})"  # e.g. the pod is gone
+        return PodLog(job, name, phase, None, text)
 
     # --- plumbing -------------------------------------------------------------------------
     def _where(self, plural: str) -> tuple[str, str, str, str]:
@@ -222,10 +291,9 @@ class Client:
 
     def _create(self, plural: str, body: dict[str, Any]) -> str:
         """Create the object; returns its name (given, or made by the API server)."""
-        with self._api_errors("create", plural):
+        with self._api_errors("create", plural, body.get("metadata", {}).get("name")):
             answer = self._custom.create_namespaced_custom_object(*self._where(plural), body)
-        name: str = _json_object(answer)["metadata"]["name"]
-        return name
+        return str(_json_object(answer)["metadata"]["name"])
 
     def _get(self, plural: str, name: str) -> dict[str, Any]:
         with self._api_errors("get", plural, name):
@@ -244,22 +312,83 @@ class Client:
 
     @contextlib.contextmanager
     def _api_errors(self, verb: str, plural: str, name: str | None = None) -> Iterator[None]:
-        """API errors as KubehatchErrors that say what failed and, for a 404, why."""
+        """API and connection errors as one-line ApiErrors (see :func:`explain`)."""
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         try:
             yield
-        except ApiException as err:
-            what = f"{plural[:-1]} {name!r}" if name else plural
-            if err.status == 404 and name:
-                raise KubehatchError(f"{what} not found in namespace {self.namespace!r}") from err
-            if err.status == 404:
-                raise KubehatchError(
-                    f"the cluster has no {plural}: install kubehatch's CRDs (helm install ...)"
-                ) from err
-            raise KubehatchError(
-                f"{verb} {what} failed: {err.status} {err.reason}: {err.body}"
-            ) from err
+        except (ApiException, HTTPError) as err:
+            raise explain(err, verb, plural, name, self.namespace, self._host) from err
+
+
+def explain(
+    err: Exception, verb: str, plural: str, name: str | None, namespace: str, host: str
+) -> ApiError:
+    """One line on a failed API call (``verb`` and ``plural`` as RBAC spells them): what
+    failed and what to do. ``err`` is an ApiException (an answer) or a urllib3 error (none)."""
+    status = getattr(err, "status", None)
+    if not isinstance(status, int):
+        reason = getattr(err, "reason", None) or err  # MaxRetryError: the last failure
+        text = re.sub(r"^\w*Connection\(host=[^)]*\):\s*", "", _one_line(str(reason)))
+        return ApiError(f"cannot reach the cluster at {host}: {text}; check KUBECONFIG")
+    body = _status_body(err)
+    details, message = wire.mapping(body.get("details")), _status_message(err)
+    kind, name = plural.split("/")[0][:-1], details.get("name") or name
+    where = f" in namespace {namespace!r}"
+    if status == 401:
+        text = f"the cluster at {host} refused your credentials ({message}); check KUBECONFIG"
+    elif status == 403:
+        can_i = f"kubectl auth can-i {verb} {plural} -n {namespace}"
+        text = f"forbidden: you may not {verb} {plural}{where} ({can_i})"
+    elif status == 404 and details.get("kind") == "namespaces":
+        text = f"namespace {name!r} does not exist"
+    elif status == 404 and body.get("reason") == "NotFound" and name:
+        text = f"{kind} {name!r} not found{where}; kubectl get {plural} -n {namespace} lists them"
+    elif status == 404:
+        text = "the cluster has no kubehatch CRDs: install the chart (charts/kubehatch)"
+    elif status == 409 and body.get("reason") == "AlreadyExists":
+        text = f"{kind} {name!r} already exists{where}; pick another name"
+    else:  # 422 Invalid, 410 Gone, 429, 5xx...
+        text = f"cannot {verb} {plural}{where}: the API server answered {status} {message}"
+    return ApiError(text, status)
+
+
+def _status_body(err: Exception) -> dict[str, Any]:  # the API server's Status, if any
+    try:
+        return wire.mapping(json.loads(getattr(err, "body", None) or "{}"))
+    except (TypeError, ValueError):
+        return {}
+
+
+def _status_message(err: Exception) -> str:
+    body = getattr(err, "body", None)
+    fallback = body if isinstance(body, str) and body.strip() else getattr(err, "reason", "")
+    return _one_line(str(_status_body(err).get("message") or fallback))
+
+
+def _not_started(pod: V1Pod) -> str | None:
+    """Why the pod's container has not started ("reason: message"), or None if it has."""
+    if (status := pod.status) is None:
+        return "Pending: not scheduled yet"
+    containers = [*(status.init_container_statuses or []), *(status.container_statuses or [])]
+    for container in containers:
+        if waiting := container.state and container.state.waiting:
+            return _reason(waiting.reason or "Waiting", waiting.message)
+    if status.phase not in (None, "Pending") or containers:
+        return None
+    for condition in status.conditions or []:
+        if condition.type == "PodScheduled" and condition.status == "False":
+            return _reason(condition.reason or "Unschedulable", condition.message)
+    return "Pending: not started yet"
+
+
+def _reason(reason: str, message: str | None) -> str:
+    return f"{reason}: {_one_line(message)}" if message else reason
+
+
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "").split())
 
 
 def _json_object(answer: object) -> dict[str, Any]:

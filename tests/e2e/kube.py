@@ -117,6 +117,12 @@ def output(namespace: str, configmap: str) -> Any:
     return json.loads(data["output.json"])
 
 
+def attempts_of(namespace: str, run: str) -> list[tuple[str, str]]:
+    """(step, attempt) of every Job of the run, sorted: one Job per attempt, no more."""
+    labels = [j.metadata.labels or {} for j in jobs_of(namespace, run)]
+    return sorted((lb["kubehatch.dev/step"], lb["kubehatch.dev/attempt"]) for lb in labels)
+
+
 def jobs_of(namespace: str, run: str) -> list[client.V1Job]:
     return (
         client.BatchV1Api()

@@ -163,20 +163,19 @@ def release(helm_bin: str, kubeconfig: str, namespace: str) -> Iterator[Release]
 
 def two_step_workflow(image: str) -> dict[str, Any]:
     """The guide's two-step workflow (examples/ex03_two_step.py), in the step image."""
-    env = [{"name": "KUBEHATCH_WORKER", "value": WORKER}]
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "Workflow",
         "metadata": {"name": "two-step-workflow"},
         "spec": {
             "image": image,
+            "worker": WORKER,
             "steps": [
-                {"name": "step-one", "action": "two-step-workflow:step-one", "env": env},
+                {"name": "step-one", "action": "two-step-workflow:step-one"},
                 {
                     "name": "step-two",
                     "action": "two-step-workflow:step-two",
                     "parents": ["step-one"],
-                    "env": env,
                 },
             ],
         },
@@ -244,6 +243,15 @@ def leftovers(rel: Release) -> list[str]:
         f"ClusterRoleBinding/{o.metadata.name}"
         for o in rbac.list_cluster_role_binding(label_selector=selector).items
     ]
+    admission = client.AdmissionregistrationV1Api()
+    found += [
+        f"ValidatingAdmissionPolicy/{o.metadata.name}"
+        for o in admission.list_validating_admission_policy(label_selector=selector).items
+    ]
+    found += [
+        f"ValidatingAdmissionPolicyBinding/{o.metadata.name}"
+        for o in admission.list_validating_admission_policy_binding(label_selector=selector).items
+    ]
     for plural in ("clusterkopfpeerings",):
         items = custom.list_cluster_custom_object("kopf.dev", "v1", plural, label_selector=selector)
         found += [f"{plural}/{o['metadata']['name']}" for o in items["items"]]
@@ -293,6 +301,10 @@ def test_install_run_upgrade_uninstall(
     timings["install"] = release.install(f"image.tag={images['KUBEHATCH_IMAGE_TAG']}")
     deployment_ready(release)
     client.RbacAuthorizationV1Api().read_cluster_role(release.fullname)
+    for policy in ("step-accounts", "step-outputs"):  # a 1.30+ cluster serves them
+        client.AdmissionregistrationV1Api().read_validating_admission_policy_binding(
+            f"{release.fullname}-{policy}"
+        )
     apply_workflow(namespace, images["KUBEHATCH_STEP_IMAGE"])
     timings["run"] = run_to_success(namespace, "first", "ada")
 

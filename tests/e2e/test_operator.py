@@ -86,8 +86,8 @@ def test_failing_step_is_retried_then_fails_the_run_and_skips_its_child(
     assert explode["attempts"] == 3
     assert "ValueError: boom on attempt 3" in explode["message"]
     assert status["steps"]["child"]["phase"] == "Skipped"
-    jobs = sorted(j.metadata.name for j in kube.jobs_of(op_namespace, run))
-    assert jobs == ["run-explode-1", "run-explode-2", "run-explode-3"]
+    jobs = kube.attempts_of(op_namespace, run)
+    assert jobs == [("explode", "1"), ("explode", "2"), ("explode", "3")]
     condition = next(c for c in status["conditions"] if c["type"] == "Succeeded")
     assert (condition["status"], condition["reason"]) == ("False", "StepFailed")
 
@@ -177,8 +177,8 @@ def test_killing_the_operator_mid_run_duplicates_no_job(
     status = kube.wait_for_phase(op_namespace, run, {"Succeeded", "Failed"})["status"]
     assert status["phase"] == "Succeeded", status
     assert kube.output(op_namespace, status["steps"]["two"]["outputConfigMap"]) == {"n": 2}
-    jobs = sorted(j.metadata.name for j in kube.jobs_of(op_namespace, run))
-    assert jobs == ["run-one-1", "run-two-1"]
+    jobs = kube.attempts_of(op_namespace, run)
+    assert jobs == [("one", "1"), ("two", "1")]
 
 
 def test_finished_runs_are_deleted_after_ttl_and_beyond_history(

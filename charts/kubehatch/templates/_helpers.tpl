@@ -66,48 +66,81 @@ app.kubernetes.io/part-of: kubehatch
 {{- end -}}
 
 {{/*
-The operator's rights in a namespace: exactly what it reads and writes there. Used by
-the ClusterRole (all namespaces) or by one Role per watched namespace.
+The accounts step pods may run as, as a JSON list: the default step account, then
+stepServiceAccount.allowed. Never the operator's or the trigger's account: either would
+let a Workflow's author take over what that account may do (fails the render).
+*/}}
+{{- define "kubehatch.allowedStepServiceAccounts" -}}
+{{- $allowed := concat (list .Values.stepServiceAccount.name) (.Values.stepServiceAccount.allowed | default list) | uniq -}}
+{{- $operator := include "kubehatch.serviceAccountName" . -}}
+{{- range $allowed -}}
+{{- if eq . $operator -}}
+{{- fail (printf "stepServiceAccount: %q is the operator's ServiceAccount (serviceAccount.name); step pods may never run as it. Remove it from stepServiceAccount.allowed (or stepServiceAccount.name)." .) -}}
+{{- end -}}
+{{- if eq . $.Values.triggerServiceAccount.name -}}
+{{- fail (printf "stepServiceAccount: %q is the trigger's ServiceAccount (triggerServiceAccount.name); step pods may never run as it. Remove it from stepServiceAccount.allowed (or stepServiceAccount.name)." .) -}}
+{{- end -}}
+{{- end -}}
+{{- $allowed | toJson -}}
+{{- end -}}
+
+{{/*
+Whether to render the ValidatingAdmissionPolicies: asked for, and served by the cluster
+(admissionregistration.k8s.io/v1, Kubernetes 1.30+).
+*/}}
+{{- define "kubehatch.admissionPolicies" -}}
+{{- if and .Values.admissionPolicies.enabled (.Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy") -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+The operator's rights in a namespace: exactly the calls it makes there (kube.py and the
+kopf handlers), nothing more. Used by the ClusterRole (all namespaces) or by one Role per
+watched namespace.
 */}}
 {{- define "kubehatch.operatorNamespacedRules" -}}
-# Workflows, runs and events: watched, and annotated/updated by the operator.
-- apiGroups: [kubehatch.dev]
-  resources: [workflows, workflowruns, workflowevents]
-  verbs: [get, list, watch, patch, update]
-# Runs: created by event and schedule triggers, deleted by TTL and history limits.
+# Runs: watched; created by event and cron triggers; deleted by TTL and history limits.
 - apiGroups: [kubehatch.dev]
   resources: [workflowruns]
-  verbs: [create, delete]
-# Events: deleted once they have been turned into runs.
+  verbs: [get, list, watch, create, delete]
+# Workflows: watched, and listed when an event arrives.
+- apiGroups: [kubehatch.dev]
+  resources: [workflows]
+  verbs: [list, watch]
+# Events: watched, and deleted once their retention is over.
 - apiGroups: [kubehatch.dev]
   resources: [workflowevents]
-  verbs: [delete]
+  verbs: [list, watch, delete]
+# Progress and trigger state: merge patches of the status subresource only.
 - apiGroups: [kubehatch.dev]
   resources: [workflows/status, workflowruns/status, workflowevents/status]
-  verbs: [get, patch, update]
-# One Job per step attempt; deleted to stop a cancelled or failed run.
+  verbs: [patch]
+# Jobs, ConfigMaps and CronJobs carry owner references with blockOwnerDeletion to their
+# run or Workflow; the OwnerReferencesPermissionEnforcement admission plugin asks for this.
+- apiGroups: [kubehatch.dev]
+  resources: [workflows/finalizers, workflowruns/finalizers]
+  verbs: [update]
+# One Job per step attempt, watched; read after a 409 (is the Job there the run's own?);
+# deleted to stop a cancelled or failed run.
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create, delete]
-# Cron triggers.
+# Cron triggers: one CronJob per schedule, replaced when the Workflow changes.
 - apiGroups: [batch]
   resources: [cronjobs]
-  verbs: [get, list, watch, create, update, patch, delete]
+  verbs: [list, watch, create, update, delete]
 # Run inputs (create) and a concurrency key step's output (get); nothing else.
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, create]
-# A failed step's termination message.
+# Step pods: watched (pods that never start), and a failed step's termination message.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list]
-# Events on runs (step transitions) and kopf's own.
+  verbs: [list, watch]
+# Events on runs (step transitions) and kopf's own (core/v1, created, never patched);
+# listed for a Job's FailedCreate when its pod never appears.
 - apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
-- apiGroups: [events.k8s.io]
-  resources: [events]
-  verbs: [create, patch]
+  verbs: [create, list]
 {{- end -}}
 
 {{/* Where kopf records the replicas' keep-alives (see values.yaml: peering). */}}
@@ -115,4 +148,17 @@ the ClusterRole (all namespaces) or by one Role per watched namespace.
 - apiGroups: [kopf.dev]
   resources: [kopfpeerings]
   verbs: [get, list, watch, patch]
+{{- end -}}
+
+{{/*
+The namespaces the admission policies guard, as a JSON list: empty when the operator
+watches all namespaces (the policies then guard every namespace), else every namespace
+the chart serves (the release namespace, watchNamespaces, stepNamespaces).
+*/}}
+{{- define "kubehatch.policyNamespaces" -}}
+{{- if include "kubehatch.clusterWide" . -}}
+[]
+{{- else -}}
+{{- include "kubehatch.stepNamespaces" . -}}
+{{- end -}}
 {{- end -}}

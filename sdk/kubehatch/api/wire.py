@@ -172,8 +172,10 @@ EXIT_TIMED_OUT = 124
 EXIT_CANCELLED = 143
 """Stopped by SIGTERM: cancelled, or its run timed out."""
 
-MAX_INPUT_BYTES = 1024 * 1024 - 1024
-"""A run's input as JSON: one ConfigMap key, within the API server's 1 MiB per object."""
+MAX_INPUT_BYTES = 1024 * 1024 - 64 * 1024
+"""A run's input as JSON: one ConfigMap key, within the API server's 1 MiB per object
+(with room for the ConfigMap's metadata). The client checks it before creating a run;
+the operator fails a run created with more."""
 
 ENV_PREFIX = "KUBEHATCH_"
 """Every variable of this contract starts with it; user env may not."""

@@ -11,7 +11,10 @@ found at start-up, so adding one is adding one module with:
 * ``run(args: argparse.Namespace) -> int``: do the work, return the exit status.
 
 Raise :class:`kubehatch.KubehatchError` for expected failures: ``main`` prints its
-message (no traceback) and exits with status 1.
+message (no traceback) and exits with status 1. Anything else is a bug: ``main`` prints
+one line and "run with --debug for the traceback" (``--debug`` prints it), unless the
+module sets ``TRACEBACKS = True`` (subcommands run in pods, where nobody can rerun them).
+Ctrl-C exits with status 130, usage errors with 2 (argparse's).
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import traceback
 from collections.abc import Sequence
 from types import ModuleType
 
 from kubehatch.errors import KubehatchError
+
+DEBUG_HELP = "on an unexpected error, print the Python traceback"
 
 
 def subcommands() -> list[ModuleType]:
@@ -39,19 +45,50 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kubehatch", description="Hatchet-style workflows on Kubernetes."
     )
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     commands = parser.add_subparsers(title="commands", dest="command", required=True)
     for module in subcommands():
         sub = commands.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.configure(sub)
-        sub.set_defaults(handler=module.run)
+        sub.set_defaults(handler=module.run, tracebacks=getattr(module, "TRACEBACKS", False))
+        _accept_debug(sub, set())
     return parser
+
+
+def _accept_debug(parser: argparse.ArgumentParser, seen: set[int]) -> None:
+    """``--debug`` after the subcommand too (where users add it), nested ones included."""
+    if id(parser) in seen:
+        return
+    seen.add(id(parser))
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _accept_debug(sub, seen)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kubehatch`` script."""
     args = build_parser().parse_args(argv)
+    prefix = f"kubehatch {args.command}:"
     try:
         return int(args.handler(args))
+    except KeyboardInterrupt:
+        print(f"{prefix} interrupted", file=sys.stderr)
+        return 130
     except KubehatchError as error:
-        print(f"kubehatch {args.command}: {error}", file=sys.stderr)
+        if args.debug:
+            traceback.print_exc()
+        print(f"{prefix} {error}", file=sys.stderr)
+        return 1
+    except Exception as error:
+        if args.debug or args.tracebacks:
+            traceback.print_exc()
+            return 1
+        first = next(iter(str(error).strip().splitlines()), "")
+        what = f"{type(error).__name__}: {first}" if first else type(error).__name__
+        print(
+            f"{prefix} unexpected error: {what} (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return 1

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubehatch.errors import KubehatchError
@@ -55,7 +56,13 @@ def client(args: argparse.Namespace) -> Client:
 
 
 def json_object(text: str, flag: str) -> dict[str, Any]:
-    """Parse a JSON object given on the command line, with an error that shows the fix."""
+    """A JSON object given inline or as ``@FILE``; errors name the option and the fix."""
+    if text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise KubehatchError(f"{flag}: cannot read {str(path)!r}: {err.strerror}") from err
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:

@@ -7,8 +7,8 @@ matching ``prefix*``) gets a run with the data as its input.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-from typing import Any
+
+from pydantic import ValidationError
 
 from kubehatch.cli._common import NAMESPACE, arg, arguments, client, json_object
 from kubehatch.errors import KubehatchError
@@ -45,17 +45,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def parse_json_object(text: str, option: str) -> dict[str, Any]:
-    """A JSON object given inline or as ``@file``; errors name the option and the fix."""
-    if text.startswith("@"):
-        path = Path(text[1:])
-        try:
-            text = path.read_text()
-        except OSError as err:
-            raise KubehatchError(f"{option}: cannot read {str(path)!r}: {err.strerror}") from err
-    return json_object(text, option)
-
-
 def parse_metadata(items: list[str]) -> dict[str, str]:
     metadata = {}
     for item in items:
@@ -67,12 +56,15 @@ def parse_metadata(items: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    payload = parse_json_object(args.data, "--data")
+    payload = json_object(args.data, "--data")
     metadata = parse_metadata(args.metadata)
     api = client(args)
     try:
         name = api.event.push(args.key, payload, metadata=metadata)
-    except ValueError as err:  # pydantic: the same checks as the API server
-        raise KubehatchError(f"event {args.key!r} is invalid: {err}") from err
+    except ValidationError as err:  # the same checks as the API server's
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
+        )
+        raise KubehatchError(f"event {args.key!r} is invalid: {problems}") from err
     print(f"workflowevent/{name} pushed to namespace {api.namespace} (key {args.key})")
     return 0

@@ -17,7 +17,7 @@ HELP = "start a run of a workflow; --wait follows it step by step to the end"
 
 configure = arguments(
     arg("workflow", help="name of the Workflow"),
-    arg("--input", default="{}", help="the run's input, a JSON object"),
+    arg("--input", default="{}", help="the run's input, a JSON object, or @FILE"),
     arg("--name", help="name of the run (default: generated)"),
     arg("--wait", action="store_true", help="follow the run until it finishes"),
     arg("--timeout", type=float, help="with --wait: give up after this many seconds"),

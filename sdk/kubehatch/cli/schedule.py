@@ -12,8 +12,7 @@ import re
 import sys
 from datetime import UTC, datetime
 
-from kubehatch.cli._common import NAMESPACE, arg, arguments, client
-from kubehatch.cli.event import parse_json_object
+from kubehatch.cli._common import NAMESPACE, arg, arguments, client, json_object
 from kubehatch.durations import parse_duration
 from kubehatch.errors import KubehatchError
 
@@ -64,7 +63,7 @@ configure = arguments(
 def run(args: argparse.Namespace) -> int:
     current = datetime.now(UTC)
     when = parse_at(args.at, current)
-    data = parse_json_object(args.input, "--input")
+    data = json_object(args.input, "--input")
     name = client(args).run(args.workflow, data, name=args.name, scheduled_at=when)
     print(f"workflowrun/{name} scheduled for {when.astimezone(UTC).isoformat()}")
     if when <= current:

@@ -8,6 +8,7 @@ from kubehatch.cli._common import arguments
 
 NAME = "step"
 HELP = "Run one step inside a step pod (started by the operator, not by hand)."
+TRACEBACKS = True  # in a pod, where nobody can rerun it with --debug
 
 configure = arguments(epilog="Reads KUBEHATCH_* environment variables set by the operator.")
 

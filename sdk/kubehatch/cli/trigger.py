@@ -31,6 +31,7 @@ from kubehatch.errors import KubehatchError
 
 NAME = "trigger"
 HELP = "Create the WorkflowRun of one cron time (run by cron trigger pods, not by hand)."
+TRACEBACKS = True  # in a pod, where nobody can rerun it with --debug
 
 
 def time_from_job_name(job_name: str | None) -> datetime | None:
@@ -116,6 +117,9 @@ def create_run(body: dict[str, Any]) -> bool:
     """Create the run; False if it already exists (an earlier attempt made it)."""
     from kubernetes import client, config
     from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    from kubehatch.client import explain
 
     try:
         config.load_incluster_config()
@@ -130,13 +134,12 @@ def create_run(body: dict[str, Any]) -> bool:
         api.create_namespaced_custom_object(
             wire.GROUP, wire.VERSION, namespace, wire.WORKFLOW_RUNS, body
         )
-    except ApiException as err:
-        if err.status == 409:
+    except (ApiException, HTTPError) as err:
+        if isinstance(err, ApiException) and err.status == 409:
             return False
-        raise KubehatchError(
-            f"could not create WorkflowRun {body['metadata']['name']!r} in {namespace!r}: "
-            f"{err.status} {err.reason}: {err.body}"
-        ) from err
+        host = api.api_client.configuration.host
+        name = body["metadata"]["name"]
+        raise explain(err, "create", wire.WORKFLOW_RUNS, name, namespace, host) from err
     return True
 
 

@@ -1,8 +1,11 @@
-"""The Helm chart, rendered with `helm template`: least-privilege RBAC, restricted pods.
+"""The Helm chart, rendered with `helm template`: least-privilege RBAC, restricted pods,
+the admission policies that keep Workflows and steps to their own accounts and outputs.
 
 Needs the helm binary: $KUBEHATCH_HELM, the pinned build in ~/.cache/kubehatch/bin
 (`make binaries`), or `helm` on PATH; skipped without one. Rendering pins the Kubernetes
-version of hack/versions.env, so the result does not depend on the helm build's default.
+version of hack/versions.env, so the result does not depend on the helm build's default,
+and (as a 1.30+ cluster would) declares admissionregistration.k8s.io/v1
+ValidatingAdmissionPolicy, which `helm template` does not know of without a cluster.
 """
 
 from __future__ import annotations
@@ -49,6 +52,10 @@ def find_helm() -> str | None:
 HELM = find_helm()
 pytestmark = pytest.mark.skipif(HELM is None, reason="no helm binary (make binaries)")
 KUBE_VERSION = _pinned("KUBERNETES_VERSION")
+VAP_API = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
+POLICY_KINDS = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+ACCOUNTS_POLICY, OUTPUTS_POLICY = f"{FULLNAME}-step-accounts", f"{FULLNAME}-step-outputs"
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering", *POLICY_KINDS}
 
 
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
@@ -56,18 +63,25 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([HELM, *args], capture_output=True, text=True, timeout=60)
 
 
-@cache
-def _render(sets: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+def template(sets: tuple[str, ...], api_versions: tuple[str, ...] = (VAP_API,)) -> Any:
     cmd = ["template", RELEASE, str(CHART), "-n", NAMESPACE, "--kube-version", KUBE_VERSION]
+    for api in api_versions:
+        cmd += ["--api-versions", api]
     for value in sets:
         cmd += ["--set", value]
-    result = helm(*cmd)
+    return helm(*cmd)
+
+
+@cache
+def _render(sets: tuple[str, ...], api_versions: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+    result = template(sets, api_versions)
     assert result.returncode == 0, result.stderr
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
 
 
-def render(*sets: str) -> list[dict[str, Any]]:
-    return list(_render(tuple(sets)))
+def render(*sets: str, api_versions: tuple[str, ...] = (VAP_API,)) -> list[dict[str, Any]]:
+    """The chart's objects, on a cluster that serves ValidatingAdmissionPolicy by default."""
+    return list(_render(tuple(sets), api_versions))
 
 
 def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -99,21 +113,32 @@ def expand(table: dict[tuple[str, str], str]) -> set[tuple[str, str, str]]:
     return {(g, r, v) for (g, r), verbs in table.items() for v in verbs.split()}
 
 
-# The operator's rights, as agreed with the operator (a change here is a review point).
+# The operator's rights: exactly the calls it makes (operator/kubehatch_operator/kube.py and
+# the kopf handlers), as agreed with the operator. A change here is a review point.
 OPERATOR_NAMESPACED = expand(
     {
-        ("kubehatch.dev", "workflows"): "get list watch patch update",
-        ("kubehatch.dev", "workflowruns"): "get list watch patch update create delete",
-        ("kubehatch.dev", "workflowevents"): "get list watch patch update delete",
-        ("kubehatch.dev", "workflows/status"): "get patch update",
-        ("kubehatch.dev", "workflowruns/status"): "get patch update",
-        ("kubehatch.dev", "workflowevents/status"): "get patch update",
+        # watched (kopf), created by triggers, deleted by TTL and history limits
+        ("kubehatch.dev", "workflowruns"): "get list watch create delete",
+        # watched, and listed when an event arrives
+        ("kubehatch.dev", "workflows"): "list watch",
+        # watched, deleted after their retention
+        ("kubehatch.dev", "workflowevents"): "list watch delete",
+        # merge patches of the status subresources, nothing else
+        ("kubehatch.dev", "workflows/status"): "patch",
+        ("kubehatch.dev", "workflowruns/status"): "patch",
+        ("kubehatch.dev", "workflowevents/status"): "patch",
+        # owner references with blockOwnerDeletion (OwnerReferencesPermissionEnforcement)
+        ("kubehatch.dev", "workflows/finalizers"): "update",
+        ("kubehatch.dev", "workflowruns/finalizers"): "update",
+        # read after a 409: is the Job there the run's own?
         ("batch", "jobs"): "get list watch create delete",
-        ("batch", "cronjobs"): "get list watch create update patch delete",
+        ("batch", "cronjobs"): "list watch create update delete",
+        # run inputs (create), a concurrency key step's output (get)
         ("", "configmaps"): "get create",
-        ("", "pods"): "get list",
-        ("", "events"): "create patch",
-        ("events.k8s.io", "events"): "create patch",
+        # termination messages, and pods that never start
+        ("", "pods"): "list watch",
+        # Events on runs, and kopf's own: created, never patched; a Job's FailedCreate: listed
+        ("", "events"): "create list",
     }
 )
 # kopf itself, cluster-wide: peering keep-alives, and noticing CRD changes.
@@ -144,6 +169,9 @@ def test_helm_lint_is_clean() -> None:
         ("unknownKey=1", "unknownKey"),
         ("operator.logFormat=xml", "logFormat"),
         ("triggers.eventRetention=1d", "eventRetention"),
+        ("stepServiceAccount.allowed={Not_An_Account}", "allowed"),
+        ("stepServiceAccount.allowed=runner", "allowed"),
+        ("admissionPolicies.enabled=sometimes", "enabled"),
     ],
 )
 def test_schema_rejects_bad_values(value: str, complaint: str) -> None:
@@ -240,8 +268,9 @@ def test_step_and_trigger_accounts_can_do_one_thing_each() -> None:
 
 def test_namespaced_mode_renders_roles_and_nothing_cluster_wide() -> None:
     docs = render("watchNamespaces={team-a,team-b}", "stepNamespaces={team-c,team-a}")
-    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
-    assert not [d for d in docs if d["kind"] in cluster_scoped]
+    # Cluster-scoped: only the admission policies, whose bindings keep them to these
+    # namespaces (see the policy tests below); no cluster-wide rights at all.
+    assert {d["kind"] for d in docs if d["kind"] in CLUSTER_SCOPED} == POLICY_KINDS
     for ns in ("team-a", "team-b"):
         role = one(docs, "Role", FULLNAME, ns)
         assert grants(role["rules"]) == OPERATOR_NAMESPACED | KOPF_NAMESPACED
@@ -275,11 +304,15 @@ def test_rbac_create_false_renders_no_rbac() -> None:
     assert of_kind(docs, "ServiceAccount")  # the accounts are still there
 
 
-def test_every_namespaced_object_names_its_namespace() -> None:
-    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
-    for doc in render("watchNamespaces={team-a}"):
-        if doc["kind"] not in cluster_scoped:
+@pytest.mark.parametrize("sets", [(), ("watchNamespaces={team-a}",)])
+def test_every_namespaced_object_names_its_namespace(sets: tuple[str, ...]) -> None:
+    for doc in render(*sets):
+        if doc["kind"] not in CLUSTER_SCOPED:
             assert doc["metadata"].get("namespace"), doc["kind"]
+        else:
+            assert "namespace" not in doc["metadata"], doc["kind"]
+            # Cluster-scoped names carry the release: parallel releases never collide.
+            assert doc["metadata"]["name"].startswith(FULLNAME), doc["kind"]
 
 
 # --- the operator Deployment -----------------------------------------------------------------
@@ -444,3 +477,180 @@ def test_schema_file_is_valid_json_and_documents_every_top_level_value() -> None
     schema = json.loads((CHART / "values.schema.json").read_text())
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert set(values) <= set(schema["properties"])
+
+
+def test_replica_count_zero_installs_everything_but_the_running_operator() -> None:
+    docs = render("replicaCount=0")
+    assert deployment(docs)["spec"]["replicas"] == 0
+    assert of_kind(docs, "ClusterRole") and of_kind(docs, "ValidatingAdmissionPolicy")
+
+
+# --- step accounts: the allow-list ----------------------------------------------------------
+
+
+def allowed_env(docs: list[dict[str, Any]]) -> str:
+    env = {e["name"]: e.get("value") for e in operator_container(docs)["env"]}
+    return env["KUBEHATCH_ALLOWED_STEP_SERVICE_ACCOUNTS"]
+
+
+@pytest.mark.parametrize(
+    ("sets", "allowed"),
+    [
+        ((), "kubehatch-step"),
+        (("stepServiceAccount.allowed={runner,batch}",), "kubehatch-step,runner,batch"),
+        (("stepServiceAccount.name=runner", "stepServiceAccount.allowed={runner}"), "runner"),
+    ],
+)
+def test_operator_learns_the_allowed_step_accounts(sets: tuple[str, ...], allowed: str) -> None:
+    """The operator fails runs naming any other account, also without the policies."""
+    docs = render(*sets)
+    assert allowed_env(docs) == allowed
+    assert allowed_env(render(*sets, "admissionPolicies.enabled=false")) == allowed
+    assert allowed_env(render(*sets, api_versions=())) == allowed
+
+
+@pytest.mark.parametrize(
+    ("sets", "account", "whose"),
+    [
+        (("stepServiceAccount.allowed={runner,kh-kubehatch}",), "kh-kubehatch", "operator"),
+        (("stepServiceAccount.allowed={kubehatch-trigger}",), "kubehatch-trigger", "trigger"),
+        (("stepServiceAccount.name=kubehatch-trigger",), "kubehatch-trigger", "trigger"),
+        (("serviceAccount.name=op", "stepServiceAccount.allowed={op}"), "op", "operator"),
+        (
+            ("serviceAccount.create=false", "serviceAccount.name=op", "stepServiceAccount.name=op"),
+            "op",
+            "operator",
+        ),
+        (
+            ("triggerServiceAccount.name=cron", "stepServiceAccount.allowed={cron}"),
+            "cron",
+            "trigger",
+        ),
+    ],
+)
+def test_operator_and_trigger_accounts_can_never_run_steps(
+    sets: tuple[str, ...], account: str, whose: str
+) -> None:
+    """Either would hand a Workflow's author that account's rights: the chart refuses."""
+    for api_versions in ((VAP_API,), ()):
+        result = template(sets, api_versions)
+        assert result.returncode != 0
+        assert f'"{account}" is the {whose}\'s ServiceAccount' in result.stderr
+        assert "stepServiceAccount.allowed" in result.stderr
+
+
+# --- admission policies ---------------------------------------------------------------------
+
+
+def policy(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return one(docs, "ValidatingAdmissionPolicy", name)["spec"]
+
+
+def binding(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return one(docs, "ValidatingAdmissionPolicyBinding", name)["spec"]
+
+
+def test_two_policies_render_bound_with_deny_by_default() -> None:
+    docs = render()
+    assert {d["metadata"]["name"] for d in of_kind(docs, "ValidatingAdmissionPolicy")} == {
+        ACCOUNTS_POLICY,
+        OUTPUTS_POLICY,
+    }
+    for name in (ACCOUNTS_POLICY, OUTPUTS_POLICY):
+        spec = policy(docs, name)
+        assert spec["failurePolicy"] == "Fail"
+        for validation in spec["validations"]:
+            assert validation["reason"] == "Forbidden" and validation["messageExpression"]
+        bound = binding(docs, name)
+        assert bound["policyName"] == name
+        assert bound["validationActions"] == ["Deny"]
+        # Watching all namespaces: the policies guard all of them.
+        assert "matchResources" not in bound
+
+
+def test_policies_need_the_api_and_can_be_turned_off() -> None:
+    for docs in (render(api_versions=()), render("admissionPolicies.enabled=false")):
+        assert not [d for d in docs if d["kind"] in POLICY_KINDS]
+
+
+def test_policies_guard_exactly_the_namespaces_the_release_serves() -> None:
+    docs = render("watchNamespaces={team-a,team-b}", "stepNamespaces={team-c,team-a}")
+    for name in (ACCOUNTS_POLICY, OUTPUTS_POLICY):
+        (expression,) = binding(docs, name)["matchResources"]["namespaceSelector"][
+            "matchExpressions"
+        ]
+        assert expression["key"] == "kubernetes.io/metadata.name"
+        assert expression["operator"] == "In"
+        assert sorted(expression["values"]) == sorted([NAMESPACE, "team-a", "team-b", "team-c"])
+
+
+def test_workflow_account_policy_allows_the_step_accounts_only() -> None:
+    spec = policy(render("stepServiceAccount.allowed={runner}"), ACCOUNTS_POLICY)
+    (rule,) = spec["matchConstraints"]["resourceRules"]
+    assert rule == {
+        "apiGroups": ["kubehatch.dev"],
+        "apiVersions": ["v1alpha1"],
+        "operations": ["CREATE", "UPDATE"],
+        "resources": ["workflows"],
+    }
+    variables = {v["name"]: v["expression"] for v in spec["variables"]}
+    assert json.loads(variables["allowed"]) == ["kubehatch-step", "runner"]
+    assert "object.spec.serviceAccountName" in variables["account"]
+    (validation,) = spec["validations"]
+    assert validation["expression"] == (
+        "variables.account == '' || variables.account in variables.allowed"
+    )
+    # The message names the object, the field, the account and the fix.
+    message = validation["messageExpression"]
+    for part in (
+        '"Workflow \'" + object.metadata.name',
+        "spec.serviceAccountName: ServiceAccount '\" + variables.account",
+        "use one of: kubehatch-step, runner (chart value stepServiceAccount.allowed)",
+    ):
+        assert part in message
+
+
+def test_output_policy_lets_a_step_pod_create_only_its_own_output() -> None:
+    spec = policy(render("stepServiceAccount.allowed={runner}"), OUTPUTS_POLICY)
+    (rule,) = spec["matchConstraints"]["resourceRules"]
+    assert rule == {
+        "apiGroups": [""],
+        "apiVersions": ["v1"],
+        "operations": ["CREATE"],
+        "resources": ["configmaps"],
+    }
+    # Only requests of the step accounts: system:serviceaccount:<namespace>:<name>.
+    (condition,) = spec["matchConditions"]
+    assert (
+        "request.userInfo.username.startsWith('system:serviceaccount:')" in condition["expression"]
+    )
+    assert '["kubehatch-step","runner"].exists(a,' in condition["expression"]
+    variables = {v["name"]: v["expression"] for v in spec["variables"]}
+    assert "request.userInfo.extra['authentication.kubernetes.io/pod-name'][0]" in variables["pod"]
+    assert "variables.pod.substring(0, size(variables.pod) - 6)" in variables["job"]
+    expressions = " ".join(v["expression"] for v in spec["validations"])
+    assert "object.metadata.name == variables.job + '-output'" in expressions
+    assert "r.apiVersion == 'kubehatch.dev/v1alpha1' && r.kind == 'WorkflowRun'" in expressions
+    for validation in spec["validations"]:
+        assert '"ConfigMap \'" + object.metadata.name' in validation["messageExpression"]
+
+
+# --- RBAC: what the review of the "Trust" issue asked for -----------------------------------
+
+
+@pytest.mark.parametrize("sets", [(), ("watchNamespaces={team-a}",)])
+def test_operator_may_set_blocking_owner_references(sets: tuple[str, ...]) -> None:
+    """Jobs, inputs and CronJobs block their owner's deletion: needs update on finalizers."""
+    docs = render(*sets)
+    role = one(docs, "ClusterRole", FULLNAME) if not sets else one(docs, "Role", FULLNAME, "team-a")
+    rights = grants(role["rules"])
+    assert ("kubehatch.dev", "workflowruns/finalizers", "update") in rights
+    assert ("kubehatch.dev", "workflows/finalizers", "update") in rights
+
+
+def test_operator_writes_status_only_through_the_status_subresource() -> None:
+    rights = grants(one(render(), "ClusterRole", FULLNAME)["rules"])
+    for plural in ("workflows", "workflowruns", "workflowevents"):
+        assert ("kubehatch.dev", plural, "patch") not in rights
+        assert ("kubehatch.dev", plural, "update") not in rights
+    assert not [r for r in rights if r[1] == "secrets"]
