@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from kubehatch._apierrors import ApiError, explain, not_started, one_line, status_message
 from kubehatch._serialization import to_jsonable
 from kubehatch.api import wire
 from kubehatch.api.workflowevent import WorkflowEvent
@@ -41,14 +41,6 @@ MAX_INPUT_BYTES = wire.MAX_INPUT_BYTES
 which holds 1 MiB at most); the margin leaves room for the rest of the run, which has it too."""
 
 
-class ApiError(KubehatchError):
-    """The API server refused (``status``: its HTTP code) or did not answer (None); one line."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 def _load_config() -> tuple[ApiClient, str]:
     """An API client and the namespace of the current context (or of the pod)."""
     from kubernetes import client, config
@@ -62,7 +54,7 @@ def _load_config() -> tuple[ApiClient, str]:
             config.load_kube_config()
             _, context = config.list_kube_config_contexts()
         except Exception as err:  # a missing, unreadable or malformed kubeconfig
-            reason = _one_line(str(err)) or type(err).__name__
+            reason = one_line(str(err)) or type(err).__name__
             raise KubehatchError(f"no cluster to talk to ({reason}); set KUBECONFIG") from err
         namespace = (context or {}).get("context", {}).get("namespace") or "default"
     return client.ApiClient(), namespace
@@ -158,7 +150,10 @@ class Client:
         scheduled_at: datetime | None = None,
     ) -> str:
         """Start a run of ``workflow`` (at ``scheduled_at``, if given); returns its name.
-        Creates nothing if the input is too big or the Workflow does not exist."""
+
+        Creates nothing if the input is too big, or if the Workflow does not exist and the
+        run would start now (a run scheduled for later may come before its Workflow).
+        """
         trigger = TriggerType.SCHEDULE if scheduled_at else TriggerType.MANUAL
         try:
             body = WorkflowRun.of(
@@ -173,7 +168,8 @@ class Client:
                 f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
             )
             raise KubehatchError(f"cannot run workflow {workflow!r}: {problems}") from err
-        self._require_workflow(workflow)
+        if scheduled_at is None or scheduled_at <= datetime.now(scheduled_at.tzinfo):
+            self._require_workflow(workflow)
         return self._create(wire.WORKFLOW_RUNS, body)
 
     def _require_workflow(self, workflow: str) -> None:
@@ -274,7 +270,7 @@ class Client:
         from kubernetes.client.exceptions import ApiException
 
         phase = (pod.status.phase if pod.status else None) or "Unknown"
-        if (waiting := _not_started(pod)) is not None:
+        if (waiting := not_started(pod)) is not None:
             return PodLog(job, name, phase, waiting, "")
         with self._api_errors("get", "pods/log", name):
             try:
@@ -282,7 +278,7 @@ class Client:
             except ApiException as err:
                 if err.status in (401, 403):  # the same for every pod: stop here
                     raise
-                text = f"(no log: {_status_message(err)})"  # e.g. the pod is gone
+                text = f"(no log: {status_message(err)})"  # e.g. the pod is gone
         return PodLog(job, name, phase, None, text)
 
     # --- plumbing -------------------------------------------------------------------------
@@ -320,75 +316,6 @@ class Client:
             yield
         except (ApiException, HTTPError) as err:
             raise explain(err, verb, plural, name, self.namespace, self._host) from err
-
-
-def explain(
-    err: Exception, verb: str, plural: str, name: str | None, namespace: str, host: str
-) -> ApiError:
-    """One line on a failed API call (``verb`` and ``plural`` as RBAC spells them): what
-    failed and what to do. ``err`` is an ApiException (an answer) or a urllib3 error (none)."""
-    status = getattr(err, "status", None)
-    if not isinstance(status, int):
-        reason = getattr(err, "reason", None) or err  # MaxRetryError: the last failure
-        text = re.sub(r"^\w*Connection\(host=[^)]*\):\s*", "", _one_line(str(reason)))
-        return ApiError(f"cannot reach the cluster at {host}: {text}; check KUBECONFIG")
-    body = _status_body(err)
-    details, message = wire.mapping(body.get("details")), _status_message(err)
-    kind, name = plural.split("/")[0][:-1], details.get("name") or name
-    where = f" in namespace {namespace!r}"
-    if status == 401:
-        text = f"the cluster at {host} refused your credentials ({message}); check KUBECONFIG"
-    elif status == 403:
-        can_i = f"kubectl auth can-i {verb} {plural} -n {namespace}"
-        text = f"forbidden: you may not {verb} {plural}{where} ({can_i})"
-    elif status == 404 and details.get("kind") == "namespaces":
-        text = f"namespace {name!r} does not exist"
-    elif status == 404 and body.get("reason") == "NotFound" and name:
-        text = f"{kind} {name!r} not found{where}; kubectl get {plural} -n {namespace} lists them"
-    elif status == 404:
-        text = "the cluster has no kubehatch CRDs: install the chart (charts/kubehatch)"
-    elif status == 409 and body.get("reason") == "AlreadyExists":
-        text = f"{kind} {name!r} already exists{where}; pick another name"
-    else:  # 422 Invalid, 410 Gone, 429, 5xx...
-        text = f"cannot {verb} {plural}{where}: the API server answered {status} {message}"
-    return ApiError(text, status)
-
-
-def _status_body(err: Exception) -> dict[str, Any]:  # the API server's Status, if any
-    try:
-        return wire.mapping(json.loads(getattr(err, "body", None) or "{}"))
-    except (TypeError, ValueError):
-        return {}
-
-
-def _status_message(err: Exception) -> str:
-    body = getattr(err, "body", None)
-    fallback = body if isinstance(body, str) and body.strip() else getattr(err, "reason", "")
-    return _one_line(str(_status_body(err).get("message") or fallback))
-
-
-def _not_started(pod: V1Pod) -> str | None:
-    """Why the pod's container has not started ("reason: message"), or None if it has."""
-    if (status := pod.status) is None:
-        return "Pending: not scheduled yet"
-    containers = [*(status.init_container_statuses or []), *(status.container_statuses or [])]
-    for container in containers:
-        if waiting := container.state and container.state.waiting:
-            return _reason(waiting.reason or "Waiting", waiting.message)
-    if status.phase not in (None, "Pending") or containers:
-        return None
-    for condition in status.conditions or []:
-        if condition.type == "PodScheduled" and condition.status == "False":
-            return _reason(condition.reason or "Unschedulable", condition.message)
-    return "Pending: not started yet"
-
-
-def _reason(reason: str, message: str | None) -> str:
-    return f"{reason}: {_one_line(message)}" if message else reason
-
-
-def _one_line(text: str | None) -> str:
-    return " ".join((text or "").split())
 
 
 def _json_object(answer: object) -> dict[str, Any]:

@@ -269,5 +269,4 @@ def test_a_key_function_pod_decides_the_concurrency_group(
 
     Client(namespace=op_namespace).cancel("k1")
     kube.wait_for_phase(op_namespace, "k2", {"Running"}, timeout=30)
-    key_jobs = [j.metadata.name for j in kube.jobs_of(op_namespace, "k2")]
-    assert "k2-concurrency.key-1" in key_jobs
+    assert ("concurrency.key", "1") in kube.attempts_of(op_namespace, "k2")

@@ -105,7 +105,14 @@ def test_a_missing_run_is_one_line(
     )
 
 
-@pytest.mark.parametrize("command", ["run", "schedule"])
+def test_a_run_scheduled_for_later_may_come_before_its_workflow(
+    cluster: FakeCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(COMMANDS["schedule"]) == 0
+    assert [w[0] for w in cluster.writes()] == ["POST"]
+
+
+@pytest.mark.parametrize("command", ["run"])
 def test_a_missing_workflow_is_one_line_and_nothing_is_created(
     command: str, cluster: FakeCluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
