@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from kubehatch.api import wire
 from kubehatch.api.common import Condition, ConditionStatus, set_condition
 from kubehatch.api.graph import topological_order
-from kubehatch.api.workflow import StepSpec, WorkflowSpec
+from kubehatch.api.workflow import WorkflowSpec
 from kubehatch.api.workflowrun import (
     StepPhase,
     StepStatus,
@@ -29,7 +29,6 @@ from kubehatch_operator.model import (
     Decision,
     Gate,
     Run,
-    StartAttempt,
     Verdict,
 )
 from kubehatch_operator.steps import observe_step, start_ready_steps
@@ -62,9 +61,9 @@ def decide(
     if status.workflow_spec is None and run.spec.cancel:
         # Never started (queued, scheduled, waiting for its Workflow or its key): just end it.
         _cancel(status, decision, attempts, now, " before it started")
-        return _finish_decision(old, decision)
+        return finish_decision(old, decision)
     if status.workflow_spec is None and not _start(run, workflow, now, decision, gate):
-        return _finish_decision(old, decision)
+        return finish_decision(old, decision)
 
     spec = status.workflow_spec
     assert spec is not None
@@ -80,7 +79,7 @@ def decide(
         )
 
     if gate is not None and gate.verdict in (Verdict.CANCEL, Verdict.FAIL):
-        _end_by_gate(status, decision, attempts, gate, now)
+        end_by_gate(status, decision, attempts, gate, now)
     elif run.spec.cancel:
         _cancel(status, decision, attempts, now)
     elif (
@@ -88,7 +87,7 @@ def decide(
         and status.started_at
         and now >= status.started_at + parse_duration(spec.timeout)
     ):
-        _end_run(
+        end_run(
             status,
             decision,
             attempts,
@@ -101,7 +100,7 @@ def decide(
         n for n in order if status.steps[n].phase in (StepPhase.FAILED, StepPhase.TIMED_OUT)
     ]:
         first = status.steps[failed[0]]
-        _end_run(
+        end_run(
             status,
             decision,
             attempts,
@@ -115,16 +114,16 @@ def decide(
         if all(status.steps[n].phase is StepPhase.SUCCEEDED for n in order):
             status.phase = WorkflowRunPhase.SUCCEEDED
             _set_finished(status, now)
-            _set_succeeded(status, ConditionStatus.TRUE, "Succeeded", "all steps succeeded", run)
+            set_succeeded(status, ConditionStatus.TRUE, "Succeeded", "all steps succeeded", run)
         else:
             status.phase = WorkflowRunPhase.RUNNING
-            _set_succeeded(status, ConditionStatus.UNKNOWN, "Running", "", run)
+            set_succeeded(status, ConditionStatus.UNKNOWN, "Running", "", run)
             wakes = (decision.wake_at, _next_wake(status, spec))
             decision.wake_at = min((t for t in wakes if t is not None), default=None)
 
     succeeded = sum(status.steps[n].phase is StepPhase.SUCCEEDED for n in order)
     status.progress = f"{succeeded}/{len(order)}"
-    return _finish_decision(old, decision)
+    return finish_decision(old, decision)
 
 
 def refuse(
@@ -144,8 +143,8 @@ def refuse(
     status = status.model_copy(deep=True)
     status.observed_generation = generation
     decision = Decision(status=status)
-    _end_run(status, decision, attempts, WorkflowRunPhase.FAILED, reason, message, now)
-    return _finish_decision(old, decision)
+    end_run(status, decision, attempts, WorkflowRunPhase.FAILED, reason, message, now)
+    return finish_decision(old, decision)
 
 
 def account_problem(spec: WorkflowSpec, allowed: frozenset[str]) -> str | None:
@@ -160,43 +159,6 @@ def account_problem(spec: WorkflowSpec, allowed: frozenset[str]) -> str | None:
     )
 
 
-def decide_key(
-    run: Run,
-    spec: WorkflowSpec,
-    attempts: Sequence[Attempt],
-    key_output: str | None,
-    now: datetime,
-) -> Decision:
-    """A run whose workflow computes its concurrency key with an action, before admission.
-
-    The key decides admission, so it must be known before the run starts: the action
-    runs in a pod of its own (a step in all but name: its Job, input and output follow
-    the same conventions). ``key_output`` is what that pod returned, once it succeeded.
-    """
-    assert spec.concurrency is not None and spec.concurrency.action is not None
-    action = spec.concurrency.action
-    status = run.status.model_copy(deep=True)
-    status.observed_generation = run.generation
-    decision = Decision(status=status)
-    attempt = next((a for a in attempts if a.step == wire.KEY_STEP), None)
-    if attempt is None:
-        job = wire.job_name(run.name, run.uid, wire.KEY_STEP, 1)
-        step = StepSpec(name="key", action=action)
-        decision.start.append(StartAttempt(step, 1, job, {}, name=wire.KEY_STEP))
-        decision.create_input = True
-        status.phase = WorkflowRunPhase.PENDING
-        message = f"running the key action {action!r} (job {job})"
-        _set_succeeded(status, ConditionStatus.UNKNOWN, "ComputingConcurrencyKey", message, run)
-    elif attempt.state is AttemptState.SUCCEEDED and key_output is not None:
-        status.concurrency_key = key_output
-        decision.wake_at = now  # admission can place it now
-    elif attempt.state is AttemptState.FAILED:
-        why = f"the concurrency key action {action!r} failed: {attempt.message}"
-        status.phase = WorkflowRunPhase.PENDING
-        _end_by_gate(status, decision, attempts, Gate(Verdict.FAIL, None, why), now)
-    return _finish_decision(run.status, decision)
-
-
 def _start(
     run: Run,
     workflow: WorkflowSpec | str | None,
@@ -209,7 +171,7 @@ def _start(
     status.phase = WorkflowRunPhase.PENDING
     if run.spec.scheduled_at is not None and now < run.spec.scheduled_at:
         decision.wake_at = run.spec.scheduled_at
-        _set_succeeded(
+        set_succeeded(
             status,
             ConditionStatus.UNKNOWN,
             "Scheduled",
@@ -219,7 +181,7 @@ def _start(
         return False
     if workflow is None:
         name = run.spec.workflow_ref.name
-        _set_succeeded(
+        set_succeeded(
             status,
             ConditionStatus.UNKNOWN,
             "WorkflowNotFound",
@@ -230,7 +192,7 @@ def _start(
         return False
     if isinstance(workflow, str):
         name = run.spec.workflow_ref.name
-        _set_succeeded(
+        set_succeeded(
             status,
             ConditionStatus.UNKNOWN,
             "WorkflowInvalid",
@@ -242,10 +204,10 @@ def _start(
         status.concurrency_key = gate.key
         if gate.verdict is Verdict.QUEUE:
             status.phase = WorkflowRunPhase.QUEUED
-            _set_succeeded(status, ConditionStatus.UNKNOWN, "Queued", gate.message, run)
+            set_succeeded(status, ConditionStatus.UNKNOWN, "Queued", gate.message, run)
             return False
         if gate.verdict in (Verdict.CANCEL, Verdict.FAIL):
-            _end_by_gate(status, decision, [], gate, now)
+            end_by_gate(status, decision, [], gate, now)
             return False
     status.workflow_spec = workflow.model_copy(deep=True)
     status.started_at = now
@@ -256,7 +218,7 @@ def _start(
     return True
 
 
-def _end_run(
+def end_run(
     status: WorkflowRunStatus,
     decision: Decision,
     attempts: Sequence[Attempt],
@@ -311,10 +273,10 @@ def _cancel(
 ) -> None:
     """End a run whose spec.cancel is true."""
     message = f"the run was cancelled (spec.cancel is true){when}"
-    _end_run(status, decision, attempts, WorkflowRunPhase.CANCELLED, "Cancelled", message, now)
+    end_run(status, decision, attempts, WorkflowRunPhase.CANCELLED, "Cancelled", message, now)
 
 
-def _end_by_gate(
+def end_by_gate(
     status: WorkflowRunStatus,
     decision: Decision,
     attempts: Sequence[Attempt],
@@ -326,7 +288,7 @@ def _end_by_gate(
         phase, reason = WorkflowRunPhase.CANCELLED, "ConcurrencyLimit"
     else:
         phase, reason = WorkflowRunPhase.FAILED, "ConcurrencyKeyFailed"
-    _end_run(status, decision, attempts, phase, reason, gate.message, now)
+    end_run(status, decision, attempts, phase, reason, gate.message, now)
 
 
 def _set_finished(status: WorkflowRunStatus, now: datetime) -> None:
@@ -335,7 +297,7 @@ def _set_finished(status: WorkflowRunStatus, now: datetime) -> None:
         status.duration = format_duration(max(now - status.started_at, timedelta(0)))
 
 
-def _set_succeeded(
+def set_succeeded(
     status: WorkflowRunStatus, value: ConditionStatus, reason: str, message: str, run: Run
 ) -> None:
     status.conditions = set_condition(
@@ -358,6 +320,6 @@ def _next_wake(status: WorkflowRunStatus, spec: WorkflowSpec) -> datetime | None
     return min(times, default=None)
 
 
-def _finish_decision(old: WorkflowRunStatus, decision: Decision) -> Decision:
+def finish_decision(old: WorkflowRunStatus, decision: Decision) -> Decision:
     decision.events = transition_events(old, decision.status)
     return decision

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from kubehatch.api import wire
 from kubehatch.api.workflow import WorkflowSpec
+from kubehatch_operator.keystep import key_attempt
 from kubehatch_operator.kube import Kube
 from kubehatch_operator.model import Attempt, AttemptState, Run
 from kubehatch_operator.store import Key, RunEntry, Store
@@ -49,13 +50,13 @@ async def read_pass(store: Store, kube: Kube, entry: RunEntry, run: Run, now: da
     workflow = store.workflows.get(entry.workflow_key)
     attempts = await _attempts(store, kube, entry, now)
     key_output = None
-    key_attempt = next((a for a in attempts if a.step == wire.KEY_STEP), None)
+    latest_key = key_attempt(attempts)
     if (
-        key_attempt is not None
-        and key_attempt.state is AttemptState.SUCCEEDED
+        latest_key is not None
+        and latest_key.state is AttemptState.SUCCEEDED
         and run.status.concurrency_key is None
     ):
-        configmap = wire.output_configmap_name(key_attempt.job_name)
+        configmap = wire.output_configmap_name(latest_key.job_name)
         key_output = str(await kube.read_output(entry.key[0], configmap))
     return Pass(
         entry=entry,

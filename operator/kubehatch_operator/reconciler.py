@@ -28,7 +28,8 @@ from kubehatch.api.workflowrun import WorkflowRunPhase, WorkflowRunStatus
 from kubehatch_operator import gates, jobs, retention
 from kubehatch_operator.admission import Admission
 from kubehatch_operator.clock import now
-from kubehatch_operator.decisions import account_problem, decide, decide_key, refuse
+from kubehatch_operator.decisions import account_problem, decide, refuse
+from kubehatch_operator.keystep import decide_key
 from kubehatch_operator.kube import ForeignObjectError, Kube, api_message, refused
 from kubehatch_operator.metrics import HANDOFF_SECONDS, RECONCILE_SECONDS
 from kubehatch_operator.model import Attempt, AttemptState, Decision, Gate, StartAttempt, Verdict
