@@ -112,7 +112,15 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     )
     metrics.serve(own.observability.metrics_port)
     runtime = Runtime.start(own)
-    await runtime.prime(own.api.namespaces)
+    delay = 1.0
+    while True:  # the API server may be restarting: admit nothing until the listing works
+        try:
+            await runtime.prime(own.api.namespaces)
+            break
+        except Exception as err:
+            log.warning("listing runs and Jobs failed (%s); retrying in %.0fs", err, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
     runtime.relist_every(RELIST_SECONDS, own.api.namespaces)
     memo.runtime = runtime
 
