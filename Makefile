@@ -108,3 +108,7 @@ test: ## The whole suite on a fresh machine: install, unit, cluster up, e2e, clu
 .PHONY: bench
 bench: venv ## Operator benchmarks on the cluster: step handoff latency, API writes per step, memory.
 	$(VENV)/bin/python -m tests.bench
+
+.PHONY: bench-chaos
+bench-chaos: venv ## 100 runs while the operator is SIGKILLed every 2-5 s; every guarantee checked.
+	$(VENV)/bin/python -m tests.bench.chaos

@@ -62,10 +62,13 @@ class Runtime:
         kube = self.reconciler.kube
         runs, runs_version = await kube.list_objects(wire.WORKFLOW_RUNS, namespaces)
         jobs, jobs_version = await kube.list_objects("jobs", namespaces)
-        for gone in self.store.relist(runs, jobs, min(runs_version, jobs_version)):
-            log.info("run %s/%s is gone (deleted while the watch was down)", *gone.key)
-            for waiting in self.store.runs_waiting_for(gone.workflow_key):
+        gone, changed = self.store.relist(runs, jobs, min(runs_version, jobs_version))
+        for entry in gone:
+            log.info("run %s/%s is gone (deleted while the watch was down)", *entry.key)
+            for waiting in self.store.runs_waiting_for(entry.workflow_key):
                 self.reconciler.kick(waiting)
+        for key in changed & set(self.store.runs):
+            self.reconciler.kick(key)
 
     def relist_every(self, seconds: float, namespaces: tuple[str, ...]) -> None:
         async def loop() -> None:

@@ -77,7 +77,7 @@ async def _attempts(store: Store, kube: Kube, entry: RunEntry, now: datetime) ->
             if attempt.timed_out:
                 continue
             message, code = await kube.termination_message(namespace, attempt.uid)
-            known[job] = dataclasses.replace(
+            read = dataclasses.replace(
                 attempt,
                 message=message or "no message",
                 permanent=code == wire.EXIT_PERMANENT,
@@ -90,6 +90,13 @@ async def _attempts(store: Store, kube: Kube, entry: RunEntry, now: datetime) ->
             and attempt.started_at is not None
             and now - attempt.started_at >= WAITING_AFTER
         ):
-            waiting = await kube.why_waiting(namespace, attempt.uid)
-            known[job] = dataclasses.replace(attempt, waiting=waiting)
+            read = dataclasses.replace(
+                attempt, waiting=await kube.why_waiting(namespace, attempt.uid)
+            )
+        else:
+            continue
+        # A watch event may have brought a newer state of the Job while we read: that one
+        # wins (writing back our copy would turn a Job that just succeeded back to Active).
+        if known.get(job) is attempt:
+            known[job] = read
     return list(known.values())

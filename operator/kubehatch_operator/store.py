@@ -299,14 +299,15 @@ class Store:
     # --- full listings ---------------------------------------------------------------------
     def relist(
         self, runs: list[dict[str, Any]], jobs: list[dict[str, Any]], version: int
-    ) -> list[RunEntry]:
+    ) -> tuple[list[RunEntry], set[Key]]:
         """Make the store agree with a fresh listing of every run and step Job.
 
         A watch that re-lists after an outage (410 Gone) sends no DELETED events for what
         went meanwhile: a deleted run would keep its concurrency slot and its Jobs would
         be re-created. What the listing lacks is dropped here, unless the store saw it at
-        a newer ``version`` than the listing covers (created meanwhile); returns the runs
-        that went, so that the runs waiting behind them move on.
+        a newer ``version`` than the listing covers (created meanwhile). Returns the runs
+        that went (the runs waiting behind them move on) and the runs the listing told
+        something new (a Job that finished unseen), to reconcile.
         """
         listed = {(b["metadata"]["namespace"], b["metadata"]["name"]): b for b in runs}
         gone = [
@@ -317,8 +318,13 @@ class Store:
         ]
         for entry in gone:
             self.forget_run(entry.key)
+        changed: set[Key] = set()
         for body in runs:
+            listed_key = (body["metadata"]["namespace"], body["metadata"]["name"])
+            seen = self.runs.get(listed_key)
             self.observe_run(body)
+            if self.runs.get(listed_key) is not seen:
+                changed.add(listed_key)
         live: dict[str, set[str]] = defaultdict(set)
         for body in jobs:
             if (owner := wire.run_owner(body)) is not None:
@@ -328,8 +334,15 @@ class Store:
                 if job not in live.get(uid, ()) and 0 < attempt.resource_version <= version:
                     del known[job]
         for body in jobs:
-            self.observe_job(body)
-        return gone
+            owner = wire.run_owner(body)
+            before = (
+                self.attempts.get(owner[1], {}).get(body["metadata"]["name"]) if owner else None
+            )
+            key = self.observe_job(body)
+            after = self.attempts.get(owner[1], {}).get(body["metadata"]["name"]) if owner else None
+            if key is not None and (before is None or after is None or before.state != after.state):
+                changed.add(key)
+        return gone, changed
 
     # --- workflows ----------------------------------------------------------------------
     def observe_workflow(self, body: dict[str, Any], deleted: bool = False) -> Key:

@@ -382,3 +382,16 @@ def test_every_minute_makes_exactly_one_run_per_minute(cron_namespace: Any) -> N
     status = get(namespace, "workflows", "every-minute")["status"]
     assert status["lastTriggered"]["cron:* * * * *"] in {n for (n,) in by_minute.values()}
     assert _time(status["nextScheduleTimes"][0]) > now - timedelta(minutes=2)
+
+
+def test_an_event_never_starts_a_run_in_another_namespace(
+    namespace: str, cron_namespace: tuple[str, datetime], step_image: str
+) -> None:
+    """Both namespaces are watched by the same operator; only the event's own one counts."""
+    other, _ = cron_namespace
+    kube.apply_workflow(other, workflow("elsewhere", events=["tenant:only"]), step_image)
+    event = Client(namespace=namespace).event.push("tenant:only", {"username": "x"})
+    status = handled(namespace, event)["status"]
+    assert status["runs"] == []
+    assert status["conditions"][0]["reason"] == "NoMatchingWorkflow"
+    assert [r for r in runs(other) if r["spec"]["workflowRef"]["name"] == "elsewhere"] == []

@@ -1,4 +1,11 @@
-"""`PYTHONPATH=hack/cluster python3 -m localcluster {up,down,reset,status}`: the cluster's CLI."""
+"""`PYTHONPATH=hack/cluster python3 -m localcluster COMMAND`: the cluster's CLI.
+
+Commands: up, down, reset, status, kubeconfig, restart.
+
+`restart COMPONENT...` stops the named components and starts them again (an outage of
+the control plane or the node, for tests of what survives one), e.g.
+`python3 -m localcluster restart kube-apiserver etcd`; `--kill` skips the graceful stop.
+"""
 
 from __future__ import annotations
 
@@ -156,6 +163,51 @@ def reset(layout: Layout) -> None:
     log(f"removed cluster state in {layout.state} (built binaries and images stay cached)")
 
 
+def component_names(layout: Layout) -> list[str]:
+    """Every component, in start order (each after those it needs)."""
+    return [f(layout).name for f in (*components.CONTROL_PLANE, *components.NODE)]
+
+
+def restart(layout: Layout, names: list[str], *, kill: bool = False, down: float = 0.0) -> None:
+    """Stop the named components (dependents first), wait ``down`` seconds, start them
+    again in start order, and wait until the cluster answers as before."""
+    order = component_names(layout)
+    unknown = sorted(set(names) - set(order))
+    if unknown:
+        raise ClusterError(
+            f"unknown component(s) {', '.join(unknown)}; choose from {', '.join(order)}"
+        )
+    if not is_up(layout):
+        raise ClusterError("the cluster is not up; start it with `make cluster-up`")
+    chosen = [n for n in order if n in names]
+    makers = {f(layout).name: f for f in (*components.CONTROL_PLANE, *components.NODE)}
+    started = time.monotonic()
+    for name in reversed(chosen):
+        processes.stop(layout, name, grace=0.0 if kill else 10.0)
+        log(f"{'killed' if kill else 'stopped'} {name}")
+    if down > 0:
+        time.sleep(down)
+    for name in chosen:
+        processes.start(layout, makers[name](layout))
+        log(f"started {name}")
+        if name == "kube-apiserver":
+            wait_for(
+                "the API server to be ready",
+                lambda: _ok(kubectl(layout, "get", "--raw", "/readyz")),
+                120,
+                ["etcd", "kube-apiserver"],
+            )
+        elif name == "containerd":
+            wait_for("containerd's socket", lambda: layout.containerd_socket.exists(), 30, [name])
+    wait_for(
+        "the API server to be ready",
+        lambda: _ok(kubectl(layout, "get", "--raw", "/readyz")),
+        120,
+        ["etcd", "kube-apiserver"],
+    )
+    log(f"restarted {', '.join(chosen)} in {time.monotonic() - started:.1f}s")
+
+
 def status(layout: Layout) -> int:
     names = [f(layout).name for f in (*components.CONTROL_PLANE, *components.NODE)]
     for name in names:
@@ -166,8 +218,30 @@ def status(layout: Layout) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="localcluster", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "reset", "status", "kubeconfig"])
+    parser.add_argument(
+        "command", choices=["up", "down", "reset", "status", "kubeconfig", "restart"]
+    )
+    parser.add_argument(
+        "components",
+        nargs="*",
+        metavar="COMPONENT",
+        help="for restart: the components to restart (etcd, kube-apiserver, "
+        "kube-controller-manager, kube-scheduler, containerd, kubelet, kube-proxy)",
+    )
+    parser.add_argument(
+        "--kill", action="store_true", help="restart: SIGKILL instead of a graceful stop"
+    )
+    parser.add_argument(
+        "--down-seconds",
+        type=float,
+        default=0.0,
+        help="restart: how long the components stay stopped",
+    )
     args = parser.parse_args(argv)
+    if args.components and args.command != "restart":
+        parser.error(f"{args.command} takes no components")
+    if args.command == "restart" and not args.components:
+        parser.error("restart needs at least one component, e.g. restart kube-apiserver etcd")
     layout = Layout.from_env()
     try:
         if args.command == "up":
@@ -176,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
             down(layout)
         elif args.command == "reset":
             reset(layout)
+        elif args.command == "restart":
+            restart(layout, args.components, kill=args.kill, down=args.down_seconds)
         elif args.command == "kubeconfig":
             print(layout.kubeconfig)
         else:

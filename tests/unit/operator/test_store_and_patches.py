@@ -145,7 +145,7 @@ def test_a_relisting_drops_what_went_while_the_watch_was_down() -> None:
     newer["metadata"] = {**newer["metadata"], "name": "r9", "uid": "r9-uid"}
     store.observe_run(newer)  # created after the listing was taken: kept
     uid = store.runs[gone].uid
-    left = store.relist(runs=[], jobs=[], version=20)
+    left, _ = store.relist(runs=[], jobs=[], version=20)
     assert [entry.key for entry in left] == [gone]
     assert gone not in store.runs and ("ns", "r9") in store.runs
     assert store.attempts.get(uid, {}) == {}
