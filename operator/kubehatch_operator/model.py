@@ -45,6 +45,8 @@ class Attempt:
     """Why its pod has not started yet (scheduling, image pull, config), from the pod."""
     resource_version: int = 0
     """Of the Job as last seen; 0 for a Job this process just created."""
+    waiting_read_at: datetime | None = None
+    """When `waiting` was read: it is read again at most every few seconds."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ the attempts that need them.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import datetime, timedelta
 
@@ -18,8 +19,8 @@ from kubehatch_operator.kube import Kube
 from kubehatch_operator.model import Attempt, AttemptState, Run
 from kubehatch_operator.store import Key, RunEntry, Store
 
-WAITING_AFTER = timedelta(seconds=3)
-"""A pod not started by then is asked why (most start within a second)."""
+WAITING_AFTER = timedelta(seconds=5)
+"""A pod not started by then is asked why (on a busy node, starting takes seconds)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,31 +73,42 @@ async def _attempts(store: Store, kube: Kube, entry: RunEntry, now: datetime) ->
     and ones whose pod is slow to start with the reason it waits (read on every pass)."""
     namespace = entry.key[0]
     known = store.attempts_of(entry)
-    for job, attempt in list(known.items()):
-        if attempt.state is AttemptState.FAILED and attempt.message is None:
-            if attempt.timed_out:
-                continue
-            message, code = await kube.termination_message(namespace, attempt.uid)
-            read = dataclasses.replace(
-                attempt,
-                message=message or "no message",
-                permanent=code == wire.EXIT_PERMANENT,
-                timed_out=code == wire.EXIT_TIMED_OUT,
-            )
-        elif (
-            attempt.state is AttemptState.ACTIVE
-            and not attempt.started
-            and attempt.uid
-            and attempt.started_at is not None
-            and now - attempt.started_at >= WAITING_AFTER
-        ):
-            read = dataclasses.replace(
-                attempt, waiting=await kube.why_waiting(namespace, attempt.uid)
-            )
-        else:
-            continue
+    reads = [
+        (job, attempt, _read(kube, namespace, attempt, now))
+        for job, attempt in list(known.items())
+        if _needs_read(attempt, now)
+    ]
+    results = await asyncio.gather(*(read for _, _, read in reads))
+    for (job, attempt, _), read in zip(reads, results, strict=True):
         # A watch event may have brought a newer state of the Job while we read: that one
         # wins (writing back our copy would turn a Job that just succeeded back to Active).
         if known.get(job) is attempt:
             known[job] = read
     return list(known.values())
+
+
+def _needs_read(attempt: Attempt, now: datetime) -> bool:
+    if attempt.state is AttemptState.FAILED:
+        return attempt.message is None and not attempt.timed_out
+    return (
+        attempt.state is AttemptState.ACTIVE
+        and not attempt.started
+        and bool(attempt.uid)
+        and attempt.started_at is not None
+        and now - attempt.started_at >= WAITING_AFTER
+        and (attempt.waiting_read_at is None or now - attempt.waiting_read_at >= WAITING_AFTER)
+    )
+
+
+async def _read(kube: Kube, namespace: str, attempt: Attempt, now: datetime) -> Attempt:
+    """What the API tells about an attempt beyond its Job: why it failed, or why it waits."""
+    if attempt.state is AttemptState.FAILED:
+        message, code = await kube.termination_message(namespace, attempt.uid)
+        return dataclasses.replace(
+            attempt,
+            message=message or "no message",
+            permanent=code == wire.EXIT_PERMANENT,
+            timed_out=code == wire.EXIT_TIMED_OUT,
+        )
+    waiting = await kube.why_waiting(namespace, attempt.uid)
+    return dataclasses.replace(attempt, waiting=waiting, waiting_read_at=now)

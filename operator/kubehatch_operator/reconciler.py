@@ -196,9 +196,16 @@ class Reconciler:
 
     # --- writing a decision -------------------------------------------------------------
     async def _apply(self, read: Pass, decision: Decision) -> float | None:
-        """Record first, then launch: the status that names an attempt is written before
-        its Job is created, so a crash in between re-creates exactly that Job (its name is
-        deterministic), never a second, different one."""
+        """Write a decision: the input, stops, the status, and the new Jobs.
+
+        The pass that starts a run records its Workflow snapshot and first attempts before
+        it creates any Job: a crash in between re-creates exactly the recorded Jobs from
+        that snapshot, never Jobs of a Workflow edited meanwhile. Later attempts follow a
+        snapshot already recorded, and their Jobs' names are a function of it (run uid,
+        step, attempt), so their status write and Job creates go out together: whichever
+        a crash loses, the next pass finds the other (the store is filled with every Job
+        before any pass) and makes the same Job, never a second one.
+        """
         key, run = read.key, read.run
         namespace, name = key
         if decision.create_input:
@@ -230,17 +237,34 @@ class Reconciler:
             stop.update(await self.kube.active_jobs(namespace, name))
         if stop:
             await asyncio.gather(*(self.kube.delete_job(namespace, j) for j in sorted(stop)))
-        if not await self._write(read.entry, run.status.to_dict(), decision):
+        snapshot = run.status.workflow_spec is None and status.workflow_spec is not None
+        if decision.start and not snapshot:
+            # The Jobs first: their creates leave for the API server before the status is
+            # even computed into a patch (the handoff's critical path).
+            creates = self._create_jobs(read, decision)
+            await asyncio.sleep(0)  # the create tasks hand their calls to the thread pool
+            written = await self._write(read.entry, run.status, decision)
+            await self._created(read, decision, creates)
+            return self._next(decision) if written else None
+        if not await self._write(read.entry, run.status, decision):
             return None
         if decision.start:
-            await self._start_jobs(read, decision)
+            await self._created(read, decision, self._create_jobs(read, decision))
+        return self._next(decision)
+
+    @staticmethod
+    def _next(decision: Decision) -> float | None:
+        """Seconds until the decision wants another look, or None."""
         if decision.wake_at is None:
             return None
         return (decision.wake_at - now()).total_seconds()
 
-    async def _write(self, entry: RunEntry, old: dict[str, Any], decision: Decision) -> bool:
+    async def _write(
+        self, entry: RunEntry, old: WorkflowRunStatus | dict[str, Any], decision: Decision
+    ) -> bool:
         """Patch the status (and tell people); False when the run is gone."""
-        patch = merge_patch(old, self._stamped(entry, decision.status).to_dict())
+        before = old.to_dict() if isinstance(old, WorkflowRunStatus) else old
+        patch = merge_patch(before, self._stamped(entry, decision.status).to_dict())
         if patch:
             updated = await self.kube.patch_status(wire.WORKFLOW_RUNS, *entry.key, patch)
             if updated is None:  # deleted meanwhile: nothing left to do for it
@@ -261,14 +285,21 @@ class Reconciler:
             return status
         return status.model_copy(update={"arrival": str(entry.resource_version)})
 
-    async def _start_jobs(self, read: Pass, decision: Decision) -> None:
-        """Create the decided Jobs; one the API server refuses fails its attempt for good."""
+    def _create_jobs(self, read: Pass, decision: Decision) -> list[asyncio.Task[bool]]:
+        """Start creating the decided Jobs (tasks, so that they leave at once)."""
         spec = decision.status.workflow_spec or read.spec
         assert spec is not None
-        results = await asyncio.gather(
-            *(self.kube.create_job(self._job(read, spec, start)) for start in decision.start),
-            return_exceptions=True,
-        )
+        loop = asyncio.get_running_loop()
+        return [
+            loop.create_task(self.kube.create_job(self._job(read, spec, start)))
+            for start in decision.start
+        ]
+
+    async def _created(
+        self, read: Pass, decision: Decision, creates: list[asyncio.Task[bool]]
+    ) -> None:
+        """Record the created Jobs; one the API server refused fails its attempt for good."""
+        results = await asyncio.gather(*creates, return_exceptions=True)
         self._observe_handoff(read.entry, decision)
         refusals = 0
         for start, result in zip(decision.start, results, strict=True):

@@ -213,6 +213,9 @@ class Store:
         current = self.runs.get(key)
         if current is not None and older(body, current.body):
             return key  # a watch event older than the response of our own write
+        version = _resource_version(body)
+        if current is not None and version is not None and version == current.resource_version:
+            return key  # the watch's echo of our own write: parsed already
         entry = RunEntry.parse(body)
         phase = entry.run.status.phase if entry.run else None
         if phase is not None and phase.finished:
@@ -279,6 +282,11 @@ class Store:
             self.attempts.get(uid, {}).pop(attempt.job_name, None)
             return key
         known = self.attempts[uid].get(attempt.job_name)
+        if known is not None and attempt.state is AttemptState.ACTIVE and not attempt.started:
+            # Keep why its pod waits, and when that was read, until it is read again.
+            attempt = dataclasses.replace(
+                attempt, waiting=known.waiting, waiting_read_at=known.waiting_read_at
+            )
         if known is not None and known.message and attempt.state is AttemptState.FAILED:
             # Keep what was read once: the pod's termination message and exit code.
             attempt = dataclasses.replace(

@@ -131,11 +131,20 @@ def bench_handoff(image: str, runs: int) -> dict[str, Any]:
     watcher.stop.set()
     after = metrics()
     latencies = []
+    # Job names hash the run's uid: find a parent's Job by its labels.
+    by_step = {
+        (
+            lb.get("kubehatch.dev/run"),
+            lb.get("kubehatch.dev/step"),
+            lb.get("kubehatch.dev/attempt"),
+        ): j
+        for j, lb in watcher.labels.items()
+    }
     for job, labels in watcher.labels.items():
         parent = CHAIN.get(labels.get("kubehatch.dev/step", ""))
         if parent is None:
             continue
-        parent_job = f"{labels['kubehatch.dev/run']}-{parent}-1"
+        parent_job = by_step.get((labels.get("kubehatch.dev/run"), parent, "1"), "")
         if parent_job in watcher.succeeded and job in watcher.added:
             latencies.append(watcher.added[job] - watcher.succeeded[parent_job])
     writes = {
