@@ -57,11 +57,15 @@ class Runtime:
         await self.relist(namespaces)
         self.store.primed = True
 
-    async def relist(self, namespaces: tuple[str, ...]) -> None:
-        """Agree with a fresh listing of runs and Jobs (what a re-listing watch misses)."""
+    async def relist(self, namespaces: tuple[str, ...], *, cached: bool = False) -> None:
+        """Agree with a fresh listing of runs and Jobs (what a re-listing watch misses).
+
+        The periodic relisting reads the API server's watch cache (``cached``): cheap, and
+        the store drops nothing seen at a newer version than the listing covers.
+        """
         kube = self.reconciler.kube
-        runs, runs_version = await kube.list_objects(wire.WORKFLOW_RUNS, namespaces)
-        jobs, jobs_version = await kube.list_objects("jobs", namespaces)
+        runs, runs_version = await kube.list_objects(wire.WORKFLOW_RUNS, namespaces, cached=cached)
+        jobs, jobs_version = await kube.list_objects("jobs", namespaces, cached=cached)
         gone, changed = self.store.relist(runs, jobs, min(runs_version, jobs_version))
         for entry in gone:
             log.info("run %s/%s is gone (deleted while the watch was down)", *entry.key)
@@ -75,7 +79,7 @@ class Runtime:
             while True:
                 await asyncio.sleep(seconds)
                 try:
-                    await self.relist(namespaces)
+                    await self.relist(namespaces, cached=True)
                 except Exception:
                     log.exception("relisting runs and Jobs failed; trying again later")
 
@@ -129,8 +133,8 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
 
 
 RELIST_SECONDS = 60.0
-"""How often the operator compares its store with a full listing (cheap: served from the
-API server's watch cache), bounding how long a deletion missed by a watch can matter."""
+"""How often the operator compares its store with a full listing (served from the API
+server's watch cache), bounding how long a deletion missed by a watch can matter."""
 
 
 @kopf.on.probe(id="runs")

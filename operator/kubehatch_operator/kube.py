@@ -262,61 +262,58 @@ class Kube:
         return f"FailedCreate: {latest.message}" if latest is not None else None
 
     async def list_objects(
-        self, plural: str, namespaces: tuple[str, ...]
+        self, plural: str, namespaces: tuple[str, ...], *, cached: bool = False
     ) -> tuple[list[dict[str, Any]], int]:
         """Every object of one of kubehatch's kinds (or managed Jobs) in the namespaces,
         and the oldest resourceVersion of the lists (what the listing is known to cover).
 
         Exact names are listed one by one (namespaced RBAC grants nothing more); globs and
-        "all" are listed cluster-wide and filtered here.
+        "all" are listed cluster-wide and filtered here. ``cached`` reads the API server's
+        watch cache (cheap, possibly a moment behind: the version returned says how far).
         """
         exact = [n for n in namespaces if not set(n) & set("*?[]!")]
         if namespaces and len(exact) == len(namespaces):
             found: list[dict[str, Any]] = []
             versions = []
             for namespace in exact:
-                items, version = await self._list(plural, namespace)
+                items, version = await self._list(plural, namespace, cached)
                 found += items
                 versions.append(version)
             return found, min(versions, default=0)
-        items, version = await self._list(plural, None)
+        items, version = await self._list(plural, None, cached)
         if namespaces:
             items = [
                 i for i in items if any(fnmatch(i["metadata"]["namespace"], n) for n in namespaces)
             ]
         return items, version
 
-    async def _list(self, plural: str, namespace: str | None) -> tuple[list[dict[str, Any]], int]:
+    async def _list(
+        self, plural: str, namespace: str | None, cached: bool = False
+    ) -> tuple[list[dict[str, Any]], int]:
+        options: dict[str, Any] = {"resource_version": "0"} if cached else {}
         if plural == "jobs":
-            selector = f"{wire.LABEL_MANAGED_BY}={wire.MANAGED_BY}"
+            options["label_selector"] = f"{wire.LABEL_MANAGED_BY}={wire.MANAGED_BY}"
             if namespace is None:
-                result = await _call(
-                    self.batch.list_job_for_all_namespaces, label_selector=selector
-                )
+                result = await _call(self.batch.list_job_for_all_namespaces, **options)
             else:
-                result = await _call(
-                    self.batch.list_namespaced_job, namespace, label_selector=selector
-                )
+                result = await _call(self.batch.list_namespaced_job, namespace, **options)
             listed = self.batch.api_client.sanitize_for_serialization(result)
         elif namespace is None:
             listed = await _call(
-                self.custom.list_cluster_custom_object, wire.GROUP, wire.VERSION, plural
+                self.custom.list_cluster_custom_object, wire.GROUP, wire.VERSION, plural, **options
             )
         else:
             listed = await _call(
                 self.custom.list_namespaced_custom_object,
-                wire.GROUP, wire.VERSION, namespace, plural,
+                wire.GROUP, wire.VERSION, namespace, plural, **options,
             )  # fmt: skip
         version = (listed.get("metadata") or {}).get("resourceVersion") or "0"
         return list(listed.get("items") or []), int(version) if version.isdigit() else 0
 
     async def list_workflows(self, namespace: str) -> list[dict[str, Any]]:
         """A consistent read: a Workflow created before an event is always in it."""
-        result = await _call(
-            self.custom.list_namespaced_custom_object,
-            wire.GROUP, wire.VERSION, namespace, wire.WORKFLOWS,
-        )  # fmt: skip
-        return list(result.get("items") or [])
+        items, _ = await self._list(wire.WORKFLOWS, namespace)
+        return items
 
     async def list_cronjobs(self, namespace: str, workflow: str) -> list[dict[str, Any]]:
         selector = (

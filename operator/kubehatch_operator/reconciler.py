@@ -148,8 +148,7 @@ class Reconciler:
         generation = int(meta.get("generation") or 1)
         decision = refuse(status, generation, "InvalidSpec", message, now())
         log.warning("run %s/%s: %s", *entry.key, message)
-        raw = entry.body.get("status") if isinstance(entry.body.get("status"), dict) else {}
-        return await self._write(entry, raw or {}, decision)
+        return await self._write(entry, wire.mapping(entry.body.get("status")), decision)
 
     @staticmethod
     def _decide(read: Pass, gate: Gate | None = None) -> Decision:

@@ -95,14 +95,9 @@ class RunEntry:
     def arrival(self) -> int:
         """Order of arrival: the resourceVersion the operator first saw (kept in status)."""
         recorded = self.run.status.arrival if self.run is not None else None
-        for value in (recorded, self.resource_version):
-            if value is None:
-                continue
-            try:
-                return int(value)
-            except ValueError:
-                continue
-        return 0
+        if recorded is not None and recorded.isdigit():
+            return int(recorded)
+        return self.resource_version or 0
 
     @property
     def started(self) -> bool:

@@ -326,12 +326,6 @@ def run_owner(body: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def owned_by_run(body: Mapping[str, Any]) -> str | None:
-    """The name of the WorkflowRun that owns ``body``, if one does."""
-    owner = run_owner(body)
-    return owner[0] if owner else None
-
-
 def _configmap(
     name: str, namespace: str, labels: dict[str, str], owner: dict[str, Any], key: str, text: str
 ) -> dict[str, Any]:

@@ -62,7 +62,7 @@ def test_input_and_output_configmaps_share_the_runs_labels() -> None:
     # The step account may not set finalizers, so the pod's owner reference must not block.
     assert "blockOwnerDeletion" not in output["metadata"]["ownerReferences"][0]
     assert made["metadata"]["ownerReferences"][0]["blockOwnerDeletion"] is True
-    assert wire.owned_by_run(output) == wire.owned_by_run(made) == "wf-x7k2p"
+    assert wire.run_owner(output) == wire.run_owner(made) == ("wf-x7k2p", "0b6f")
 
 
 @pytest.mark.parametrize(
