@@ -80,11 +80,34 @@ async def _attempts(store: Store, kube: Kube, entry: RunEntry, now: datetime) ->
     ]
     results = await asyncio.gather(*(read for _, _, read in reads))
     for (job, attempt, _), read in zip(reads, results, strict=True):
-        # A watch event may have brought a newer state of the Job while we read: that one
-        # wins (writing back our copy would turn a Job that just succeeded back to Active).
-        if known.get(job) is attempt:
-            known[job] = read
+        merged = _merge_read(known.get(job), attempt, read)
+        if merged is not None:  # None: the Job was deleted meanwhile
+            known[job] = merged
     return list(known.values())
+
+
+def _merge_read(current: Attempt | None, read_from: Attempt, read: Attempt) -> Attempt | None:
+    """What to keep of a read made from `read_from` when the store now holds `current`.
+
+    A watch event may have brought a newer state of the Job while we read: that one wins
+    (writing back our copy would turn a Job that just succeeded back to Active), but a
+    failure's message is kept, so the step's final status says why it failed.
+    """
+    if current is read_from:
+        return read
+    if (
+        current is not None
+        and current.state is AttemptState.FAILED
+        and read.state is AttemptState.FAILED
+        and current.message is None
+    ):
+        return dataclasses.replace(
+            current,
+            message=read.message,
+            permanent=read.permanent,
+            timed_out=current.timed_out or read.timed_out,
+        )
+    return current
 
 
 def _needs_read(attempt: Attempt, now: datetime) -> bool:

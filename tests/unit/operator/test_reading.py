@@ -52,3 +52,27 @@ def test_a_job_that_succeeds_while_its_pod_is_asked_why_it_waits_stays_succeeded
     asyncio.run(reading._attempts(store, Kube(), entry, later))  # type: ignore[arg-type]
     states = [a.state for a in store.attempts_of(entry).values()]
     assert states == [AttemptState.SUCCEEDED]
+
+
+def test_a_failure_message_read_while_the_job_moves_to_failed_is_kept() -> None:
+    """FailureTarget comes first, Failed a moment later: when that event arrives while the
+    pass reads the pod's termination message, the newer Job state wins but keeps the
+    message, or the step's final status would not say why it failed."""
+    store = Store()
+    store.observe_run(RUN)
+    failing = [{"type": "FailureTarget", "status": "True"}]
+    store.observe_job(job({"failed": 1, "terminating": 1, "conditions": failing}))
+    entry = store.runs[("ns", "r")]
+
+    class Kube:
+        async def termination_message(self, namespace: str, job_uid: str) -> tuple[str, int]:
+            failed = [*failing, {"type": "Failed", "status": "True"}]
+            store.observe_job(job({"failed": 1, "conditions": failed}))
+            await asyncio.sleep(0)
+            return "ValueError: boom", 1
+
+    now = datetime(2026, 1, 1, 0, 0, 10, tzinfo=UTC)
+    attempts = asyncio.run(reading._attempts(store, Kube(), entry, now))  # type: ignore[arg-type]
+    assert [(a.message, a.terminating) for a in attempts] == [("ValueError: boom", False)]
+    (kept,) = store.attempts_of(entry).values()
+    assert kept.message == "ValueError: boom"
