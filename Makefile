@@ -109,6 +109,14 @@ test: ## The whole suite on a fresh machine: install, unit, cluster up, e2e, clu
 bench: venv ## Operator benchmarks on the cluster: step handoff latency, API writes per step, memory.
 	$(VENV)/bin/python -m tests.bench
 
+.PHONY: bench-peers
+bench-peers: ## Build the benchmark peers (Argo Workflows, kwok) from their Go modules into the cache.
+	bash hack/peers/build-peers.sh all
+
+.PHONY: bench-scale
+bench-scale: venv ## Scale on kwok's fake nodes: throughput, memory, restart, admission; kubehatch beside Argo.
+	$(VENV)/bin/python -m tests.bench.scale
+
 .PHONY: bench-chaos
 bench-chaos: venv ## 100 runs while the operator is SIGKILLed every 2-5 s; every guarantee checked.
 	$(VENV)/bin/python -m tests.bench.chaos
