@@ -118,6 +118,14 @@ def step_job(
                 },
                 "containers": [container],
                 "volumes": volumes,
+                **(
+                    {"nodeSelector": dict(settings.node_selector)} if settings.node_selector else {}
+                ),
+                **(
+                    {"tolerations": [dict(t) for t in settings.tolerations]}
+                    if settings.tolerations
+                    else {}
+                ),
             },
         },
     }

@@ -8,11 +8,12 @@ operator at start-up with the variable's name, not at the first run.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from kubehatch.durations import parse_duration
 
@@ -33,6 +34,12 @@ class StepSettings:
     allowed_service_accounts: frozenset[str] = frozenset()
     """Accounts a Workflow may name in spec.serviceAccountName, besides `service_account`;
     never the operator's or the trigger's (the chart refuses those)."""
+
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    """nodeSelector of every step pod: a cluster's step pool, or kwok's fake nodes."""
+
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+    """Tolerations of every step pod, for tainted step nodes."""
 
     @property
     def allowed(self) -> frozenset[str]:
@@ -90,6 +97,8 @@ class Settings:
                 allowed_service_accounts=read(
                     "KUBEHATCH_ALLOWED_STEP_SERVICE_ACCOUNTS", _names, ""
                 ),
+                node_selector=read("KUBEHATCH_STEP_NODE_SELECTOR", _string_map, "{}"),
+                tolerations=read("KUBEHATCH_STEP_TOLERATIONS", _objects, "[]"),
             ),
             triggers=TriggerSettings(
                 image=read("KUBEHATCH_TRIGGER_IMAGE", str, "") or None,
@@ -110,6 +119,20 @@ class Settings:
 
 def _names(text: str) -> frozenset[str]:
     return frozenset(n.strip() for n in text.split(",") if n.strip())
+
+
+def _string_map(text: str) -> dict[str, str]:
+    value = json.loads(text)
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ValueError('not a JSON object of strings, like {"pool": "steps"}')
+    return value
+
+
+def _objects(text: str) -> tuple[dict[str, Any], ...]:
+    value = json.loads(text)
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ValueError('not a JSON list of objects, like [{"key": "k", "operator": "Exists"}]')
+    return tuple(value)
 
 
 def _boolean(text: str) -> bool:

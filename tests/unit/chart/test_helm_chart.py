@@ -654,3 +654,20 @@ def test_operator_writes_status_only_through_the_status_subresource() -> None:
         assert ("kubehatch.dev", plural, "patch") not in rights
         assert ("kubehatch.dev", plural, "update") not in rights
     assert not [r for r in rights if r[1] == "secrets"]
+
+
+def test_step_pod_placement_reaches_the_operator_as_settings() -> None:
+    """stepPods.nodeSelector and tolerations travel as JSON the operator's settings parse."""
+    from kubehatch_operator.settings import Settings
+
+    docs = render(
+        "stepPods.nodeSelector.pool=steps",
+        "stepPods.tolerations[0].key=dedicated",
+        "stepPods.tolerations[0].operator=Exists",
+    )
+    env = {e["name"]: e["value"] for e in operator_container(docs)["env"] if "value" in e}
+    steps = Settings.from_env(env).steps
+    assert dict(steps.node_selector) == {"pool": "steps"}
+    assert steps.tolerations == ({"key": "dedicated", "operator": "Exists"},)
+    defaults = {e["name"]: e["value"] for e in operator_container(render())["env"] if "value" in e}
+    assert Settings.from_env(defaults).steps.node_selector == {}

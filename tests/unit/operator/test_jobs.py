@@ -170,3 +170,17 @@ def test_the_step_pod_reads_back_exactly_what_the_job_says() -> None:
     assert output["metadata"]["labels"] == pod["metadata"]["labels"] == job["metadata"]["labels"]
     mounts = {m["name"]: m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
     assert (mounts["input"], mounts["parents"]) == (str(step.input_dir), str(step.parents_dir))
+
+
+def test_step_pods_land_where_the_settings_place_them() -> None:
+    start = StartAttempt(SPEC.steps[0], 1, wire.job_name("run", "uid-1", "a", 1), {})
+    toleration = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
+    placed = StepSettings(node_selector={"type": "kwok"}, tolerations=(toleration,))
+    job = step_job(
+        namespace="ns", workflow="wf", run="run", run_uid="uid-1", spec=SPEC, start=start,
+        settings=placed,
+    )  # fmt: skip
+    pod = job["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"type": "kwok"}
+    assert pod["tolerations"] == [toleration]
+    assert "nodeSelector" not in build(0, {})["spec"]["template"]["spec"]

@@ -320,3 +320,17 @@ def test_settings_from_env() -> None:
         ValueError, match=r"KUBEHATCH_EVENT_RETENTION='one hour'.* is not a duration"
     ):
         Settings.from_env({"KUBEHATCH_EVENT_RETENTION": "one hour"})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("KUBEHATCH_STEP_NODE_SELECTOR", '["pool"]', "not a JSON object of strings"),
+        ("KUBEHATCH_STEP_NODE_SELECTOR", '{"pool": 1}', "not a JSON object of strings"),
+        ("KUBEHATCH_STEP_NODE_SELECTOR", "pool=steps", "Expecting value"),
+        ("KUBEHATCH_STEP_TOLERATIONS", '{"key": "k"}', "not a JSON list of objects"),
+    ],
+)
+def test_bad_step_placement_settings_name_the_variable(name: str, value: str, says: str) -> None:
+    with pytest.raises(ValueError, match=rf"{name}=.* is not valid: {says}"):
+        Settings.from_env({name: value})
