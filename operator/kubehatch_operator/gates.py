@@ -13,8 +13,8 @@ from datetime import datetime
 from kubehatch.api.cel import concurrency_key
 from kubehatch.api.workflow import ConcurrencySpec, LimitStrategy
 from kubehatch_operator.admission import Admission, Contender, admit
+from kubehatch_operator.entries import Key, RunEntry
 from kubehatch_operator.model import Gate, Run, Verdict
-from kubehatch_operator.store import Key, RunEntry
 
 
 def run_key(run: Run, concurrency: ConcurrencySpec) -> str | None:

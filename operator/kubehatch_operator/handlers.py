@@ -19,10 +19,11 @@ import kopf
 
 from kubehatch.api import wire
 from kubehatch_operator import metrics
+from kubehatch_operator.entries import Key, workflow_of
 from kubehatch_operator.kube import Kube, load_config
 from kubehatch_operator.reconciler import Reconciler
 from kubehatch_operator.settings import Settings
-from kubehatch_operator.store import Key, Store, workflow_of
+from kubehatch_operator.store import Store
 from kubehatch_operator.triggers.controller import Triggers
 
 MANAGED = {wire.LABEL_MANAGED_BY: wire.MANAGED_BY}

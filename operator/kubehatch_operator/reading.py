@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 
 from kubehatch.api import wire
 from kubehatch.api.workflow import WorkflowSpec
+from kubehatch_operator.entries import Key, RunEntry
 from kubehatch_operator.keystep import key_attempt
 from kubehatch_operator.kube import Kube
 from kubehatch_operator.model import Attempt, AttemptState, Run
-from kubehatch_operator.store import Key, RunEntry, Store
+from kubehatch_operator.store import Store
 
 WAITING_AFTER = timedelta(seconds=5)
 """A pod not started by then is asked why (on a busy node, starting takes seconds)."""

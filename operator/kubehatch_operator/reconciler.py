@@ -29,6 +29,7 @@ from kubehatch_operator import gates, jobs, retention
 from kubehatch_operator.admission import Admission
 from kubehatch_operator.clock import now
 from kubehatch_operator.decisions import account_problem, decide, refuse
+from kubehatch_operator.entries import Key, RunEntry
 from kubehatch_operator.keystep import decide_key
 from kubehatch_operator.kube import ForeignObjectError, Kube, api_message, refused
 from kubehatch_operator.metrics import HANDOFF_SECONDS, RECONCILE_SECONDS
@@ -36,7 +37,7 @@ from kubehatch_operator.model import Attempt, AttemptState, Decision, Gate, Star
 from kubehatch_operator.patches import merge_patch
 from kubehatch_operator.reading import Pass, read_pass
 from kubehatch_operator.settings import Settings
-from kubehatch_operator.store import Key, RunEntry, Store
+from kubehatch_operator.store import Store
 from kubehatch_operator.workqueue import KeyedQueue
 
 log = logging.getLogger(__name__)

@@ -39,12 +39,13 @@ from kubehatch.api.workflowrun import WorkflowRun, WorkflowRunStatus
 from kubehatch_operator import jobs
 from kubehatch_operator.admission import Contender, admit
 from kubehatch_operator.decisions import decide
+from kubehatch_operator.entries import RunEntry, WorkflowEntry, attempt_from_job
 from kubehatch_operator.gates import gate
 from kubehatch_operator.keystep import decide_key
 from kubehatch_operator.model import Decision, Gate, Verdict
 from kubehatch_operator.patches import merge_patch
 from kubehatch_operator.settings import StepSettings
-from kubehatch_operator.store import RunEntry, Store, WorkflowEntry, attempt_from_job
+from kubehatch_operator.store import Store
 
 # Building the CEL environment raises the recursion limit; done once here rather than
 # inside the first example, which hypothesis would warn about.

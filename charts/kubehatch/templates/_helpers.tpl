@@ -128,10 +128,11 @@ watched namespace.
 - apiGroups: [batch]
   resources: [cronjobs]
   verbs: [list, watch, create, update, delete]
-# Run inputs (create) and a concurrency key step's output (get); nothing else.
+# Run inputs (create), a concurrency key step's output (get), and step outputs as they
+# appear (list, watch: metadata only, the earliest sign that a step succeeded).
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [get, create]
+  verbs: [get, list, watch, create]
 # Step pods: watched (pods that never start), and a failed step's termination message.
 - apiGroups: [""]
   resources: [pods]

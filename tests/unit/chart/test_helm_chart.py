@@ -134,7 +134,7 @@ OPERATOR_NAMESPACED = expand(
         ("batch", "jobs"): "get list watch create delete",
         ("batch", "cronjobs"): "list watch create update delete",
         # run inputs (create), a concurrency key step's output (get)
-        ("", "configmaps"): "get create",
+        ("", "configmaps"): "get list watch create",
         # termination messages, and pods that never start
         ("", "pods"): "list watch",
         # Events on runs, and kopf's own: created, never patched; a Job's FailedCreate: listed

@@ -9,8 +9,8 @@ from kubehatch.api.workflowrun import WorkflowRunPhase, WorkflowRunSpec, Workflo
 from kubehatch_operator import gates
 from kubehatch_operator.admission import Admission
 from kubehatch_operator.decisions import decide
+from kubehatch_operator.entries import RunEntry
 from kubehatch_operator.model import Attempt, AttemptState, Gate, Run, Verdict
-from kubehatch_operator.store import RunEntry
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PER_USER = ConcurrencySpec.model_validate(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 
+from kubehatch_operator.entries import attempt_from_job
 from kubehatch_operator.model import AttemptState
 from kubehatch_operator.patches import merge_patch
-from kubehatch_operator.store import Store, attempt_from_job
+from kubehatch_operator.store import Store
 
 
 def job_body(status: dict | None = None, run: str = "r1", rv: str = "5") -> dict:

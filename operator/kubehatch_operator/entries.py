@@ -1,0 +1,187 @@
+"""What the watches deliver, parsed once: runs, Workflows and step Jobs as the store keeps them.
+
+Parsing is apart from the store so that both stay small: a `RunEntry` is a run's
+typed view plus the little of its raw object that patches and Events need; an `Attempt`
+is all a step Job tells.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from kubehatch.api import wire
+from kubehatch.api.graph import format_path
+from kubehatch.api.workflow import WorkflowSpec
+from kubehatch.api.workflowrun import WorkflowRunSpec, WorkflowRunStatus
+from kubehatch_operator.model import Attempt, AttemptState, Run
+
+Key = tuple[str, str]
+"""(namespace, name) of an object."""
+
+_EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+def problems(err: ValidationError, prefix: str = "") -> str:
+    """pydantic's errors as one line, each with the path of the field it is about."""
+    return "; ".join(
+        f"{prefix}{format_path(tuple(e['loc']))}: {e['msg']}" for e in err.errors()
+    ) or str(err)
+
+
+def workflow_of(run: dict[str, Any]) -> Key:
+    """(namespace, name) of the Workflow a WorkflowRun body refers to, read leniently."""
+    spec = wire.mapping(run.get("spec"))
+    ref = wire.mapping(spec.get("workflowRef"))
+    return (run["metadata"]["namespace"], str(ref.get("name") or ""))
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """A WorkflowRun as the watch delivered it, parsed once."""
+
+    key: Key
+    body: dict[str, Any]
+    """The raw object: what Events refer to, and what a status patch is computed against."""
+    workflow: str
+    created: datetime
+    resource_version: int | None
+    run: Run | None
+    """The typed run; None when the object does not parse (see `problem`)."""
+    problem: str | None = None
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> RunEntry:
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        run, problem = None, None
+        try:
+            run = Run(
+                name=meta["name"],
+                uid=str(meta.get("uid", "")),
+                generation=int(meta.get("generation") or 1),
+                spec=WorkflowRunSpec.model_validate(body.get("spec") or {}),
+                status=WorkflowRunStatus.model_validate(body.get("status") or {}),
+            )
+        except ValidationError as err:
+            problem = problems(err)
+        return cls(
+            key=key,
+            body=body,
+            workflow=workflow_of(body)[1],
+            created=wire.parse_time(meta.get("creationTimestamp")) or _EPOCH,
+            resource_version=resource_version(body),
+            run=run,
+            problem=problem,
+        )
+
+    @property
+    def uid(self) -> str:
+        return str(self.body["metadata"].get("uid", ""))
+
+    @property
+    def workflow_key(self) -> Key:
+        return (self.key[0], self.workflow)
+
+    @property
+    def arrival(self) -> int:
+        """Order of arrival: the resourceVersion the operator first saw (kept in status)."""
+        recorded = self.run.status.arrival if self.run is not None else None
+        if recorded is not None and recorded.isdigit():
+            return int(recorded)
+        return self.resource_version or 0
+
+    @property
+    def started(self) -> bool:
+        """Took its Workflow snapshot: it holds a concurrency slot until it finishes."""
+        return self.run is not None and self.run.status.workflow_spec is not None
+
+
+@dataclass(frozen=True)
+class WorkflowEntry:
+    """A Workflow: its raw object (triggers read it leniently) and its parsed spec."""
+
+    body: dict[str, Any]
+    spec: WorkflowSpec | None
+    problem: str | None = None
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> WorkflowEntry:
+        try:
+            return cls(body, WorkflowSpec.model_validate(body.get("spec") or {}))
+        except ValidationError as err:
+            return cls(body, None, problems(err))
+
+    @property
+    def for_decisions(self) -> WorkflowSpec | str:
+        """The spec, or why it is invalid (what `decide` takes)."""
+        return self.spec if self.spec is not None else (self.problem or "invalid spec")
+
+
+def attempt_from_job(job: dict[str, Any]) -> Attempt | None:
+    """The step attempt a Job runs, and how far it got; None for a Job that is not ours."""
+    meta = job.get("metadata", {})
+    labels = meta.get("labels") or {}
+    try:
+        step, attempt = labels[wire.LABEL_STEP], int(labels[wire.LABEL_ATTEMPT])
+    except (KeyError, ValueError):
+        return None
+    status = job.get("status") or {}
+    conditions = {c["type"]: c for c in status.get("conditions") or [] if c.get("status") == "True"}
+    began = wire.parse_time(status.get("startTime")) or wire.parse_time(
+        meta.get("creationTimestamp")
+    )
+    # SuccessCriteriaMet and FailureTarget come first (1.31+); Complete and Failed once
+    # the pod is gone. Acting on the first signal saves a round of pod termination.
+    uid = str(meta.get("uid", ""))
+    version = resource_version(job) or 0
+    # A pod is Ready once its container runs (step pods have no probes); the counts of
+    # finished pods cover a container that ran and stopped between two looks.
+    ran = any((status.get(n) or 0) >= 1 for n in ("ready", "succeeded", "failed"))
+    done = conditions.get("SuccessCriteriaMet") or conditions.get("Complete")
+    if done or (status.get("succeeded") or 0) >= 1:
+        finished = wire.parse_time(status.get("completionTime")) or wire.parse_time(
+            (done or {}).get("lastTransitionTime")
+        )
+        return Attempt(
+            step, attempt, meta["name"], AttemptState.SUCCEEDED, began, finished,
+            uid=uid, started=True, resource_version=version,
+        )  # fmt: skip
+    failed = conditions.get("FailureTarget") or conditions.get("Failed")
+    if failed:
+        return Attempt(
+            step,
+            attempt,
+            meta["name"],
+            AttemptState.FAILED,
+            began,
+            wire.parse_time(failed.get("lastTransitionTime")),
+            timed_out=failed.get("reason") == "DeadlineExceeded",
+            uid=uid,
+            # FailureTarget comes first, Failed once no pod of the Job runs any more.
+            terminating="Failed" not in conditions or (status.get("terminating") or 0) > 0,
+            started=ran,
+            resource_version=version,
+        )
+    return Attempt(
+        step, attempt, meta["name"], AttemptState.ACTIVE, began,
+        uid=uid, started=ran, resource_version=version,
+    )  # fmt: skip
+
+
+def resource_version(body: dict[str, Any]) -> int | None:
+    try:
+        return int(body["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def older(body: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether ``body`` is an older version than ``current`` (watch events can lag behind
+    the response of our own write). Kubernetes documents resourceVersion as opaque;
+    etcd's revisions are integers, and an object without one is never called older."""
+    new, old = resource_version(body), resource_version(current)
+    return new is not None and old is not None and new < old
