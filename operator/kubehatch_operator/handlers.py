@@ -21,6 +21,7 @@ from kubehatch.api import wire
 from kubehatch_operator import metrics
 from kubehatch_operator.entries import Key, workflow_of
 from kubehatch_operator.kube import Kube, load_config
+from kubehatch_operator.outputs import OutputWatch
 from kubehatch_operator.reconciler import Reconciler
 from kubehatch_operator.settings import Settings
 from kubehatch_operator.store import Store
@@ -86,6 +87,16 @@ class Runtime:
 
         self.background.append(asyncio.get_running_loop().create_task(loop()))
 
+    def watch_outputs(self, namespaces: tuple[str, ...]) -> None:
+        """Start children the moment a step's output appears (see outputs.py)."""
+        watch = OutputWatch(self.reconciler.kube.core.api_client, namespaces)
+        watch.start(self.output_written)
+
+    def output_written(self, meta: dict[str, Any]) -> None:
+        key = self.store.observe_output(meta)
+        if key is not None and key in self.store.runs:
+            self.reconciler.kick(key)
+
     def workflow_changed(self, key: Key) -> None:
         """A Workflow appeared, changed or went: waiting runs, retention and triggers."""
         for run in self.store.runs_waiting_for(key):
@@ -130,6 +141,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
     runtime.relist_every(RELIST_SECONDS, own.api.namespaces)
+    runtime.watch_outputs(own.api.namespaces)
     memo.runtime = runtime
 
 

@@ -138,12 +138,44 @@ class Store:
                 attempt, message=known.message, permanent=known.permanent,
                 timed_out=attempt.timed_out or known.timed_out,
             )  # fmt: skip
+        succeeded = AttemptState.SUCCEEDED
+        if known is not None and known.state is succeeded and attempt.state is not succeeded:
+            return key  # its output came first: the Job's pod is still on its way out
+        self._record(uid, known, attempt)
+        return key
+
+    def observe_output(self, meta: dict[str, Any]) -> Key | None:
+        """A step's output ConfigMap appeared: its attempt succeeded, whatever its Job says.
+
+        The pod writes it after the step's code returned, as its last act; only that pod
+        may create it (the chart's admission policy). Outputs of Jobs the store does not
+        know are left to their Jobs' conditions.
+        """
+        name = str(meta.get("name", ""))
+        job = name.removesuffix("-output")
+        owner = wire.run_owner({"metadata": meta})
+        if owner is None or wire.output_configmap_name(job) != name:
+            return None
+        known = self.attempts.get(owner[1], {}).get(job)
+        if known is None or known.state is AttemptState.SUCCEEDED:
+            return None
+        written = wire.parse_time(meta.get("creationTimestamp"))
+        self._record(
+            owner[1],
+            known,
+            dataclasses.replace(
+                known, state=AttemptState.SUCCEEDED, started=True, terminating=False,
+                finished_at=written or known.finished_at, message=None, timed_out=False,
+            ),
+        )  # fmt: skip
+        return (str(meta.get("namespace", "")), owner[0])
+
+    def _record(self, uid: str, known: Attempt | None, attempt: Attempt) -> None:
         if attempt.state is AttemptState.SUCCEEDED and (
             known is None or known.state is not AttemptState.SUCCEEDED
         ):
             self.succeeded_at[(uid, attempt.step)] = time.monotonic()
         self.attempts[uid][attempt.job_name] = attempt
-        return key
 
     def note_created(self, entry: RunEntry, attempt: Attempt) -> None:
         """Record a Job this process just created, before its watch event arrives."""

@@ -1,13 +1,15 @@
-"""`make bench`: the operator's figures on a real cluster.
+"""`make bench`: what a user feels, kubehatch beside Argo Workflows on the same cluster.
 
-1. Handoff latency: 50 runs of a three-step chain in flight at once; for every step, the
-   time from its Job's completion reaching a watch to its child's Job appearing on the
-   same watch (so the figure includes both watch deliveries, as a user would see it).
-2. API writes per step, from the operator's own counter.
-3. Memory: the operator's resident set size after listing N finished runs, against an
-   operator started on an empty cluster.
+1. The pod floor: a bare Job's creation to its container running, stopped, and Complete.
+2. A 5-step chain of no-op steps, 1 run at a time and 20 in flight: wall time, and each
+   step's gap (parent's container stopped to child's container running) and overhead
+   (the gap minus the floor's creation-to-running).
+3. Trigger latency: an event (kubehatch: a WorkflowEvent; Argo: a Workflow created) to
+   the first step pod on a watch.
+4. kubehatch's API writes per step (its own counter) and memory with N finished runs.
 
-Results are printed and written to _output/bench/results.json. Numbers from this
+Argo runs when it is built (`make bench-peers`); `--no-peers` skips it. Results are
+printed as one table and written to _output/bench/results.json. Figures from this
 2-core machine are what the notes report; nothing here asserts a threshold.
 """
 
@@ -15,251 +17,148 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import threading
+import os
 import time
-import urllib.request
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, watch
+from kubernetes import client
 
-from kubehatch import workflow_manifests
+from tests.bench import chains, floor, table
+from tests.bench.common import OUT, ensure_cluster, namespace, rss_kib, scrape, serving
 from tests.e2e import kube
-from tests.e2e.images import e2e_image
+from tests.e2e.images import e2e_image, kubehatch_images
 from tests.e2e.operator_process import OperatorProcess
-from tests.e2e.support import REPO_ROOT, wait_for
-from tests.e2e.workers.dags import worker
+from tests.e2e.support import wait_for
 
 METRICS_PORT = 19090
-CHAIN = {"second": "first", "third": "second"}
+EVENT_KEY = "bench:go"
+
+__all__ = ["ensure_cluster", "namespace"]  # what tests.bench.scale borrows
 
 
-def ensure_cluster() -> None:
-    import os
-    import subprocess
-    import sys
-
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "hack" / "cluster")}
-    if not os.environ.get("KUBECONFIG"):
-        subprocess.run([sys.executable, "-m", "localcluster", "up"], env=env, check=True)
-        path = subprocess.run(
-            [sys.executable, "-m", "localcluster", "kubeconfig"], env=env, capture_output=True,
-            text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        os.environ["KUBECONFIG"] = path
-    from kubernetes import config
-
-    # Named explicitly: the client read $KUBECONFIG when it was imported, before it was set.
-    config.load_kube_config(config_file=os.environ["KUBECONFIG"])
-    kube.apply_crds(REPO_ROOT / "crds")
-
-
-def namespace() -> str:
-    name = f"bench-{uuid.uuid4().hex[:6]}"
-    client.CoreV1Api().create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    kube.create_step_service_account(name)
-    return name
-
-
-def metrics() -> dict[str, float]:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5).read()
-    values: dict[str, float] = {}
-    for line in text.decode().splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    return values
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-class JobWatch(threading.Thread):
-    """Records when each Job was first seen, and when it was first seen succeeded."""
-
-    def __init__(self, ns: str) -> None:
-        super().__init__(daemon=True)
-        self.ns = ns
-        self.added: dict[str, float] = {}
-        self.succeeded: dict[str, float] = {}
-        self.labels: dict[str, dict[str, str]] = {}
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        w = watch.Watch()
-        for event in w.stream(
-            client.BatchV1Api().list_namespaced_job, self.ns, timeout_seconds=900
-        ):
-            now = time.monotonic()
-            job = event["object"]
-            name = job.metadata.name
-            self.added.setdefault(name, now)
-            self.labels[name] = job.metadata.labels or {}
-            conditions = {c.type for c in job.status.conditions or [] if c.status == "True"}
-            if (job.status.succeeded or 0) >= 1 or "SuccessCriteriaMet" in conditions:
-                self.succeeded.setdefault(name, now)
-            if self.stop.is_set():
-                w.stop()
-
-
-def bench_handoff(image: str, runs: int) -> dict[str, Any]:
+def bench_kubehatch(image: str, floor_running: float, args: argparse.Namespace) -> dict[str, Any]:
     ns = namespace()
-    manifest = next(m for m in workflow_manifests(worker) if m["metadata"]["name"] == "chain")
-    kube.apply_workflow(ns, manifest, image)
-    watcher = JobWatch(ns)
-    watcher.start()
-    time.sleep(1)  # the watch is established before the first Job appears
-    before = metrics()
-    started = time.monotonic()
-    with ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda i: kube.create_run(ns, f"run-{i}", "chain"), range(runs)))
-
-    def all_done() -> bool:
-        items = client.CustomObjectsApi().list_namespaced_custom_object(
-            kube.GROUP, kube.VERSION, ns, "workflowruns"
-        )["items"]
-        phases = [(i.get("status") or {}).get("phase") for i in items]
-        return all(p in ("Succeeded", "Failed") for p in phases) and len(phases) == runs
-
-    wait_for(all_done, 900, f"{runs} chain runs to finish")
-    elapsed = time.monotonic() - started
-    watcher.stop.set()
-    after = metrics()
-    latencies = []
-    # Job names hash the run's uid: find a parent's Job by its labels.
-    by_step = {
-        (
-            lb.get("kubehatch.dev/run"),
-            lb.get("kubehatch.dev/step"),
-            lb.get("kubehatch.dev/attempt"),
-        ): j
-        for j, lb in watcher.labels.items()
-    }
-    for job, labels in watcher.labels.items():
-        parent = CHAIN.get(labels.get("kubehatch.dev/step", ""))
-        if parent is None:
-            continue
-        parent_job = by_step.get((labels.get("kubehatch.dev/run"), parent, "1"), "")
-        if parent_job in watcher.succeeded and job in watcher.added:
-            latencies.append(watcher.added[job] - watcher.succeeded[parent_job])
-    writes = {
-        k: after.get(k, 0) - before.get(k, 0)
-        for k in after
-        if k.startswith("kubehatch_api_writes_total{")
-    }
-    steps = runs * 3
-    handoff_sum = after.get("kubehatch_step_handoff_seconds_sum", 0) - before.get(
-        "kubehatch_step_handoff_seconds_sum", 0
+    chains.install(ns, image, events=(EVENT_KEY,))
+    op = OperatorProcess(
+        "bench-*", OUT / "operator.log", env={"KUBEHATCH_METRICS_PORT": str(METRICS_PORT)}
     )
-    handoff_count = after.get("kubehatch_step_handoff_seconds_count", 0) - before.get(
-        "kubehatch_step_handoff_seconds_count", 0
-    )
-    phases = [
-        (i.get("status") or {}).get("phase")
-        for i in client.CustomObjectsApi().list_namespaced_custom_object(
-            kube.GROUP, kube.VERSION, ns, "workflowruns"
-        )["items"]
-    ]
-    client.CoreV1Api().delete_namespace(ns)
-    return {
-        "runs": runs,
-        "succeeded": phases.count("Succeeded"),
-        "wall_seconds": round(elapsed, 1),
-        "handoffs_measured": len(latencies),
-        "handoff_ms_p50": round(1000 * statistics.median(latencies), 1),
-        "handoff_ms_p90": round(1000 * percentile(latencies, 0.9), 1),
-        "handoff_ms_p99": round(1000 * percentile(latencies, 0.99), 1),
-        "handoff_ms_max": round(1000 * max(latencies), 1),
-        "operator_internal_handoff_ms_mean": round(1000 * handoff_sum / max(handoff_count, 1), 2),
-        "api_writes_per_step": round(sum(writes.values()) / steps, 2),
-        "api_writes_by_kind": {k.split("{", 1)[1].rstrip("}"): v for k, v in writes.items() if v},
-    }
+    op.start()
+    try:
+        wait_for(lambda: serving(METRICS_PORT), 30, "the operator's metrics endpoint")
+        results: dict[str, Any] = {}
+        singles = [chains.run_chains(ns, 1, floor_running) for _ in range(args.single_runs)]
+        results["chain_1"] = _merge(singles)
+        before = scrape(METRICS_PORT)
+        results["chain_20"] = chains.run_chains(ns, args.runs, floor_running)
+        after = scrape(METRICS_PORT)
+        writes = {
+            k.split("{", 1)[1].rstrip("}"): after[k] - before.get(k, 0)
+            for k in after
+            if k.startswith("kubehatch_api_writes_total{") and after[k] > before.get(k, 0)
+        }
+        steps = args.runs * len(chains.CHAIN)
+        results["api_writes_per_step"] = round(sum(writes.values()) / steps, 2)
+        results["api_writes_by_kind"] = writes
+        results["trigger"] = chains.trigger_latency(ns, EVENT_KEY, args.trigger_tries)
+        return results
+    finally:
+        op.stop()
+        client.CoreV1Api().delete_namespace(ns)
 
 
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+def _merge(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Single-run chains measured one after another, reported as one sample set."""
+    return {**results[-1], "runs": len(results), "succeeded": sum(r["succeeded"] for r in results)}
 
 
-def bench_memory(finished_runs: int, log_dir: Path) -> dict[str, Any]:
+def bench_memory(finished_runs: int) -> dict[str, Any]:
+    """The operator's RSS after listing N finished runs, against an empty cluster's."""
     ns = namespace()
     custom = client.CustomObjectsApi()
     now = "2026-01-01T00:00:00Z"
 
     def make(i: int) -> None:
         name = f"done-{i}"
-        kube.create_run(ns, name, "chain", {"i": i})
-        status = {"phase": "Succeeded", "startedAt": now, "finishedAt": now, "progress": "3/3"}
+        kube.create_run(ns, name, "noop-chain", {"i": i})
+        status = {"phase": "Succeeded", "startedAt": now, "finishedAt": now, "progress": "5/5"}
         custom.patch_namespaced_custom_object_status(
             kube.GROUP, kube.VERSION, ns, "workflowruns", name, {"status": status}
         )
 
-    empty = OperatorProcess("bench-none-*", log_dir / "memory-empty.log")
+    empty = OperatorProcess("bench-none-*", OUT / "memory-empty.log")
     empty.start()
     time.sleep(8)
-    assert empty.proc is not None
-    rss_empty = rss_kib(empty.proc.pid)
+    assert empty.pid is not None
+    rss_empty = rss_kib(empty.pid)
     empty.stop()
-    started = time.monotonic()
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(make, range(finished_runs)))
-    created = time.monotonic() - started
-    op = OperatorProcess("bench-*", log_dir / "memory-full.log")
-    op.start()
+    full = OperatorProcess("bench-*", OUT / "memory-full.log")
+    full.start()
     time.sleep(8 + finished_runs / 500)
-    assert op.proc is not None
-    rss_full = rss_kib(op.proc.pid)
-    op.stop()
+    assert full.pid is not None
+    rss_full = rss_kib(full.pid)
+    full.stop()
     client.CoreV1Api().delete_namespace(ns)
     return {
         "finished_runs": finished_runs,
-        "seconds_to_create_them": round(created, 1),
         "operator_rss_mib_empty": round(rss_empty / 1024, 1),
         "operator_rss_mib_with_finished_runs": round(rss_full / 1024, 1),
         "rss_kib_per_finished_run": round((rss_full - rss_empty) / finished_runs, 2),
     }
 
 
+def bench_argo(base_image: str, floor_running: float, args: argparse.Namespace) -> dict[str, Any]:
+    from tests.bench import argo
+
+    ns = namespace("bench-argo")
+    peer = argo.ArgoPeer()
+    peer.install(ns)
+    try:
+        singles = [argo.run_chains(ns, 1, image=base_image) for _ in range(args.single_runs)]
+        many = argo.run_chains(ns, args.runs, image=base_image)
+        return {
+            "chain_1": table.argo_chain_figures(singles, floor_running),
+            "chain_20": table.argo_chain_figures([many], floor_running),
+            "trigger": {"event_to_first_pod_ms": argo.trigger_latency(ns, args.trigger_tries)},
+            "settings": getattr(argo, "SETTINGS", {}),
+        }
+    finally:
+        peer.stop()
+        client.CoreV1Api().delete_namespace(ns)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
-    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=20, help="chains in flight at once")
+    parser.add_argument("--single-runs", type=int, default=5, help="chains run one at a time")
+    parser.add_argument("--floor-tries", type=int, default=10)
+    parser.add_argument("--trigger-tries", type=int, default=10)
     parser.add_argument("--finished-runs", type=int, default=2000)
+    parser.add_argument("--no-peers", action="store_true", help="kubehatch only")
     args = parser.parse_args()
-    out = REPO_ROOT / "_output" / "bench"
-    out.mkdir(parents=True, exist_ok=True)
+    OUT.mkdir(parents=True, exist_ok=True)
     ensure_cluster()
+    images = kubehatch_images()
     image = e2e_image()
-    results: dict[str, Any] = {}
-    import os
-
-    os.environ["KUBEHATCH_METRICS_PORT"] = str(METRICS_PORT)
-    op = OperatorProcess("bench-*", out / "operator.log")
-    op.start()
+    base = images["KUBEHATCH_PYTHON_BASE_IMAGE"]
+    ns = namespace("bench-floor")
     try:
-        wait_for(lambda: _metrics_up(), 30, "the operator's metrics endpoint")
-        results["handoff"] = bench_handoff(image, args.runs)
+        results: dict[str, Any] = {"floor": floor.measure(ns, base, args.floor_tries)}
     finally:
-        op.stop()
-    os.environ["KUBEHATCH_METRICS_PORT"] = "0"
-    results["memory"] = bench_memory(args.finished_runs, out)
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
-
-
-def _metrics_up() -> bool:
-    try:
-        metrics()
-    except OSError:
-        return False
-    return True
+        client.CoreV1Api().delete_namespace(ns)
+    floor_running = results["floor"]["created_to_running_ms"]["p50"] / 1000
+    results["kubehatch"] = bench_kubehatch(image, floor_running, args)
+    results["kubehatch"]["memory"] = bench_memory(args.finished_runs)
+    if not args.no_peers and table.argo_built():
+        results["argo"] = bench_argo(base, floor_running, args)
+    Path(OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(table.render(results))
+    print(f"\nwritten to {OUT / 'results.json'}")
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     main()

@@ -162,3 +162,44 @@ def test_a_relisting_drops_jobs_that_went_but_keeps_the_ones_just_created() -> N
     store.note_created(entry, dataclasses.replace(fresh, resource_version=0))
     store.relist(runs=[entry.body], jobs=[], version=20)
     assert list(store.attempts_of(entry)) == ["j2"]
+
+
+def output_meta(name: str = "r1-a-2-output", owner: bool = True) -> dict:
+    meta = job_body()["metadata"]
+    return {
+        "name": name,
+        "namespace": "ns",
+        "creationTimestamp": "2026-01-01T00:00:03Z",
+        "labels": meta["labels"],
+        "ownerReferences": meta["ownerReferences"] if owner else [],
+    }
+
+
+def test_a_steps_output_is_its_success_before_the_job_says_so() -> None:
+    """The pod writes its output as its last act; the Job's condition comes seconds later."""
+    store = Store()
+    store.observe_job(job_body({"active": 1, "ready": 1}, rv="5"))
+    assert store.observe_output(output_meta()) == ("ns", "r1")
+    (attempt,) = store.attempts["r1-uid"].values()
+    assert attempt.state is AttemptState.SUCCEEDED and attempt.started
+    assert attempt.finished_at == datetime(2026, 1, 1, 0, 0, 3, tzinfo=UTC)
+    assert ("r1-uid", "a") in store.succeeded_at
+    # The Job, still running (its pod on its way out) or even failing after the step's
+    # code returned, never takes the success back; its own success is recorded.
+    for later in ({"active": 1, "ready": 0}, {"failed": 1, "conditions": [cond("Failed")]}):
+        store.observe_job(job_body(later, rv="6"))
+        assert store.attempts["r1-uid"]["r1-a-2"].state is AttemptState.SUCCEEDED
+    store.observe_job(job_body({"succeeded": 1, "completionTime": "2026-01-01T00:00:05Z"}, rv="7"))
+    done = store.attempts["r1-uid"]["r1-a-2"]
+    assert done.state is AttemptState.SUCCEEDED and done.resource_version == 7
+
+
+def test_outputs_that_match_no_known_attempt_change_nothing() -> None:
+    store = Store()
+    assert store.observe_output(output_meta()) is None  # its Job is unknown: the Job tells
+    assert "r1-uid" not in store.attempts or not store.attempts["r1-uid"]
+    store.observe_job(job_body({"active": 1}, rv="5"))
+    assert store.observe_output(output_meta(owner=False)) is None
+    assert store.observe_output(output_meta(name="r1-a-2-input")) is None
+    assert store.observe_output(output_meta(name="r1-a-1-output")) is None
+    assert store.attempts["r1-uid"]["r1-a-2"].state is AttemptState.ACTIVE

@@ -1,0 +1,148 @@
+"""kubehatch's side of `make bench`: a 5-step chain of no-op steps, and trigger latency.
+
+Timed by this machine's receive times (see podclock): a run's wall time runs from just
+before its creation to its Succeeded phase on a watch; a step's gap runs from its parent's
+container running (the run's creation, for the first step) to its own container running.
+A step's overhead is its start-to-start time minus the pod floor's creation-to-running.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from kubernetes import client, watch
+
+from kubehatch import workflow_manifests
+from kubehatch.api import wire
+from tests.bench.common import summary_ms
+from tests.bench.podclock import PodClock, PodTimes
+from tests.e2e import kube
+from tests.e2e.workers.dags import worker
+
+CHAIN = [f"s{i}" for i in range(1, 6)]
+FINAL = frozenset({"Succeeded", "Failed", "Cancelled", "TimedOut"})
+
+
+class RunClock(threading.Thread):
+    """When each run's final phase was first seen."""
+
+    def __init__(self, namespace: str) -> None:
+        super().__init__(daemon=True)
+        self.namespace = namespace
+        self.finished: dict[str, tuple[float, str]] = {}
+        self._watch = watch.Watch()
+
+    def run(self) -> None:
+        custom = client.CustomObjectsApi()
+        for event in self._watch.stream(
+            custom.list_namespaced_custom_object, wire.GROUP, wire.VERSION, self.namespace,
+            wire.WORKFLOW_RUNS, timeout_seconds=3600,
+        ):  # fmt: skip
+            run = event["object"]
+            phase = (run.get("status") or {}).get("phase")
+            if phase in FINAL:
+                self.finished.setdefault(run["metadata"]["name"], (time.monotonic(), phase))
+
+    def stop(self) -> None:
+        self._watch.stop()
+
+
+def install(namespace: str, image: str, events: tuple[str, ...] = ()) -> None:
+    for manifest in workflow_manifests(worker):
+        if manifest["metadata"]["name"] in ("noop-chain", "noop"):
+            if events and manifest["metadata"]["name"] == "noop":
+                manifest["spec"]["triggers"] = {"events": list(events)}
+            kube.apply_workflow(namespace, manifest, image)
+
+
+def run_chains(
+    namespace: str, runs: int, floor_running: float, timeout: float = 600
+) -> dict[str, Any]:
+    """`runs` chains created at once; wall times and per-step gaps and overheads."""
+    pods, finished = PodClock(namespace), RunClock(namespace)
+    pods.start_watching()
+    finished.start()
+    created: dict[str, float] = {}
+    batch = uuid.uuid4().hex[:5]
+
+    def create(i: int) -> None:
+        name = f"chain-{batch}-{i}"
+        created[name] = time.monotonic()
+        kube.create_run(namespace, name, "noop-chain")
+
+    with ThreadPoolExecutor(min(runs, 16)) as pool:
+        list(pool.map(create, range(runs)))
+    deadline = time.monotonic() + timeout
+    while len([n for n in created if n in finished.finished]) < runs:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{runs} chains did not finish in {timeout:.0f}s")
+        time.sleep(0.1)
+    time.sleep(1)  # the last pods' terminations reach the pod watch
+    pods.stop()
+    finished.stop()
+    walls = [finished.finished[n][0] - created[n] for n in created]
+    by_step = {
+        (p.labels.get(wire.LABEL_RUN), p.labels.get(wire.LABEL_STEP)): p
+        for p in pods.pods.values()
+        if p.labels.get(wire.LABEL_STEP)
+    }
+    gaps = [
+        gap
+        for name, at in created.items()
+        for gap in start_to_start(at, [by_step.get((name, step)) for step in CHAIN], "step")
+    ]
+    phases = [phase for _, phase in finished.finished.values()]
+    return {
+        "runs": runs,
+        "succeeded": phases.count("Succeeded"),
+        "wall_ms": summary_ms(walls),
+        "wall_per_step_ms": summary_ms([w / len(CHAIN) for w in walls]),
+        "step_start_to_start_ms": summary_ms(gaps),
+        "step_overhead_ms": summary_ms([g - floor_running for g in gaps]),
+        "wall_per_step_over_floor_ms": summary_ms([w / len(CHAIN) - floor_running for w in walls]),
+    }
+
+
+def start_to_start(created: float, pods: list[PodTimes | None], container: str) -> list[float]:
+    """Each step's start (its container first seen running) after the one before it, the
+    first step's after its run's creation. The step before may still be on its way out:
+    a child starts as soon as its parent's output is written."""
+    gaps: list[float] = []
+    before = created
+    for pod in pods:
+        if pod is None or container not in pod.running:
+            break
+        gaps.append(pod.running[container] - before)
+        before = pod.running[container]
+    return gaps
+
+
+def trigger_latency(namespace: str, event_key: str, tries: int) -> dict[str, Any]:
+    """A WorkflowEvent's creation to the first step pod of the run it starts, on a watch."""
+    custom = client.CustomObjectsApi()
+    latencies = []
+    for i in range(tries):
+        pods = PodClock(namespace)
+        pods.start_watching()
+        sent = time.monotonic()
+        custom.create_namespaced_custom_object(
+            wire.GROUP, wire.VERSION, namespace, wire.WORKFLOW_EVENTS,
+            {"apiVersion": wire.API_VERSION, "kind": "WorkflowEvent",
+             "metadata": {"name": f"go-{i}"}, "spec": {"key": event_key}},
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not _created(pods) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pods.stop()
+        if _created(pods):
+            latencies.append(min(_created(pods)) - sent)
+        time.sleep(2)  # the run finishes before the next event
+    return {"tries": tries, "event_to_first_pod_ms": summary_ms(latencies)}
+
+
+def _created(pods: PodClock) -> list[float]:
+    return [p.seen for p in pods.pods.values() if p.added]

@@ -1,0 +1,95 @@
+"""The side-by-side table of `make bench`, and the Argo figures put in kubehatch's terms."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from tests.bench.common import summary_ms
+
+ROWS = [
+    ("5-step chain, 1 run: wall p50", ("chain_1", "wall_ms", "p50")),
+    ("5-step chain, 1 run: step overhead p50", ("chain_1", "step_overhead_ms", "p50")),
+    ("5-step chain, 1 run: step overhead p99", ("chain_1", "step_overhead_ms", "p99")),
+    ("5-step chain, 1 run: wall/5 - floor p50", ("chain_1", "wall_per_step_over_floor_ms", "p50")),
+    ("5-step chain, 20 runs: wall p50", ("chain_20", "wall_ms", "p50")),
+    ("5-step chain, 20 runs: wall p99", ("chain_20", "wall_ms", "p99")),
+    (
+        "5-step chain, 20 runs: wall/5 - floor p50",
+        ("chain_20", "wall_per_step_over_floor_ms", "p50"),
+    ),
+    ("5-step chain, 20 runs: step overhead p50", ("chain_20", "step_overhead_ms", "p50")),
+    ("5-step chain, 20 runs: step overhead p95", ("chain_20", "step_overhead_ms", "p95")),
+    ("5-step chain, 20 runs: step overhead p99", ("chain_20", "step_overhead_ms", "p99")),
+    ("trigger: event to first pod p50", ("trigger", "event_to_first_pod_ms", "p50")),
+    ("trigger: event to first pod p99", ("trigger", "event_to_first_pod_ms", "p99")),
+]
+
+
+def argo_built() -> bool:
+    """Whether `make bench-peers` has built Argo's controller (the bench then runs it)."""
+    cache = Path(os.environ.get("KUBEHATCH_CACHE", Path.home() / ".cache" / "kubehatch"))
+    return any(cache.glob("bin/argo-*/workflow-controller"))
+
+
+def argo_chain_figures(batches: list[list[dict[str, Any]]], floor_running: float) -> dict[str, Any]:
+    """Argo's runs in the terms of chains.run_chains: wall times, step gaps, overheads."""
+    runs = [run for batch in batches for run in batch]
+    walls = [run["wall_seconds"] for run in runs]
+    gaps: list[float] = []
+    for run in runs:
+        before = run["created"]
+        for node in run["nodes"]:
+            if node.get("running") is None:
+                break
+            gaps.append(node["running"] - before)
+            before = node["running"]
+    return {
+        "runs": len(runs),
+        "succeeded": sum(run.get("phase") == "Succeeded" for run in runs),
+        "wall_ms": summary_ms(walls),
+        "step_start_to_start_ms": summary_ms(gaps),
+        "step_overhead_ms": summary_ms([g - floor_running for g in gaps]),
+        "wall_per_step_over_floor_ms": summary_ms([w / 5 - floor_running for w in walls]),
+    }
+
+
+def _get(results: dict[str, Any], path: tuple[str, ...]) -> float | None:
+    value: Any = results
+    for part in path:
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return float(value) if isinstance(value, int | float) else None
+
+
+def render(results: dict[str, Any]) -> str:
+    floor = results["floor"]
+    lines = [
+        "pod floor (bare Job, python3 -c pass), p50: "
+        f"running {floor['created_to_running_ms'].get('p50')} ms, "
+        f"container exit {floor['created_to_container_exit_ms'].get('p50')} ms, "
+        f"Job Complete {floor['created_to_job_complete_ms'].get('p50')} ms",
+        "",
+        f"{'ms':<44}{'kubehatch':>11}{'Argo':>11}{'kh/Argo':>9}",
+    ]
+    ours, theirs = results.get("kubehatch", {}), results.get("argo", {})
+    for label, path in ROWS:
+        kh, argo = _get(ours, path), _get(theirs, path)
+        ratio = f"{kh / argo:.2f}" if kh is not None and argo else "-"
+        lines.append(f"{label:<44}{_cell(kh):>11}{_cell(argo):>11}{ratio:>9}")
+    if "api_writes_per_step" in ours:
+        lines.append(f"\nkubehatch API writes per step: {ours['api_writes_per_step']}")
+    if "memory" in ours:
+        memory = ours["memory"]
+        lines.append(
+            f"kubehatch operator RSS: {memory['operator_rss_mib_empty']} MiB empty, "
+            f"{memory['operator_rss_mib_with_finished_runs']} MiB with "
+            f"{memory['finished_runs']} finished runs"
+        )
+    return "\n".join(lines)
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
