@@ -7,7 +7,7 @@ may start. No API calls: the reconciler applies the verdicts.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 
 from kubehatch.api.cel import concurrency_key
@@ -39,9 +39,61 @@ def contends(entry: RunEntry, now: datetime) -> bool:
     return not (at and at > now)
 
 
+def contenders(
+    runs: Iterable[RunEntry],
+    concurrency: ConcurrencySpec,
+    now: datetime,
+    holding: Collection[Key] = (),
+    only_key: str | None = None,
+) -> tuple[list[Contender], dict[str, str]]:
+    """The runs that hold or want a slot, and the runs whose key cannot be computed (by
+    name, with why: they fail on their own pass). `only_key` keeps one key's runs: the
+    strategies other than GroupRoundRobin never weigh one key against another.
+    """
+    found: list[Contender] = []
+    broken: dict[str, str] = {}
+    for entry in runs:
+        if entry.run is None:
+            continue
+        if only_key is not None and entry.run.status.concurrency_key not in (None, only_key):
+            continue  # cheap: a recorded key of another group
+        held = entry.key in holding
+        if not (held or contends(entry, now)):
+            continue
+        leaving = entry.run.spec.cancel
+        if leaving and not held and not entry.started:
+            continue  # cancelled before it started: it wants nothing
+        try:
+            key = run_key(entry.run, concurrency)
+        except ValueError as error:
+            broken[entry.key[1]] = str(error)
+            continue
+        if key is None or (only_key is not None and key != only_key):
+            continue  # neither holds nor wants a slot until its key is known
+        found.append(
+            Contender(
+                entry.key[1], key, entry.created, running=entry.started or held,
+                arrival=entry.arrival, leaving=leaving,
+            )
+        )  # fmt: skip
+    return found, broken
+
+
+def workflow_admission(
+    runs: Iterable[RunEntry],
+    concurrency: ConcurrencySpec,
+    now: datetime,
+    holding: Collection[Key] = (),
+    only_key: str | None = None,
+) -> Admission:
+    """Who of the workflow's runs may start now, and who is cancelled (one key's, if given)."""
+    found, _ = contenders(runs, concurrency, now, holding, only_key)
+    return admit(found, concurrency.max_runs, concurrency.limit_strategy)
+
+
 def gate(
     name: str,
-    runs: Iterable[RunEntry],
+    runs: Sequence[RunEntry],
     concurrency: ConcurrencySpec,
     now: datetime,
     holding: Collection[Key] = (),
@@ -51,41 +103,19 @@ def gate(
     `holding` are runs with Jobs still running: they hold their slot whatever their
     status says (a start whose status write was lost in a crash still counts).
     """
-    contenders: list[Contender] = []
+    own = next((entry for entry in runs if entry.key[1] == name), None)
     own_key: str | None = None
-    for entry in runs:
-        held = entry.key in holding
-        if entry.run is None or not (held or contends(entry, now)):
-            continue
-        leaving = entry.run.spec.cancel
-        if leaving and not held and not entry.started:
-            continue  # cancelled before it started: it wants nothing
-        run_name = entry.key[1]
+    if own is not None and own.run is not None:
         try:
-            key = run_key(entry.run, concurrency)
+            own_key = run_key(own.run, concurrency)
         except ValueError as error:
-            if run_name == name:
-                return Gate(Verdict.FAIL, None, str(error)), Admission()
-            continue  # that run fails on its own reconcile
-        if key is None:
-            continue  # neither holds nor wants a slot until its key is known
-        if run_name == name:
-            own_key = key
-        contenders.append(
-            Contender(
-                run_name,
-                key,
-                entry.created,
-                running=entry.started or held,
-                arrival=entry.arrival,
-                leaving=leaving,
-            )
-        )
-    admission = admit(contenders, concurrency.max_runs, concurrency.limit_strategy)
+            return Gate(Verdict.FAIL, None, str(error)), Admission()
+    per_key = concurrency.limit_strategy is not LimitStrategy.GROUP_ROUND_ROBIN
+    admission = workflow_admission(
+        runs, concurrency, now, holding, own_key if per_key and own_key is not None else None
+    )
     limit = f"{concurrency.max_runs} run(s) per key" + (
-        " in total, shared in turn across keys"
-        if concurrency.limit_strategy is LimitStrategy.GROUP_ROUND_ROBIN
-        else ""
+        "" if per_key else " in total, shared in turn across keys"
     )
     if name in admission.cancel:
         verdict = Gate(

@@ -19,7 +19,7 @@ import kopf
 
 from kubehatch.api import wire
 from kubehatch_operator import metrics
-from kubehatch_operator.entries import Key, workflow_of
+from kubehatch_operator.entries import Key, WorkflowEntry, workflow_of
 from kubehatch_operator.kube import Kube, load_config
 from kubehatch_operator.outputs import OutputWatch
 from kubehatch_operator.reconciler import Reconciler
@@ -71,8 +71,8 @@ class Runtime:
         gone, changed = self.store.relist(runs, jobs, min(runs_version, jobs_version))
         for entry in gone:
             log.info("run %s/%s is gone (deleted while the watch was down)", *entry.key)
-            for waiting in self.store.runs_waiting_for(entry.workflow_key):
-                self.reconciler.kick(waiting)
+            concurrency_key = entry.run.status.concurrency_key if entry.run else None
+            self.reconciler.slot_freed(entry.workflow_key, concurrency_key)
         for key in changed & set(self.store.runs):
             self.reconciler.kick(key)
 
@@ -97,16 +97,26 @@ class Runtime:
         if key is not None and key in self.store.runs:
             self.reconciler.kick(key)
 
-    def workflow_changed(self, key: Key) -> None:
-        """A Workflow appeared, changed or went: waiting runs, retention and triggers."""
-        for run in self.store.runs_waiting_for(key):
-            self.reconciler.kick(run)
-        self.reconciler.sweep_soon(key)
+    def workflow_changed(self, key: Key, spec_changed: bool = True) -> None:
+        """A Workflow appeared, changed or went: waiting runs, retention and triggers.
+
+        A status-only change (the triggers' own writes) wakes no run: what runs wait
+        for is the Workflow's existence and spec, whose changes bump its generation.
+        """
+        if spec_changed:
+            for run in self.store.runs_waiting_for(key):
+                self.reconciler.kick(run)
+            self.reconciler.sweep_soon(key)
         self.triggers.workflow_changed(key)
 
 
 def _deleted(event: kopf.RawEvent) -> bool:
     return event.get("type") == "DELETED"
+
+
+def _key(event: kopf.RawEvent) -> Key:
+    meta = _body(event)["metadata"]
+    return (meta["namespace"], meta["name"])
 
 
 def _body(event: kopf.RawEvent) -> dict[str, Any]:
@@ -160,6 +170,7 @@ def runs_in_flight(memo: Any, **_: Any) -> int:
 async def on_run(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     runtime: Runtime = memo.runtime
     store = runtime.store
+    was_unfinished = _key(event) in store.runs
     key = store.observe_run(_body(event), deleted=_deleted(event))
     metrics.RUNS_IN_FLIGHT.set(len(store.runs))
     if key in store.runs:
@@ -168,9 +179,9 @@ async def on_run(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     workflow = workflow_of(_body(event))
     if key in store.finished:
         runtime.reconciler.sweep_soon(workflow)
-    # Finished or deleted: a slot of the workflow's concurrency limit may have freed up.
-    for waiting in store.runs_waiting_for(workflow):
-        runtime.reconciler.kick(waiting)
+    if was_unfinished:  # finished or deleted: a slot of the workflow's limit may be free
+        status = _body(event).get("status") or {}
+        runtime.reconciler.slot_freed(workflow, status.get("concurrencyKey"))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
@@ -185,7 +196,17 @@ async def on_job(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
 @kopf.on.event(wire.GROUP, wire.VERSION, wire.WORKFLOWS)
 async def on_workflow(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     runtime: Runtime = memo.runtime
-    runtime.workflow_changed(runtime.store.observe_workflow(_body(event), _deleted(event)))
+    before = runtime.store.workflows.get(_key(event))
+    key = runtime.store.observe_workflow(_body(event), _deleted(event))
+    after = runtime.store.workflows.get(key)
+    same_spec = (
+        before is not None and after is not None and _generation(before) == _generation(after)
+    )
+    runtime.workflow_changed(key, spec_changed=not same_spec)
+
+
+def _generation(entry: WorkflowEntry) -> object:
+    return entry.body["metadata"].get("generation")
 
 
 @kopf.on.event(wire.GROUP, wire.VERSION, wire.WORKFLOW_EVENTS)

@@ -50,11 +50,36 @@ class Reconciler:
         self.settings = settings
         self.queue: KeyedQueue[Key] = KeyedQueue("reconciling run", self._timed_reconcile)
         self.sweeps: KeyedQueue[Key] = KeyedQueue("applying the retention of workflow", self._sweep)
+        self.admissions: KeyedQueue[tuple[Key, str | None]] = KeyedQueue(
+            "admitting the waiting runs of", self._admit_waiting
+        )
         self._background: set[asyncio.Task[None]] = set()
         self._admission_locks: dict[Key, asyncio.Lock] = {}
 
     def kick(self, key: Key) -> None:
         self.queue.kick(key)
+
+    # --- freed concurrency slots ------------------------------------------------------------
+    def slot_freed(self, workflow: Key, key: str | None) -> None:
+        """A run of the workflow (of concurrency key `key`) finished or went: wake the runs
+        that may start now, and only them (a burst of finished runs folds into one pass)."""
+        self.admissions.kick((workflow, key))
+
+    async def _admit_waiting(self, freed: tuple[Key, str | None]) -> None:
+        workflow, key = freed
+        entry = self.store.workflows.get(workflow)
+        concurrency = entry.spec.concurrency if entry and entry.spec else None
+        if concurrency is None:
+            return None  # nothing waits for a slot
+        if concurrency.limit_strategy is LimitStrategy.GROUP_ROUND_ROBIN:
+            key = None  # the slot is the workflow's: every key takes its turn
+        async with self._admission_locks.setdefault(workflow, asyncio.Lock()):
+            runs = self.store.runs_of(workflow)
+            holding = self._holding(runs)
+            admission = gates.workflow_admission(runs, concurrency, now(), holding, key)
+        for name in {*admission.start, *admission.cancel}:
+            self.kick((workflow[0], name))
+        return None
 
     # --- retention of finished runs ----------------------------------------------------------
     def sweep_soon(self, workflow: Key, delay: float = 0.5) -> None:

@@ -44,7 +44,8 @@ def test_second_run_of_a_user_queues_while_another_user_starts() -> None:
     assert (verdict.verdict, verdict.key) == (Verdict.QUEUE, "ada")
     assert "key 'ada'" in verdict.message
     assert gate("b1", runs, PER_USER, T0)[0].verdict is Verdict.START
-    assert admission.start == ["b1"]
+    # Per key, a run's pass weighs its own key's runs only: bob's start is bob's own pass.
+    assert admission.start == [] and admission.queue == ["a2"]
 
 
 def test_known_keys_are_not_recomputed() -> None:
