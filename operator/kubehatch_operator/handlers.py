@@ -44,7 +44,9 @@ class Runtime:
     def start(cls, settings: Settings) -> Runtime:
         store = Store()
         kube = Kube(load_config(settings.api.workers))
-        return cls(store, Reconciler(store, kube, settings), Triggers(store, kube, settings))
+        reconciler = Reconciler(store, kube, settings)
+        store.on_leave = reconciler.run_left
+        return cls(store, reconciler, Triggers(store, kube, settings))
 
     async def prime(self, namespaces: tuple[str, ...]) -> None:
         """Fill the store from full listings before any handler runs.
@@ -71,8 +73,6 @@ class Runtime:
         gone, changed = self.store.relist(runs, jobs, min(runs_version, jobs_version))
         for entry in gone:
             log.info("run %s/%s is gone (deleted while the watch was down)", *entry.key)
-            concurrency_key = entry.run.status.concurrency_key if entry.run else None
-            self.reconciler.slot_freed(entry.workflow_key, concurrency_key)
         for key in changed & set(self.store.runs):
             self.reconciler.kick(key)
 
@@ -170,7 +170,6 @@ def runs_in_flight(memo: Any, **_: Any) -> int:
 async def on_run(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     runtime: Runtime = memo.runtime
     store = runtime.store
-    was_unfinished = _key(event) in store.runs
     key = store.observe_run(_body(event), deleted=_deleted(event))
     metrics.RUNS_IN_FLIGHT.set(len(store.runs))
     if key in store.runs:
@@ -179,9 +178,6 @@ async def on_run(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     workflow = workflow_of(_body(event))
     if key in store.finished:
         runtime.reconciler.sweep_soon(workflow)
-    if was_unfinished:  # finished or deleted: a slot of the workflow's limit may be free
-        status = _body(event).get("status") or {}
-        runtime.reconciler.slot_freed(workflow, status.get("concurrencyKey"))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)

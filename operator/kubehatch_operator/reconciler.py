@@ -60,10 +60,11 @@ class Reconciler:
         self.queue.kick(key)
 
     # --- freed concurrency slots ------------------------------------------------------------
-    def slot_freed(self, workflow: Key, key: str | None) -> None:
-        """A run of the workflow (of concurrency key `key`) finished or went: wake the runs
-        that may start now, and only them (a burst of finished runs folds into one pass)."""
-        self.admissions.kick((workflow, key))
+    def run_left(self, entry: RunEntry) -> None:
+        """A run finished or went: wake the runs its concurrency slot lets start, and only
+        them (a burst of finished runs folds into one pass per workflow and key)."""
+        key = entry.run.status.concurrency_key if entry.run is not None else None
+        self.admissions.kick((entry.workflow_key, key))
 
     async def _admit_waiting(self, freed: tuple[Key, str | None]) -> None:
         workflow, key = freed

@@ -9,6 +9,7 @@ Every controller (runs, triggers) reads this one store.
 import dataclasses
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,9 @@ class Store:
     """Their uids: late Job events of a finished run are not tracked again."""
     primed: bool = False
     """Filled from a full listing: until then, nothing is admitted against a partial view."""
+    on_leave: Callable[[RunEntry], None] | None = None
+    """Called when an unfinished run finishes or goes, by whatever write or event told:
+    its concurrency slot may be free."""
     _by_workflow: dict[Key, set[Key]] = field(default_factory=lambda: defaultdict(set))
     """Unfinished runs per workflow: admission reads them without scanning every run."""
 
@@ -83,6 +87,8 @@ class Store:
         entry = self.runs.pop(key, None)
         if entry is None:
             return
+        if self.on_leave is not None:
+            self.on_leave(entry)
         keys = self._by_workflow.get(entry.workflow_key)
         if keys is not None:
             keys.discard(key)
