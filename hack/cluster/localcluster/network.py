@@ -35,8 +35,24 @@ def in_node(net: Network, argv: list[str]) -> list[str]:
     return ["nsenter", f"--net={netns_path(net)}", "--", *argv]
 
 
+GUARDED = ("10.201.0.0/16", "10.202.0.0/16", "10.203.0.0/16")
+"""The cluster's ranges (see layout.Network), kept off the host's default route."""
+
+
+def guard() -> None:
+    """Blackhole routes on the host for the cluster's ranges, left in place when it is down.
+
+    While the cluster runs, the veth's own /30 route is more specific and wins; when it is
+    down, a client still pointed at 10.201.0.2 gets "no route to host" at once instead of
+    its packets following the default route off this machine.
+    """
+    for cidr in GUARDED:
+        _ip("route", "replace", "blackhole", cidr, check=False)
+
+
 def create(net: Network) -> None:
     """Create the namespace and veth pair; a no-op when they already exist."""
+    guard()
     if exists(net):
         return
     _ip("netns", "add", net.netns)
@@ -59,7 +75,9 @@ def create(net: Network) -> None:
 
 
 def delete(net: Network) -> None:
-    """Remove the namespace (its interfaces, bridge and iptables rules go with it)."""
+    """Remove the namespace (its interfaces, bridge and iptables rules go with it); the
+    blackhole routes stay (see `guard`)."""
+    guard()
     _ip("link", "del", net.host_veth, check=False)
     if exists(net):
         _ip("netns", "del", net.netns, check=False)
