@@ -70,6 +70,21 @@ def test_addresses_stay_inside_the_ranges_the_harness_owns() -> None:
         assert address.startswith(("10.201.", "10.202.", "10.203."))
 
 
+def test_the_blackhole_routes_cover_every_address_of_the_cluster() -> None:
+    """Whatever a client addresses while the cluster is down never takes the default route."""
+    import ipaddress
+
+    net = Network()
+    guarded = [ipaddress.ip_network(cidr) for cidr in network.GUARDED]
+    ranges = [
+        ipaddress.ip_network(f"{net.host_ip}/{net.prefix}", strict=False),
+        ipaddress.ip_network(net.pod_cidr),
+        ipaddress.ip_network(net.service_cidr),
+    ]
+    for inner in ranges:
+        assert any(inner.subnet_of(outer) for outer in guarded), inner  # type: ignore[arg-type]
+
+
 def test_pid_files_recognise_only_the_process_that_wrote_them(layout: Layout) -> None:
     layout.pids.mkdir(parents=True)
     pid = os.getpid()
