@@ -47,6 +47,18 @@ class Attempt:
     """Of the Job as last seen; 0 for a Job this process just created."""
     waiting_read_at: datetime | None = None
     """When `waiting` was read: it is read again at most every few seconds."""
+    pod_done: bool = True
+    """No pod of the Job runs any more. False for a success seen first in the step's
+    output (its pod is on its way out) until the Job says so."""
+
+    @property
+    def live(self) -> bool:
+        """Its pod may still run: the run holds its concurrency slot meanwhile."""
+        if self.state is AttemptState.ACTIVE:
+            return True
+        if self.state is AttemptState.FAILED:
+            return self.terminating
+        return not self.pod_done
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ class Reconciler:
         if concurrency.limit_strategy is LimitStrategy.GROUP_ROUND_ROBIN:
             key = None  # the slot is the workflow's: every key takes its turn
         async with self._admission_locks.setdefault(workflow, asyncio.Lock()):
-            runs = self.store.runs_of(workflow)
+            runs = self.store.contending(workflow)
             holding = self._holding(runs)
             admission = gates.workflow_admission(runs, concurrency, now(), holding, key)
         for name in {*admission.start, *admission.cancel}:
@@ -190,7 +190,7 @@ class Reconciler:
         assert spec.concurrency is not None
         if spec.concurrency.limit_strategy is not LimitStrategy.CANCEL_IN_PROGRESS:
             return None
-        runs = self.store.runs_of(read.entry.workflow_key)
+        runs = self.store.contending(read.entry.workflow_key)
         gate, _ = gates.gate(read.key[1], runs, spec.concurrency, now(), self._holding(runs))
         if gate.verdict is not Verdict.CANCEL:
             return None
@@ -212,7 +212,7 @@ class Reconciler:
         workflow = read.entry.workflow_key
         admission: Admission
         async with self._admission_locks.setdefault(workflow, asyncio.Lock()):
-            runs = self.store.runs_of(workflow)
+            runs = self.store.contending(workflow)
             holding = self._holding(runs)
             gate, admission = gates.gate(read.key[1], runs, spec.concurrency, now(), holding)
             delay = await self._apply(read, self._decide(read, gate))

@@ -44,6 +44,9 @@ class Store:
     """Their uids: late Job events of a finished run are not tracked again."""
     primed: bool = False
     """Filled from a full listing: until then, nothing is admitted against a partial view."""
+    lingering: dict[str, RunEntry] = field(default_factory=dict)
+    """By uid: finished runs whose pods still run (see `Attempt.live`); their Jobs are
+    still followed, and they hold their concurrency slot until the last pod stops."""
     on_leave: Callable[[RunEntry], None] | None = None
     """Called when an unfinished run finishes or goes, by whatever write or event told:
     its concurrency slot may be free."""
@@ -87,30 +90,52 @@ class Store:
         entry = self.runs.pop(key, None)
         if entry is None:
             return
-        if self.on_leave is not None:
-            self.on_leave(entry)
         keys = self._by_workflow.get(entry.workflow_key)
         if keys is not None:
             keys.discard(key)
             if not keys:
                 del self._by_workflow[entry.workflow_key]
+        if self.live_jobs(entry):
+            # Finished (its last step's output is written) while a pod still runs: it
+            # keeps its slot until its Jobs say their pods are gone.
+            self.lingering[entry.uid] = entry
+            return
+        self._leave(entry)
+
+    def _leave(self, entry: RunEntry) -> None:
+        self.lingering.pop(entry.uid, None)
         for attempt in self.attempts.pop(entry.uid, {}).values():
             self.succeeded_at.pop((entry.uid, attempt.step), None)
+        if self.on_leave is not None:
+            self.on_leave(entry)
+
+    def _settle(self, uid: str) -> None:
+        """A lingering run whose last pod has stopped leaves, freeing its slot."""
+        entry = self.lingering.get(uid)
+        if entry is not None and not self.live_jobs(entry):
+            self._leave(entry)
 
     def attempts_of(self, entry: RunEntry) -> dict[str, Attempt]:
         """The run's attempts by Job name (a live view: the reconciler adds messages)."""
         return self.attempts[entry.uid]
 
     def live_jobs(self, entry: RunEntry) -> bool:
-        """Whether any of the run's Jobs still runs: then it holds its slot, whatever its
-        status says (a status write lost in a crash must not free it)."""
+        """Whether any of the run's step Jobs still runs: then it holds its slot, whatever
+        its status says (a status write lost in a crash must not free it). The key action's
+        pod comes before admission and holds nothing."""
         return any(
-            a.state is AttemptState.ACTIVE for a in self.attempts.get(entry.uid, {}).values()
+            a.live and a.step != wire.KEY_STEP for a in self.attempts.get(entry.uid, {}).values()
         )
 
     def runs_of(self, workflow: Key) -> list[RunEntry]:
         """The workflow's unfinished runs."""
         return [self.runs[k] for k in self._by_workflow.get(workflow, ())]
+
+    def contending(self, workflow: Key) -> list[RunEntry]:
+        """The runs that hold or want the workflow's slots: the unfinished ones, and the
+        finished ones whose pods still run."""
+        lingering = [e for e in self.lingering.values() if e.workflow_key == workflow]
+        return self.runs_of(workflow) + lingering
 
     def runs_waiting_for(self, workflow: Key) -> list[Key]:
         """Unstarted runs of a workflow: they wait for it to exist, become valid, or a slot."""
@@ -127,10 +152,11 @@ class Store:
         if owner is None or attempt is None:
             return None
         uid, key = owner[1], (body["metadata"]["namespace"], owner[0])
-        if uid in self.finished_uids:
+        if uid in self.finished_uids and uid not in self.lingering:
             return None
         if deleted:
             self.attempts.get(uid, {}).pop(attempt.job_name, None)
+            self._settle(uid)
             return key
         known = self.attempts[uid].get(attempt.job_name)
         if known is not None and attempt.state is AttemptState.ACTIVE and not attempt.started:
@@ -146,8 +172,13 @@ class Store:
             )  # fmt: skip
         succeeded = AttemptState.SUCCEEDED
         if known is not None and known.state is succeeded and attempt.state is not succeeded:
-            return key  # its output came first: the Job's pod is still on its way out
+            # Its output came first: the step succeeded, whatever the Job says; the Job
+            # only tells when the pod is gone (a failure after the output: the pod's own).
+            if attempt.live:
+                return key
+            attempt = dataclasses.replace(known, pod_done=True)
         self._record(uid, known, attempt)
+        self._settle(uid)
         return key
 
     def observe_output(self, meta: dict[str, Any]) -> Key | None:
@@ -172,6 +203,7 @@ class Store:
             dataclasses.replace(
                 known, state=AttemptState.SUCCEEDED, started=True, terminating=False,
                 finished_at=written or known.finished_at, message=None, timed_out=False,
+                pod_done=False,
             ),
         )  # fmt: skip
         return (str(meta.get("namespace", "")), owner[0])
@@ -233,6 +265,8 @@ class Store:
             after = self.attempts.get(owner[1], {}).get(body["metadata"]["name"]) if owner else None
             if key is not None and (before is None or after is None or before.state != after.state):
                 changed.add(key)
+        for uid in list(self.lingering):
+            self._settle(uid)
         return gone, changed
 
     # --- workflows ----------------------------------------------------------------------

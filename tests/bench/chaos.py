@@ -38,7 +38,7 @@ GUARANTEES = (
     "Jobs match the attempts in status",
     "no attempt without a failure",
     "status never goes backwards",
-    "at most 1 running step pod of the limited workflow",
+    "at most 1 run of the limited workflow with running pods",
 )
 
 
@@ -50,7 +50,7 @@ def table(result: ChaosResult, seed: int) -> str:
         ("operator SIGKILLs", str(result.kills)),
         ("kill seed", str(seed)),
         ("slowest handoff (parent end to child start)", f"{result.slowest_handoff} s"),
-        ("limited: most step pods running at once", str(result.max_limited_running)),
+        ("limited: most runs with running pods at once", str(result.max_limited_running)),
         ("limited: pod samples (every 200 ms)", str(result.pod_samples)),
     ]
     problems = result.report.problems
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         "operator_kills": result.kills,
         "slowest_handoff_seconds": result.slowest_handoff,
         "kill_seed": seed,
-        "limited_max_running_pods": result.max_limited_running,
+        "limited_max_runs_with_running_pods": result.max_limited_running,
         "limited_pod_samples": result.pod_samples,
         "broken": {g: len(p) for g, p in result.report.problems.items()},
         "examples": {g: p[:5] for g, p in result.report.problems.items()},

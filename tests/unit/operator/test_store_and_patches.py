@@ -87,10 +87,29 @@ def test_store_keeps_unfinished_runs_and_drops_finished_ones() -> None:
     store.observe_job(job_body())
     uid = store.runs[key].uid
     assert "r1-a-2" in store.attempts[uid]
+    store.observe_job(job_body({"succeeded": 1, "conditions": [cond("Complete")]}, rv="6"))
     store.observe_run(run_body("Succeeded", rv="2"))
     assert key not in store.runs and uid not in store.attempts and key in store.finished
     # Late Job events of a finished run are not tracked again.
     assert store.observe_job(job_body()) is None
+
+
+def test_a_run_finished_while_its_pod_stops_holds_its_slot_until_the_pod_is_gone() -> None:
+    """Its last step's output finishes the run at once; the slot frees when the Job says
+    the pod has stopped, so two runs of a limit of one never have pods running together."""
+    left: list[str] = []
+    store = Store(on_leave=lambda entry: left.append(entry.key[1]))
+    key = store.observe_run(run_body("Running"))
+    store.observe_job(job_body({"active": 1, "ready": 1}))
+    store.observe_output(output_meta())
+    store.observe_run(run_body("Succeeded", rv="2"))
+    assert key not in store.runs and key in store.finished
+    assert [e.key for e in store.contending(("ns", "wf"))] == [key] and left == []
+    store.observe_job(job_body({"active": 1, "ready": 0}, rv="6"))  # still on its way out
+    assert left == [] and store.lingering
+    store.observe_job(job_body({"succeeded": 1, "conditions": [cond("Complete")]}, rv="7"))
+    assert left == ["r1"] and not store.lingering and "r1-uid" not in store.attempts
+    assert store.contending(("ns", "wf")) == []
 
 
 def test_store_ignores_watch_events_older_than_its_own_write() -> None:
@@ -203,3 +222,16 @@ def test_outputs_that_match_no_known_attempt_change_nothing() -> None:
     assert store.observe_output(output_meta(name="r1-a-2-input")) is None
     assert store.observe_output(output_meta(name="r1-a-1-output")) is None
     assert store.attempts["r1-uid"]["r1-a-2"].state is AttemptState.ACTIVE
+
+
+def test_the_key_actions_pod_holds_no_slot() -> None:
+    """It runs before admission: while it stops (its output already read) the run has not
+    started, and must not count as running."""
+    store = Store()
+    key = store.observe_run(run_body())
+    body = job_body({"active": 1, "ready": 1})
+    body["metadata"]["labels"]["kubehatch.dev/step"] = "concurrency.key"
+    store.observe_job(body)
+    assert not store.live_jobs(store.runs[key])
+    store.observe_job(job_body({"active": 1, "ready": 1}, rv="6"))
+    assert store.live_jobs(store.runs[key])
