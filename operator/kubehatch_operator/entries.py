@@ -7,6 +7,7 @@ is all a step Job tells.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -39,43 +40,67 @@ def workflow_of(run: dict[str, Any]) -> Key:
     return (run["metadata"]["namespace"], str(ref.get("name") or ""))
 
 
+INLINE_INPUT_BYTES = 16 * 1024
+"""Inputs up to this size (as JSON) stay in the store; larger ones are read from the API
+when a pass needs them (to store them for the steps, or to compute a concurrency key),
+so that memory stays bounded with many waiting runs of large inputs."""
+
+
 @dataclass(frozen=True)
 class RunEntry:
-    """A WorkflowRun as the watch delivered it, parsed once."""
+    """A WorkflowRun as the watch delivered it, parsed once, without what no pass reads:
+    managedFields, and an input larger than INLINE_INPUT_BYTES."""
 
     key: Key
     body: dict[str, Any]
-    """The raw object: what Events refer to, and what a status patch is computed against."""
+    """The object (slimmed): what Events refer to, and what a status patch is computed
+    against."""
     workflow: str
     created: datetime
     resource_version: int | None
     run: Run | None
     """The typed run; None when the object does not parse (see `problem`)."""
     problem: str | None = None
+    input_bytes: int = 0
+    """Size of spec.input as compact JSON."""
+    input_elided: bool = False
+    """spec.input was left out (see INLINE_INPUT_BYTES): `run.spec.input` is empty."""
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> RunEntry:
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
+        spec = wire.mapping(body.get("spec"))
+        size = len(json.dumps(spec.get("input") or {}, separators=(",", ":")).encode())
+        elided = size > INLINE_INPUT_BYTES
+        if elided:
+            spec = {k: v for k, v in spec.items() if k != "input"}
+        slim = {
+            **body,
+            "metadata": {k: v for k, v in meta.items() if k != "managedFields"},
+            "spec": spec,
+        }
         run, problem = None, None
         try:
             run = Run(
                 name=meta["name"],
                 uid=str(meta.get("uid", "")),
                 generation=int(meta.get("generation") or 1),
-                spec=WorkflowRunSpec.model_validate(body.get("spec") or {}),
+                spec=WorkflowRunSpec.model_validate(spec),
                 status=WorkflowRunStatus.model_validate(body.get("status") or {}),
             )
         except ValidationError as err:
             problem = problems(err)
         return cls(
             key=key,
-            body=body,
+            body=slim,
             workflow=workflow_of(body)[1],
             created=wire.parse_time(meta.get("creationTimestamp")) or _EPOCH,
             resource_version=resource_version(body),
             run=run,
             problem=problem,
+            input_bytes=size,
+            input_elided=elided,
         )
 
     @property

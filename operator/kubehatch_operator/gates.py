@@ -7,8 +7,9 @@ may start. No API calls: the reconciler applies the verdicts.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
+from types import MappingProxyType
 
 from kubehatch.api.cel import concurrency_key
 from kubehatch.api.workflow import ConcurrencySpec, LimitStrategy
@@ -45,10 +46,12 @@ def contenders(
     now: datetime,
     holding: Collection[Key] = (),
     only_key: str | None = None,
+    known: Mapping[str, str] = MappingProxyType({}),
 ) -> tuple[list[Contender], dict[str, str]]:
     """The runs that hold or want a slot, and the runs whose key cannot be computed (by
     name, with why: they fail on their own pass). `only_key` keeps one key's runs: the
-    strategies other than GroupRoundRobin never weigh one key against another.
+    strategies other than GroupRoundRobin never weigh one key against another. `known`
+    are keys already computed, by run name.
     """
     found: list[Contender] = []
     broken: dict[str, str] = {}
@@ -63,11 +66,15 @@ def contenders(
         leaving = entry.run.spec.cancel
         if leaving and not held and not entry.started:
             continue  # cancelled before it started: it wants nothing
-        try:
-            key = run_key(entry.run, concurrency)
-        except ValueError as error:
-            broken[entry.key[1]] = str(error)
-            continue
+        key = known.get(entry.key[1])
+        if key is None:
+            if entry.input_elided and entry.run.status.concurrency_key is None:
+                continue  # its key needs its input, read on its own pass: it places itself
+            try:
+                key = run_key(entry.run, concurrency)
+            except ValueError as error:
+                broken[entry.key[1]] = str(error)
+                continue
         if key is None or (only_key is not None and key != only_key):
             continue  # neither holds nor wants a slot until its key is known
         found.append(
@@ -85,9 +92,10 @@ def workflow_admission(
     now: datetime,
     holding: Collection[Key] = (),
     only_key: str | None = None,
+    known: Mapping[str, str] = MappingProxyType({}),
 ) -> Admission:
     """Who of the workflow's runs may start now, and who is cancelled (one key's, if given)."""
-    found, _ = contenders(runs, concurrency, now, holding, only_key)
+    found, _ = contenders(runs, concurrency, now, holding, only_key, known)
     return admit(found, concurrency.max_runs, concurrency.limit_strategy)
 
 
@@ -97,23 +105,28 @@ def gate(
     concurrency: ConcurrencySpec,
     now: datetime,
     holding: Collection[Key] = (),
+    own_run: Run | None = None,
 ) -> tuple[Gate, Admission]:
     """The verdict on run `name` among the workflow's unfinished `runs` (it is one of them).
 
     `holding` are runs with Jobs still running: they hold their slot whatever their
     status says (a start whose status write was lost in a crash still counts).
+    `own_run` is the run as its pass read it (with its input, which the store may lack).
     """
-    own = next((entry for entry in runs if entry.key[1] == name), None)
+    if own_run is None:
+        own = next((entry for entry in runs if entry.key[1] == name), None)
+        own_run = own.run if own is not None else None
     own_key: str | None = None
-    if own is not None and own.run is not None:
+    if own_run is not None:
         try:
-            own_key = run_key(own.run, concurrency)
+            own_key = run_key(own_run, concurrency)
         except ValueError as error:
             return Gate(Verdict.FAIL, None, str(error)), Admission()
     per_key = concurrency.limit_strategy is not LimitStrategy.GROUP_ROUND_ROBIN
     admission = workflow_admission(
-        runs, concurrency, now, holding, own_key if per_key and own_key is not None else None
-    )
+        runs, concurrency, now, holding, own_key if per_key else None,
+        {name: own_key} if own_key is not None else {},
+    )  # fmt: skip
     limit = f"{concurrency.max_runs} run(s) per key" + (
         "" if per_key else " in total, shared in turn across keys"
     )

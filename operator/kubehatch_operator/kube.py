@@ -21,7 +21,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from kubehatch.api import wire
-from kubehatch_operator.metrics import API_WRITES
+from kubehatch_operator.metrics import API_READS, API_WRITES
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,10 @@ def load_config(pool_size: int) -> client.ApiClient:
     configuration = client.Configuration.get_default_copy()
     configuration.connection_pool_maxsize = pool_size
     return client.ApiClient(configuration)
+
+
+LIST_PAGE = 500
+"""Objects per list response when the operator lists everything (start-up, relisting)."""
 
 
 class ForeignObjectError(Exception):
@@ -210,6 +214,15 @@ class Kube:
             )
         ]
 
+    async def read_run_input(self, namespace: str, name: str) -> dict[str, Any]:
+        """A run's spec.input (the store keeps only small ones)."""
+        API_READS.labels("get", wire.WORKFLOW_RUNS).inc()
+        run = await _call(
+            self.custom.get_namespaced_custom_object,
+            wire.GROUP, wire.VERSION, namespace, wire.WORKFLOW_RUNS, name,
+        )  # fmt: skip
+        return wire.mapping(wire.mapping(run.get("spec")).get("input"))
+
     async def read_output(self, namespace: str, configmap: str) -> Any:
         """The JSON output a step pod stored."""
         cm = await _call(self.core.read_namespaced_config_map, configmap, namespace)
@@ -290,25 +303,46 @@ class Kube:
     async def _list(
         self, plural: str, namespace: str | None, cached: bool = False
     ) -> tuple[list[dict[str, Any]], int]:
+        """All objects, in pages of LIST_PAGE (one response never holds 20,000 runs)."""
         options: dict[str, Any] = {"resource_version": "0"} if cached else {}
+        options["limit"] = LIST_PAGE
+        items: list[dict[str, Any]] = []
+        while True:
+            listed = await self._list_page(plural, namespace, options)
+            API_READS.labels("list", plural).inc()
+            items += listed.get("items") or []
+            meta = listed.get("metadata") or {}
+            if not meta.get("continue"):
+                break
+            options = {"limit": LIST_PAGE, "_continue": meta["continue"]}
+        version = meta.get("resourceVersion") or "0"
+        return items, int(version) if version.isdigit() else 0
+
+    async def _list_page(
+        self, plural: str, namespace: str | None, options: dict[str, Any]
+    ) -> dict[str, Any]:
+        call: tuple[Any, ...]
         if plural == "jobs":
-            options["label_selector"] = f"{wire.LABEL_MANAGED_BY}={wire.MANAGED_BY}"
-            if namespace is None:
-                result = await _call(self.batch.list_job_for_all_namespaces, **options)
-            else:
-                result = await _call(self.batch.list_namespaced_job, namespace, **options)
-            listed = self.batch.api_client.sanitize_for_serialization(result)
-        elif namespace is None:
-            listed = await _call(
-                self.custom.list_cluster_custom_object, wire.GROUP, wire.VERSION, plural, **options
+            options = {**options, "label_selector": f"{wire.LABEL_MANAGED_BY}={wire.MANAGED_BY}"}
+            call = (
+                (self.batch.list_job_for_all_namespaces,)
+                if namespace is None
+                else (self.batch.list_namespaced_job, namespace)
             )
-        else:
-            listed = await _call(
+            result = await _call(*call, **options)
+            return dict(self.batch.api_client.sanitize_for_serialization(result))
+        call = (
+            (self.custom.list_cluster_custom_object, wire.GROUP, wire.VERSION, plural)
+            if namespace is None
+            else (
                 self.custom.list_namespaced_custom_object,
-                wire.GROUP, wire.VERSION, namespace, plural, **options,
-            )  # fmt: skip
-        version = (listed.get("metadata") or {}).get("resourceVersion") or "0"
-        return list(listed.get("items") or []), int(version) if version.isdigit() else 0
+                wire.GROUP,
+                wire.VERSION,
+                namespace,
+                plural,
+            )
+        )
+        return dict(await _call(*call, **options))
 
     async def list_workflows(self, namespace: str) -> list[dict[str, Any]]:
         """A consistent read: a Workflow created before an event is always in it."""

@@ -13,6 +13,11 @@ API_WRITES = Counter(
     "Writes the operator sent to the Kubernetes API, by verb and resource.",
     ["verb", "resource"],
 )
+API_READS = Counter(
+    "kubehatch_api_reads_total",
+    "Reads (get, list) the operator sent to the Kubernetes API beside its watches.",
+    ["verb", "resource"],
+)
 RECONCILE_SECONDS = Histogram(
     "kubehatch_reconcile_seconds",
     "Time of one reconcile pass of one run (read, decide, write).",

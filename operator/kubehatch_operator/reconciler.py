@@ -33,7 +33,15 @@ from kubehatch_operator.entries import Key, RunEntry
 from kubehatch_operator.keystep import decide_key
 from kubehatch_operator.kube import ForeignObjectError, Kube, api_message, refused
 from kubehatch_operator.metrics import HANDOFF_SECONDS, RECONCILE_SECONDS
-from kubehatch_operator.model import Attempt, AttemptState, Decision, Gate, StartAttempt, Verdict
+from kubehatch_operator.model import (
+    Attempt,
+    AttemptState,
+    Decision,
+    Gate,
+    Run,
+    StartAttempt,
+    Verdict,
+)
 from kubehatch_operator.patches import merge_patch
 from kubehatch_operator.reading import Pass, read_pass
 from kubehatch_operator.settings import Settings
@@ -120,7 +128,10 @@ class Reconciler:
             return None
         if entry.run is None:
             return await self._refuse_invalid(entry)
-        read = await read_pass(self.store, self.kube, entry, entry.run, now())
+        run_read = entry.run
+        if entry.input_elided and not entry.started:  # its input is still to be used
+            run_read = await self._with_input(entry, entry.run)
+        read = await read_pass(self.store, self.kube, entry, run_read, now())
         spec = read.spec
         run = read.run
         phase = run.status.phase
@@ -155,7 +166,7 @@ class Reconciler:
         problem = account_problem(spec, self.settings.steps.allowed)
         if problem is not None:
             return "ServiceAccountNotAllowed", f"Workflow {read.entry.workflow!r}: {problem}"
-        size = len(json.dumps(read.run.spec.input).encode())
+        size = read.entry.input_bytes
         if size > wire.MAX_INPUT_BYTES:
             return "InputTooLarge", (
                 f"spec.input is {size} bytes, more than a run's input may be "
@@ -163,6 +174,11 @@ class Reconciler:
                 "data instead (an object-storage URL, a volume path)"
             )
         return None
+
+    async def _with_input(self, entry: RunEntry, run: Run) -> Run:
+        """The run with its input, read from the API (the store leaves large ones out)."""
+        value = await self.kube.read_run_input(*entry.key)
+        return dataclasses.replace(run, spec=run.spec.model_copy(update={"input": value}))
 
     async def _refuse_invalid(self, entry: RunEntry) -> float | None:
         """A run that does not parse fails alone, saying which field is wrong."""
@@ -214,7 +230,9 @@ class Reconciler:
         async with self._admission_locks.setdefault(workflow, asyncio.Lock()):
             runs = self.store.contending(workflow)
             holding = self._holding(runs)
-            gate, admission = gates.gate(read.key[1], runs, spec.concurrency, now(), holding)
+            gate, admission = gates.gate(
+                read.key[1], runs, spec.concurrency, now(), holding, own_run=read.run
+            )
             delay = await self._apply(read, self._decide(read, gate))
         for other in {*admission.cancel, *admission.start} - {read.key[1]}:
             self.kick((workflow[0], other))

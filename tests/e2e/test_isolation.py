@@ -178,8 +178,11 @@ OPERATOR_RIGHTS = {
     ("update", "jobs.batch"): False,
     ("create", "configmaps"): True,
     ("get", "configmaps"): True,
-    ("list", "configmaps"): False,
+    # Step outputs as they appear (metadata only): the earliest sign a step succeeded.
+    ("list", "configmaps"): True,
+    ("watch", "configmaps"): True,
     ("update", "configmaps"): False,
+    ("delete", "configmaps"): False,
     ("list", "pods"): True,
     ("watch", "pods"): True,
     ("create", "pods"): False,

@@ -34,6 +34,7 @@ class FakeKube:
     def __init__(self) -> None:
         self.version = 1
         self.writes: list[tuple[str, str, str]] = []
+        self.reads: list[tuple[str, str, str]] = []
         self.configmaps: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.outputs: dict[str, Any] = {}
@@ -143,6 +144,10 @@ class FakeKube:
             if job["metadata"]["labels"].get("kubehatch.dev/run") == run
             and not (job.get("status") or {}).get("conditions")
         )
+
+    async def read_run_input(self, ns: str, name: str) -> dict[str, Any]:
+        self.reads.append(("get", "workflowruns", name))
+        return dict((self.runs[name].get("spec") or {}).get("input") or {})
 
     async def read_output(self, ns: str, configmap: str) -> Any:
         return self.outputs[configmap]
