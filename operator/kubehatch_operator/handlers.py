@@ -194,6 +194,7 @@ async def on_workflow(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     runtime: Runtime = memo.runtime
     before = runtime.store.workflows.get(_key(event))
     key = runtime.store.observe_workflow(_body(event), _deleted(event))
+    runtime.store.workflow_watch_at(_body(event))
     after = runtime.store.workflows.get(key)
     same_spec = (
         before is not None and after is not None and _generation(before) == _generation(after)

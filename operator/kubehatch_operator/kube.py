@@ -344,10 +344,15 @@ class Kube:
         )
         return dict(await _call(*call, **options))
 
-    async def list_workflows(self, namespace: str) -> list[dict[str, Any]]:
-        """A consistent read: a Workflow created before an event is always in it."""
-        items, _ = await self._list(wire.WORKFLOWS, namespace)
-        return items
+    async def list_workflows(self, namespace: str, not_older_than: int) -> list[dict[str, Any]]:
+        """The namespace's Workflows as of a resourceVersion or later (the watch cache)."""
+        API_READS.labels("list", wire.WORKFLOWS).inc()
+        listed = await _call(
+            self.custom.list_namespaced_custom_object,
+            wire.GROUP, wire.VERSION, namespace, wire.WORKFLOWS,
+            resource_version=str(not_older_than), resource_version_match="NotOlderThan",
+        )  # fmt: skip
+        return list(listed.get("items") or [])
 
     async def list_cronjobs(self, namespace: str, workflow: str) -> list[dict[str, Any]]:
         selector = (

@@ -47,6 +47,9 @@ class Store:
     lingering: dict[str, RunEntry] = field(default_factory=dict)
     """By uid: finished runs whose pods still run (see `Attempt.live`); their Jobs are
     still followed, and they hold their concurrency slot until the last pod stops."""
+    workflows_version: int = 0
+    """The newest resourceVersion the Workflow watch delivered: every Workflow change
+    before it is in `workflows` (a watch delivers changes in order)."""
     on_leave: Callable[[RunEntry], None] | None = None
     """Called when an unfinished run finishes or goes, by whatever write or event told:
     its concurrency slot may be free."""
@@ -279,3 +282,7 @@ class Store:
         elif current is None or not older(body, current.body):
             self.workflows[key] = WorkflowEntry.parse(body)
         return key
+
+    def workflow_watch_at(self, body: dict[str, Any]) -> None:
+        """Record how far the Workflow watch has come (a watch event's object)."""
+        self.workflows_version = max(self.workflows_version, resource_version(body) or 0)

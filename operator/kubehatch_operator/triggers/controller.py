@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 
 from kubehatch.api import wire
 from kubehatch_operator.clock import now
+from kubehatch_operator.entries import resource_version
 from kubehatch_operator.kube import Kube, api_message
 from kubehatch_operator.patches import merge_patch
 from kubehatch_operator.settings import Settings
@@ -203,13 +204,28 @@ class Triggers:
         self.events[key] = body
         self.event_worker.kick(key)
 
+    async def _workflows_before(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every Workflow of the event's namespace created before the event, from the store
+        when its Workflow watch has passed the event's resourceVersion (watch events come in
+        order), else from the API server's watch cache at that version (then the store
+        knows them too, and the events after it match without a list)."""
+        namespace = event["metadata"]["namespace"]
+        version = resource_version(event) or 0
+        if self.store.workflows_version < version:
+            for body in await self.kube.list_workflows(namespace, not_older_than=version):
+                self.store.observe_workflow(body)
+            self.store.workflows_version = max(self.store.workflows_version, version)
+        return [
+            entry.body for (ns, _), entry in list(self.store.workflows.items()) if ns == namespace
+        ]
+
     async def handle_event(self, key: Key) -> float | None:
         """Create the event's runs (deterministic names: a replay makes none twice)."""
         body = self.events.get(key)
         if body is None:
             return None
         info = event_info(body)
-        workflows = [workflow_info(w) for w in await self.kube.list_workflows(info.namespace)]
+        workflows = [workflow_info(w) for w in await self._workflows_before(body)]
         plan = events.plan_event(info, workflows, now())
         await asyncio.gather(*(self.kube.create_run(run) for run in plan.runs))
         updated = await self.kube.patch_status(wire.WORKFLOW_EVENTS, *key, plan.status)

@@ -35,6 +35,7 @@ class FakeKube:
         self.version = 1
         self.writes: list[tuple[str, str, str]] = []
         self.reads: list[tuple[str, str, str]] = []
+        self.workflow_lists = 0
         self.configmaps: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.outputs: dict[str, Any] = {}
@@ -87,7 +88,8 @@ class FakeKube:
         self.runs[name] = body
         return True
 
-    async def list_workflows(self, namespace: str) -> list[dict[str, Any]]:
+    async def list_workflows(self, namespace: str, not_older_than: int) -> list[dict[str, Any]]:
+        self.workflow_lists += 1
         return [copy.deepcopy(w) for w in self.workflows.values()]
 
     def add_run(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -334,3 +334,33 @@ def test_settings_from_env() -> None:
 def test_bad_step_placement_settings_name_the_variable(name: str, value: str, says: str) -> None:
     with pytest.raises(ValueError, match=rf"{name}=.* is not valid: {says}"):
         Settings.from_env({name: value})
+
+
+def test_events_match_workflows_from_the_store_once_its_watch_has_passed_them() -> None:
+    """A Workflow created before an event always matches it: while the Workflow watch has
+    not delivered anything newer than the event, the API server's watch cache is read at
+    the event's version; after that the store answers alone."""
+
+    async def scenario() -> None:
+        kube = FakeKube()
+        body = kube.add_event("first", "user:created", {"user": "ada"})
+        kube.add_workflow("signup", events=["user:created"])  # not yet seen by the watch
+        t = triggers(kube)
+        t.events[("ns", "first")] = body
+        await t.handle_event(("ns", "first"))
+        assert kube.workflow_lists == 1 and len(kube.runs) == 1
+        seen = kube.add_workflow("audit", events=["user:*"])
+        t.store.observe_workflow(seen)
+        t.store.workflow_watch_at(seen)
+        later = kube.add_event("second", "user:created", {"user": "bob"})
+        older = dict(later, metadata={**later["metadata"], "resourceVersion": "1"})
+        t.events[("ns", "second")] = older
+        await t.handle_event(("ns", "second"))
+        assert kube.workflow_lists == 1  # the store had passed it: no list
+        assert sorted(r["spec"]["workflowRef"]["name"] for r in kube.runs.values()) == [
+            "audit", "signup", "signup",
+        ]  # fmt: skip
+        for key in (("ns", "first"), ("ns", "second")):
+            t.expiry.cancel(key)
+
+    run_async(scenario())
