@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client, watch
@@ -95,15 +96,32 @@ def run_chains(
         for name, at in created.items()
         for gap in start_to_start(at, [by_step.get((name, step)) for step in CHAIN], "step")
     ]
-    phases = [phase for _, phase in finished.finished.values()]
+    phases = [finished.finished[n][1] for n in created]
+    return ChainSamples(walls, gaps, phases)
+
+
+@dataclass
+class ChainSamples:
+    """Raw samples of chains, pooled across batches before any percentile is taken."""
+
+    walls: list[float] = field(default_factory=list)
+    gaps: list[float] = field(default_factory=list)
+    """Each step's start after the step before it (the first: after its run's creation)."""
+    phases: list[str] = field(default_factory=list)
+
+
+def figures(batches: list[ChainSamples], floor_running: float) -> dict[str, Any]:
+    """Wall times, start-to-start gaps, and both over the pod floor, in milliseconds."""
+    walls = [w for b in batches for w in b.walls]
+    gaps = [g for b in batches for g in b.gaps]
+    phases = [p for b in batches for p in b.phases]
     return {
-        "runs": runs,
+        "runs": len(walls),
         "succeeded": phases.count("Succeeded"),
         "wall_ms": summary_ms(walls),
-        "wall_per_step_ms": summary_ms([w / len(CHAIN) for w in walls]),
+        "wall_per_step_over_floor_ms": summary_ms([w / len(CHAIN) - floor_running for w in walls]),
         "step_start_to_start_ms": summary_ms(gaps),
         "step_overhead_ms": summary_ms([g - floor_running for g in gaps]),
-        "wall_per_step_over_floor_ms": summary_ms([w / len(CHAIN) - floor_running for w in walls]),
     }
 
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tests.bench.common import summary_ms
+from tests.bench.chains import ChainSamples
 
 ROWS = [
     ("5-step chain, 1 run: wall p50", ("chain_1", "wall_ms", "p50")),
@@ -33,26 +33,19 @@ def argo_built() -> bool:
     return any(cache.glob("bin/argo-*/workflow-controller"))
 
 
-def argo_chain_figures(batches: list[list[dict[str, Any]]], floor_running: float) -> dict[str, Any]:
-    """Argo's runs in the terms of chains.run_chains: wall times, step gaps, overheads."""
-    runs = [run for batch in batches for run in batch]
-    walls = [run["wall_seconds"] for run in runs]
-    gaps: list[float] = []
+def argo_samples(runs: list[dict[str, Any]]) -> ChainSamples:
+    """Argo's runs as kubehatch's chain samples: wall times and start-to-start gaps."""
+    samples = ChainSamples()
     for run in runs:
+        samples.walls.append(run["wall_seconds"])
+        samples.phases.append(run.get("phase") or "")
         before = run["created"]
         for node in run["nodes"]:
             if node.get("running") is None:
                 break
-            gaps.append(node["running"] - before)
+            samples.gaps.append(node["running"] - before)
             before = node["running"]
-    return {
-        "runs": len(runs),
-        "succeeded": sum(run.get("phase") == "Succeeded" for run in runs),
-        "wall_ms": summary_ms(walls),
-        "step_start_to_start_ms": summary_ms(gaps),
-        "step_overhead_ms": summary_ms([g - floor_running for g in gaps]),
-        "wall_per_step_over_floor_ms": summary_ms([w / 5 - floor_running for w in walls]),
-    }
+    return samples
 
 
 def _get(results: dict[str, Any], path: tuple[str, ...]) -> float | None:
