@@ -356,12 +356,19 @@ def test_step_pods_pass_restricted_pod_security_admission(
         deployment_ready(rel)
         apply_workflow(namespace, images["KUBEHATCH_STEP_IMAGE"])
         run_to_success(namespace, "restricted", "ada")
-        # The step pods were admitted and ran as the non-root step account.
-        pods = core.list_namespaced_pod(namespace, label_selector="kubehatch.dev/run=restricted")
-        assert len(pods.items) == 2
-        for pod in pods.items:
+
+        # The step pods were admitted and ran as the non-root step account. The run ends
+        # when its last output is written; the last pod may still be on its way out.
+        def pods_done() -> list[Any] | None:
+            pods = core.list_namespaced_pod(
+                namespace, label_selector="kubehatch.dev/run=restricted"
+            ).items
+            return pods if all(p.status.phase == "Succeeded" for p in pods) else None
+
+        pods = wait_for(pods_done, 60, "the step pods to finish")
+        assert len(pods) == 2
+        for pod in pods:
             assert pod.spec.service_account_name == "kubehatch-step"
-            assert pod.status.phase == "Succeeded"
         # A pod that breaks "restricted" is refused here: the namespace does enforce it.
         with pytest.raises(ApiException) as refused:
             core.create_namespaced_pod(
