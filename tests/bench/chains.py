@@ -36,8 +36,16 @@ class RunClock(threading.Thread):
         self.namespace = namespace
         self.finished: dict[str, tuple[float, str]] = {}
         self._watch = watch.Watch()
+        self._stopped = False
 
     def run(self) -> None:
+        try:
+            self._follow()
+        except Exception:  # stopping the watch ends its stream abruptly
+            if not self._stopped:
+                raise
+
+    def _follow(self) -> None:
         custom = client.CustomObjectsApi()
         for event in self._watch.stream(
             custom.list_namespaced_custom_object, wire.GROUP, wire.VERSION, self.namespace,
@@ -49,6 +57,7 @@ class RunClock(threading.Thread):
                 self.finished.setdefault(run["metadata"]["name"], (time.monotonic(), phase))
 
     def stop(self) -> None:
+        self._stopped = True
         self._watch.stop()
 
 
@@ -60,10 +69,8 @@ def install(namespace: str, image: str, events: tuple[str, ...] = ()) -> None:
             kube.apply_workflow(namespace, manifest, image)
 
 
-def run_chains(
-    namespace: str, runs: int, floor_running: float, timeout: float = 600
-) -> dict[str, Any]:
-    """`runs` chains created at once; wall times and per-step gaps and overheads."""
+def run_chains(namespace: str, runs: int, timeout: float = 600) -> ChainSamples:
+    """`runs` chains created at once: their wall times and step start-to-start gaps."""
     pods, finished = PodClock(namespace), RunClock(namespace)
     pods.start_watching()
     finished.start()
