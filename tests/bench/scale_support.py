@@ -19,13 +19,15 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
+import urllib3
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from tests.bench.common import OUT, cpu_seconds, percentile, rss_kib
-from tests.bench.kwok import FAKE_JOBS, NODE_SELECTOR, TOLERATIONS
+from tests.bench.kwok import FAKE_JOBS, HOLD_LABEL, NODE_SELECTOR, TOLERATIONS
 from tests.e2e import kube
 from tests.e2e.operator_process import OperatorProcess
-from tests.e2e.support import wait_for
+from tests.e2e.support import REPO_ROOT, wait_for
 
 ONE, HOLD, SERIAL = "one", "hold", "serial"
 """Workflows: one step; one step whose pods kwok keeps Running; one step, maxRuns 1."""
@@ -206,15 +208,33 @@ def create_runs(
             "spec": {"workflowRef": {"name": workflow_name}, "input": input or {}},
         }  # fmt: skip
         # Responses are not parsed: this process shares two cores with what it measures.
-        custom.create_namespaced_custom_object(
+        persist(lambda: custom.create_namespaced_custom_object(
             group, version, ns, plural, made, _preload_content=False
-        ).read()  # fmt: skip
+        ).read())  # fmt: skip
         if status is not None:
-            custom.patch_namespaced_custom_object_status(
+            persist(lambda: custom.patch_namespaced_custom_object_status(
                 group, version, ns, plural, names[i], {"status": status}, _preload_content=False
-            ).read()  # fmt: skip
+            ).read())  # fmt: skip
 
     return in_parallel(create, len(names))
+
+
+def persist(call: Callable[[], object], tries: int = 30) -> None:
+    """Call, again while the API server is away or busy (a shared cluster's chaos tests
+    restart it); a create that already went through answers 409."""
+    for attempt in range(tries):
+        try:
+            call()
+            return
+        except ApiException as err:
+            if err.status == 409:
+                return
+            if err.status not in (429, 500, 503, 504) or attempt == tries - 1:
+                raise
+        except urllib3.exceptions.HTTPError:
+            if attempt == tries - 1:
+                raise
+        time.sleep(1)
 
 
 def list_items(
@@ -279,10 +299,35 @@ def drop_namespace(ns: str) -> None:
 def rates(t0: float, finished_at: list[float], runs: int, window: float) -> dict[str, Any]:
     done = sorted(t - t0 for t in finished_at)
     drained = len(done) >= runs
-    lo, hi = percentile(done, 0.1), percentile(done, 0.9)
+    lo, hi = percentile(done, 0.1), percentile(done, 0.9)  # finishedAt: 1 s resolution
     return {
         "finished": len(done), "drained": drained,
         "drain_seconds": round(done[-1], 1) if drained else None,
         "runs_per_minute": round(60 * len(done) / (done[-1] if drained else window)),
-        "runs_per_minute_p10_p90": round(60 * 0.8 * len(done) / max(hi - lo, 1e-3)),
+        "runs_per_minute_p10_p90": round(60 * 0.8 * len(done) / max(hi - lo, 1.0)),
     }  # fmt: skip
+
+
+def running_pods(ns: str, workflow_name: str) -> int:
+    pods = client.CoreV1Api().list_namespaced_pod(
+        ns, label_selector=f"{HOLD_LABEL}={workflow_name}", field_selector="status.phase=Running"
+    )  # fmt: skip
+    return len(pods.items)
+
+
+def source_version() -> str:
+    """The commit the operator ran from (it runs from this work tree), and whether the tree
+    differs from it: figures belong to a version."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True,
+                              text=True).stdout.strip()  # fmt: skip
+
+    dirty = git("status", "--porcelain", "--", "operator", "sdk")
+    return git("rev-parse", "--short", "HEAD") + (" + uncommitted changes" if dirty else "")
+
+
+def gone_pending() -> list[str]:
+    """The benchmark's namespaces still being deleted (kwok must outlive their pods)."""
+    names = [n.metadata.name for n in client.CoreV1Api().list_namespace().items]
+    return [n for n in names if n in DROPPED]
