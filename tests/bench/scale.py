@@ -56,7 +56,7 @@ from tests.bench.scale_support import (
     probe_run,
     prometheus,
     rates,
-    running_pods,
+    running_jobs,
     source_version,
     stamp,
     start_operator,
@@ -87,8 +87,8 @@ def bench_scale(levels: list[int], active: int, cap: float) -> dict[str, Any]:
         probe_run(ns, "probe-0")
         template = kube.get_run(ns, "probe-0")["status"]
         create_runs(ns, HOLD, [f"active-{i}" for i in range(active)])
-        # Started, and their pods Running: the Job controller is done with them.
-        wait_for(lambda: running_pods(ns, HOLD) >= active, 60 + active, f"{active} active runs")
+        # Started, their pods Running, and the Job controller done with them.
+        wait_for(lambda: running_jobs(ns, HOLD) >= active, 60 + active, f"{active} active runs")
         finished, rows = 1, []
         for level in levels:
             op.kill()
@@ -147,9 +147,8 @@ def bench_admission(queued: int, slots: int, burst: int, cap: float) -> dict[str
         made = create_runs(ns, SERIAL, names[burst:], input={"key": "k"}, status=template)
         restarted = time.time()
         op.start()
-        wait_for(op.healthy, 600, "the operator's /healthz")
-        start = op.in_flight()
-        freed_first = waited(lambda: op.in_flight() < start, cap)
+        start = waited(op.healthy, cap) and op.in_flight()
+        freed_first = bool(start) and waited(lambda: op.in_flight() < start, cap)
         before, usage, window = op.metrics(), op.usage(), time.time()
         start = op.in_flight()
         if freed_first:  # else the operator is still busy with its restart
@@ -162,8 +161,9 @@ def bench_admission(queued: int, slots: int, burst: int, cap: float) -> dict[str
             for cur, nxt in itertools.pairwise(items)
             if stamp(cur, "finishedAt") and (stamp(nxt, "startedAt") or 0.0) >= window
         ]
-        freed = max(start - after["kubehatch_runs_in_flight"], 1)
+        freed = (start - after["kubehatch_runs_in_flight"]) if freed_first else None
         passes = grow(before, after, "kubehatch_reconcile_seconds_count").get("", 0.0)
+        cpu_slot = freed and 1000 * (used["cpu_seconds"] - usage["cpu_seconds"]) / freed
         return {
             "arrivals": burst, "arrivals_queued": got, "arrivals_seconds": round(arrived, 1),
             "arrivals_operator_cpu_s": round(cpu, 1), "queued": queued,
@@ -171,9 +171,8 @@ def bench_admission(queued: int, slots: int, burst: int, cap: float) -> dict[str
             "restart_to_first_freed_slot_s": round(window - restarted, 1) if freed_first else None,
             "slots_measured": len(gaps),
             "freed_slot_to_next_start_ms": summary_ms(gaps),
-            "operator_cpu_ms_per_freed_slot": round(
-                1000 * (used["cpu_seconds"] - usage["cpu_seconds"]) / freed, 1),
-            "reconcile_passes_per_freed_slot": round(passes / freed, 1),
+            "operator_cpu_ms_per_freed_slot": round(cpu_slot, 1) if cpu_slot else None,
+            "reconcile_passes_per_freed_slot": round(passes / freed, 1) if freed else None,
             "operator_peak_rss_mib": used["peak_rss_mib"],
         }  # fmt: skip
     finally:
@@ -205,7 +204,8 @@ def bench_throughput(runs: int, timeout: float, fake_jobs: bool = False) -> dict
         reads = grow(before, after, "kubehatch_api_reads_total")
         finished = [t for t in (stamp(r, "finishedAt") for r in items) if t is not None]
         passes = grow(before, after, "kubehatch_reconcile_seconds_count").get("", 0.0)
-        n, cpu = max(len(finished), 1), used["cpu_seconds"] - usage["cpu_seconds"]
+        # Per submitted run: exact once drained, a floor while some are in flight.
+        n, cpu = runs, used["cpu_seconds"] - usage["cpu_seconds"]
         return {
             "runs": runs, "phases": phases(items), "submit_seconds": round(submitted, 1),
             **rates(t0, finished, runs, window),
@@ -266,7 +266,7 @@ def bench_argo(runs: int, timeout: float) -> dict[str, Any]:
             print(f"  argo: not drained after {timeout:.0f}s; measuring what finished")
         window, items = time.time() - t0, list_items(ns, "workflows", argo.GROUP)
         finished = [t for t in (stamp(r, "finishedAt") for r in items) if t is not None]
-        count = max(len(finished), 1)
+        count = runs  # per submitted run, as for kubehatch
         cluster = grow(cluster_before, apiserver_writes(), "")
         return {
             "runs": runs, "phases": phases(items), "submit_seconds": round(submitted, 1),
@@ -329,14 +329,10 @@ def main() -> None:
     parser.add_argument("--queued", type=int, help="runs queued on one key (5000; quick 300)")
     parser.add_argument("--slots", type=int, help="freed slots measured (20; quick 10)")
     parser.add_argument("--arrivals", type=int, help="of the queued, arriving at once (500; 100)")
-    parser.add_argument("--drain-timeout", type=float, default=240.0,
+    parser.add_argument("--drain-timeout", type=float, default=200.0,
                         help="seconds to wait for the throughput runs to drain")  # fmt: skip
-    parser.add_argument(
-        "--cap",
-        type=float,
-        default=120.0,
-        help="seconds any one wait of the scale and admission phases may take",
-    )
+    parser.add_argument("--cap", type=float, default=90.0, help="seconds any one wait of the "
+                        "scale and admission phases may take")  # fmt: skip
     parser.add_argument(
         "--clean",
         action="store_true",

@@ -308,11 +308,13 @@ def rates(t0: float, finished_at: list[float], runs: int, window: float) -> dict
     }  # fmt: skip
 
 
-def running_pods(ns: str, workflow_name: str) -> int:
-    pods = client.CoreV1Api().list_namespaced_pod(
-        ns, label_selector=f"{HOLD_LABEL}={workflow_name}", field_selector="status.phase=Running"
+def running_jobs(ns: str, workflow_name: str) -> int:
+    """Jobs of the workflow whose pod runs, as the Job controller last recorded it (ready):
+    until then it still has writes to make for them, which a timed run would queue behind."""
+    jobs = client.BatchV1Api().list_namespaced_job(
+        ns, label_selector=f"{HOLD_LABEL}={workflow_name}"
     )  # fmt: skip
-    return len(pods.items)
+    return sum(1 for job in jobs.items if (job.status.ready or 0) >= 1)
 
 
 def source_version() -> str:
