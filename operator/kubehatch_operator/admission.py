@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
+from operator import attrgetter
 
 from kubehatch.api.workflow import LimitStrategy
 
@@ -35,6 +37,12 @@ class Contender:
     leaving: bool = False
     """Cancelled: holds its slot while its pods stop, and never pushes another run out."""
 
+    @cached_property
+    def rank(self) -> tuple[float, int, str]:
+        """Arrival order, oldest first; computed once (the store keeps each run's
+        contender between passes)."""
+        return (self.created.timestamp(), self.arrival, self.name)
+
 
 @dataclass
 class Admission:
@@ -44,8 +52,11 @@ class Admission:
     """Runs to cancel: running ones (CancelInProgress) or waiting ones (CancelNewest)."""
 
 
+_ARRIVAL = attrgetter("rank")
+
+
 def _order(runs: Sequence[Contender]) -> list[Contender]:
-    return sorted(runs, key=lambda r: (r.created, r.arrival, r.name))
+    return sorted(runs, key=_ARRIVAL)
 
 
 def admit(runs: Sequence[Contender], max_runs: int, strategy: LimitStrategy) -> Admission:
@@ -83,9 +94,7 @@ def _round_robin(runs: Sequence[Contender], max_runs: int) -> Admission:
         if not run.running and not run.leaving:
             queues.setdefault(run.key, []).append(run)
     # Keys take turns in the order of their oldest waiting run.
-    turn = sorted(
-        queues, key=lambda k: (queues[k][0].created, queues[k][0].arrival, queues[k][0].name)
-    )
+    turn = sorted(queues, key=lambda k: _ARRIVAL(queues[k][0]))
     while free and any(queues[k] for k in turn):
         for key in turn:
             if free and queues[key]:

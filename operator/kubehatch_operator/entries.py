@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from pydantic import ValidationError
@@ -17,7 +18,8 @@ from pydantic import ValidationError
 from kubehatch.api import wire
 from kubehatch.api.graph import format_path
 from kubehatch.api.workflow import WorkflowSpec
-from kubehatch.api.workflowrun import WorkflowRunSpec, WorkflowRunStatus
+from kubehatch.api.workflowrun import WorkflowRunPhase, WorkflowRunSpec, WorkflowRunStatus
+from kubehatch_operator.admission import Contender
 from kubehatch_operator.model import Attempt, AttemptState, Run
 
 Key = tuple[str, str]
@@ -119,10 +121,50 @@ class RunEntry:
             return int(recorded)
         return self.resource_version or 0
 
-    @property
+    @cached_property
     def started(self) -> bool:
         """Took its Workflow snapshot: it holds a concurrency slot until it finishes."""
         return self.run is not None and self.run.status.workflow_spec is not None
+
+    def not_due(self, now: datetime) -> bool:
+        """Scheduled for later than ``now`` (spec.scheduledAt)."""
+        return self._scheduled_at is not None and self._scheduled_at > now
+
+    @cached_property
+    def _scheduled_at(self) -> datetime | None:
+        return self.run.spec.scheduled_at if self.run is not None else None
+
+    @cached_property
+    def recorded_key(self) -> str | None:
+        """The concurrency key in its status: its admission group, once known."""
+        return self.run.status.concurrency_key if self.run is not None else None
+
+    @cached_property
+    def contender(self) -> Contender | None:
+        """The run as admission weighs it, made once per version (admission weighs every
+        run of a key each time a slot frees); None until its key is recorded."""
+        if self.run is None or self.recorded_key is None:
+            return None
+        return Contender(
+            self.key[1], self.recorded_key, self.created, running=self.started,
+            arrival=self.arrival, leaving=self.run.spec.cancel,
+        )  # fmt: skip
+
+    @cached_property
+    def queued_on(self) -> str | None:
+        """The key whose slot it waits for, when all its own pass would do is ask for one:
+        queued, not cancelled, nothing in its spec unseen. Such a run is woken by
+        admission of its key, not by every event about it."""
+        run = self.run
+        if (
+            run is None
+            or self.started
+            or run.spec.cancel
+            or run.status.phase is not WorkflowRunPhase.QUEUED
+            or run.status.observed_generation != run.generation
+        ):
+            return None
+        return self.recorded_key
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ may start. No API calls: the reconciler applies the verdicts.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from types import MappingProxyType
 
@@ -34,10 +35,7 @@ def contends(entry: RunEntry, now: datetime) -> bool:
     """Unfinished and due: a run scheduled for later does not hold or want a slot yet."""
     if entry.run is None:
         return False  # unreadable: it is failed on its own reconcile
-    if entry.started:
-        return True
-    at = entry.run.spec.scheduled_at
-    return not (at and at > now)
+    return entry.started or not entry.not_due(now)
 
 
 def contenders(
@@ -56,34 +54,61 @@ def contenders(
     found: list[Contender] = []
     broken: dict[str, str] = {}
     for entry in runs:
-        if entry.run is None:
-            continue
-        if only_key is not None and entry.run.status.concurrency_key not in (None, only_key):
-            continue  # cheap: a recorded key of another group
-        held = entry.key in holding
-        if not (held or contends(entry, now)):
-            continue
-        leaving = entry.run.spec.cancel
-        if leaving and not held and not entry.started:
-            continue  # cancelled before it started: it wants nothing
-        key = known.get(entry.key[1])
-        if key is None:
-            if entry.input_elided and entry.run.status.concurrency_key is None:
-                continue  # its key needs its input, read on its own pass: it places itself
-            try:
-                key = run_key(entry.run, concurrency)
-            except ValueError as error:
-                broken[entry.key[1]] = str(error)
+        cached = entry.contender
+        if cached is not None and known.get(cached.name, cached.key) == cached.key:
+            # The common case, kept to a few lookups: admission weighs every run of a key
+            # each time a slot frees.
+            if only_key is not None and cached.key != only_key:
                 continue
-        if key is None or (only_key is not None and key != only_key):
-            continue  # neither holds nor wants a slot until its key is known
-        found.append(
-            Contender(
-                entry.key[1], key, entry.created, running=entry.started or held,
-                arrival=entry.arrival, leaving=leaving,
-            )
-        )  # fmt: skip
+            held = bool(holding) and entry.key in holding
+            if not (cached.running or held) and (cached.leaving or entry.not_due(now)):
+                continue  # cancelled before it started, or scheduled for later
+            found.append(replace(cached, running=True) if held and not cached.running else cached)
+            continue
+        slow = _contender(entry, concurrency, now, holding, only_key, known, broken)
+        if slow is not None:
+            found.append(slow)
     return found, broken
+
+
+def _contender(
+    entry: RunEntry,
+    concurrency: ConcurrencySpec,
+    now: datetime,
+    holding: Collection[Key],
+    only_key: str | None,
+    known: Mapping[str, str],
+    broken: dict[str, str],
+) -> Contender | None:
+    """A run whose key is not recorded yet (or known otherwise), as admission weighs it."""
+    run = entry.run
+    if run is None:
+        return None
+    recorded = entry.recorded_key
+    if only_key is not None and recorded is not None and recorded != only_key:
+        return None  # cheap: a recorded key of another group
+    held = entry.key in holding
+    if not (held or contends(entry, now)):
+        return None
+    leaving = run.spec.cancel
+    if leaving and not held and not entry.started:
+        return None  # cancelled before it started: it wants nothing
+    name = entry.key[1]
+    key = known.get(name)
+    if key is None:
+        if entry.input_elided and recorded is None:
+            return None  # its key needs its input, read on its own pass: it places itself
+        try:
+            key = run_key(run, concurrency)
+        except ValueError as error:
+            broken[name] = str(error)
+            return None
+    if key is None or (only_key is not None and key != only_key):
+        return None  # neither holds nor wants a slot until its key is known
+    return Contender(
+        name, key, entry.created, running=entry.started or held,
+        arrival=entry.arrival, leaving=leaving,
+    )  # fmt: skip
 
 
 def workflow_admission(

@@ -45,7 +45,7 @@ class Runtime:
         store = Store()
         kube = Kube(load_config(settings.api.workers))
         reconciler = Reconciler(store, kube, settings)
-        store.on_leave = reconciler.run_left
+        store.on_leave = reconciler.slots.run_left
         return cls(store, reconciler, Triggers(store, kube, settings))
 
     async def prime(self, namespaces: tuple[str, ...]) -> None:
@@ -74,7 +74,7 @@ class Runtime:
         for entry in gone:
             log.info("run %s/%s is gone (deleted while the watch was down)", *entry.key)
         for key in changed & set(self.store.runs):
-            self.reconciler.kick(key)
+            self.reconciler.wake(key)
 
     def relist_every(self, seconds: float, namespaces: tuple[str, ...]) -> None:
         async def loop() -> None:
@@ -173,7 +173,7 @@ async def on_run(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     key = store.observe_run(_body(event), deleted=_deleted(event))
     metrics.RUNS_IN_FLIGHT.set(len(store.runs))
     if key in store.runs:
-        runtime.reconciler.kick(key)
+        runtime.reconciler.wake(key)
         return
     workflow = workflow_of(_body(event))
     if key in store.finished:

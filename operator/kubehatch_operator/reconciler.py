@@ -23,7 +23,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from kubehatch.api import wire
-from kubehatch.api.workflow import LimitStrategy, WorkflowSpec
+from kubehatch.api.workflow import WorkflowSpec
 from kubehatch.api.workflowrun import WorkflowRunPhase, WorkflowRunStatus
 from kubehatch_operator import gates, jobs, retention
 from kubehatch_operator.admission import Admission
@@ -40,11 +40,11 @@ from kubehatch_operator.model import (
     Gate,
     Run,
     StartAttempt,
-    Verdict,
 )
 from kubehatch_operator.patches import merge_patch
 from kubehatch_operator.reading import Pass, read_pass
 from kubehatch_operator.settings import Settings
+from kubehatch_operator.slots import Slots
 from kubehatch_operator.store import Store
 from kubehatch_operator.workqueue import KeyedQueue
 
@@ -58,37 +58,17 @@ class Reconciler:
         self.settings = settings
         self.queue: KeyedQueue[Key] = KeyedQueue("reconciling run", self._timed_reconcile)
         self.sweeps: KeyedQueue[Key] = KeyedQueue("applying the retention of workflow", self._sweep)
-        self.admissions: KeyedQueue[tuple[Key, str | None]] = KeyedQueue(
-            "admitting the waiting runs of", self._admit_waiting
-        )
+        self.slots = Slots(store, self.kick)
         self._background: set[asyncio.Task[None]] = set()
-        self._admission_locks: dict[Key, asyncio.Lock] = {}
 
     def kick(self, key: Key) -> None:
         self.queue.kick(key)
 
-    # --- freed concurrency slots ------------------------------------------------------------
-    def run_left(self, entry: RunEntry) -> None:
-        """A run finished or went: wake the runs its concurrency slot lets start, and only
-        them (a burst of finished runs folds into one pass per workflow and key)."""
-        key = entry.run.status.concurrency_key if entry.run is not None else None
-        self.admissions.kick((entry.workflow_key, key))
-
-    async def _admit_waiting(self, freed: tuple[Key, str | None]) -> None:
-        workflow, key = freed
-        entry = self.store.workflows.get(workflow)
-        concurrency = entry.spec.concurrency if entry and entry.spec else None
-        if concurrency is None:
-            return None  # nothing waits for a slot
-        if concurrency.limit_strategy is LimitStrategy.GROUP_ROUND_ROBIN:
-            key = None  # the slot is the workflow's: every key takes its turn
-        async with self._admission_locks.setdefault(workflow, asyncio.Lock()):
-            runs = self.store.contending(workflow)
-            holding = self._holding(runs)
-            admission = gates.workflow_admission(runs, concurrency, now(), holding, key)
-        for name in {*admission.start, *admission.cancel}:
-            self.kick((workflow[0], name))
-        return None
+    def wake(self, key: Key) -> None:
+        """Something about run ``key`` may have changed: give it a pass, or, when it only
+        waits for a concurrency slot, a look at its key's admission (see `Slots.wake`)."""
+        if not self.slots.wake(key):
+            self.kick(key)
 
     # --- retention of finished runs ----------------------------------------------------------
     def sweep_soon(self, workflow: Key, delay: float = 0.5) -> None:
@@ -155,7 +135,7 @@ class Reconciler:
             return await self._apply(read, self._decide(read))
         assert spec is not None and spec.concurrency is not None
         if entry.started:  # only a newer run taking its slot can reach it
-            return await self._apply(read, self._decide(read, self._superseded(read, spec)))
+            return await self._apply(read, self._decide(read, self.slots.superseded(read, spec)))
         if spec.concurrency.action and run.status.concurrency_key is None:
             decision = decide_key(run, spec, read.attempts, read.key_output, now())
             return await self._apply(read, decision)
@@ -197,26 +177,6 @@ class Reconciler:
     def _decide(read: Pass, gate: Gate | None = None) -> Decision:
         return decide(read.run, read.workflow, read.attempts, now(), gate)
 
-    def _superseded(self, read: Pass, spec: WorkflowSpec) -> Gate | None:
-        """A cancel verdict for a started run that newer runs of its key pushed out.
-
-        Recomputed from the store on every pass of the run itself, never handed over
-        from another run's pass, so that a restart in between still cancels it.
-        """
-        assert spec.concurrency is not None
-        if spec.concurrency.limit_strategy is not LimitStrategy.CANCEL_IN_PROGRESS:
-            return None
-        runs = self.store.contending(read.entry.workflow_key)
-        gate, _ = gates.gate(read.key[1], runs, spec.concurrency, now(), self._holding(runs))
-        if gate.verdict is not Verdict.CANCEL:
-            return None
-        strategy = spec.concurrency.limit_strategy.value
-        message = f"cancelled by the concurrency limit ({strategy}): a newer run took its slot"
-        return Gate(Verdict.CANCEL, gate.key, message)
-
-    def _holding(self, runs: list[RunEntry]) -> set[Key]:
-        return {entry.key for entry in runs if self.store.live_jobs(entry)}
-
     async def _admit(self, read: Pass, spec: WorkflowSpec) -> float | None:
         """Start, queue or cancel a run that has not started, by its workflow's limit.
 
@@ -227,9 +187,8 @@ class Reconciler:
         assert spec.concurrency is not None
         workflow = read.entry.workflow_key
         admission: Admission
-        async with self._admission_locks.setdefault(workflow, asyncio.Lock()):
-            runs = self.store.contending(workflow)
-            holding = self._holding(runs)
+        async with self.slots.lock(workflow):
+            runs, holding = self.slots.contending(read.entry, spec.concurrency)
             gate, admission = gates.gate(
                 read.key[1], runs, spec.concurrency, now(), holding, own_run=read.run
             )

@@ -53,8 +53,17 @@ class Store:
     on_leave: Callable[[RunEntry], None] | None = None
     """Called when an unfinished run finishes or goes, by whatever write or event told:
     its concurrency slot may be free."""
-    _by_workflow: dict[Key, set[Key]] = field(default_factory=lambda: defaultdict(set))
+    _by_workflow: dict[Key, dict[Key, None]] = field(default_factory=lambda: defaultdict(dict))
     """Unfinished runs per workflow: admission reads them without scanning every run."""
+    _by_group: dict[tuple[Key, str | None], dict[Key, None]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
+    """Unfinished runs per (workflow, recorded concurrency key; None before it is known):
+    a key's admission reads its own runs only, in about the order they arrived (which
+    makes sorting them by arrival cheap)."""
+    _finished_by_workflow: dict[Key, dict[Key, None]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
 
     # --- runs ---------------------------------------------------------------------------
     def observe_run(self, body: dict[str, Any], deleted: bool = False) -> Key:
@@ -77,27 +86,31 @@ class Store:
             self._drop(key)
             finished_at = entry.run.status.finished_at if entry.run else None
             self.finished[key] = FinishedRun(key[1], entry.workflow, finished_at or entry.created)
+            self._finished_by_workflow[entry.workflow_key][key] = None
             self.finished_uids.add(entry.uid)
             return key
-        if current is not None and current.workflow != entry.workflow:
-            self._by_workflow[current.workflow_key].discard(key)
+        if current is not None and _group(current) != _group(entry):
+            self._unindex(current)
         self.runs[key] = entry
-        self._by_workflow[entry.workflow_key].add(key)
+        self._by_workflow[entry.workflow_key][key] = None
+        self._by_group[_group(entry)][key] = None
         return key
 
     def forget_run(self, key: Key) -> None:
         self._drop(key)
-        self.finished.pop(key, None)
+        gone = self.finished.pop(key, None)
+        if gone is not None:
+            _discard(self._finished_by_workflow, (key[0], gone.workflow), key)
+
+    def _unindex(self, entry: RunEntry) -> None:
+        _discard(self._by_workflow, entry.workflow_key, entry.key)
+        _discard(self._by_group, _group(entry), entry.key)
 
     def _drop(self, key: Key) -> None:
         entry = self.runs.pop(key, None)
         if entry is None:
             return
-        keys = self._by_workflow.get(entry.workflow_key)
-        if keys is not None:
-            keys.discard(key)
-            if not keys:
-                del self._by_workflow[entry.workflow_key]
+        self._unindex(entry)
         if self.live_jobs(entry):
             # Finished (its last step's output is written) while a pod still runs: it
             # keeps its slot until its Jobs say their pods are gone.
@@ -134,19 +147,26 @@ class Store:
         """The workflow's unfinished runs."""
         return [self.runs[k] for k in self._by_workflow.get(workflow, ())]
 
-    def contending(self, workflow: Key) -> list[RunEntry]:
-        """The runs that hold or want the workflow's slots: the unfinished ones, and the
+    def contending(self, workflow: Key, key: str | None = None) -> list[RunEntry]:
+        """The runs that hold or want the workflow's slots (of one concurrency key, if
+        given, plus those whose key is not known yet): the unfinished ones, and the
         finished ones whose pods still run."""
-        lingering = [e for e in self.lingering.values() if e.workflow_key == workflow]
-        return self.runs_of(workflow) + lingering
+        lingering = [
+            e
+            for e in self.lingering.values()
+            if e.workflow_key == workflow and (key is None or e.recorded_key in (None, key))
+        ]
+        if key is None:
+            return self.runs_of(workflow) + lingering
+        keys = [*self._by_group.get((workflow, key), ()), *self._by_group.get((workflow, None), ())]
+        return [self.runs[k] for k in keys] + lingering
 
     def runs_waiting_for(self, workflow: Key) -> list[Key]:
         """Unstarted runs of a workflow: they wait for it to exist, become valid, or a slot."""
         return [entry.key for entry in self.runs_of(workflow) if not entry.started]
 
     def finished_runs_of(self, workflow: Key) -> list[FinishedRun]:
-        namespace, name = workflow
-        return [r for key, r in self.finished.items() if key[0] == namespace and r.workflow == name]
+        return [self.finished[k] for k in self._finished_by_workflow.get(workflow, ())]
 
     # --- jobs ---------------------------------------------------------------------------
     def observe_job(self, body: dict[str, Any], deleted: bool = False) -> Key | None:
@@ -286,3 +306,16 @@ class Store:
     def workflow_watch_at(self, body: dict[str, Any]) -> None:
         """Record how far the Workflow watch has come (a watch event's object)."""
         self.workflows_version = max(self.workflows_version, resource_version(body) or 0)
+
+
+def _group(entry: RunEntry) -> tuple[Key, str | None]:
+    return (entry.workflow_key, entry.recorded_key)
+
+
+def _discard(index: dict[Any, dict[Key, None]], at: Any, key: Key) -> None:
+    """Take ``key`` out of an index, and the index's entry with its last key."""
+    keys = index.get(at)
+    if keys is not None:
+        keys.pop(key, None)
+        if not keys:
+            del index[at]

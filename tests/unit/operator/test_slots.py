@@ -1,0 +1,150 @@
+"""Waiting runs are woken through their key's admission: one pass per freed slot, not one
+pass per waiting run (after a restart, the listing replays every queued run)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from kubehatch_operator.entries import Key
+from kubehatch_operator.reconciler import Reconciler
+from kubehatch_operator.settings import ObservabilitySettings, Settings
+from kubehatch_operator.store import Store
+from tests.unit.operator.fakekube import FakeKube
+from tests.unit.operator.test_large_inputs import run_body, workflow
+
+QUEUE = {"expression": "input.user", "maxRuns": 1, "limitStrategy": "QueueNewest"}
+SPEC = workflow()["spec"]
+
+
+def running(key: str) -> dict[str, Any]:
+    return {"phase": "Running", "concurrencyKey": key, "workflowSpec": SPEC}
+
+
+def queued(key: str) -> dict[str, Any]:
+    return {"phase": "Queued", "concurrencyKey": key, "observedGeneration": 1}
+
+
+def body(name: str, user: str, status: dict[str, Any], at: int) -> dict[str, Any]:
+    run = run_body(name, {"user": user}, status)
+    run["metadata"]["creationTimestamp"] = f"2026-01-01T00:{at // 60:02d}:{at % 60:02d}Z"
+    run["metadata"]["resourceVersion"] = str(100 + at)
+    run["metadata"]["generation"] = 1
+    return run
+
+
+class Harness:
+    """A reconciler whose run passes are recorded instead of run."""
+
+    def __init__(self, concurrency: dict[str, Any] | None = QUEUE) -> None:
+        self.store = Store()
+        quiet = Settings(observability=ObservabilitySettings(post_events=False))
+        self.reconciler = Reconciler(self.store, FakeKube(), quiet)  # type: ignore[arg-type]
+        self.store.on_leave = self.reconciler.slots.run_left
+        self.passes: list[str] = []
+        self.reconciler.queue.kick = lambda key: self.passes.append(key[1])  # type: ignore[method-assign]
+        self.store.observe_workflow(workflow(concurrency))
+
+    def add(self, name: str, user: str, status: dict[str, Any], at: int) -> Key:
+        return self.store.observe_run(body(name, user, status, at))
+
+    async def settle(self) -> None:
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+
+def test_a_restart_gives_queued_runs_one_admission_pass_and_starts_none_while_slots_are_full() -> (
+    None
+):
+    async def scenario() -> None:
+        h = Harness()
+        keys = [h.add("first", "ada", running("ada"), 0)]
+        keys += [h.add(f"q{i:03d}", "ada", queued("ada"), i + 1) for i in range(300)]
+        for key in keys:  # what the start-up listing does: every run is woken
+            h.reconciler.wake(key)
+        await h.settle()
+        assert h.passes == ["first"]  # the running run's own pass only
+
+    asyncio.run(scenario())
+
+
+def test_a_freed_slot_kicks_exactly_the_oldest_run_of_its_key() -> None:
+    async def scenario() -> None:
+        h = Harness()
+        h.add("first", "ada", running("ada"), 0)
+        h.add("bob-1", "bob", running("bob"), 1)
+        for i in reversed(range(50)):  # arrival order is by time, not by listing order
+            h.add(f"q{i:03d}", "ada", queued("ada"), i + 2)
+        h.add("bob-2", "bob", queued("bob"), 60)
+        done = body("first", "ada", {**running("ada"), "phase": "Succeeded"}, 0)
+        done["metadata"]["resourceVersion"] = "999"
+        h.store.observe_run(done)
+        await h.settle()
+        assert h.passes == ["q000"]  # bob's queued run waits for bob's slot
+
+    asyncio.run(scenario())
+
+
+def test_round_robin_slots_are_the_workflows_whatever_the_key() -> None:
+    async def scenario() -> None:
+        h = Harness({**QUEUE, "limitStrategy": "GroupRoundRobin"})
+        h.add("first", "ada", running("ada"), 0)
+        h.add("bob-1", "bob", queued("bob"), 1)
+        h.add("ada-2", "ada", queued("ada"), 2)
+        done = body("first", "ada", {**running("ada"), "phase": "Failed"}, 0)
+        done["metadata"]["resourceVersion"] = "999"
+        h.store.observe_run(done)
+        await h.settle()
+        assert h.passes == ["bob-1"]
+
+    asyncio.run(scenario())
+
+
+def test_a_queued_run_with_something_new_in_its_spec_gets_its_own_pass() -> None:
+    async def scenario() -> None:
+        h = Harness()
+        h.add("first", "ada", running("ada"), 0)
+        cancelled = body("q", "ada", queued("ada"), 1)
+        cancelled["spec"]["cancel"] = True
+        cancelled["metadata"]["generation"] = 2
+        h.reconciler.wake(h.store.observe_run(cancelled))
+        await h.settle()
+        assert h.passes == ["q"]
+
+    asyncio.run(scenario())
+
+
+def test_queued_runs_of_a_workflow_that_lost_its_limit_act_on_their_own() -> None:
+    async def scenario() -> None:
+        h = Harness()
+        h.add("first", "ada", running("ada"), 0)
+        h.add("q1", "ada", queued("ada"), 1)
+        h.add("q2", "ada", queued("ada"), 2)
+        h.store.observe_workflow(workflow(None))
+        h.reconciler.wake(("ns", "q1"))
+        await h.settle()
+        assert sorted(h.passes) == ["q1", "q2"]
+
+    asyncio.run(scenario())
+
+
+def test_the_store_indexes_runs_by_key_and_finished_runs_by_workflow() -> None:
+    store = Store()
+    store.observe_run(body("a", "ada", running("ada"), 0))
+    store.observe_run(body("b", "bob", queued("bob"), 1))
+    store.observe_run(body("new", "ada", {}, 2))  # its key is not known yet
+    names = lambda runs: sorted(e.key[1] for e in runs)  # noqa: E731
+    assert names(store.contending(("ns", "wf"), "ada")) == ["a", "new"]
+    assert names(store.contending(("ns", "wf"))) == ["a", "b", "new"]
+    moved = body("new", "ada", queued("ada"), 2)
+    moved["metadata"]["resourceVersion"] = "500"
+    store.observe_run(moved)
+    assert names(store.contending(("ns", "wf"), "bob")) == ["b"]
+    done = body("a", "ada", {**running("ada"), "phase": "Succeeded"}, 0)
+    done["metadata"]["resourceVersion"] = "501"
+    store.observe_run(done)
+    assert names(store.contending(("ns", "wf"), "ada")) == ["new"]
+    assert [r.name for r in store.finished_runs_of(("ns", "wf"))] == ["a"]
+    assert store.finished_runs_of(("ns", "other")) == []
+    store.forget_run(("ns", "a"))
+    assert store.finished_runs_of(("ns", "wf")) == []
