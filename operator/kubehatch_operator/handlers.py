@@ -21,10 +21,11 @@ from kubehatch.api import wire
 from kubehatch_operator import metrics
 from kubehatch_operator.entries import Key, WorkflowEntry, workflow_of
 from kubehatch_operator.kube import Kube, load_config
+from kubehatch_operator.listing import LIST_PAGE
 from kubehatch_operator.outputs import OutputWatch
 from kubehatch_operator.reconciler import Reconciler
 from kubehatch_operator.settings import Settings
-from kubehatch_operator.store import Store
+from kubehatch_operator.store import Relisting, Store
 from kubehatch_operator.triggers.controller import Triggers
 
 MANAGED = {wire.LABEL_MANAGED_BY: wire.MANAGED_BY}
@@ -55,7 +56,7 @@ class Runtime:
         run listed before the running ones would be admitted against a store that does
         not know them yet. So the operator lists Workflows, runs and Jobs itself, first.
         """
-        workflows, _ = await self.reconciler.kube.list_objects(wire.WORKFLOWS, namespaces)
+        workflows, _ = await self.reconciler.kube.lister.objects(wire.WORKFLOWS, namespaces)
         for body in workflows:
             self.store.observe_workflow(body)
         await self.relist(namespaces)
@@ -67,10 +68,12 @@ class Runtime:
         The periodic relisting reads the API server's watch cache (``cached``): cheap, and
         the store drops nothing seen at a newer version than the listing covers.
         """
-        kube = self.reconciler.kube
-        runs, runs_version = await kube.list_objects(wire.WORKFLOW_RUNS, namespaces, cached=cached)
-        jobs, jobs_version = await kube.list_objects("jobs", namespaces, cached=cached)
-        gone, changed = self.store.relist(runs, jobs, min(runs_version, jobs_version))
+        lister, relisting = self.reconciler.kube.lister, Relisting(self.store)
+        runs_at = await lister.each_page(
+            wire.WORKFLOW_RUNS, namespaces, relisting.runs, cached=cached
+        )
+        jobs_at = await lister.each_page("jobs", namespaces, relisting.jobs, cached=cached)
+        gone, changed = relisting.finish(min(runs_at, jobs_at))
         for entry in gone:
             log.info("run %s/%s is gone (deleted while the watch was down)", *entry.key)
         for key in changed & set(self.store.runs):
@@ -132,6 +135,8 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     # One log line per watch event is noise at this rate; failures still log as errors.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings.execution.max_workers = own.api.workers
+    # kopf's own first listing, in pages too: one response of 20,000 runs is a memory spike.
+    settings.watching.chunk_size = LIST_PAGE
     # With exact namespaces only (see __main__), nothing cluster-wide needs scanning.
     settings.scanning.disabled = not own.api.scan_cluster
     asyncio.get_running_loop().set_default_executor(

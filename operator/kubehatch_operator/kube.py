@@ -14,13 +14,13 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from fnmatch import fnmatch
 from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from kubehatch.api import wire
+from kubehatch_operator.listing import Lister
 from kubehatch_operator.metrics import API_READS, API_WRITES
 
 log = logging.getLogger(__name__)
@@ -38,10 +38,6 @@ def load_config(pool_size: int) -> client.ApiClient:
     configuration = client.Configuration.get_default_copy()
     configuration.connection_pool_maxsize = pool_size
     return client.ApiClient(configuration)
-
-
-LIST_PAGE = 500
-"""Objects per list response when the operator lists everything (start-up, relisting)."""
 
 
 class ForeignObjectError(Exception):
@@ -69,6 +65,7 @@ class Kube:
         self.core = client.CoreV1Api(api)
         self.batch = client.BatchV1Api(api)
         self.custom = client.CustomObjectsApi(api)
+        self.lister = Lister(self.custom, self.batch)
 
     # --- creates (idempotent) -----------------------------------------------------------
     async def create_configmap(self, body: dict[str, Any]) -> bool:
@@ -273,76 +270,6 @@ class Kube:
         )
         latest = max(events.items, key=lambda e: e.last_timestamp or e.event_time, default=None)
         return f"FailedCreate: {latest.message}" if latest is not None else None
-
-    async def list_objects(
-        self, plural: str, namespaces: tuple[str, ...], *, cached: bool = False
-    ) -> tuple[list[dict[str, Any]], int]:
-        """Every object of one of kubehatch's kinds (or managed Jobs) in the namespaces,
-        and the oldest resourceVersion of the lists (what the listing is known to cover).
-
-        Exact names are listed one by one (namespaced RBAC grants nothing more); globs and
-        "all" are listed cluster-wide and filtered here. ``cached`` reads the API server's
-        watch cache (cheap, possibly a moment behind: the version returned says how far).
-        """
-        exact = [n for n in namespaces if not set(n) & set("*?[]!")]
-        if namespaces and len(exact) == len(namespaces):
-            found: list[dict[str, Any]] = []
-            versions = []
-            for namespace in exact:
-                items, version = await self._list(plural, namespace, cached)
-                found += items
-                versions.append(version)
-            return found, min(versions, default=0)
-        items, version = await self._list(plural, None, cached)
-        if namespaces:
-            items = [
-                i for i in items if any(fnmatch(i["metadata"]["namespace"], n) for n in namespaces)
-            ]
-        return items, version
-
-    async def _list(
-        self, plural: str, namespace: str | None, cached: bool = False
-    ) -> tuple[list[dict[str, Any]], int]:
-        """All objects, in pages of LIST_PAGE (one response never holds 20,000 runs)."""
-        options: dict[str, Any] = {"resource_version": "0"} if cached else {}
-        options["limit"] = LIST_PAGE
-        items: list[dict[str, Any]] = []
-        while True:
-            listed = await self._list_page(plural, namespace, options)
-            API_READS.labels("list", plural).inc()
-            items += listed.get("items") or []
-            meta = listed.get("metadata") or {}
-            if not meta.get("continue"):
-                break
-            options = {"limit": LIST_PAGE, "_continue": meta["continue"]}
-        version = meta.get("resourceVersion") or "0"
-        return items, int(version) if version.isdigit() else 0
-
-    async def _list_page(
-        self, plural: str, namespace: str | None, options: dict[str, Any]
-    ) -> dict[str, Any]:
-        call: tuple[Any, ...]
-        if plural == "jobs":
-            options = {**options, "label_selector": f"{wire.LABEL_MANAGED_BY}={wire.MANAGED_BY}"}
-            call = (
-                (self.batch.list_job_for_all_namespaces,)
-                if namespace is None
-                else (self.batch.list_namespaced_job, namespace)
-            )
-            result = await _call(*call, **options)
-            return dict(self.batch.api_client.sanitize_for_serialization(result))
-        call = (
-            (self.custom.list_cluster_custom_object, wire.GROUP, wire.VERSION, plural)
-            if namespace is None
-            else (
-                self.custom.list_namespaced_custom_object,
-                wire.GROUP,
-                wire.VERSION,
-                namespace,
-                plural,
-            )
-        )
-        return dict(await _call(*call, **options))
 
     async def list_workflows(self, namespace: str, not_older_than: int) -> list[dict[str, Any]]:
         """The namespace's Workflows as of a resourceVersion or later (the watch cache)."""

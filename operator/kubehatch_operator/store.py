@@ -246,51 +246,15 @@ class Store:
     def relist(
         self, runs: list[dict[str, Any]], jobs: list[dict[str, Any]], version: int
     ) -> tuple[list[RunEntry], set[Key]]:
-        """Make the store agree with a fresh listing of every run and step Job.
+        """Agree with a fresh listing of every run and step Job (see `Relisting`)."""
+        relisting = Relisting(self)
+        relisting.runs(runs)
+        relisting.jobs(jobs)
+        return relisting.finish(version)
 
-        A watch that re-lists after an outage (410 Gone) sends no DELETED events for what
-        went meanwhile: a deleted run would keep its concurrency slot and its Jobs would
-        be re-created. What the listing lacks is dropped here, unless the store saw it at
-        a newer ``version`` than the listing covers (created meanwhile). Returns the runs
-        that went (the runs waiting behind them move on) and the runs the listing told
-        something new (a Job that finished unseen), to reconcile.
-        """
-        listed = {(b["metadata"]["namespace"], b["metadata"]["name"]): b for b in runs}
-        gone = [
-            entry
-            for key, entry in list(self.runs.items())
-            if (key not in listed or listed[key]["metadata"].get("uid") != entry.uid)
-            and (entry.resource_version or 0) <= version
-        ]
-        for entry in gone:
-            self.forget_run(entry.key)
-        changed: set[Key] = set()
-        for body in runs:
-            listed_key = (body["metadata"]["namespace"], body["metadata"]["name"])
-            seen = self.runs.get(listed_key)
-            self.observe_run(body)
-            if self.runs.get(listed_key) is not seen:
-                changed.add(listed_key)
-        live: dict[str, set[str]] = defaultdict(set)
-        for body in jobs:
-            if (owner := wire.run_owner(body)) is not None:
-                live[owner[1]].add(body["metadata"]["name"])
-        for uid, known in self.attempts.items():
-            for job, attempt in list(known.items()):
-                if job not in live.get(uid, ()) and 0 < attempt.resource_version <= version:
-                    del known[job]
-        for body in jobs:
-            owner = wire.run_owner(body)
-            before = (
-                self.attempts.get(owner[1], {}).get(body["metadata"]["name"]) if owner else None
-            )
-            key = self.observe_job(body)
-            after = self.attempts.get(owner[1], {}).get(body["metadata"]["name"]) if owner else None
-            if key is not None and (before is None or after is None or before.state != after.state):
-                changed.add(key)
+    def settle_lingering(self) -> None:
         for uid in list(self.lingering):
             self._settle(uid)
-        return gone, changed
 
     # --- workflows ----------------------------------------------------------------------
     def observe_workflow(self, body: dict[str, Any], deleted: bool = False) -> Key:
@@ -319,3 +283,65 @@ def _discard(index: dict[Any, dict[Key, None]], at: Any, key: Key) -> None:
         keys.pop(key, None)
         if not keys:
             del index[at]
+
+
+class Relisting:
+    """Agreeing with a fresh listing of every run and step Job, fed a page at a time.
+
+    A watch that re-lists after an outage (410 Gone) sends no DELETED events for what
+    went meanwhile: a deleted run would keep its concurrency slot and its Jobs would be
+    re-created. What the listing lacks is dropped at the end, unless the store saw it at
+    a newer version than the listing covers (created meanwhile). Only names and uids of
+    the listed objects are kept between pages.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._listed: dict[Key, str] = {}
+        self._live: dict[str, set[str]] = defaultdict(set)
+        self.gone: list[RunEntry] = []
+        """Runs that went: the runs waiting behind them move on."""
+        self.changed: set[Key] = set()
+        """Runs the listing told something new (a Job that finished unseen): to reconcile."""
+
+    def runs(self, page: list[dict[str, Any]]) -> None:
+        store = self.store
+        for body in page:
+            meta = body["metadata"]
+            key, uid = (meta["namespace"], meta["name"]), str(meta.get("uid", ""))
+            self._listed[key] = uid
+            seen = store.runs.get(key)
+            if seen is not None and seen.uid != uid and not older(body, seen.body):
+                store.forget_run(key)  # deleted and re-created under the same name
+                self.gone.append(seen)
+                seen = None
+            store.observe_run(body)
+            if store.runs.get(key) is not seen:
+                self.changed.add(key)
+
+    def jobs(self, page: list[dict[str, Any]]) -> None:
+        store = self.store
+        for body in page:
+            owner = wire.run_owner(body)
+            name = body["metadata"]["name"]
+            if owner is not None:
+                self._live[owner[1]].add(name)
+            before = store.attempts.get(owner[1], {}).get(name) if owner else None
+            key = store.observe_job(body)
+            after = store.attempts.get(owner[1], {}).get(name) if owner else None
+            if key is not None and (before is None or after is None or before.state != after.state):
+                self.changed.add(key)
+
+    def finish(self, version: int) -> tuple[list[RunEntry], set[Key]]:
+        """Drop what the listing (covering ``version``) lacks; returns (gone, changed)."""
+        store = self.store
+        for key, entry in list(store.runs.items()):
+            if self._listed.get(key) != entry.uid and (entry.resource_version or 0) <= version:
+                store.forget_run(key)
+                self.gone.append(entry)
+        for uid, known in store.attempts.items():
+            for job, attempt in list(known.items()):
+                if job not in self._live.get(uid, ()) and 0 < attempt.resource_version <= version:
+                    del known[job]
+        store.settle_lingering()
+        return self.gone, self.changed

@@ -1,0 +1,69 @@
+"""Listing a page at a time: start-up and relisting never hold every object at once."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from kubehatch_operator.listing import LIST_PAGE, Lister
+from kubehatch_operator.store import Relisting, Store
+from tests.unit.operator.test_slots import body, queued, running
+
+
+class PagedCustom:
+    """The custom-objects API, serving a list in pages with continue tokens."""
+
+    def __init__(self, items: list[dict[str, Any]], page: int) -> None:
+        self.items, self.page, self.calls = items, page, []
+
+    def list_cluster_custom_object(self, *_: Any, **options: Any) -> dict[str, Any]:
+        self.calls.append(options)
+        start = int(options.get("_continue") or 0)
+        assert options["limit"] == LIST_PAGE
+        rest = start + self.page
+        meta = {"resourceVersion": "77", "continue": str(rest) if rest < len(self.items) else ""}
+        return {"items": self.items[start:rest], "metadata": meta}
+
+    list_namespaced_custom_object = list_cluster_custom_object
+
+
+def run(name: str, namespace: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": namespace}}
+
+
+def test_each_page_is_handed_over_as_it_comes_and_globs_filter_namespaces() -> None:
+    items = [run(f"r{i}", "team-a" if i % 2 else "other") for i in range(7)]
+    custom = PagedCustom(items, page=3)
+    pages: list[list[str]] = []
+    lister = Lister(custom, None)  # type: ignore[arg-type]
+    consume = lambda page: pages.append([i["metadata"]["name"] for i in page])  # noqa: E731
+    version = asyncio.run(lister.each_page("workflowruns", ("team-*",), consume))
+    assert version == 77 and len(custom.calls) == 3
+    assert pages == [["r1"], ["r3", "r5"], []]
+
+
+def test_a_relisting_fed_in_pages_agrees_with_the_whole_listing() -> None:
+    bodies = [body("first", "ada", running("ada"), 0)]
+    bodies += [body(f"q{i}", "ada", queued("ada"), i + 1) for i in range(5)]
+    whole, paged = Store(), Store()
+    whole.observe_run(body("deleted", "ada", queued("ada"), 9))
+    paged.observe_run(body("deleted", "ada", queued("ada"), 9))
+    expected = whole.relist(bodies, [], version=500)
+    relisting = Relisting(paged)
+    for i in range(0, len(bodies), 2):
+        relisting.runs(bodies[i : i + 2])
+    got = relisting.finish(500)
+    assert [e.key for e in got[0]] == [e.key for e in expected[0]] == [("ns", "deleted")]
+    assert got[1] == expected[1] and set(paged.runs) == set(whole.runs)
+
+
+def test_a_run_recreated_under_its_name_replaces_the_old_one() -> None:
+    store = Store()
+    store.observe_run(body("r", "ada", queued("ada"), 1))
+    again = body("r", "ada", {}, 2)
+    again["metadata"]["uid"] = "new-uid"
+    relisting = Relisting(store)
+    relisting.runs([again])
+    gone, changed = relisting.finish(500)
+    assert [e.uid for e in gone] == ["r-uid"] and store.runs[("ns", "r")].uid == "new-uid"
+    assert changed == {("ns", "r")}
