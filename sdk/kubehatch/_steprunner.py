@@ -21,9 +21,11 @@ import signal
 import sys
 import threading
 import traceback
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from kubehatch import _incluster
 from kubehatch.api import wire
 from kubehatch.api.wire import (
     EXIT_CANCELLED,
@@ -74,18 +76,28 @@ def encode_output(step: StepEnv, output: Any) -> str:
     return text
 
 
-def store_output(step: StepEnv, text: str) -> None:
-    """Create the output ConfigMap with the pod's ServiceAccount (its only right)."""
-    from kubernetes import client, config
-    from kubernetes.client.exceptions import ApiException
+def store_output(
+    step: StepEnv,
+    text: str,
+    *,
+    server: _incluster.Server | None = None,
+    connect: _incluster.Connect = _incluster.https_connection,
+) -> None:
+    """Create the output ConfigMap with the pod's ServiceAccount (its only right).
 
-    config.load_incluster_config()
-    try:
-        body = client.V1ConfigMap.model_validate(wire.output_configmap(step, text))
-        client.CoreV1Api().create_namespaced_config_map(step.namespace, body)
-    except ApiException as err:
-        if err.status != 409:  # 409: this attempt already stored it before being restarted
-            raise
+    With the standard library, not the kubernetes client: importing and setting that up
+    costs more CPU than the rest of a short step, in every step pod. A 409 is success:
+    this attempt stored it already (before being restarted, or on a retry). ``server`` and
+    ``connect`` are for tests (the pod's own: its ServiceAccount, TLS).
+    """
+    namespace = urllib.parse.quote(step.namespace, safe="")
+    _incluster.create(
+        server or _incluster.Server.from_pod(),
+        f"/api/v1/namespaces/{namespace}/configmaps",
+        wire.output_configmap(step, text),
+        what=f"ConfigMap {step.namespace}/{step.output_configmap}",
+        connect=connect,
+    )
 
 
 def failure_message(error: BaseException) -> str:

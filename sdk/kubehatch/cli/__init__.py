@@ -15,25 +15,35 @@ message (no traceback) and exits with status 1. Anything else is a bug: ``main``
 one line and "run with --debug for the traceback" (``--debug`` prints it), unless the
 module sets ``TRACEBACKS = True`` (subcommands run in pods, where nobody can rerun them).
 Ctrl-C exits with status 130, usage errors with 2 (argparse's).
+
+``kubehatch step`` alone, what every step pod runs, skips the parser: building it imports
+every subcommand, and with them pydantic, yaml and more, in each of possibly hundreds of pods
+starting at once. It runs exactly as it would through the parser.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import pkgutil
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from kubehatch.errors import KubehatchError
 
+if TYPE_CHECKING:
+    import argparse
+
 DEBUG_HELP = "on an unexpected error, print the Python traceback"
+STEP = "step"
+"""The subcommand of step pods (kubehatch.api.wire.STEP_COMMAND), dispatched directly."""
 
 
 def subcommands() -> list[ModuleType]:
     """The subcommand modules, sorted by name."""
+    import pkgutil
+
     modules = []
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
         if not info.name.startswith("_"):
@@ -42,6 +52,8 @@ def subcommands() -> list[ModuleType]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="kubehatch", description="Hatchet-style workflows on Kubernetes."
     )
@@ -57,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _accept_debug(parser: argparse.ArgumentParser, seen: set[int]) -> None:
     """``--debug`` after the subcommand too (where users add it), nested ones included."""
+    import argparse
+
     if id(parser) in seen:
         return
     seen.add(id(parser))
@@ -69,20 +83,32 @@ def _accept_debug(parser: argparse.ArgumentParser, seen: set[int]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kubehatch`` script."""
-    args = build_parser().parse_args(argv)
-    prefix = f"kubehatch {args.command}:"
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments == [STEP]:
+        from kubehatch.cli import step
+
+        return _handle(STEP, step.run, debug=False, tracebacks=step.TRACEBACKS)
+    args = build_parser().parse_args(arguments)
+    return _handle(
+        args.command, lambda: args.handler(args), debug=args.debug, tracebacks=args.tracebacks
+    )
+
+
+def _handle(command: str, handler: Callable[[], int], *, debug: bool, tracebacks: bool) -> int:
+    """Run a subcommand: its exit status, and one line on stderr for an error (see above)."""
+    prefix = f"kubehatch {command}:"
     try:
-        return int(args.handler(args))
+        return int(handler())
     except KeyboardInterrupt:
         print(f"{prefix} interrupted", file=sys.stderr)
         return 130
     except KubehatchError as error:
-        if args.debug:
+        if debug:
             traceback.print_exc()
         print(f"{prefix} {error}", file=sys.stderr)
         return 1
     except Exception as error:
-        if args.debug or args.tracebacks:
+        if debug or tracebacks:
             traceback.print_exc()
             return 1
         first = next(iter(str(error).strip().splitlines()), "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,15 @@ from kubehatch._steprunner import (
     encode_output,
     failure_message,
 )
+from kubehatch.api import wire
 from kubehatch.api.wire import EXIT_FAILED, EXIT_PERMANENT, StepEnv
 from kubehatch.errors import KubehatchError, PermanentError
+from tests.unit.sdk.test_incluster import FORBIDDEN, FakeApi, api, plain_http
+
+__all__ = ["api"]  # the fixture, shared
+
+STORE_OUTPUT = steprunner.store_output
+"""The real one: the ``pod`` fixture replaces it with a capture."""
 
 WORKER = """
 from kubehatch import Context, Fn, PermanentError, Worker, WorkflowJob
@@ -151,3 +159,52 @@ def test_sys_exit_in_a_step_is_a_failure_not_a_silent_success(
     assert steprunner.main(env) == EXIT_FAILED
     assert "called sys.exit(0)" in pod["log"].read_text()
     assert "text" not in pod
+
+
+def test_the_output_is_a_configmap_the_pod_creates_in_its_namespace(api: FakeApi) -> None:
+    step = StepEnv.from_env(
+        {
+            "KUBEHATCH_NAMESPACE": "ns",
+            "KUBEHATCH_RUN": "r1",
+            "KUBEHATCH_RUN_UID": "uid-1",
+            "KUBEHATCH_STEP": "s",
+            "KUBEHATCH_ACTION": "a:s",
+            "KUBEHATCH_WORKER": "m:w",
+            "KUBEHATCH_OUTPUT_CONFIGMAP": "r1-s-1-output",
+        }
+    )
+    STORE_OUTPUT(step, '{"a":1}', server=api.server, connect=plain_http)
+    [request] = api.requests
+    assert request["path"] == "/api/v1/namespaces/ns/configmaps"
+    assert json.loads(request["body"]) == wire.output_configmap(step, '{"a":1}')
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "code"),
+    [
+        (409, {"kind": "Status", "reason": "AlreadyExists"}, 0),  # stored by this attempt
+        (403, FORBIDDEN, EXIT_FAILED),
+    ],
+)
+def test_the_api_servers_answer_decides_the_exit_and_the_message(
+    pod: dict[str, Any],
+    api: FakeApi,
+    monkeypatch: pytest.MonkeyPatch,
+    status: int,
+    body: dict[str, Any],
+    code: int,
+) -> None:
+    store = partial(STORE_OUTPUT, server=api.server, connect=plain_http)
+    monkeypatch.setattr(steprunner, "store_output", store)
+    api.reply(status, body)
+    assert steprunner.main(pod["env"]) == code
+    assert len(api.requests) == 1
+    if code:
+        assert (
+            pod["log"]
+            .read_text()
+            .startswith(
+                "InClusterError: cannot create ConfigMap default/r1-greet-2-output: "
+                f"the API server answered 403 Forbidden: {FORBIDDEN['message']}\n"
+            )
+        )
