@@ -18,6 +18,7 @@ from typing import Any, cast
 import kopf
 
 from kubehatch.api import wire
+from kubehatch.api.workflowrun import WorkflowRunPhase
 from kubehatch_operator import metrics
 from kubehatch_operator.entries import Key, WorkflowEntry, workflow_of
 from kubehatch_operator.kube import Kube, load_config
@@ -117,6 +118,11 @@ def _deleted(event: kopf.RawEvent) -> bool:
     return event.get("type") == "DELETED"
 
 
+def _finished(run: dict[str, Any]) -> bool:
+    phase = wire.mapping(run.get("status")).get("phase")
+    return phase in {p.value for p in WorkflowRunPhase if p.finished}
+
+
 def _key(event: kopf.RawEvent) -> Key:
     meta = _body(event)["metadata"]
     return (meta["namespace"], meta["name"])
@@ -146,6 +152,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     )
     metrics.serve(own.observability.metrics_port)
     runtime = Runtime.start(own)
+    await follow_unfinished_runs(settings, runtime.reconciler.kube, own.api.namespaces)
     delay = 1.0
     while True:  # the API server may be restarting: admit nothing until the listing works
         try:
@@ -158,6 +165,28 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     runtime.relist_every(RELIST_SECONDS, own.api.namespaces)
     runtime.watch_outputs(own.api.namespaces)
     memo.runtime = runtime
+
+
+async def follow_unfinished_runs(
+    settings: kopf.OperatorSettings, kube: Kube, namespaces: tuple[str, ...]
+) -> None:
+    """Watch unfinished runs only, where the API server can select by status.phase (the
+    CRD's selectableFields, Kubernetes 1.31+): thousands of finished runs then cost kopf
+    no memory and a restart no work. The store learns of finished runs from its own
+    listings and writes, and of their deletion from the periodic relisting."""
+    finished = sorted(p.value for p in WorkflowRunPhase if p.finished)
+    selector = ",".join(f"status.phase!={phase}" for phase in finished)
+    while True:
+        try:
+            supported = await kube.lister.selects(wire.WORKFLOW_RUNS, namespaces, selector)
+            break
+        except Exception as err:  # the API server may be restarting
+            log.warning("probing field selectors failed (%s); retrying in 2s", err)
+            await asyncio.sleep(2.0)
+    if supported:
+        settings.watching.field_selectors[wire.GROUP, wire.WORKFLOW_RUNS] = selector
+    else:
+        log.info("the API server cannot select runs by phase: watching finished runs too")
 
 
 RELIST_SECONDS = 60.0
@@ -175,7 +204,10 @@ def runs_in_flight(memo: Any, **_: Any) -> int:
 async def on_run(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     runtime: Runtime = memo.runtime
     store = runtime.store
-    key = store.observe_run(_body(event), deleted=_deleted(event))
+    # A run that finished leaves the watch's selection (see `follow_unfinished_runs`): it
+    # arrives as DELETED, with its final state.
+    deleted = _deleted(event) and not _finished(_body(event))
+    key = store.observe_run(_body(event), deleted=deleted)
     metrics.RUNS_IN_FLIGHT.set(len(store.runs))
     if key in store.runs:
         runtime.reconciler.wake(key)

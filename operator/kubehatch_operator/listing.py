@@ -13,6 +13,7 @@ from fnmatch import fnmatch
 from typing import Any
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from kubehatch.api import wire
 from kubehatch_operator.metrics import API_READS
@@ -34,6 +35,19 @@ class Lister:
         found: list[dict[str, Any]] = []
         version = await self.each_page(plural, namespaces, found.extend, cached=cached)
         return found, version
+
+    async def selects(self, plural: str, namespaces: tuple[str, ...], selector: str) -> bool:
+        """Whether the API server filters ``plural`` by this field selector (False when it
+        answers 400: a Kubernetes before 1.31, or a CRD without selectableFields)."""
+        exact = [n for n in namespaces if not set(n) & set("*?[]!")]
+        namespace = exact[0] if namespaces and len(exact) == len(namespaces) else None
+        try:
+            await self._list_page(plural, namespace, {"limit": 1, "field_selector": selector})
+        except ApiException as err:
+            if err.status == 400:
+                return False
+            raise
+        return True
 
     async def each_page(
         self,

@@ -16,6 +16,9 @@ class FinishedRun:
     name: str
     workflow: str
     finished_at: datetime
+    version: int = 0
+    """The resourceVersion at which it was seen finished: a relisting taken later that
+    lacks it tells that it went."""
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,9 @@ class Store:
         if phase is not None and phase.finished:
             self._drop(key)
             finished_at = entry.run.status.finished_at if entry.run else None
-            self.finished[key] = FinishedRun(key[1], entry.workflow, finished_at or entry.created)
+            self.finished[key] = FinishedRun(
+                key[1], entry.workflow, finished_at or entry.created, version or 0
+            )
             self._finished_by_workflow[entry.workflow_key][key] = None
             self.finished_uids.add(entry.uid)
             return key
@@ -339,6 +341,11 @@ class Relisting:
             if self._listed.get(key) != entry.uid and (entry.resource_version or 0) <= version:
                 store.forget_run(key)
                 self.gone.append(entry)
+        for key, finished in list(store.finished.items()):
+            # Finished runs deleted by anyone but the operator: the run watch, which follows
+            # unfinished runs only, does not see that.
+            if key not in self._listed and 0 < finished.version <= version:
+                store.forget_run(key)
         for uid, known in store.attempts.items():
             for job, attempt in list(known.items()):
                 if job not in self._live.get(uid, ()) and 0 < attempt.resource_version <= version:

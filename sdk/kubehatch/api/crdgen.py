@@ -54,6 +54,8 @@ def crd(resource: type[Resource]) -> dict[str, Any]:
         "subresources": {"status": {}},
         "additionalPrinterColumns": [column.to_dict() for column in info.columns],
     }
+    if info.selectable:
+        version["selectableFields"] = [{"jsonPath": path} for path in info.selectable]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

@@ -52,6 +52,8 @@ class ResourceInfo:
     description: str
     columns: tuple[PrinterColumn, ...] = ()
     categories: tuple[str, ...] = ("kubehatch",)
+    selectable: tuple[str, ...] = ()
+    """JSON paths served as field selectors (``kubectl get --field-selector``; 1.31+)."""
 
     @property
     def singular(self) -> str:

@@ -203,6 +203,8 @@ class WorkflowRun(Resource):
         plural=wire.WORKFLOW_RUNS,
         short_names=("wfr",),
         description="One run of a Workflow, with per-step progress.",
+        # The operator watches unfinished runs only; users filter by phase and workflow.
+        selectable=(".status.phase", ".spec.workflowRef.name"),
         columns=(
             PrinterColumn("Workflow", "string", ".spec.workflowRef.name"),
             PrinterColumn("Phase", "string", ".status.phase"),

@@ -67,3 +67,14 @@ def test_a_run_recreated_under_its_name_replaces_the_old_one() -> None:
     gone, changed = relisting.finish(500)
     assert [e.uid for e in gone] == ["r-uid"] and store.runs[("ns", "r")].uid == "new-uid"
     assert changed == {("ns", "r")}
+
+
+def test_finished_runs_deleted_by_others_leave_the_store_at_the_next_relisting() -> None:
+    store = Store()
+    for name, version in (("old", 10), ("late", 900)):
+        done = body(name, "ada", {**running("ada"), "phase": "Succeeded"}, 0)
+        done["metadata"]["resourceVersion"] = str(version)
+        store.observe_run(done)
+    Relisting(store).finish(500)  # neither is listed; "late" finished after the listing
+    assert list(store.finished) == [("ns", "late")]
+    assert [r.name for r in store.finished_runs_of(("ns", "wf"))] == ["late"]
