@@ -109,7 +109,7 @@ class Runtime:
         """
         if spec_changed:
             for run in self.store.runs_waiting_for(key):
-                self.reconciler.kick(run)
+                self.reconciler.wake(run, workflow_changed=True)
             self.reconciler.sweep_soon(key)
         self.triggers.workflow_changed(key)
 

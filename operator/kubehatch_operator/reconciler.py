@@ -64,10 +64,10 @@ class Reconciler:
     def kick(self, key: Key) -> None:
         self.queue.kick(key)
 
-    def wake(self, key: Key) -> None:
-        """Something about run ``key`` may have changed: give it a pass, or, when it only
-        waits for a concurrency slot, a look at its key's admission (see `Slots.wake`)."""
-        if not self.slots.wake(key):
+    def wake(self, key: Key, *, workflow_changed: bool = False) -> None:
+        """Something about run ``key`` (or its Workflow) may have changed: give it a pass,
+        or, when it only waits for a concurrency slot, its key's admission (see `Slots`)."""
+        if not self.slots.wake(key, workflow_changed=workflow_changed):
             self.kick(key)
 
     # --- retention of finished runs ----------------------------------------------------------

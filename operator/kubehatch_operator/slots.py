@@ -1,11 +1,12 @@
 """Concurrency slots: which waiting runs a freed slot lets start, without waking the rest.
 
 A run that waits for a slot (phase Queued, its key recorded) needs no pass of its own
-until its key's admission says it may start or must be cancelled. So a freed slot, and
-any event about such a run (the start-up listing replays every one of them), kicks the
-admission of its (workflow, key) group once; that pass weighs the group's runs and kicks
-only the runs whose verdict changed. Thousands of queued runs then cost one pass per
-freed slot, not one pass each.
+until its key's admission says it may start or must be cancelled. Admission of its
+(workflow, key) group runs when a slot frees, when the Workflow's spec changes, and once
+after start-up (slots may have freed while the operator was down); it weighs the
+group's runs and kicks only those whose verdict changed. Thousands of queued runs then
+cost one pass per freed slot, not one pass each, and replaying them after a restart
+costs nothing.
 """
 
 from __future__ import annotations
@@ -36,18 +37,23 @@ class Slots:
             "admitting the waiting runs of", self._admit_waiting
         )
         self._locks: dict[Key, asyncio.Lock] = {}
+        self._admitted: set[Group] = set()
+        """Groups whose admission ran since start-up: from then on only a run leaving, a
+        run arriving (its own pass) or its Workflow's spec changes who may start."""
 
     def lock(self, workflow: Key) -> asyncio.Lock:
         """Admission of a workflow runs one at a time: two runs never take the last slot."""
         return self._locks.setdefault(workflow, asyncio.Lock())
 
-    def wake(self, key: Key) -> bool:
-        """Kick the admission of run ``key``'s group if all the run waits for is a slot;
-        False when the run needs a pass of its own."""
+    def wake(self, key: Key, *, workflow_changed: bool = False) -> bool:
+        """Route a wake-up of run ``key`` to its group's admission when all the run waits
+        for is a slot; False when the run needs a pass of its own."""
         entry = self.store.runs.get(key)
         if entry is None or entry.queued_on is None:
             return False
-        self.queue.kick(self._group(entry.workflow_key, entry.queued_on))
+        group = self._group(entry.workflow_key, entry.queued_on)
+        if workflow_changed or group not in self._admitted:
+            self.queue.kick(group)
         return True
 
     def run_left(self, entry: RunEntry) -> None:
@@ -92,6 +98,7 @@ class Slots:
         return {entry.key for entry in runs if self.store.live_jobs(entry)}
 
     async def _admit_waiting(self, group: Group) -> None:
+        self._admitted.add(group)
         workflow, key = group
         entry = self.store.workflows.get(workflow)
         concurrency = entry.spec.concurrency if entry and entry.spec else None

@@ -148,3 +148,31 @@ def test_the_store_indexes_runs_by_key_and_finished_runs_by_workflow() -> None:
     assert store.finished_runs_of(("ns", "other")) == []
     store.forget_run(("ns", "a"))
     assert store.finished_runs_of(("ns", "wf")) == []
+
+
+def test_after_the_first_admission_events_of_queued_runs_cost_no_admission_pass() -> None:
+    async def scenario() -> None:
+        h = Harness()
+        slots = h.reconciler.slots
+        admissions: list[object] = []
+        work = slots.queue.work
+
+        async def counted(group: Any) -> float | None:
+            admissions.append(group)
+            return await work(group)
+
+        slots.queue.work = counted
+        h.add("first", "ada", running("ada"), 0)
+        keys = [h.add(f"q{i}", "ada", queued("ada"), i + 1) for i in range(20)]
+        for key in keys:
+            h.reconciler.wake(key)  # the start-up listing
+        await h.settle()
+        for key in keys:
+            h.reconciler.wake(key)  # kopf's replay of the same runs, echoes
+        await h.settle()
+        assert admissions == [(("ns", "wf"), "ada")]
+        h.reconciler.wake(keys[0], workflow_changed=True)  # its spec changed: weigh again
+        await h.settle()
+        assert len(admissions) == 2 and h.passes == []  # and nobody may start yet
+
+    asyncio.run(scenario())
