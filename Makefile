@@ -106,7 +106,7 @@ test: ## The whole suite on a fresh machine: install, unit, cluster up, e2e, clu
 	bash hack/test-all.sh
 
 .PHONY: bench
-bench: venv ## Operator benchmarks on the cluster: step handoff latency, API writes per step, memory.
+bench: venv bench-peers ## Real pods, kubehatch beside Argo: pod floor, 5-step chains, trigger latency, memory.
 	$(VENV)/bin/python -m tests.bench
 
 .PHONY: bench-peers
@@ -114,7 +114,7 @@ bench-peers: ## Build the benchmark peers (Argo Workflows, kwok) from their Go m
 	bash hack/peers/build-peers.sh all
 
 .PHONY: bench-scale
-bench-scale: venv ## Scale on kwok's fake nodes: throughput, memory, restart, admission; kubehatch beside Argo.
+bench-scale: venv bench-peers ## Scale on kwok's fake nodes: throughput, memory, restart, admission; kubehatch beside Argo.
 	$(VENV)/bin/python -m tests.bench.scale
 
 .PHONY: bench-chaos

@@ -28,6 +28,13 @@ HANDOFF_SECONDS = Histogram(
     "From a step's Job completion event reaching the operator to its children's Jobs created.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+ADMISSION_SECONDS = Histogram(
+    "kubehatch_admission_seconds",
+    "Time of one concurrency admission: weighing the runs of a key (or workflow) that hold "
+    "or want its slots.",
+    ["trigger"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+)
 RUNS_IN_FLIGHT = Gauge("kubehatch_runs_in_flight", "Runs started and not finished.")
 
 

@@ -18,6 +18,7 @@ from kubehatch.api.workflow import ConcurrencySpec, LimitStrategy, WorkflowSpec
 from kubehatch_operator import gates
 from kubehatch_operator.clock import now
 from kubehatch_operator.entries import Key, RunEntry
+from kubehatch_operator.metrics import ADMISSION_SECONDS
 from kubehatch_operator.model import Gate, Verdict
 from kubehatch_operator.reading import Pass
 from kubehatch_operator.store import Store
@@ -109,9 +110,10 @@ class Slots:
                     self.kick(run.key)
             return None
         async with self.lock(workflow):
-            runs = self.store.contending(workflow, key)
-            holding = self._holding(runs)
-            admission = gates.workflow_admission(runs, concurrency, now(), holding, key)
+            with ADMISSION_SECONDS.labels("slot").time():
+                runs = self.store.contending(workflow, key)
+                holding = self._holding(runs)
+                admission = gates.workflow_admission(runs, concurrency, now(), holding, key)
         for name in {*admission.start, *admission.cancel}:
             self.kick((workflow[0], name))
         return None

@@ -164,6 +164,8 @@ def bench_admission(queued: int, slots: int, burst: int, cap: float) -> dict[str
         freed = (start - after["kubehatch_runs_in_flight"]) if freed_first else None
         passes = grow(before, after, "kubehatch_reconcile_seconds_count").get("", 0.0)
         cpu_slot = freed and 1000 * (used["cpu_seconds"] - usage["cpu_seconds"]) / freed
+        # Admission proper: weighing the key's runs, by the freed slot and by the run let in.
+        weighed = sum(grow(before, after, "kubehatch_admission_seconds_sum").values())
         return {
             "arrivals": burst, "arrivals_queued": got, "arrivals_seconds": round(arrived, 1),
             "arrivals_operator_cpu_s": round(cpu, 1), "queued": queued,
@@ -171,6 +173,7 @@ def bench_admission(queued: int, slots: int, burst: int, cap: float) -> dict[str
             "restart_to_first_freed_slot_s": round(window - restarted, 1) if freed_first else None,
             "slots_measured": len(gaps),
             "freed_slot_to_next_start_ms": summary_ms(gaps),
+            "admission_ms_per_freed_slot": round(1000 * weighed / freed, 2) if freed else None,
             "operator_cpu_ms_per_freed_slot": round(cpu_slot, 1) if cpu_slot else None,
             "reconcile_passes_per_freed_slot": round(passes / freed, 1) if freed else None,
             "operator_peak_rss_mib": used["peak_rss_mib"],
@@ -340,7 +343,9 @@ def main() -> None:
     )
     parser.add_argument("--nodes", type=int, default=10, help="kwok fake nodes")
     parser.add_argument("--phases", default="scale,admission,throughput,throughput_fake_jobs")
-    parser.add_argument("--peers", default="", help="'argo': Argo's throughput on kwok too")
+    parser.add_argument(
+        "--peers", default="argo", help="'argo' (default): Argo's throughput too; '' skips it"
+    )
     args = parser.parse_args()
     sizes = {k: v if getattr(args, k) is None else getattr(args, k)
              for k, v in (QUICK if args.quick else FULL).items()}  # fmt: skip
