@@ -56,6 +56,7 @@ class Lister:
         consume: Callable[[list[dict[str, Any]]], object],
         *,
         cached: bool = False,
+        field_selector: str | None = None,
     ) -> int:
         """Hand every object to ``consume``, a page (LIST_PAGE objects) at a time, so that
         20,000 runs are never in memory at once; returns the oldest resourceVersion of
@@ -65,9 +66,12 @@ class Lister:
         "all" are listed cluster-wide and filtered here. ``cached`` reads the API server's
         watch cache (cheap, possibly a moment behind: the version returned says how far).
         """
+        options: dict[str, Any] = {"resource_version": "0"} if cached else {}
+        if field_selector:
+            options["field_selector"] = field_selector
         exact = [n for n in namespaces if not set(n) & set("*?[]!")]
         if namespaces and len(exact) == len(namespaces):
-            versions = [await self._pages(plural, n, cached, consume) for n in exact]
+            versions = [await self._pages(plural, n, options, consume) for n in exact]
             return min(versions, default=0)
 
         def matching(items: list[dict[str, Any]]) -> object:
@@ -76,17 +80,16 @@ class Lister:
             ]
             return consume(ns)
 
-        return await self._pages(plural, None, cached, matching if namespaces else consume)
+        return await self._pages(plural, None, options, matching if namespaces else consume)
 
     async def _pages(
         self,
         plural: str,
         namespace: str | None,
-        cached: bool,
+        first: dict[str, Any],
         consume: Callable[[list[dict[str, Any]]], object],
     ) -> int:
-        options: dict[str, Any] = {"resource_version": "0"} if cached else {}
-        options["limit"] = LIST_PAGE
+        options = {**first, "limit": LIST_PAGE}
         while True:
             listed = await self._list_page(plural, namespace, options)
             API_READS.labels("list", plural).inc()
@@ -95,7 +98,11 @@ class Lister:
             del listed
             if not meta.get("continue"):
                 break
-            options = {"limit": LIST_PAGE, "_continue": meta["continue"]}
+            # The same query, from where the page ended (no resourceVersion with a token).
+            options = {
+                **{k: v for k, v in first.items() if k != "resource_version"},
+                "limit": LIST_PAGE, "_continue": meta["continue"],
+            }  # fmt: skip
         version = meta.get("resourceVersion") or "0"
         return int(version) if version.isdigit() else 0
 

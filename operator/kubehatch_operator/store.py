@@ -297,8 +297,11 @@ class Relisting:
     the listed objects are kept between pages.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, finished: bool = True, jobs: bool = True) -> None:
         self.store = store
+        self.finished = finished
+        """The listing includes finished runs (else only unfinished ones were asked for)."""
+        self.jobs_listed = jobs
         self._listed: dict[Key, str] = {}
         self._live: dict[str, set[str]] = defaultdict(set)
         self.gone: list[RunEntry] = []
@@ -341,12 +344,12 @@ class Relisting:
             if self._listed.get(key) != entry.uid and (entry.resource_version or 0) <= version:
                 store.forget_run(key)
                 self.gone.append(entry)
-        for key, finished in list(store.finished.items()):
+        for key, finished in list(store.finished.items()) if self.finished else ():
             # Finished runs deleted by anyone but the operator: the run watch, which follows
             # unfinished runs only, does not see that.
             if key not in self._listed and 0 < finished.version <= version:
                 store.forget_run(key)
-        for uid, known in store.attempts.items():
+        for uid, known in store.attempts.items() if self.jobs_listed else ():
             for job, attempt in list(known.items()):
                 if job not in self._live.get(uid, ()) and 0 < attempt.resource_version <= version:
                     del known[job]

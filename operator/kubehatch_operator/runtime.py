@@ -1,0 +1,195 @@
+"""What the handlers share within one operator process, and how it is kept in step with
+the cluster: the store, the controllers, and the listings and watches that feed them.
+
+kopf watches runs, Workflows, WorkflowEvents and CronJobs (see handlers.py). Step Jobs
+and step outputs are streamed by the operator itself (see watching.py), from the
+listing that primed the store, so that nothing between the two is missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+
+from kubehatch.api import wire
+from kubehatch.api.workflowrun import WorkflowRunPhase
+from kubehatch_operator import metrics
+from kubehatch_operator.entries import Key
+from kubehatch_operator.kube import Kube, load_config
+from kubehatch_operator.outputs import output_watch
+from kubehatch_operator.reconciler import Reconciler
+from kubehatch_operator.settings import Settings
+from kubehatch_operator.store import Relisting, Store
+from kubehatch_operator.triggers.controller import Triggers
+from kubehatch_operator.watching import Feed, Follower, Scope
+
+log = logging.getLogger(__name__)
+
+UNFINISHED_RUNS = ",".join(
+    f"status.phase!={phase}" for phase in sorted(p.value for p in WorkflowRunPhase if p.finished)
+)
+"""The field selector of runs that can still change (the CRD serves status.phase)."""
+
+JOBS = f"{wire.LABEL_MANAGED_BY}={wire.MANAGED_BY}"
+
+RELIST_SECONDS = 60.0
+"""How often the operator compares its store with a listing of unfinished runs (served
+from the API server's watch cache), bounding how long a deletion missed by a watch can
+matter."""
+FULL_RELIST_EVERY = 10
+"""Every this many relistings, all runs and Jobs are listed: finished runs and Jobs
+deleted by others leave the store."""
+
+
+@dataclass
+class Runtime:
+    store: Store
+    reconciler: Reconciler
+    triggers: Triggers
+    unfinished: str | None = None
+    """The field selector of unfinished runs, where the API server supports it."""
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, settings: Settings) -> Runtime:
+        store = Store()
+        kube = Kube(load_config(settings.api.workers))
+        reconciler = Reconciler(store, kube, settings)
+        store.on_leave = reconciler.slots.run_left
+        return cls(store, reconciler, Triggers(store, kube, settings))
+
+    @property
+    def kube(self) -> Kube:
+        return self.reconciler.kube
+
+    async def probe_selector(self, namespaces: tuple[str, ...]) -> str | None:
+        """UNFINISHED_RUNS if the API server can select runs by phase (the CRD's
+        selectableFields, Kubernetes 1.31+), else None: then every run is watched."""
+        while True:
+            try:
+                supported = await self.kube.lister.selects(
+                    wire.WORKFLOW_RUNS, namespaces, UNFINISHED_RUNS
+                )
+                break
+            except Exception as err:  # the API server may be restarting
+                log.warning("probing field selectors failed (%s); retrying in 2s", err)
+                await asyncio.sleep(2.0)
+        if not supported:
+            log.info("the API server cannot select runs by phase: watching finished runs too")
+        self.unfinished = UNFINISHED_RUNS if supported else None
+        return self.unfinished
+
+    async def prime(self, namespaces: tuple[str, ...]) -> None:
+        """Fill the store from full listings before any handler runs, then follow Jobs
+        and outputs from there.
+
+        kopf hands its first listing over one object at a time, name by name: a queued
+        run listed before the running ones would be admitted against a store that does
+        not know them yet. So the operator lists Workflows, runs and Jobs itself, first.
+        """
+        workflows, _ = await self.kube.lister.objects(wire.WORKFLOWS, namespaces)
+        for body in workflows:
+            self.store.observe_workflow(body)
+        jobs_at = await self.relist(namespaces, finished=True, jobs=True)
+        self.store.primed = True
+        self._follow_jobs(namespaces, jobs_at)
+        api = self.kube.core.api_client
+        output_watch(api, namespaces, self.output_written).start()
+
+    async def relist(
+        self, namespaces: tuple[str, ...], *, finished: bool, jobs: bool, cached: bool = False
+    ) -> int:
+        """Agree with a fresh listing of the (unfinished, unless ``finished``) runs and,
+        if ``jobs``, the step Jobs: what a re-listing watch misses. Returns how far the
+        listing covers (a resourceVersion).
+
+        The periodic relisting reads the API server's watch cache (``cached``): cheap, and
+        the store drops nothing seen at a newer version than the listing covers.
+        """
+        lister = self.kube.lister
+        selector = None if finished else self.unfinished
+        relisting = Relisting(self.store, finished=selector is None, jobs=jobs)
+        versions = [
+            await lister.each_page(
+                wire.WORKFLOW_RUNS, namespaces, relisting.runs, cached=cached,
+                field_selector=selector,
+            )
+        ]  # fmt: skip
+        if jobs:
+            versions.append(await lister.each_page("jobs", namespaces, relisting.jobs))
+        gone, changed = relisting.finish(min(versions))
+        for entry in gone:
+            log.info("run %s/%s is gone (deleted while the watch was down)", *entry.key)
+        for key in changed & set(self.store.runs):
+            self.reconciler.wake(key)
+        return versions[-1]
+
+    def relist_every(self, seconds: float, namespaces: tuple[str, ...]) -> None:
+        async def loop() -> None:
+            count = 0
+            while True:
+                await asyncio.sleep(seconds)
+                count += 1
+                full = count % FULL_RELIST_EVERY == 0
+                try:
+                    await self.relist(namespaces, finished=full, jobs=full, cached=True)
+                except Exception:
+                    log.exception("relisting runs failed; trying again later")
+
+        self.background.append(asyncio.get_running_loop().create_task(loop()))
+
+    # --- step Jobs and outputs ------------------------------------------------------------
+    def _follow_jobs(self, namespaces: tuple[str, ...], since: int) -> None:
+        batch = client.BatchV1Api(self.kube.core.api_client)
+        loop = asyncio.get_running_loop()
+
+        def request(scope: Scope, options: dict[str, Any]) -> Any:
+            if scope is None:
+                return batch.list_job_for_all_namespaces(**options)
+            return batch.list_namespaced_job(scope, **options)
+
+        def resume(_scope: Scope, last: str | None) -> str:
+            if last:
+                return last
+            # Expired: list every Job again (what went meanwhile sent no DELETED event).
+            relisted = self.relist(namespaces, finished=False, jobs=True)
+            return str(asyncio.run_coroutine_threadsafe(relisted, loop).result(timeout=600))
+
+        feed = Feed("step Jobs", request, JOBS, self.job_changed, resume)
+        Follower(feed, namespaces).start(str(since))
+
+    def job_changed(self, kind: str, body: dict[str, Any]) -> None:
+        key = self.store.observe_job(body, deleted=kind == "DELETED")
+        if key is not None and key in self.store.runs:
+            self.reconciler.kick(key)
+
+    def output_written(self, meta: dict[str, Any]) -> None:
+        key = self.store.observe_output(meta)
+        if key is not None and key in self.store.runs:
+            self.reconciler.kick(key)
+
+    # --- runs and Workflows ---------------------------------------------------------------
+    def run_changed(self, body: dict[str, Any], deleted: bool) -> None:
+        store = self.store
+        key = store.observe_run(body, deleted=deleted)
+        metrics.RUNS_IN_FLIGHT.set(len(store.runs))
+        if key in store.runs:
+            self.reconciler.wake(key)
+        elif key in store.finished:
+            self.reconciler.sweep_soon((key[0], store.finished[key].workflow))
+
+    def workflow_changed(self, key: Key, spec_changed: bool = True) -> None:
+        """A Workflow appeared, changed or went: waiting runs, retention and triggers.
+
+        A status-only change (the triggers' own writes) wakes no run: what runs wait
+        for is the Workflow's existence and spec, whose changes bump its generation.
+        """
+        if spec_changed:
+            for run in self.store.runs_waiting_for(key):
+                self.reconciler.wake(run, workflow_changed=True)
+            self.reconciler.sweep_soon(key)
+        self.triggers.workflow_changed(key)
