@@ -31,9 +31,15 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
 
 MAX_NAME_LENGTH = 63
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+"""The rule of :data:`kubehatch.api.fields.DnsLabel` (a unit test keeps the two the same)."""
+_DNS_LABEL = re.compile(DNS_LABEL_PATTERN)
 _INVALID_RUNS = re.compile(r"[^a-z0-9]+")
 
 
@@ -44,6 +50,33 @@ def to_dns_label(text: str) -> str:
         return label
     digest = hashlib.sha1(text.encode()).hexdigest()[:8]
     return f"{label[: MAX_NAME_LENGTH - 9].rstrip('-')}-{digest}"
+
+
+def dns_label_error(name: object) -> dict[str, Any] | None:
+    """Why ``name`` is not a DNS label, as pydantic's error details; None when it is one.
+
+    A good name, what registering a working worker meets, is told by the rule alone, without
+    loading pydantic and the API's field types: every step pod registers its worker. A bad one
+    is checked by :data:`kubehatch.api.fields.DnsLabel` itself, for its exact message.
+    """
+    if isinstance(name, str) and len(name) <= MAX_NAME_LENGTH and _DNS_LABEL.fullmatch(name):
+        return None
+    from pydantic import ValidationError
+
+    try:
+        _dns_label_adapter().validate_python(name)
+    except ValidationError as error:
+        return dict(error.errors()[0])
+    return None
+
+
+@functools.cache
+def _dns_label_adapter() -> TypeAdapter[str]:
+    from pydantic import TypeAdapter
+
+    from kubehatch.api.fields import DnsLabel
+
+    return TypeAdapter(DnsLabel)
 
 
 def _target(func: Callable[..., Any]) -> Any:

@@ -8,36 +8,39 @@ middleware, and what is wrong.
 
 Problems are recorded, not raised, so that ``worker.check()`` and ``kubehatch
 render`` report all of them at once, each at the line that caused it.
+
+A workflow is recorded as declared (:mod:`kubehatch._declare`) and compiled, its spec
+validated against the API models (:mod:`kubehatch._compiler`), the first time
+:attr:`Registry.workflows` is read: a step pod, which registers its worker only to resolve
+one action, never loads the models.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-from pydantic import TypeAdapter, ValidationError
+from typing import TYPE_CHECKING, Any
 
 from kubehatch._actions import Action, ResolvedAction
-from kubehatch._compiler import CompiledWorkflow, StepBinding, as_workflow_job, compile_workflow
+from kubehatch._declare import DeclaredWorkflow, StepBinding, as_workflow_job, declare_workflow
 from kubehatch._middleware import Middleware
+from kubehatch._naming import dns_label_error
 from kubehatch._origin import caller_origin, function_origin
 from kubehatch._signatures import call_problem
 from kubehatch._workflows import WorkflowJob
-from kubehatch.api.fields import DnsLabel
 from kubehatch.errors import Problem
 from kubehatch.steps import Fn
 
-_NAME = TypeAdapter(DnsLabel)
+if TYPE_CHECKING:
+    from kubehatch._compiler import CompiledWorkflow
 
 
 def name_problem(name: str, origin: str, subject: str) -> Problem | None:
     """A problem if ``name`` is not a DNS label (the rule for every kubehatch name)."""
-    try:
-        _NAME.validate_python(name)
-    except ValidationError as error:
-        return Problem(origin, subject, str(error.errors()[0]["msg"]).removeprefix("Value error, "))
-    return None
+    error = dns_label_error(name)
+    if error is None:
+        return None
+    return Problem(origin, subject, str(error["msg"]).removeprefix("Value error, "))
 
 
 @dataclass
@@ -90,7 +93,9 @@ class Registry:
         """The worker's image: the default of workflows registered from now on."""
         self.worker = Scope.named("worker", worker)
         self.services: dict[str, Scope] = {}
-        self.workflows: list[CompiledWorkflow] = []
+        self.declared: list[DeclaredWorkflow] = []
+        """Registered workflows, in registration order, before validation."""
+        self._compiled: list[CompiledWorkflow] = []
 
     def service(self, name: str) -> Scope:
         """The scope of service ``name``, created on first use."""
@@ -98,16 +103,33 @@ class Registry:
             self.services[name] = Scope.named("service", name)
         return self.services[name]
 
-    def add_workflow(self, service: str, workflow: WorkflowJob | Fn[Any]) -> CompiledWorkflow:
-        """Compile ``workflow`` into ``service`` and register the functions of its steps."""
-        compiled = compile_workflow(as_workflow_job(workflow), service=service, image=self.image)
+    def add_workflow(self, service: str, workflow: WorkflowJob | Fn[Any]) -> DeclaredWorkflow:
+        """Declare ``workflow`` in ``service`` and register the functions of its steps.
+
+        Its spec is validated later, when :attr:`workflows` is first read (see
+        :mod:`kubehatch._declare`).
+        """
+        declared = declare_workflow(as_workflow_job(workflow), service=service, image=self.image)
         seen: set[str] = set()  # a repeated step name is already a problem of its own
-        for binding in (*compiled.steps, compiled.key_function):
+        for binding in (*declared.steps, declared.key_function):
             if binding is not None and binding.func is not None and binding.action not in seen:
                 seen.add(binding.action)
                 self._bind(service, binding)
-        self.workflows.append(compiled)
-        return compiled
+        self.declared.append(declared)
+        return declared
+
+    @property
+    def workflows(self) -> list[CompiledWorkflow]:
+        """Registered workflows with their specs validated, in registration order.
+
+        Each is compiled the first time this is read after it was registered: this loads the
+        API models, which registering alone (a step pod) does not.
+        """
+        from kubehatch._compiler import compile_workflow
+
+        for declared in self.declared[len(self._compiled) :]:
+            self._compiled.append(compile_workflow(declared))
+        return list(self._compiled)
 
     def add_action(self, service: str, name: str, func: Callable[..., Any]) -> None:
         """Register ``func`` as action "service:name", checking the name and the function."""
@@ -155,13 +177,19 @@ class Registry:
             return None
         return ResolvedAction(action, (*self.worker.middleware, *scope.middleware))
 
-    def problems(self) -> list[Problem]:
-        """Every problem: the worker's, each service's, then each workflow's."""
+    def problems(self, *, specs: bool = True) -> list[Problem]:
+        """Every problem: the worker's, each service's, then each workflow's.
+
+        With ``specs=False`` the workflows' specs are not validated against the API models:
+        the problems are those registering found (names, signatures, conflicts, actions).
+        """
         problems = list(self.worker.problems)
         for scope in self.services.values():
             problems.extend(scope.problems)
         seen: dict[str, str] = {}
-        for workflow in self.workflows:
+        workflows: list[CompiledWorkflow] | list[DeclaredWorkflow]
+        workflows = self.workflows if specs else self.declared
+        for workflow in workflows:
             problems.extend(workflow.problems)
             if workflow.name in seen:
                 problems.append(
@@ -176,7 +204,7 @@ class Registry:
             problems.extend(self._unresolved_calls(workflow))
         return problems
 
-    def _unresolved_calls(self, workflow: CompiledWorkflow) -> list[Problem]:
+    def _unresolved_calls(self, workflow: CompiledWorkflow | DeclaredWorkflow) -> list[Problem]:
         """Steps made with ``call()`` whose action nobody registered."""
         problems = []
         for step in workflow.steps:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from collections.abc import Callable
 from typing import Any, get_type_hints
 
@@ -59,12 +60,16 @@ def return_type(func: Callable[..., Any]) -> type[Any] | None:
     """
     from dataclasses import is_dataclass
 
-    from pydantic import BaseModel
-
     try:
         hint = get_type_hints(_unwrapped(func)).get("return")
     except Exception:  # unresolvable forward references: no parsing
         return None
-    if isinstance(hint, type) and (issubclass(hint, BaseModel) or is_dataclass(hint)):
+    if isinstance(hint, type) and (_is_model_class(hint) or is_dataclass(hint)):
         return hint
     return None
+
+
+def _is_model_class(cls: type[Any]) -> bool:
+    """Whether ``cls`` is a pydantic model (none exists before pydantic.main is loaded)."""
+    main = sys.modules.get("pydantic.main")
+    return main is not None and issubclass(cls, main.BaseModel)

@@ -147,14 +147,14 @@ def main(env: dict[str, str] | None = None) -> int:
     try:
         step = StepEnv.from_env(os.environ if env is None else env)
         _start_clock(step, cancelled)
-        from kubehatch._actions import run_step
         from kubehatch._loader import load_worker
 
         if not step.worker:  # from_env requires it; only a StepEnv made by hand lacks it
             raise WorkerLoadError(f"{wire.ENV_WORKER} is not set: no worker to run the step")
         worker = load_worker(step.worker)
         ctx = build_context(step, cancelled)
-        output = run_step(worker, step.action, ctx)
+        # Not validating the worker's specs: see Worker.resolve_action.
+        output = worker.resolve_action(step.action, check_specs=False).run(ctx)
         signal.alarm(0)
         text = encode_output(step, output)
         if cancelled.is_set():

@@ -11,14 +11,23 @@ input, which the operator evaluates itself without starting a pod::
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from kubehatch._origin import caller_origin
-from kubehatch.api.workflow import LimitStrategy
 from kubehatch.context import Context
+
+if TYPE_CHECKING:
+    from kubehatch.api.workflow import LimitStrategy
 
 KeyFunction = Callable[[Context], Any]
 """``key(ctx) -> str`` (sync or async): the group the run belongs to."""
+
+DEFAULT_STRATEGY = "CancelInProgress"
+"""The value of ``LimitStrategy.CANCEL_IN_PROGRESS``, the default (a unit test keeps them equal).
+
+Spelled out so that declaring a limit, which every step pod does when it imports its worker,
+does not load the API models; reading :attr:`Concurrency.strategy` gives the enum member.
+"""
 
 
 class Concurrency:
@@ -33,7 +42,8 @@ class Concurrency:
         self.action_name = name
         self.cel: str | None = None
         self.limit = 1
-        self.strategy: LimitStrategy | str = LimitStrategy.CANCEL_IN_PROGRESS
+        self._strategy: LimitStrategy | str = DEFAULT_STRATEGY
+        self._strategy_set = False
         self.origin = caller_origin()
 
     @classmethod
@@ -43,6 +53,25 @@ class Concurrency:
         limit.cel = cel
         limit.origin = caller_origin()
         return limit
+
+    @property
+    def strategy(self) -> LimitStrategy | str:
+        """What happens to a run over the limit: as set, else cancel the oldest running one."""
+        if not self._strategy_set:
+            from kubehatch.api.workflow import LimitStrategy
+
+            return LimitStrategy.CANCEL_IN_PROGRESS
+        return self._strategy
+
+    @strategy.setter
+    def strategy(self, strategy: LimitStrategy | str) -> None:
+        self._strategy = strategy
+        self._strategy_set = True
+
+    @property
+    def strategy_data(self) -> LimitStrategy | str:
+        """The strategy as a spec takes it: :attr:`strategy`, the default by its value."""
+        return self._strategy
 
     def max_runs(self, runs: int) -> Self:
         """How many runs may run at once per key (default 1)."""
@@ -56,4 +85,4 @@ class Concurrency:
 
     def __repr__(self) -> str:
         source = f"expression({self.cel!r})" if self.cel is not None else repr(self.key_function)
-        return f"Concurrency({source}, max_runs={self.limit}, strategy={self.strategy!s})"
+        return f"Concurrency({source}, max_runs={self.limit}, strategy={self.strategy_data!s})"

@@ -12,7 +12,6 @@ passing a new context made with :meth:`Context.with_value` to ``next``.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -173,6 +172,8 @@ class Context:
         Polling, because a thread blocked on the event would keep the process alive
         after the step returned.
         """
+        import asyncio  # here: code that builds a Context, a worker's, need not load it
+
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while not self.cancelled.is_set():

@@ -12,16 +12,18 @@ what it registers lands there, and what it reports is read from there.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from kubehatch._actions import Action
-from kubehatch._compiler import CompiledWorkflow
 from kubehatch._middleware import Middleware
 from kubehatch._naming import step_name_for
 from kubehatch._registry import Registry
 from kubehatch._workflows import WorkflowJob
 from kubehatch.errors import Problem
 from kubehatch.steps import Fn
+
+if TYPE_CHECKING:
+    from kubehatch._compiler import CompiledWorkflow
 
 
 class Service:

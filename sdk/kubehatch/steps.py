@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, Generic, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, overload
 
 from kubehatch._naming import step_name_for
 from kubehatch._origin import caller_origin
 from kubehatch._signatures import return_type
-from kubehatch.api.workflow import Backoff
 from kubehatch.context import Context
+
+if TYPE_CHECKING:
+    from kubehatch.api.workflow import Backoff
 
 OutT = TypeVar("OutT")
 

@@ -10,10 +10,10 @@ worker therefore only *records* during registration, in its registry
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from kubehatch._actions import ResolvedAction
-from kubehatch._compiler import CompiledWorkflow, workflow_name_of
+from kubehatch._declare import workflow_name_of
 from kubehatch._middleware import Middleware
 from kubehatch._naming import to_dns_label
 from kubehatch._registry import Registry
@@ -21,6 +21,9 @@ from kubehatch._workflows import WorkflowJob
 from kubehatch.errors import Problem, RegistrationError, UnknownActionError
 from kubehatch.service import Service
 from kubehatch.steps import Fn
+
+if TYPE_CHECKING:
+    from kubehatch._compiler import CompiledWorkflow
 
 
 class Worker:
@@ -124,13 +127,24 @@ class Worker:
         if problems:
             raise RegistrationError(problems)
 
-    def resolve_action(self, name: str) -> ResolvedAction:
+    def resolve_action(self, name: str, *, check_specs: bool = True) -> ResolvedAction:
         """The action "service:action" with its middleware, ready to run in a step pod.
 
         Raises :class:`RegistrationError` if the worker has problems (the code that
         registers it is broken) and :class:`UnknownActionError` for an unknown name.
+
+        With ``check_specs=False``, what ``kubehatch step`` does, the problems are those
+        registering finds (names, signatures, conflicts, actions called but not registered),
+        without validating the workflows' specs against the API models: a step runs for a
+        Workflow the API server accepted, and loading the models would cost every step pod
+        more than a short step does.
         """
-        self.check()
+        if check_specs:
+            self.check()
+        else:
+            problems = self._registry.problems(specs=False)
+            if problems:
+                raise RegistrationError(problems)
         resolved = self._registry.resolve(name)
         if resolved is None:
             registered = ", ".join(self.action_names) or "none"

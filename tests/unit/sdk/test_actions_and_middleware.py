@@ -216,6 +216,27 @@ def test_a_broken_worker_refuses_to_run_anything(worker: Worker) -> None:
         worker.resolve_action(action)
 
 
+def test_a_step_pod_refuses_a_broken_registration_but_leaves_specs_to_render(
+    worker: Worker,
+) -> None:
+    """``check_specs=False`` (``kubehatch step``): no API models, so no spec validation."""
+    action = register(worker, three)
+    worker.register_workflow(WorkflowJob(name="slow", steps=[Fn(nothing).set_timeout("5 min")]))
+    with pytest.raises(RegistrationError, match="'5 min' is not a duration"):
+        worker.resolve_action(action)
+    assert worker.resolve_action(action, check_specs=False).run(Context()) == {"value": 3}
+    worker.register_workflow(WorkflowJob(name="calls", steps=[worker.call("svc:missing")]))
+    worker.register_workflow(WorkflowJob(name="Bad Name", steps=[Fn(nothing)]))
+    with pytest.raises(RegistrationError) as caught:
+        worker.resolve_action(action, check_specs=False)
+    assert [problem.message for problem in caught.value.problems] == [
+        "action 'svc:missing' is not registered (registered: svc:three, slow:nothing, "
+        "bad-name:nothing)",
+        "'Bad Name' is not a valid name: use at most 63 lowercase letters, digits and '-', "
+        "starting and ending with a letter or digit, e.g. 'step-one'",
+    ]
+
+
 def test_actions_know_their_service(worker: Worker) -> None:
     action = worker.resolve_action(register(worker, lambda ctx: None, service="billing"))
     assert action.action.service == "billing"

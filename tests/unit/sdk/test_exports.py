@@ -1,5 +1,7 @@
 """The public names are pinned: removing or renaming one must be a deliberate change."""
 
+import pytest
+
 import kubehatch
 import kubehatch.api
 
@@ -44,3 +46,16 @@ def test_api_identity() -> None:
         kubehatch.api.WORKFLOW_RUNS,
         kubehatch.api.WORKFLOW_EVENTS,
     ) == ("workflows", "workflowruns", "workflowevents")
+
+
+def test_api_names_load_on_first_use() -> None:
+    from kubehatch.api.workflow import Workflow
+    from kubehatch.api.workflowevent import WorkflowEvent
+    from kubehatch.api.workflowrun import WorkflowRun
+
+    resources = kubehatch.api.RESOURCES
+    assert resources == (Workflow, WorkflowRun, WorkflowEvent)
+    assert kubehatch.api.Workflow is Workflow
+    assert set(dir(kubehatch.api)) >= API
+    with pytest.raises(AttributeError, match=r"module 'kubehatch\.api' has no attribute 'Nope'"):
+        _ = kubehatch.api.Nope  # type: ignore[attr-defined]

@@ -1,14 +1,21 @@
 """The naming rule of kubehatch._naming, case by case."""
 
 import functools
+from typing import Any
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
 
 from kubehatch._naming import (
+    DNS_LABEL_PATTERN,
     MAX_NAME_LENGTH,
     dedupe,
+    dns_label_error,
     step_name_for,
     to_dns_label,
     workflow_name_for,
 )
+from kubehatch.api import fields
 
 
 def step_one(ctx: object) -> None: ...
@@ -66,3 +73,28 @@ def test_scripts_use_the_file_name_not_main() -> None:
 
 def test_dedupe_suffixes_repeats_in_order() -> None:
     assert dedupe(["a", "b", "a", "a"]) == ["a", "b", "a-2", "a-3"]
+
+
+def test_the_dns_label_rule_is_the_apis() -> None:
+    assert DNS_LABEL_PATTERN == fields.DNS_LABEL_PATTERN
+    assert dns_label_error("x" * MAX_NAME_LENGTH) is None
+    assert dns_label_error("x" * (MAX_NAME_LENGTH + 1)) is not None
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["a", "step-one", "s3", "x" * 63, "x" * 64, "", "Step", "-a", "a-", "a.b", "a\n", "é", "a b",
+     b"bytes-name", 12, None],
+)  # fmt: skip
+def test_dns_label_errors_are_the_api_types_own(name: Any) -> None:
+    """Good names are told without pydantic; the verdict and the error are the API type's."""
+    try:
+        TypeAdapter(fields.DnsLabel).validate_python(name)
+    except ValidationError as error:
+        expected = error.errors()[0]
+        found = dns_label_error(name)
+        assert found is not None
+        keys = ("type", "loc", "msg", "input")
+        assert [found[key] for key in keys] == [expected[key] for key in keys]
+    else:
+        assert dns_label_error(name) is None

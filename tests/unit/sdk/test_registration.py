@@ -23,6 +23,7 @@ from kubehatch import (
     WorkflowJob,
 )
 from kubehatch.api import WorkflowSpec
+from kubehatch.concurrency import DEFAULT_STRATEGY
 
 
 def line() -> int:
@@ -148,11 +149,30 @@ def test_derived_names_that_collide_get_numbered(worker: Worker) -> None:
 
 
 def test_registration_takes_a_snapshot(worker: Worker) -> None:
-    step = Fn(step_one)
-    worker.register_workflow(WorkflowJob(name="wf", steps=[step]))
+    step = Fn(step_one).set_resources(limits={"cpu": "1"})
+    job = WorkflowJob(name="wf", steps=[step], timeout="1m")
+    worker.register_workflow(job)
     step.set_name("renamed").set_retries(9)
+    assert step.resources is not None
+    step.resources["limits"]["cpu"] = "2"
+    job.timeout = "not a duration"
     assert spec_of(worker, "wf").steps[0].name == "step-one"
     assert spec_of(worker, "wf").steps[0].retries == 0
+    resources = spec_of(worker, "wf").steps[0].resources
+    assert resources is not None and resources.limits == {"cpu": "1"}
+    assert spec_of(worker, "wf").timeout == "1m"
+
+
+def test_specs_are_validated_when_first_asked_for(worker: Worker) -> None:
+    """Registering records; the API models check the spec at check(), render, .workflows."""
+    worker.register_workflow(WorkflowJob(name="wf", steps=[Fn(step_one).set_timeout("5 min")]))
+    first = worker.workflows
+    assert first[0].spec is None
+    assert [p.subject for p in first[0].problems] == ["workflow 'wf', step 'step-one', timeout"]
+    assert worker.workflows == first and worker.workflows[0] is first[0]  # compiled once
+    worker.register_workflow(WorkflowJob(name="wf2", steps=[Fn(step_two)]))
+    assert [w.name for w in worker.workflows] == ["wf", "wf2"]
+    assert worker.workflows[0] is first[0]
 
 
 def test_concurrency_with_a_key_function_registers_it_as_an_action(worker: Worker) -> None:
@@ -173,6 +193,21 @@ def test_concurrency_with_an_expression(worker: Worker) -> None:
     assert concurrency is not None
     assert (concurrency.expression, concurrency.action) == ("input.user_id", None)
     assert concurrency.limit_strategy is LimitStrategy.GROUP_ROUND_ROBIN
+
+
+def test_the_default_strategy_is_the_apis_default(worker: Worker) -> None:
+    """Declared by its value (no API models loaded), read as the enum member."""
+    limit = Concurrency(key)
+    assert LimitStrategy.CANCEL_IN_PROGRESS.value == DEFAULT_STRATEGY
+    assert limit.strategy is LimitStrategy.CANCEL_IN_PROGRESS
+    assert repr(limit).endswith("max_runs=1, strategy=CancelInProgress)")
+    worker.register_workflow(WorkflowJob(name="wf", steps=[Fn(step_one)], concurrency=limit))
+    concurrency = spec_of(worker, "wf").concurrency
+    assert concurrency is not None
+    assert concurrency.limit_strategy is LimitStrategy.CANCEL_IN_PROGRESS
+    assert "limit_strategy" in concurrency.model_fields_set
+    limit.strategy = LimitStrategy.QUEUE_NEWEST
+    assert limit.strategy is LimitStrategy.QUEUE_NEWEST
 
 
 def test_key_function_with_an_explicit_action_name(worker: Worker) -> None:

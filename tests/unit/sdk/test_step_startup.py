@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +32,69 @@ def hello(ctx: Context) -> dict:
 
 worker = Worker("w", image="i:1")
 worker.register_workflow(WorkflowJob(name="hello", steps=[Fn(hello)]))
+"""
+
+# Every builder of the SDK, none of the API models: what the step pod needs of it is the
+# function behind its action.
+BUILDERS_WORKER = """
+from datetime import UTC, datetime
+
+from kubehatch import (
+    At, Concurrency, Context, Cron, Crons, Event, Events, Fn, Next, Worker, WorkflowJob,
+)
+
+def log(ctx: Context, next: Next) -> dict:
+    return next(ctx.with_value("seen", True))
+
+def hello(ctx: Context) -> dict:
+    return {"hello": ctx.workflow_input().get("name")}
+
+def user_of(ctx: Context) -> str:
+    return "u"
+
+first = Fn(hello).set_timeout("30s").set_retries(2).set_resources(limits={"memory": "64Mi"})
+
+def send(ctx: Context) -> dict:
+    return {"parent": ctx.step_output(first), "seen": ctx.value("seen")}
+
+worker = Worker("w", image="i:1").use(log)
+mail = worker.new_service("mail")
+mail.register_action(send, name="send")
+worker.register_workflow(
+    WorkflowJob(
+        name="hello",
+        on=[Event("user:created"), Events("a:b"), Cron("*/5 * * * *"), Crons("@hourly")],
+        timeout="1h",
+        concurrency=Concurrency.expression("input.user").max_runs(2),
+        steps=[first, worker.call("mail:send").add_parents(first).add_env("MODE", "x")],
+    )
+)
+worker.register_workflow(
+    WorkflowJob(
+        name="once",
+        on=At(datetime(2030, 1, 1, tzinfo=UTC)),
+        concurrency=Concurrency(user_of).limit_strategy("QueueNewest"),
+        steps=[Fn(hello)],
+    )
+)
+"""
+
+# A worker whose own code uses the API models and pydantic: they load, the compiler does not.
+MODELS_WORKER = """
+from pydantic import BaseModel
+
+from kubehatch import Backoff, Concurrency, Context, Fn, LimitStrategy, Worker, WorkflowJob
+
+class Hello(BaseModel):
+    hello: str
+
+def hello(ctx: Context) -> Hello:
+    return Hello(hello=ctx.workflow_input()["name"])
+
+worker = Worker("w", image="i:1")
+limit = Concurrency.expression("input.name").limit_strategy(LimitStrategy.QUEUE_NEWEST)
+step = Fn(hello).set_retries(2, backoff=Backoff(initial="1s"))
+worker.register_workflow(WorkflowJob(name="hello", steps=[step], concurrency=limit))
 """
 
 # A step pod's process, with the API server and the termination log swapped for the test's.
@@ -54,22 +118,35 @@ sys.exit(code)
 
 # Never in a step pod's process (unless the user's code imports them).
 HEAVY = ["kubernetes", "urllib3", "requests", "yaml", "argparse", "pkgutil", "kubehatch.client"]
+# What validating a workflow's spec loads: render's business, never a step pod's.
+COMPILING = ["kubehatch._compiler", "kubehatch.api.fields", "croniter", "celpy"]
+# The API models, and pydantic itself: loaded only by a worker whose own code uses them.
+MODELS = ["kubehatch.api.workflow", "kubehatch.api.common", "pydantic", "pydantic_core"]
 
 
-def test_a_step_pod_imports_no_parser_no_other_subcommand_and_no_client(
-    api: FakeApi, tmp_path: Path
-) -> None:
-    (tmp_path / "podworker.py").write_text(WORKER)
+def run_pod(
+    api: FakeApi, tmp_path: Path, worker: str, action: str, parents: dict[str, Any] | None = None
+) -> set[str]:
+    """Run one step attempt of ``worker`` (source) in a process of its own, as a pod does.
+
+    Returns the modules the process ended with, after checking that the step succeeded.
+    """
+    (tmp_path / "podworker.py").write_text(worker)
     (tmp_path / "input").mkdir()
     (tmp_path / "input" / "input.json").write_text('{"name": "ada"}')
+    (tmp_path / "parents").mkdir()
+    for name, output in (parents or {}).items():
+        (tmp_path / "parents" / f"{name}.json").write_text(json.dumps(output))
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path]),
         "KUBEHATCH_RUN": "r1",
         "KUBEHATCH_STEP": "hello",
-        "KUBEHATCH_ACTION": "hello:hello",
+        "KUBEHATCH_ACTION": action,
         "KUBEHATCH_WORKER": "podworker:worker",
+        "KUBEHATCH_PARENTS": ",".join(parents or {}),
         "KUBEHATCH_INPUT_DIR": str(tmp_path / "input"),
+        "KUBEHATCH_PARENTS_DIR": str(tmp_path / "parents"),
         "KUBEHATCH_OUTPUT_CONFIGMAP": "r1-hello-1-output",
     }
     result = subprocess.run(
@@ -82,11 +159,47 @@ def test_a_step_pod_imports_no_parser_no_other_subcommand_and_no_client(
     )
     assert result.returncode == 0, result.stderr
     assert "step hello succeeded" in result.stderr
+    return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+def loaded(modules: set[str], names: list[str]) -> list[str]:
+    """The modules of ``modules`` that are one of ``names`` or inside one."""
+    return sorted(m for m in modules if any(m == n or m.startswith(f"{n}.") for n in names))
+
+
+def test_a_step_pod_imports_no_parser_no_other_subcommand_and_no_client(
+    api: FakeApi, tmp_path: Path
+) -> None:
+    modules = run_pod(api, tmp_path, WORKER, "hello:hello")
     [request] = api.requests
     assert json.loads(request["body"])["data"] == {"output.json": '{"hello":"ada"}'}
-    modules = set(json.loads(result.stdout.splitlines()[-1]))
-    assert sorted(m for m in modules if m.split(".")[0] in HEAVY or m in HEAVY) == []
+    assert loaded(modules, HEAVY) == []
     assert sorted(m for m in modules if m.startswith("kubehatch.cli.")) == ["kubehatch.cli.step"]
+
+
+def test_a_step_pod_validates_no_spec_and_loads_no_api_model_nor_pydantic(
+    api: FakeApi, tmp_path: Path
+) -> None:
+    """Registering every kind of trigger, limit and option, then running a step, needs none.
+
+    Validating specs is ``kubehatch render``'s (and the API server's): see
+    ``Worker.resolve_action``.
+    """
+    modules = run_pod(api, tmp_path, BUILDERS_WORKER, "mail:send", {"hello": {"hello": "ada"}})
+    [request] = api.requests
+    output = json.loads(json.loads(request["body"])["data"]["output.json"])
+    assert output == {"parent": {"hello": "ada"}, "seen": True}
+    assert loaded(modules, [*HEAVY, *COMPILING, *MODELS]) == []
+
+
+def test_a_worker_using_the_models_loads_them_but_still_not_the_compiler(
+    api: FakeApi, tmp_path: Path
+) -> None:
+    modules = run_pod(api, tmp_path, MODELS_WORKER, "hello:hello")
+    [request] = api.requests
+    assert json.loads(request["body"])["data"] == {"output.json": '{"hello":"ada"}'}
+    assert "kubehatch.api.workflow" in modules  # Backoff and LimitStrategy are API types
+    assert loaded(modules, ["kubehatch._compiler", "celpy"]) == []
 
 
 def test_the_shortcut_is_the_step_pods_command() -> None:

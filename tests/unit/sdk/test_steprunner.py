@@ -96,6 +96,28 @@ def test_failures_reach_the_termination_message(
     assert "text" not in pod  # nothing was stored
 
 
+@pytest.mark.parametrize(
+    ("workflow", "code", "text"),
+    [
+        ('WorkflowJob(name="slow", steps=[Fn(broken).set_timeout("5 min")])', 0, None),
+        ('WorkflowJob(name="Bad Name", steps=[Fn(broken)])', EXIT_FAILED, "'Bad Name' is not"),
+    ],
+)
+def test_a_pod_refuses_a_broken_registration_and_leaves_specs_to_render(
+    pod: dict[str, Any], tmp_path: Path, workflow: str, code: int, text: str | None
+) -> None:
+    """The pod does not validate specs (kubehatch render and the API server did)."""
+    module = f"registered{code}"  # a module of its own per case: imported modules stay imported
+    (tmp_path / f"{module}.py").write_text(f"{WORKER}\nworker.register_workflow({workflow})\n")
+    env = {**pod["env"], "KUBEHATCH_WORKER": f"{module}:worker"}
+    assert steprunner.main(env) == code
+    if text is None:
+        assert json.loads(pod["text"]) == {"hi": "ada", "parent": {"n": 1}}
+    else:
+        assert "RegistrationError: 1 registration problem" in pod["log"].read_text()
+        assert text in pod["log"].read_text()
+
+
 def test_missing_environment_names_the_variables() -> None:
     with pytest.raises(KubehatchError, match="KUBEHATCH_WORKER"):
         StepEnv.from_env({"KUBEHATCH_RUN": "r", "KUBEHATCH_STEP": "s", "KUBEHATCH_ACTION": "a"})
