@@ -22,7 +22,7 @@ from kubehatch.api import wire
 from tests.bench.common import summary_ms
 from tests.bench.podclock import PodClock, PodTimes
 from tests.e2e import kube
-from tests.e2e.workers.dags import worker
+from tests.e2e.workers.noop import worker
 
 CHAIN = [f"s{i}" for i in range(1, 6)]
 FINAL = frozenset({"Succeeded", "Failed", "Cancelled", "TimedOut"})
@@ -63,6 +63,7 @@ class RunClock(threading.Thread):
 
 def install(namespace: str, image: str, events: tuple[str, ...] = ()) -> None:
     for manifest in workflow_manifests(worker):
+        manifest["spec"]["worker"] = "tests.e2e.workers.noop:worker"
         if manifest["metadata"]["name"] in ("noop-chain", "noop"):
             if events and manifest["metadata"]["name"] == "noop":
                 manifest["spec"]["triggers"] = {"events": list(events)}

@@ -169,20 +169,3 @@ chain_a = Fn(link).set_name("first")
 chain_b = Fn(link).set_name("second").add_parents(chain_a)
 chain_c = Fn(link).set_name("third").add_parents(chain_b)
 worker.register_workflow(WorkflowJob(name="chain", steps=[chain_a, chain_b, chain_c]))
-
-
-# --- no-op steps for `make bench`: what is measured is the engine, not the work ---------------
-def noop(ctx: Context) -> None:
-    """Does nothing, as `python3 -c pass` does in the peer's pods."""
-
-
-def _noop_chain(length: int) -> list[Fn[None]]:
-    steps: list[Fn[None]] = []
-    for i in range(1, length + 1):
-        step = Fn(noop).set_name(f"s{i}")
-        steps.append(step.add_parents(steps[-1]) if steps else step)
-    return steps
-
-
-worker.register_workflow(WorkflowJob(name="noop-chain", steps=_noop_chain(5)))
-worker.register_workflow(WorkflowJob(name="noop", steps=_noop_chain(1)))
