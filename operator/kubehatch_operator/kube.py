@@ -99,15 +99,20 @@ class Kube:
     async def create_cronjob(self, body: dict[str, Any]) -> bool:
         return await _create(self.batch.create_namespaced_cron_job, body, "cronjobs")
 
-    async def create_run(self, body: dict[str, Any]) -> bool:
-        """Create a run; False if one of that name exists already (an earlier attempt)."""
-
-        def create(namespace: str, run: dict[str, Any]) -> Any:
-            return self.custom.create_namespaced_custom_object(
-                wire.GROUP, wire.VERSION, namespace, wire.WORKFLOW_RUNS, run
-            )
-
-        return await _create(create, body, wire.WORKFLOW_RUNS)
+    async def create_run(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Create a run; the created object, or None if one of that name exists already
+        (an earlier attempt)."""
+        API_WRITES.labels("create", wire.WORKFLOW_RUNS).inc()
+        try:
+            created = await _call(
+                self.custom.create_namespaced_custom_object, wire.GROUP, wire.VERSION,
+                body["metadata"]["namespace"], wire.WORKFLOW_RUNS, body,
+            )  # fmt: skip
+        except ApiException as err:
+            if err.status == 409:
+                return None
+            raise
+        return dict(created)
 
     # --- updates ------------------------------------------------------------------------
     async def replace_cronjob(self, body: dict[str, Any]) -> None:

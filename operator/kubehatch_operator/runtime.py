@@ -60,7 +60,9 @@ class Runtime:
         kube = Kube(load_config(settings.api.workers))
         reconciler = Reconciler(store, kube, settings)
         store.on_leave = reconciler.slots.run_left
-        return cls(store, reconciler, Triggers(store, kube, settings))
+        runtime = cls(store, reconciler, Triggers(store, kube, settings))
+        runtime.triggers.run_created = lambda body: runtime.run_changed(body, deleted=False)
+        return runtime
 
     @property
     def kube(self) -> Kube:

@@ -65,9 +65,18 @@ class Triggers:
         self.cron_errors: dict[Key, list[str]] = {}
         self.retention: dict[Key, str] = {}
         """Handled events waiting for their retention to run out, with their uid."""
+        self.run_created: Callable[[dict[str, Any]], None] | None = None
+        """Told of each run a trigger created, with the API server's answer: its first pass
+        need not wait for the run's watch event."""
         self.workflow_worker = KeyedQueue("syncing the triggers of workflow", self.sync_workflow)
         self.event_worker = KeyedQueue("handling event", self.handle_event)
         self.expiry = KeyedQueue("deleting handled event", self._expire, retry_seconds=60)
+
+    async def _create_run(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        created = await self.kube.create_run(manifest)
+        if created is not None and self.run_created is not None:
+            self.run_created(created)
+        return created
 
     # --- Workflows ------------------------------------------------------------------------
     def workflow_changed(self, key: Key) -> None:
@@ -94,7 +103,7 @@ class Triggers:
         last = {**workflow.last_triggered, **recorded}
         for at in plan.fire:
             manifest = schedules.at_run(workflow, at)
-            created = await self.kube.create_run(manifest)
+            created = await self._create_run(manifest)
             last[schedules.at_key(at)] = manifest["metadata"]["name"]
             log.info(
                 "workflow %s/%s: time %s %s run %s", *key, at.isoformat(),
@@ -227,7 +236,7 @@ class Triggers:
         info = event_info(body)
         workflows = [workflow_info(w) for w in await self._workflows_before(body)]
         plan = events.plan_event(info, workflows, now())
-        await asyncio.gather(*(self.kube.create_run(run) for run in plan.runs))
+        await asyncio.gather(*(self._create_run(run) for run in plan.runs))
         updated = await self.kube.patch_status(wire.WORKFLOW_EVENTS, *key, plan.status)
         if self.events.get(key) is body:
             self.events.pop(key, None)

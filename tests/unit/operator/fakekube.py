@@ -79,14 +79,14 @@ class FakeKube:
         self.events[name] = body
         return self._bump(body)
 
-    async def create_run(self, body: dict[str, Any]) -> bool:
+    async def create_run(self, body: dict[str, Any]) -> dict[str, Any] | None:
         self.writes.append(("create", "workflowruns", body["metadata"]["name"]))
         self.run_creates += 1
         name = body["metadata"]["name"]
         if name in self.runs:
-            return False
+            return None
         self.runs[name] = body
-        return True
+        return body
 
     async def list_workflows(self, namespace: str, not_older_than: int) -> list[dict[str, Any]]:
         self.workflow_lists += 1
