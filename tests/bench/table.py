@@ -22,8 +22,10 @@ ROWS = [
     ("5-step chain, 20 runs: step overhead p50", ("chain_20", "step_overhead_ms", "p50")),
     ("5-step chain, 20 runs: step overhead p95", ("chain_20", "step_overhead_ms", "p95")),
     ("5-step chain, 20 runs: step overhead p99", ("chain_20", "step_overhead_ms", "p99")),
-    ("trigger: event to first pod p50", ("trigger", "event_to_first_pod_ms", "p50")),
-    ("trigger: event to first pod p99", ("trigger", "event_to_first_pod_ms", "p99")),
+    ("submit: run (Argo: Workflow) created to pod p50", ("submit", "run_to_first_pod_ms", "p50")),
+    ("submit: run (Argo: Workflow) created to pod p99", ("submit", "run_to_first_pod_ms", "p99")),
+    ("trigger: event (Argo: submission) to pod p50", ("trigger", "event_to_first_pod_ms", "p50")),
+    ("trigger: event (Argo: submission) to pod p99", ("trigger", "event_to_first_pod_ms", "p99")),
 ]
 
 
