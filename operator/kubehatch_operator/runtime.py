@@ -96,11 +96,30 @@ class Runtime:
         workflows, _ = await self.kube.lister.objects(wire.WORKFLOWS, namespaces)
         for body in workflows:
             self.store.observe_workflow(body)
-        jobs_at = await self.relist(namespaces, finished=True, jobs=True)
+        # Finished runs matter to retention only: with a selector, they are listed after
+        # start-up, so that 20,000 of them do not delay it.
+        jobs_at = await self.relist(namespaces, finished=self.unfinished is None, jobs=True)
         self.store.primed = True
         self._follow_jobs(namespaces, jobs_at)
         api = self.kube.core.api_client
         output_watch(api, namespaces, self.output_written).start()
+        if self.unfinished is not None:
+            task = asyncio.get_running_loop().create_task(self._list_finished(namespaces))
+            self.background.append(task)
+
+    async def _list_finished(self, namespaces: tuple[str, ...]) -> None:
+        """Fill the store's finished runs, then apply every Workflow's retention."""
+        delay = 1.0
+        while True:
+            try:
+                await self.relist(namespaces, finished=True, jobs=False, cached=True)
+                break
+            except Exception as err:
+                log.warning("listing finished runs failed (%s); again in %.0fs", err, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+        for workflow in list(self.store.workflows):
+            self.reconciler.sweep_soon(workflow)
 
     async def relist(
         self, namespaces: tuple[str, ...], *, finished: bool, jobs: bool, cached: bool = False

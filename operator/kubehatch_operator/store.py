@@ -40,8 +40,6 @@ class Store:
     """When (monotonic clock) this process saw each step's Job succeed: for the handoff metric."""
     finished: dict[Key, FinishedRun] = field(default_factory=dict)
     """Finished runs, reduced to what retention needs."""
-    finished_uids: set[str] = field(default_factory=set)
-    """Their uids: late Job events of a finished run are not tracked again."""
     primed: bool = False
     """Filled from a full listing: until then, nothing is admitted against a partial view."""
     lingering: dict[str, RunEntry] = field(default_factory=dict)
@@ -89,7 +87,6 @@ class Store:
                 key[1], entry.workflow, finished_at or entry.created, version or 0
             )
             self._finished_by_workflow[entry.workflow_key][key] = None
-            self.finished_uids.add(entry.uid)
             return key
         if current is not None and _group(current) != _group(entry):
             self._unindex(current)
@@ -177,7 +174,10 @@ class Store:
         if owner is None or attempt is None:
             return None
         uid, key = owner[1], (body["metadata"]["namespace"], owner[0])
-        if uid in self.finished_uids and uid not in self.lingering:
+        entry = self.runs.get(key)
+        if (entry is None or entry.uid != uid) and uid not in self.lingering:
+            # Finished (late events, or its Jobs listed at start-up), or of a run not seen
+            # yet: a run's Jobs are only made after the run is known, and listed after it.
             return None
         if deleted:
             self.attempts.get(uid, {}).pop(attempt.job_name, None)

@@ -197,6 +197,7 @@ def output_meta(name: str = "r1-a-2-output", owner: bool = True) -> dict:
 def test_a_steps_output_is_its_success_before_the_job_says_so() -> None:
     """The pod writes its output as its last act; the Job's condition comes seconds later."""
     store = Store()
+    store.observe_run(run_body("Running", rv="4"))
     store.observe_job(job_body({"active": 1, "ready": 1}, rv="5"))
     assert store.observe_output(output_meta()) == ("ns", "r1")
     (attempt,) = store.attempts["r1-uid"].values()
@@ -215,6 +216,7 @@ def test_a_steps_output_is_its_success_before_the_job_says_so() -> None:
 
 def test_outputs_that_match_no_known_attempt_change_nothing() -> None:
     store = Store()
+    store.observe_run(run_body("Running", rv="4"))
     assert store.observe_output(output_meta()) is None  # its Job is unknown: the Job tells
     assert "r1-uid" not in store.attempts or not store.attempts["r1-uid"]
     store.observe_job(job_body({"active": 1}, rv="5"))
@@ -222,6 +224,15 @@ def test_outputs_that_match_no_known_attempt_change_nothing() -> None:
     assert store.observe_output(output_meta(name="r1-a-2-input")) is None
     assert store.observe_output(output_meta(name="r1-a-1-output")) is None
     assert store.attempts["r1-uid"]["r1-a-2"].state is AttemptState.ACTIVE
+
+
+def test_jobs_of_runs_the_store_does_not_follow_are_not_kept() -> None:
+    """Finished runs' Jobs (listed at start-up, or late events) cost no memory."""
+    store = Store()
+    assert store.observe_job(job_body({"succeeded": 1}, rv="5")) is None
+    assert not store.attempts.get("r1-uid")
+    store.observe_run(run_body("Running", rv="6"))
+    assert store.observe_job(job_body({"active": 1}, rv="7")) == ("ns", "r1")
 
 
 def test_the_key_actions_pod_holds_no_slot() -> None:
