@@ -105,7 +105,7 @@ class RunEntry:
             input_elided=elided,
         )
 
-    @property
+    @cached_property
     def uid(self) -> str:
         return str(self.body["metadata"].get("uid", ""))
 

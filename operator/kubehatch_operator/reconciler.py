@@ -32,7 +32,7 @@ from kubehatch_operator.decisions import account_problem, decide, refuse
 from kubehatch_operator.entries import Key, RunEntry
 from kubehatch_operator.keystep import decide_key
 from kubehatch_operator.kube import ForeignObjectError, Kube, api_message, refused
-from kubehatch_operator.metrics import ADMISSION_SECONDS, HANDOFF_SECONDS, RECONCILE_SECONDS
+from kubehatch_operator.metrics import HANDOFF_SECONDS, RECONCILE_SECONDS, admission_cpu
 from kubehatch_operator.model import (
     Attempt,
     AttemptState,
@@ -188,7 +188,7 @@ class Reconciler:
         workflow = read.entry.workflow_key
         admission: Admission
         async with self.slots.lock(workflow):
-            with ADMISSION_SECONDS.labels("run").time():
+            with admission_cpu("run"):
                 runs, holding = self.slots.contending(read.entry, spec.concurrency)
                 gate, admission = gates.gate(
                     read.key[1], runs, spec.concurrency, now(), holding, own_run=read.run

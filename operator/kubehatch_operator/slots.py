@@ -18,7 +18,7 @@ from kubehatch.api.workflow import ConcurrencySpec, LimitStrategy, WorkflowSpec
 from kubehatch_operator import gates
 from kubehatch_operator.clock import now
 from kubehatch_operator.entries import Key, RunEntry
-from kubehatch_operator.metrics import ADMISSION_SECONDS
+from kubehatch_operator.metrics import admission_cpu
 from kubehatch_operator.model import Gate, Verdict
 from kubehatch_operator.reading import Pass
 from kubehatch_operator.store import Store
@@ -96,7 +96,11 @@ class Slots:
         return (workflow, key)
 
     def _holding(self, runs: list[RunEntry]) -> set[Key]:
-        return {entry.key for entry in runs if self.store.live_jobs(entry)}
+        """The runs with step Jobs still running: few (the started ones, and those whose
+        status write a crash lost), so found from the Jobs' side."""
+        store = self.store
+        live = {uid for uid in store.attempts if store.live_uid(uid)}
+        return {entry.key for entry in runs if entry.uid in live} if live else set()
 
     async def _admit_waiting(self, group: Group) -> None:
         self._admitted.add(group)
@@ -110,7 +114,7 @@ class Slots:
                     self.kick(run.key)
             return None
         async with self.lock(workflow):
-            with ADMISSION_SECONDS.labels("slot").time():
+            with admission_cpu("slot"):
                 runs = self.store.contending(workflow, key)
                 holding = self._holding(runs)
                 admission = gates.workflow_admission(runs, concurrency, now(), holding, key)

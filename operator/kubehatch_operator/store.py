@@ -138,9 +138,11 @@ class Store:
         """Whether any of the run's step Jobs still runs: then it holds its slot, whatever
         its status says (a status write lost in a crash must not free it). The key action's
         pod comes before admission and holds nothing."""
-        return any(
-            a.live and a.step != wire.KEY_STEP for a in self.attempts.get(entry.uid, {}).values()
-        )
+        return self.live_uid(entry.uid)
+
+    def live_uid(self, uid: str) -> bool:
+        """`live_jobs` of the run with this uid."""
+        return any(a.live and a.step != wire.KEY_STEP for a in self.attempts.get(uid, {}).values())
 
     def runs_of(self, workflow: Key) -> list[RunEntry]:
         """The workflow's unfinished runs."""

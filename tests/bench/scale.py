@@ -165,8 +165,8 @@ def bench_admission(queued: int, slots: int, burst: int, cap: float) -> dict[str
         passes = grow(before, after, "kubehatch_reconcile_seconds_count").get("", 0.0)
         cpu_slot = freed and 1000 * (used["cpu_seconds"] - usage["cpu_seconds"]) / freed
         # Admission proper: weighing the key's runs, by the freed slot and by the run let in.
-        weighed = sum(grow(before, after, "kubehatch_admission_seconds_sum").values())
-        weighings = grow(before, after, "kubehatch_admission_seconds_count")
+        weighed = sum(grow(before, after, "kubehatch_admission_cpu_seconds_sum").values())
+        weighings = grow(before, after, "kubehatch_admission_cpu_seconds_count")
         return {
             "arrivals": burst, "arrivals_queued": got, "arrivals_seconds": round(arrived, 1),
             "arrivals_operator_cpu_s": round(cpu, 1), "queued": queued,
@@ -174,7 +174,7 @@ def bench_admission(queued: int, slots: int, burst: int, cap: float) -> dict[str
             "restart_to_first_freed_slot_s": round(window - restarted, 1) if freed_first else None,
             "slots_measured": len(gaps),
             "freed_slot_to_next_start_ms": summary_ms(gaps),
-            "admission_ms_per_freed_slot": round(1000 * weighed / freed, 2) if freed else None,
+            "admission_cpu_ms_per_freed_slot": round(1000 * weighed / freed, 2) if freed else None,
             "admissions_per_freed_slot": {k: round(v / freed, 1) for k, v in weighings.items()}
             if freed else None,
             "operator_cpu_ms_per_freed_slot": round(cpu_slot, 1) if cpu_slot else None,
