@@ -2,9 +2,10 @@
 
 `hack/peers/build-peers.sh argo` builds the workflow-controller (a host process here, like
 the operator in `make bench`) and the argoexec image; `ArgoPeer.install` applies Argo's CRDs
-from the Go module cache, least-privilege executor RBAC and `SETTINGS`. Timings are receive
-times on this machine's watches. Argo re-queues a Workflow DEFAULT_REQUEUE_TIME (10 s) after
-a pod event, so the smoke run measures that default and 1 s (its source's lower bound):
+from the Go module cache (`stop` deletes them), least-privilege executor RBAC and
+`SETTINGS`. Timings are receive times on this machine's watches. Argo re-queues a
+Workflow DEFAULT_REQUEUE_TIME (10 s) after a pod event, so the smoke run measures that
+default and 1 s (its source's lower bound):
     python -m tests.bench.argo [--requeue 10s,1s]   # JSON on stdout; detail in _output/bench/
 """
 
@@ -103,6 +104,19 @@ def apply_crds() -> None:
     wait_for(established, 60, "Argo's CRDs to be Established")
 
 
+def delete_crds() -> None:
+    """Leave no trace: Argo's Workflow claims the short name `wf` too, and `kubectl get wf`
+    would then have to guess which Workflow is meant."""
+    api = client.ApiextensionsV1Api()
+    selector = f"{PEER_LABEL}={ARGO_VERSION}"
+    for crd in api.list_custom_resource_definition(label_selector=selector).items:
+        try:
+            api.delete_custom_resource_definition(crd.metadata.name)
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
+
 class ArgoPeer:
     """Argo's workflow-controller as a host process, managing one namespace."""
 
@@ -160,6 +174,7 @@ class ArgoPeer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
             self.proc = self.pid = None
+        delete_crds()
 
     def _metrics_up(self) -> bool:
         if self.proc is None or self.proc.poll() is not None:
