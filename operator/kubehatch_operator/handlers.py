@@ -18,7 +18,6 @@ from typing import Any, cast
 import kopf
 
 from kubehatch.api import wire
-from kubehatch.api.workflowrun import WorkflowRunPhase
 from kubehatch_operator import metrics
 from kubehatch_operator.entries import Key, WorkflowEntry
 from kubehatch_operator.listing import LIST_PAGE
@@ -31,11 +30,6 @@ log = logging.getLogger(__name__)
 
 def _deleted(event: kopf.RawEvent) -> bool:
     return event.get("type") == "DELETED"
-
-
-def _finished(run: dict[str, Any]) -> bool:
-    phase = wire.mapping(run.get("status")).get("phase")
-    return phase in {p.value for p in WorkflowRunPhase if p.finished}
 
 
 def _key(event: kopf.RawEvent) -> Key:
@@ -92,10 +86,7 @@ def runs_in_flight(memo: Any, **_: Any) -> int:
 # --- runs ----------------------------------------------------------------------------------
 @kopf.on.event(wire.GROUP, wire.VERSION, wire.WORKFLOW_RUNS)
 async def on_run(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
-    # A run that finished leaves the watch's selection (see `Runtime.probe_selector`):
-    # it arrives as DELETED, with its final state.
-    deleted = _deleted(event) and not _finished(_body(event))
-    memo.runtime.run_changed(_body(event), deleted)
+    memo.runtime.run_changed(_body(event), _deleted(event))
 
 
 # --- workflows, events and cron schedules ---------------------------------------------------

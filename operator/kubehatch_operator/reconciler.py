@@ -275,6 +275,8 @@ class Reconciler:
                 self.store.forget_run(entry.key)
                 return False
             self.store.observe_run(updated)
+            if entry.key in self.store.finished:  # its retention counts from now
+                self.sweep_soon(entry.workflow_key)
         if self.settings.observability.post_events:
             for event in decision.events:
                 self._in_background(

@@ -196,6 +196,12 @@ class Runtime:
     # --- runs and Workflows ---------------------------------------------------------------
     def run_changed(self, body: dict[str, Any], deleted: bool) -> None:
         store = self.store
+        meta = body["metadata"]
+        if deleted and (meta["namespace"], meta["name"]) in store.finished:
+            # Not gone: a finished run leaves the watch's selection of unfinished runs (the
+            # API server sends its last unfinished state). Finished runs deleted by others
+            # leave the store at the full relisting; the retention's own, at once.
+            deleted = False
         key = store.observe_run(body, deleted=deleted)
         metrics.RUNS_IN_FLIGHT.set(len(store.runs))
         if key in store.runs:

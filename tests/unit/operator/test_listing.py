@@ -78,3 +78,35 @@ def test_finished_runs_deleted_by_others_leave_the_store_at_the_next_relisting()
     Relisting(store).finish(500)  # neither is listed; "late" finished after the listing
     assert list(store.finished) == [("ns", "late")]
     assert [r.name for r in store.finished_runs_of(("ns", "wf"))] == ["late"]
+
+
+def test_a_finished_run_leaving_the_watchs_selection_is_not_taken_for_deleted() -> None:
+    """With runs selected by phase, the API server tells a run finished by a DELETED event
+    carrying its last unfinished state; retention must still see the run."""
+    from kubehatch_operator.reconciler import Reconciler
+    from kubehatch_operator.runtime import Runtime
+    from kubehatch_operator.settings import ObservabilitySettings, Settings
+    from kubehatch_operator.triggers.controller import Triggers
+    from tests.unit.operator.fakekube import FakeKube
+
+    async def scenario() -> None:
+        store, kube = Store(), FakeKube()
+        quiet = Settings(observability=ObservabilitySettings(post_events=False))
+        reconciler = Reconciler(store, kube, quiet)  # type: ignore[arg-type]
+        runtime = Runtime(store, reconciler, Triggers(store, kube, quiet))  # type: ignore[arg-type]
+        swept: list[object] = []
+        reconciler.sweep_soon = lambda workflow, delay=0.5: swept.append(workflow)  # type: ignore[method-assign]
+        last_unfinished = body("r", "ada", running("ada"), 0)
+        runtime.run_changed(last_unfinished, deleted=False)
+        done = body("r", "ada", {**running("ada"), "phase": "Succeeded"}, 0)
+        done["metadata"]["resourceVersion"] = "300"
+        store.observe_run(done)  # the operator's own write, answered
+        last_unfinished["metadata"]["resourceVersion"] = "300"
+        runtime.run_changed(last_unfinished, deleted=True)  # the watch: it left the selection
+        assert ("ns", "r") in store.finished and swept == [("ns", "wf")]
+        other = body("gone", "ada", running("ada"), 1)
+        runtime.run_changed(other, deleted=False)
+        runtime.run_changed(other, deleted=True)  # an unfinished run deleted: gone
+        assert ("ns", "gone") not in store.runs and ("ns", "gone") not in store.finished
+
+    asyncio.run(scenario())
