@@ -13,7 +13,9 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from kubernetes import client, config
@@ -21,7 +23,7 @@ from kubernetes.client.exceptions import ApiException
 
 from kubehatch.api import wire
 from kubehatch_operator.listing import Lister
-from kubehatch_operator.metrics import API_READS, API_WRITES
+from kubehatch_operator.metrics import API_READS, API_WRITES, EVENTS_DROPPED
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,11 @@ def load_config(pool_size: int) -> client.ApiClient:
 class ForeignObjectError(Exception):
     """An object of the name we derive exists, and another owner made it."""
 
+
+EVENT_SENDERS = 2
+"""Threads (and connections) posting Events, apart from the pool of the other calls."""
+EVENT_BACKLOG = 1000
+"""Events waiting to be sent beyond which new ones are dropped (counted)."""
 
 REFUSALS = frozenset({400, 403, 404, 413, 422})
 """API answers to a create that no retry can change: the request itself is wrong."""
@@ -66,6 +73,8 @@ class Kube:
         self.batch = client.BatchV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.lister = Lister(self.custom, self.batch)
+        self._event_senders = ThreadPoolExecutor(EVENT_SENDERS, thread_name_prefix="events")
+        self._events_pending = 0
 
     # --- creates (idempotent) -----------------------------------------------------------
     async def create_configmap(self, body: dict[str, Any]) -> bool:
@@ -170,7 +179,9 @@ class Kube:
     async def post_event(
         self, involved: dict[str, Any], type_: str, reason: str, message: str
     ) -> None:
-        """A core/v1 Event on the object, as `kubectl describe` shows them. Best effort."""
+        """A core/v1 Event on the object, as `kubectl describe` shows them. Best effort, as
+        client-go's recorder: sent by senders of their own, so that they never hold up the
+        writes that move runs, and dropped when EVENT_BACKLOG are waiting already."""
         meta = involved["metadata"]
         now = datetime.now(UTC)
         body = {
@@ -194,11 +205,20 @@ class Kube:
             "source": {"component": "kubehatch-operator"},
             "reportingComponent": wire.EVENT_REPORTER,
         }
+        if self._events_pending >= EVENT_BACKLOG:
+            EVENTS_DROPPED.inc()  # the API server is behind: runs come first
+            return
+        self._events_pending += 1
         API_WRITES.labels("create", "events").inc()
+        # Typed loosely, as `_call`: the client's stubs want its model where a dict serves.
+        post: Callable[..., Any] = self.core.create_namespaced_event
+        create = partial(post, meta["namespace"], body)
         try:
-            await _call(self.core.create_namespaced_event, meta["namespace"], body)
+            await asyncio.get_running_loop().run_in_executor(self._event_senders, create)
         except ApiException as err:
             log.warning("could not post event %s on %s: %s", reason, meta["name"], err.reason)
+        finally:
+            self._events_pending -= 1
 
     # --- reads --------------------------------------------------------------------------
     async def active_jobs(self, namespace: str, run: str) -> list[str]:

@@ -52,6 +52,10 @@ def admission_cpu(trigger: str) -> Iterator[None]:
         ADMISSION_SECONDS.labels(trigger).observe(time.thread_time() - start)
 
 
+EVENTS_DROPPED = Counter(
+    "kubehatch_events_dropped_total",
+    "Kubernetes Events not posted because too many were waiting (the API server was behind).",
+)
 RUNS_IN_FLIGHT = Gauge("kubehatch_runs_in_flight", "Runs started and not finished.")
 
 
