@@ -11,9 +11,11 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from kubehatch.api import wire
+from kubehatch.api.workflowrun import WorkflowRunPhase
 from kubehatch_operator.entries import (
     Key,
     RunEntry,
@@ -21,11 +23,15 @@ from kubehatch_operator.entries import (
     attempt_from_job,
     older,
     resource_version,
+    workflow_of,
 )
 from kubehatch_operator.model import Attempt, AttemptState
 from kubehatch_operator.retention import FinishedRun
 
 __all__ = ["Key", "Store"]
+
+FINISHED_PHASES = frozenset(p.value for p in WorkflowRunPhase if p.finished)
+_EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 @dataclass
@@ -78,16 +84,20 @@ class Store:
         version = resource_version(body)
         if current is not None and version is not None and version == current.resource_version:
             return key  # the watch's echo of our own write: parsed already
-        entry = RunEntry.parse(body)
-        phase = entry.run.status.phase if entry.run else None
-        if phase is not None and phase.finished:
+        status = wire.mapping(body.get("status"))
+        phase = status.get("phase")
+        if isinstance(phase, str) and phase in FINISHED_PHASES:
+            # Read without parsing: at start-up there may be 20,000 of them, and retention
+            # needs a name and a time only.
             self._drop(key)
-            finished_at = entry.run.status.finished_at if entry.run else None
-            self.finished[key] = FinishedRun(
-                key[1], entry.workflow, finished_at or entry.created, version or 0
+            workflow = workflow_of(body)
+            at = wire.parse_time(status.get("finishedAt")) or wire.parse_time(
+                meta.get("creationTimestamp")
             )
-            self._finished_by_workflow[entry.workflow_key][key] = None
+            self.finished[key] = FinishedRun(key[1], workflow[1], at or _EPOCH, version or 0)
+            self._finished_by_workflow[workflow][key] = None
             return key
+        entry = RunEntry.parse(body)
         if current is not None and _group(current) != _group(entry):
             self._unindex(current)
         self.runs[key] = entry

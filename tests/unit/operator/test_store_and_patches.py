@@ -246,3 +246,15 @@ def test_the_key_actions_pod_holds_no_slot() -> None:
     assert not store.live_jobs(store.runs[key])
     store.observe_job(job_body({"active": 1, "ready": 1}, rv="6"))
     assert store.live_jobs(store.runs[key])
+
+
+def test_a_finished_run_is_kept_as_a_name_and_a_time_without_being_parsed() -> None:
+    store = Store()
+    done = run_body("Succeeded", rv="9")
+    done["spec"] = {"workflowRef": "not an object"}  # would not parse: never needs to
+    done["status"]["finishedAt"] = "2026-01-01T00:00:07Z"
+    key = store.observe_run(done)
+    assert key not in store.runs
+    (finished,) = store.finished_runs_of(("ns", ""))
+    assert (finished.name, finished.version) == ("r1", 9)
+    assert finished.finished_at == datetime(2026, 1, 1, 0, 0, 7, tzinfo=UTC)
