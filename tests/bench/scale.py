@@ -335,7 +335,7 @@ def main() -> None:
     parser.add_argument("--queued", type=int, help="runs queued on one key (5000; quick 300)")
     parser.add_argument("--slots", type=int, help="freed slots measured (20; quick 10)")
     parser.add_argument("--arrivals", type=int, help="of the queued, arriving at once (500; 100)")
-    parser.add_argument("--drain-timeout", type=float, default=150.0,
+    parser.add_argument("--drain-timeout", type=float, default=120.0,
                         help="seconds to wait for the throughput runs to drain")  # fmt: skip
     parser.add_argument("--cap", type=float, default=90.0, help="seconds any one wait of the "
                         "scale and admission phases may take")  # fmt: skip
@@ -345,7 +345,10 @@ def main() -> None:
         help="only delete what a killed run left: scale-* namespaces, fake nodes",
     )
     parser.add_argument("--nodes", type=int, default=10, help="kwok fake nodes")
-    parser.add_argument("--phases", default="scale,admission,throughput,throughput_fake_jobs")
+    parser.add_argument(
+        "--phases", default="scale,admission,throughput_fake_jobs",
+        help="also 'throughput': real Jobs, which the Job controller's client limit caps",
+    )  # fmt: skip
     parser.add_argument(
         "--peers", default="argo", help="'argo' (default): Argo's throughput too; '' skips it"
     )
