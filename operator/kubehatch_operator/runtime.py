@@ -112,7 +112,7 @@ class Runtime:
         delay = 1.0
         while True:
             try:
-                await self.relist(namespaces, finished=True, jobs=False, cached=True)
+                await self.relist(namespaces, finished=True, jobs=False)
                 break
             except Exception as err:
                 log.warning("listing finished runs failed (%s); again in %.0fs", err, delay)
@@ -121,23 +121,19 @@ class Runtime:
         for workflow in list(self.store.workflows):
             self.reconciler.sweep_soon(workflow)
 
-    async def relist(
-        self, namespaces: tuple[str, ...], *, finished: bool, jobs: bool, cached: bool = False
-    ) -> int:
+    async def relist(self, namespaces: tuple[str, ...], *, finished: bool, jobs: bool) -> int:
         """Agree with a fresh listing of the (unfinished, unless ``finished``) runs and,
         if ``jobs``, the step Jobs: what a re-listing watch misses. Returns how far the
         listing covers (a resourceVersion).
 
-        The periodic relisting reads the API server's watch cache (``cached``): cheap, and
-        the store drops nothing seen at a newer version than the listing covers.
+        The store drops nothing seen at a newer version than the listing covers.
         """
         lister = self.kube.lister
         selector = None if finished else self.unfinished
         relisting = Relisting(self.store, finished=selector is None, jobs=jobs)
         versions = [
             await lister.each_page(
-                wire.WORKFLOW_RUNS, namespaces, relisting.runs, cached=cached,
-                field_selector=selector,
+                wire.WORKFLOW_RUNS, namespaces, relisting.runs, field_selector=selector,
             )
         ]  # fmt: skip
         if jobs:
@@ -157,7 +153,7 @@ class Runtime:
                 count += 1
                 full = count % FULL_RELIST_EVERY == 0
                 try:
-                    await self.relist(namespaces, finished=full, jobs=full, cached=True)
+                    await self.relist(namespaces, finished=full, jobs=full)
                 except Exception:
                     log.exception("relisting runs failed; trying again later")
 
