@@ -17,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 
 from kubehatch.api import wire
 from kubehatch_operator.metrics import API_READS
+from kubehatch_operator.watching import scopes
 
 LIST_PAGE = 500
 """Objects per list response when the operator lists everything (start-up, relisting)."""
@@ -39,8 +40,7 @@ class Lister:
     async def selects(self, plural: str, namespaces: tuple[str, ...], selector: str) -> bool:
         """Whether the API server filters ``plural`` by this field selector (False when it
         answers 400: a Kubernetes before 1.31, or a CRD without selectableFields)."""
-        exact = [n for n in namespaces if not set(n) & set("*?[]!")]
-        namespace = exact[0] if namespaces and len(exact) == len(namespaces) else None
+        namespace = scopes(namespaces)[0]
         try:
             await self._list_page(plural, namespace, {"limit": 1, "field_selector": selector})
         except ApiException as err:
@@ -69,9 +69,9 @@ class Lister:
         options: dict[str, Any] = {}
         if field_selector:
             options["field_selector"] = field_selector
-        exact = [n for n in namespaces if not set(n) & set("*?[]!")]
-        if namespaces and len(exact) == len(namespaces):
-            versions = [await self._pages(plural, n, options, consume) for n in exact]
+        where = scopes(namespaces)
+        if where != [None]:
+            versions = [await self._pages(plural, n, options, consume) for n in where]
             return min(versions, default=0)
 
         def matching(items: list[dict[str, Any]]) -> object:
