@@ -31,6 +31,7 @@ from kubehatch_operator.model import (
     Run,
     Verdict,
 )
+from kubehatch_operator.ratelimits import RateGate
 from kubehatch_operator.steps import observe_step, start_ready_steps
 from kubehatch_operator.transitions import SUCCEEDED_CONDITION, transition_events
 
@@ -41,12 +42,14 @@ def decide(
     attempts: Sequence[Attempt],
     now: datetime,
     gate: Gate | None = None,
+    rates: RateGate | None = None,
 ) -> Decision:
     """The next status of `run` and the actions to take, given what the cluster shows.
 
     `workflow` is the Workflow's spec, a message saying why it is invalid, or None when
     it does not exist; only a run that has not started yet looks at it. `gate` is the
-    concurrency limit's verdict, for workflows that have one.
+    concurrency limit's verdict, for workflows that have one; `rates` gives new attempts
+    their rate limit units.
     """
     old = run.status
     status = old.model_copy(deep=True)
@@ -75,7 +78,7 @@ def decide(
     for name in order:
         prior = status.steps.get(name, StepStatus())
         status.steps[name] = observe_step(
-            run, steps[name], prior, by_step.get(name, []), now, decision
+            run, steps[name], prior, by_step.get(name, []), now, decision, rates
         )
 
     if gate is not None and gate.verdict in (Verdict.CANCEL, Verdict.FAIL):
@@ -110,7 +113,7 @@ def decide(
             now,
         )
     else:
-        start_ready_steps(run, spec, order, status, decision, now)
+        start_ready_steps(run, spec, order, status, decision, now, rates)
         if all(status.steps[n].phase is StepPhase.SUCCEEDED for n in order):
             status.phase = WorkflowRunPhase.SUCCEEDED
             _set_finished(status, now)
@@ -202,9 +205,12 @@ def _start(
         return False
     if gate is not None:
         status.concurrency_key = gate.key
+        status.concurrency_limit = gate.limit
         if gate.verdict is Verdict.QUEUE:
             status.phase = WorkflowRunPhase.QUEUED
-            set_succeeded(status, ConditionStatus.UNKNOWN, "Queued", gate.message, run)
+            reason = gate.reason or "Queued"
+            set_succeeded(status, ConditionStatus.UNKNOWN, reason, gate.message, run)
+            decision.wake_at = gate.wake_at
             return False
         if gate.verdict in (Verdict.CANCEL, Verdict.FAIL):
             end_by_gate(status, decision, [], gate, now)
@@ -285,9 +291,9 @@ def end_by_gate(
 ) -> None:
     """End a run the concurrency limit cancelled, or whose key could not be computed."""
     if gate.verdict is Verdict.CANCEL:
-        phase, reason = WorkflowRunPhase.CANCELLED, "ConcurrencyLimit"
+        phase, reason = WorkflowRunPhase.CANCELLED, gate.reason or "ConcurrencyLimit"
     else:
-        phase, reason = WorkflowRunPhase.FAILED, "ConcurrencyKeyFailed"
+        phase, reason = WorkflowRunPhase.FAILED, gate.reason or "ConcurrencyKeyFailed"
     end_run(status, decision, attempts, phase, reason, gate.message, now)
 
 

@@ -145,9 +145,11 @@ class RunEntry:
         run of a key each time a slot frees); None until its key is recorded."""
         if self.run is None or self.recorded_key is None:
             return None
+        run = self.run
         return Contender(
             self.key[1], self.recorded_key, self.created, running=self.started,
-            arrival=self.arrival, leaving=self.run.spec.cancel,
+            arrival=self.arrival, leaving=run.spec.cancel, priority=run.spec.priority,
+            limit=run.status.concurrency_limit, started_at=run.status.started_at,
         )  # fmt: skip
 
     @cached_property
@@ -167,6 +169,14 @@ class RunEntry:
         return self.recorded_key
 
 
+SHARED = "@"
+"""Prefix of a shared limit's scope: no Workflow's name (a DNS label) starts so."""
+
+
+def is_shared(scope: Key) -> bool:
+    return scope[1].startswith(SHARED)
+
+
 @dataclass(frozen=True)
 class WorkflowEntry:
     """A Workflow: its raw object (triggers read it leniently) and its parsed spec."""
@@ -181,6 +191,14 @@ class WorkflowEntry:
             return cls(body, WorkflowSpec.model_validate(body.get("spec") or {}))
         except ValidationError as err:
             return cls(body, None, problems(err))
+
+    def scope(self, workflow: Key) -> Key:
+        """Whose slots its runs take: the workflow's own, or those of the limit it shares
+        (`concurrency.shared`), a name no Workflow can have."""
+        concurrency = self.spec.concurrency if self.spec is not None else None
+        if concurrency is not None and concurrency.shared is not None:
+            return (workflow[0], SHARED + concurrency.shared)
+        return workflow
 
     @property
     def for_decisions(self) -> WorkflowSpec | str:

@@ -1,20 +1,21 @@
 """From the runs the store holds to a concurrency verdict for one run.
 
-Reads typed run entries (parsed once by the store), computes each run's key (CEL over
-its input, kept in status.concurrencyKey once known) and asks `admission.admit` who
-may start. No API calls: the reconciler applies the verdicts.
+Reads typed run entries (parsed once by the store), computes each run's key and limit
+(CEL over its input and metadata, kept in status.concurrencyKey and
+status.concurrencyLimit once known) and asks `admission.admit` who may start. No API
+calls: the reconciler applies the verdicts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
-from types import MappingProxyType
 
-from kubehatch.api.cel import concurrency_key
-from kubehatch.api.workflow import ConcurrencySpec, LimitStrategy
-from kubehatch_operator.admission import Admission, Contender, admit
+from kubehatch.api.cel import concurrency_key, concurrency_limit
+from kubehatch.api.workflow import ConcurrencySpec, LimitStrategy, WorkflowSpec
+from kubehatch.durations import format_duration
+from kubehatch_operator.admission import Admission, Contender, Policy, admit
 from kubehatch_operator.entries import Key, RunEntry
 from kubehatch_operator.model import Gate, Run, Verdict
 
@@ -28,7 +29,21 @@ def run_key(run: Run, concurrency: ConcurrencySpec) -> str | None:
         return run.status.concurrency_key
     if concurrency.expression is None:
         return None  # the key action's pod is still computing it
-    return concurrency_key(concurrency.expression, run.spec.input)
+    return concurrency_key(concurrency.expression, run.spec.input, run.spec.additional_metadata)
+
+
+def run_limit(run: Run, concurrency: ConcurrencySpec) -> int | None:
+    """The run's own limit for its key (maxRunsExpression), or None without one.
+
+    Raises ValueError when the expression fails or gives no whole number of at least 1.
+    """
+    if concurrency.max_runs_expression is None:
+        return None
+    if run.status.concurrency_limit is not None:
+        return run.status.concurrency_limit
+    return concurrency_limit(
+        concurrency.max_runs_expression, run.spec.input, run.spec.additional_metadata
+    )
 
 
 def contends(entry: RunEntry, now: datetime) -> bool:
@@ -38,24 +53,32 @@ def contends(entry: RunEntry, now: datetime) -> bool:
     return entry.started or not entry.not_due(now)
 
 
+@dataclass(frozen=True)
+class Known:
+    """What the pass of one run computed about it (its store entry may lack it yet)."""
+
+    name: str
+    key: str
+    limit: int | None = None
+
+
 def contenders(
     runs: Iterable[RunEntry],
     concurrency: ConcurrencySpec,
     now: datetime,
     holding: Collection[Key] = (),
     only_key: str | None = None,
-    known: Mapping[str, str] = MappingProxyType({}),
+    known: Known | None = None,
 ) -> tuple[list[Contender], dict[str, str]]:
     """The runs that hold or want a slot, and the runs whose key cannot be computed (by
-    name, with why: they fail on their own pass). `only_key` keeps one key's runs: the
-    strategies other than GroupRoundRobin never weigh one key against another. `known`
-    are keys already computed, by run name.
+    name, with why: they fail on their own pass). `only_key` keeps one key's runs: without
+    maxRunsTotal, admission never weighs one key against another.
     """
     found: list[Contender] = []
     broken: dict[str, str] = {}
     for entry in runs:
         cached = entry.contender
-        if cached is not None and known.get(cached.name, cached.key) == cached.key:
+        if cached is not None and (known is None or known.name != cached.name):
             # The common case, kept to a few lookups: admission weighs every run of a key
             # each time a slot frees.
             if only_key is not None and cached.key != only_key:
@@ -77,7 +100,7 @@ def _contender(
     now: datetime,
     holding: Collection[Key],
     only_key: str | None,
-    known: Mapping[str, str],
+    known: Known | None,
     broken: dict[str, str],
 ) -> Contender | None:
     """A run whose key is not recorded yet (or known otherwise), as admission weighs it."""
@@ -94,78 +117,141 @@ def _contender(
     if leaving and not held and not entry.started:
         return None  # cancelled before it started: it wants nothing
     name = entry.key[1]
-    key = known.get(name)
-    if key is None:
+    key: str | None
+    if known is not None and known.name == name:
+        key, limit = known.key, known.limit
+    else:
         if entry.input_elided and recorded is None:
             return None  # its key needs its input, read on its own pass: it places itself
         try:
-            key = run_key(run, concurrency)
+            key, limit = run_key(run, concurrency), run_limit(run, concurrency)
         except ValueError as error:
             broken[name] = str(error)
             return None
     if key is None or (only_key is not None and key != only_key):
         return None  # neither holds nor wants a slot until its key is known
     return Contender(
-        name, key, entry.created, running=entry.started or held,
-        arrival=entry.arrival, leaving=leaving,
+        name, key, entry.created, running=entry.started or held, arrival=entry.arrival,
+        leaving=leaving, priority=run.spec.priority, limit=limit,
+        started_at=run.status.started_at,
     )  # fmt: skip
 
 
 def workflow_admission(
     runs: Iterable[RunEntry],
-    concurrency: ConcurrencySpec,
+    spec: WorkflowSpec,
     now: datetime,
     holding: Collection[Key] = (),
     only_key: str | None = None,
-    known: Mapping[str, str] = MappingProxyType({}),
+    served: str | None = None,
 ) -> Admission:
     """Who of the workflow's runs may start now, and who is cancelled (one key's, if given)."""
-    found, _ = contenders(runs, concurrency, now, holding, only_key, known)
-    return admit(found, concurrency.max_runs, concurrency.limit_strategy)
+    assert spec.concurrency is not None
+    found, _ = contenders(runs, spec.concurrency, now, holding, only_key)
+    return admit(found, Policy.of(spec.concurrency, spec.default_priority), served)
 
 
 def gate(
     name: str,
     runs: Sequence[RunEntry],
-    concurrency: ConcurrencySpec,
+    spec: WorkflowSpec,
     now: datetime,
     holding: Collection[Key] = (),
     own_run: Run | None = None,
+    served: str | None = None,
 ) -> tuple[Gate, Admission]:
     """The verdict on run `name` among the workflow's unfinished `runs` (it is one of them).
 
-    `holding` are runs with Jobs still running: they hold their slot whatever their
-    status says (a start whose status write was lost in a crash still counts).
-    `own_run` is the run as its pass read it (with its input, which the store may lack).
+    `holding` are runs that hold a slot whatever their status says: Jobs still running (a
+    start whose status write a crash lost still counts), or a slot handed to them by an
+    admission whose start is not written yet. `own_run` is the run as its pass read it
+    (with its input, which the store may lack). `served` is the key that took the last
+    slot (GroupRoundRobin with maxRunsTotal goes on after it).
     """
+    concurrency = spec.concurrency
+    assert concurrency is not None
+    own = next((entry for entry in runs if entry.key[1] == name), None)
     if own_run is None:
-        own = next((entry for entry in runs if entry.key[1] == name), None)
         own_run = own.run if own is not None else None
     own_key: str | None = None
+    own_limit: int | None = None
     if own_run is not None:
         try:
-            own_key = run_key(own_run, concurrency)
+            own_key, own_limit = run_key(own_run, concurrency), run_limit(own_run, concurrency)
         except ValueError as error:
             return Gate(Verdict.FAIL, None, str(error)), Admission()
-    per_key = concurrency.limit_strategy is not LimitStrategy.GROUP_ROUND_ROBIN
-    admission = workflow_admission(
-        runs, concurrency, now, holding, own_key if per_key else None,
-        {name: own_key} if own_key is not None else {},
-    )  # fmt: skip
-    limit = f"{concurrency.max_runs} run(s) per key" + (
-        "" if per_key else " in total, shared in turn across keys"
-    )
+    if own is not None and not own.started and own.key in holding and own_key is not None:
+        # Handed a slot (or its Jobs run though its start was never recorded): it starts.
+        # A started run is weighed as any other: newer runs may push it out.
+        return Gate(Verdict.START, own_key, limit=own_limit), Admission()
+    known = Known(name, own_key, own_limit) if own_key is not None else None
+    only_key = own_key if concurrency.per_key else None
+    found, _ = contenders(runs, concurrency, now, holding, only_key, known)
+    admission = admit(found, Policy.of(concurrency, spec.default_priority), served)
     if name in admission.cancel:
-        verdict = Gate(
-            Verdict.CANCEL,
-            own_key,
-            f"cancelled by the concurrency limit ({concurrency.limit_strategy.value}, "
-            f"key {own_key!r}, {limit})",
+        return _cancelled(concurrency, own_key, own_limit), admission
+    if name not in admission.queue:
+        return Gate(Verdict.START, own_key, limit=own_limit), admission
+    since = own.created if own is not None else now
+    if own_run is not None and own_run.spec.scheduled_at is not None:
+        since = max(since, own_run.spec.scheduled_at)
+    timeout = concurrency.queue_timeout_delta
+    if timeout is not None and now >= since + timeout:
+        message = (
+            f"waited {format_duration(now - since)} for a concurrency slot (key {own_key!r}), "
+            f"more than concurrency.queueTimeout ({concurrency.queue_timeout})"
         )
-    elif name in admission.queue:
-        verdict = Gate(
-            Verdict.QUEUE, own_key, f"waiting for a concurrency slot (key {own_key!r}, {limit})"
-        )
+        return Gate(Verdict.CANCEL, own_key, message, own_limit, "QueueTimeout"), admission
+    message = _waiting(name, own_key, own_limit, found, admission, concurrency)
+    deadline = since + timeout if timeout is not None else None
+    return Gate(Verdict.QUEUE, own_key, message, own_limit, "Queued", deadline), admission
+
+
+def _limit_text(concurrency: ConcurrencySpec, limit: int | None) -> str:
+    text = f"{limit or concurrency.max_runs} run(s) per key"
+    if concurrency.max_runs_total is not None:
+        text += f", {concurrency.max_runs_total} in total"
+    if concurrency.shared is not None:
+        text += f", shared limit {concurrency.shared!r}"
+    return text
+
+
+def _cancelled(concurrency: ConcurrencySpec, key: str | None, limit: int | None) -> Gate:
+    strategy = concurrency.limit_strategy
+    why = {
+        LimitStrategy.CANCEL_IN_PROGRESS: "newer runs of the key took its slots",
+        LimitStrategy.CANCEL_NEWEST: "the key's slots are taken and new runs over the limit "
+        "are cancelled",
+        LimitStrategy.CANCEL_QUEUED_EXCEPT_NEWEST: "a newer run of the key is queued, and "
+        "only the newest queued run is kept",
+        LimitStrategy.CANCEL_QUEUED_EXCEPT_OLDEST: "an older run of the key is queued, and "
+        "only the oldest queued run is kept",
+    }.get(strategy, "over the limit")
+    message = (
+        f"cancelled by the concurrency limit ({strategy.value}, key {key!r}, "
+        f"{_limit_text(concurrency, limit)}): {why}"
+    )
+    return Gate(Verdict.CANCEL, key, message, limit, "ConcurrencyLimit")
+
+
+def _waiting(
+    name: str,
+    key: str | None,
+    limit: int | None,
+    found: Sequence[Contender],
+    admission: Admission,
+    concurrency: ConcurrencySpec,
+) -> str:
+    """Why a queued run waits: its key, its place in the queue, and who holds the slots."""
+    position = admission.queue.index(name) + 1
+    same_key = [c.name for c in found if c.running and c.key == key]
+    if concurrency.max_runs_total is not None and len(same_key) < (limit or concurrency.max_runs):
+        holders = sorted(c.name for c in found if c.running)  # the total is what is full
     else:
-        verdict = Gate(Verdict.START, own_key)
-    return verdict, admission
+        holders = sorted(same_key)
+    shown = ", ".join(holders[:3]) + (f" and {len(holders) - 3} more" if len(holders) > 3 else "")
+    return (
+        f"waiting for a concurrency slot: key {key!r}, number {position} of "
+        f"{len(admission.queue)} in the queue; slots held by {shown or 'runs being cancelled'} "
+        f"({concurrency.limit_strategy.value}, {_limit_text(concurrency, limit)})"
+    )

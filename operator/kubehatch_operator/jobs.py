@@ -8,10 +8,11 @@ the "restricted" Pod Security Standard.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from kubehatch.api import wire
-from kubehatch.api.workflow import WorkflowSpec
+from kubehatch.api.workflow import MIN_PRIORITY, WorkflowSpec
 from kubehatch.durations import parse_duration
 from kubehatch_operator.model import StartAttempt
 from kubehatch_operator.settings import StepSettings
@@ -26,8 +27,10 @@ def step_job(
     spec: WorkflowSpec,
     start: StartAttempt,
     settings: StepSettings,
+    priority: int = MIN_PRIORITY,
 ) -> dict[str, Any]:
-    """The Job of one attempt of a step (or of the concurrency key pseudo-step)."""
+    """The Job of one attempt of a step (or of the concurrency key pseudo-step), for a run
+    of ``priority``."""
     step = start.step
     name = start.step_name
     step_env = wire.StepEnv(
@@ -126,9 +129,24 @@ def step_job(
                     if settings.tolerations
                     else {}
                 ),
+                **(
+                    {"priorityClassName": settings.priority_classes[priority]}
+                    if priority in settings.priority_classes
+                    else {}
+                ),
             },
         },
     }
+    job_labels = labels
+    metadata_extra: dict[str, Any] = {}
+    if start.rate_limits:
+        # What rebuilds the rate limits' log after a restart.
+        rate_limits = json.dumps([list(take) for take in start.rate_limits])
+        metadata_extra["annotations"] = {wire.ANNOTATION_RATE_LIMITS: rate_limits}
+    if settings.kueue_queue is not None:
+        # Kueue admits the Job (unsuspends it) when the queue's quota has room.
+        job_spec["suspend"] = True
+        job_labels = {**labels, KUEUE_QUEUE_LABEL: settings.kueue_queue}
     # The step's own timeout runs in its pod, from the start of its code (`kubehatch
     # step` stops it, exit 124). The deadline is a backstop: start-up, the timeout and
     # the grace period, so that a pod that hangs past all of them is stopped anyway.
@@ -142,12 +160,15 @@ def step_job(
         "metadata": {
             "name": start.job_name,
             "namespace": namespace,
-            "labels": labels,
+            "labels": job_labels,
+            **metadata_extra,
             "ownerReferences": [wire.owner_reference("WorkflowRun", run, run_uid)],
         },
         "spec": job_spec,
     }
 
+
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
 DEFAULT_START_SECONDS = 600
 """Ten minutes to schedule the pod and pull its image, unless the step says otherwise."""

@@ -83,6 +83,8 @@ class StartAttempt:
     name: str = ""
     """The step's name in labels, env and its output's name: `step.name` unless set (the
     concurrency key pseudo-step is not a step of the workflow)."""
+    rate_limits: tuple[tuple[str, int], ...] = ()
+    """Rate limit units the attempt took, as (key, units): its Job records them."""
 
     @property
     def step_name(self) -> str:
@@ -112,6 +114,12 @@ class Gate:
     verdict: Verdict
     key: str | None = None
     message: str = ""
+    limit: int | None = None
+    """The run's own limit for its key (concurrency.maxRunsExpression), to record."""
+    reason: str | None = None
+    """Why, in one word, when the verdict ends or holds the run (a condition's reason)."""
+    wake_at: datetime | None = None
+    """When a queued run must be looked at again without a slot freeing (its queue timeout)."""
 
 
 @dataclass

@@ -23,9 +23,9 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from kubehatch.api import wire
-from kubehatch.api.workflow import WorkflowSpec
+from kubehatch.api.workflow import MIN_PRIORITY, WorkflowSpec
 from kubehatch.api.workflowrun import WorkflowRunPhase, WorkflowRunStatus
-from kubehatch_operator import gates, jobs, retention
+from kubehatch_operator import jobs, retention
 from kubehatch_operator.admission import Admission
 from kubehatch_operator.clock import now
 from kubehatch_operator.decisions import account_problem, decide, refuse
@@ -42,6 +42,7 @@ from kubehatch_operator.model import (
     StartAttempt,
 )
 from kubehatch_operator.patches import merge_patch
+from kubehatch_operator.ratelimits import RateGate
 from kubehatch_operator.reading import Pass, read_pass
 from kubehatch_operator.settings import Settings
 from kubehatch_operator.slots import Slots
@@ -49,6 +50,14 @@ from kubehatch_operator.store import Store
 from kubehatch_operator.workqueue import KeyedQueue
 
 log = logging.getLogger(__name__)
+
+
+def _keys_read_input(run: Run) -> bool:
+    """Whether a started run's steps compute rate limit keys from its input."""
+    spec = run.status.workflow_spec
+    return spec is not None and any(
+        limit.key_expression for step in spec.steps for limit in step.rate_limits
+    )
 
 
 class Reconciler:
@@ -109,8 +118,8 @@ class Reconciler:
         if entry.run is None:
             return await self._refuse_invalid(entry)
         run_read = entry.run
-        if entry.input_elided and not entry.started:  # its input is still to be used
-            run_read = await self._with_input(entry, entry.run)
+        if entry.input_elided and (not entry.started or _keys_read_input(entry.run)):
+            run_read = await self._with_input(entry, entry.run)  # its input is still to be used
         read = await read_pass(self.store, self.kube, entry, run_read, now())
         spec = read.spec
         run = read.run
@@ -173,9 +182,9 @@ class Reconciler:
         log.warning("run %s/%s: %s", *entry.key, message)
         return await self._write(entry, wire.mapping(entry.body.get("status")), decision)
 
-    @staticmethod
-    def _decide(read: Pass, gate: Gate | None = None) -> Decision:
-        return decide(read.run, read.workflow, read.attempts, now(), gate)
+    def _decide(self, read: Pass, gate: Gate | None = None) -> Decision:
+        rates = RateGate(self.store.rates, read.key[0])
+        return decide(read.run, read.workflow, read.attempts, now(), gate, rates)
 
     async def _admit(self, read: Pass, spec: WorkflowSpec) -> float | None:
         """Start, queue or cancel a run that has not started, by its workflow's limit.
@@ -185,17 +194,15 @@ class Reconciler:
         lets start are kicked, so that they act on it in their own pass.
         """
         assert spec.concurrency is not None
-        workflow = read.entry.workflow_key
+        scope = self.slots.scope(read.entry.workflow_key)
         admission: Admission
-        async with self.slots.lock(workflow):
+        async with self.slots.lock(scope):
             with admission_cpu("run"):
-                runs, holding = self.slots.contending(read.entry, spec.concurrency)
-                gate, admission = gates.gate(
-                    read.key[1], runs, spec.concurrency, now(), holding, own_run=read.run
-                )
+                gate, admission = self.slots.admit(read, spec)
             delay = await self._apply(read, self._decide(read, gate))
+            self.slots.taken(read.key)
         for other in {*admission.cancel, *admission.start} - {read.key[1]}:
-            self.kick((workflow[0], other))
+            self.kick((scope[0], other))
         return delay
 
     # --- writing a decision -------------------------------------------------------------
@@ -340,6 +347,7 @@ class Reconciler:
             spec=spec,
             start=start,
             settings=self.settings.steps,
+            priority=read.run.spec.priority or spec.default_priority or MIN_PRIORITY,
         )
 
     def _observe_handoff(self, entry: RunEntry, decision: Decision) -> None:

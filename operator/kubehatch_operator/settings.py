@@ -41,6 +41,14 @@ class StepSettings:
     tolerations: tuple[Mapping[str, Any], ...] = ()
     """Tolerations of every step pod, for tainted step nodes."""
 
+    priority_classes: Mapping[int, str] = field(default_factory=dict)
+    """PriorityClass of the step pods of a run, by the run's priority (1-3); none when
+    its priority has no entry."""
+
+    kueue_queue: str | None = None
+    """A Kueue LocalQueue: step Jobs are created suspended with Kueue's queue-name label,
+    so that Kueue admits each one under the cluster's quotas."""
+
     @property
     def allowed(self) -> frozenset[str]:
         return self.allowed_service_accounts | {self.service_account}
@@ -99,6 +107,8 @@ class Settings:
                 ),
                 node_selector=read("KUBEHATCH_STEP_NODE_SELECTOR", _string_map, "{}"),
                 tolerations=read("KUBEHATCH_STEP_TOLERATIONS", _objects, "[]"),
+                priority_classes=read("KUBEHATCH_STEP_PRIORITY_CLASSES", _priority_map, "{}"),
+                kueue_queue=read("KUBEHATCH_STEP_KUEUE_QUEUE", str, "") or None,
             ),
             triggers=TriggerSettings(
                 image=read("KUBEHATCH_TRIGGER_IMAGE", str, "") or None,
@@ -126,6 +136,13 @@ def _string_map(text: str) -> dict[str, str]:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise ValueError('not a JSON object of strings, like {"pool": "steps"}')
     return value
+
+
+def _priority_map(text: str) -> dict[int, str]:
+    value = _string_map(text)
+    if not all(k in ("1", "2", "3") for k in value):
+        raise ValueError('keys must be run priorities "1", "2" or "3", like {"3": "high"}')
+    return {int(k): v for k, v in value.items()}
 
 
 def _objects(text: str) -> tuple[dict[str, Any], ...]:

@@ -17,6 +17,7 @@ from kubehatch.api.workflow import Backoff, StepSpec, WorkflowSpec
 from kubehatch.api.workflowrun import StepPhase, StepStatus, WorkflowRunStatus
 from kubehatch.durations import parse_duration
 from kubehatch_operator.model import Attempt, AttemptState, Decision, Run, StartAttempt
+from kubehatch_operator.ratelimits import Hold, RateGate, Refused
 
 DEFAULT_BACKOFF = Backoff()
 DEFAULT_START_TIMEOUT = timedelta(minutes=10)
@@ -32,8 +33,11 @@ def observe_step(
     attempts: list[Attempt],
     now: datetime,
     decision: Decision,
+    rates: RateGate | None = None,
 ) -> StepStatus:
-    """The step's status from its latest attempt's Job; final phases never change."""
+    """The step's status from its latest attempt's Job; final phases never change.
+
+    ``rates`` gives new attempts their rate limit units (None: no limits apply)."""
     if prior.phase.finished:
         return prior
     latest = max(attempts, key=lambda a: a.attempt, default=None)
@@ -45,10 +49,10 @@ def observe_step(
             # collected): the retry it scheduled is still due.
             if now < prior.next_attempt_at:
                 return prior
-            return _launch(run, step, prior.attempts + 1, prior, now, decision, parents=None)
+            return _launch(run, step, prior.attempts + 1, prior, now, decision, None, rates)
         # Status records an attempt whose Job is gone or not yet seen: (re)create it.
         # The name is deterministic, so an existing Job makes this a no-op.
-        return _launch(run, step, prior.attempts, prior, now, decision, parents=None)
+        return _launch(run, step, prior.attempts, prior, now, decision, None, rates, fresh=False)
     base = prior.model_copy(update={"attempts": latest.attempt, "job_name": latest.job_name})
     if latest.state is AttemptState.SUCCEEDED:
         return base.model_copy(
@@ -74,7 +78,7 @@ def observe_step(
             finished_at=now,
             message=f"its pod did not start within {limit}{reason}",
         )
-    return _failed(run, step, latest, base, now, decision)
+    return _failed(run, step, latest, base, now, decision, rates)
 
 
 def _start_deadline(
@@ -119,13 +123,14 @@ def _failed(
     base: StepStatus,
     now: datetime,
     decision: Decision,
+    rates: RateGate | None,
 ) -> StepStatus:
     """A failed attempt: wait for its pod to stop, then retry after the backoff, or fail."""
     why = _failure_message(step, latest)
     if latest.attempt <= step.retries and not latest.permanent:
         due = (latest.finished_at or now) + (step.backoff or DEFAULT_BACKOFF).delay(latest.attempt)
         if now >= due and not latest.terminating:
-            return _launch(run, step, latest.attempt + 1, base, now, decision, parents=None)
+            return _launch(run, step, latest.attempt + 1, base, now, decision, None, rates)
         # A retry never runs beside the attempt before it: it also waits for that pod to go.
         waits = "; waiting for its pod to stop" if latest.terminating else ""
         if latest.terminating:  # the Job's Failed condition wakes it; look again meanwhile
@@ -163,12 +168,42 @@ def _launch(
     now: datetime,
     decision: Decision,
     parents: dict[str, str] | None,
+    rates: RateGate | None = None,
+    *,
+    fresh: bool = True,
 ) -> StepStatus:
+    """Start an attempt, once its rate limits let it (a `fresh` one takes their units)."""
     job = wire.job_name(run.name, run.uid, step.name, attempt)
+    takes: tuple[tuple[str, int], ...] = ()
+    if rates is not None and step.rate_limits:
+        taken = rates.take(run, step, job, now, check=fresh)
+        if isinstance(taken, Refused):
+            return prior.model_copy(
+                update={
+                    "phase": StepPhase.FAILED,
+                    "finished_at": now,
+                    "next_attempt_at": None,
+                    "message": f"cannot start: {taken.message}",
+                }
+            )
+        if isinstance(taken, Hold):
+            decision.wake_at = min(t for t in (decision.wake_at, taken.until) if t is not None)
+            if attempt == 1:  # not started yet: it stays Pending, saying why
+                return prior.model_copy(update={"message": taken.message})
+            return prior.model_copy(
+                update={
+                    "phase": StepPhase.RETRYING,
+                    "next_attempt_at": taken.until,
+                    "message": f"attempt {attempt} {taken.message}",
+                }
+            )
+        takes = tuple(taken)
     if parents is None:  # a retry: the parents' outputs are already recorded
         steps = decision.status.steps
         parents = {p: steps[p].output_config_map or "" for p in step.parents}
-    decision.start.append(StartAttempt(step=step, attempt=attempt, job_name=job, parents=parents))
+    decision.start.append(
+        StartAttempt(step=step, attempt=attempt, job_name=job, parents=parents, rate_limits=takes)
+    )
     return prior.model_copy(
         update={
             "phase": StepPhase.RUNNING,
@@ -176,6 +211,7 @@ def _launch(
             "job_name": job,
             "started_at": prior.started_at or now,
             "next_attempt_at": None,
+            "message": None,
         }
     )
 
@@ -187,6 +223,7 @@ def start_ready_steps(
     status: WorkflowRunStatus,
     decision: Decision,
     now: datetime,
+    rates: RateGate | None = None,
 ) -> None:
     for step in spec.steps:
         current = status.steps[step.name]
@@ -195,4 +232,4 @@ def start_ready_steps(
         parents = {p: status.steps[p] for p in step.parents}
         if all(p.phase is StepPhase.SUCCEEDED for p in parents.values()):
             outputs = {name: p.output_config_map or "" for name, p in parents.items()}
-            status.steps[step.name] = _launch(run, step, 1, current, now, decision, outputs)
+            status.steps[step.name] = _launch(run, step, 1, current, now, decision, outputs, rates)

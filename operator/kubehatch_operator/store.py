@@ -21,11 +21,13 @@ from kubehatch_operator.entries import (
     RunEntry,
     WorkflowEntry,
     attempt_from_job,
+    is_shared,
     older,
     resource_version,
     workflow_of,
 )
 from kubehatch_operator.model import Attempt, AttemptState
+from kubehatch_operator.ratelimits import RateLog
 from kubehatch_operator.retention import FinishedRun
 
 __all__ = ["Key", "Store"]
@@ -51,6 +53,8 @@ class Store:
     lingering: dict[str, RunEntry] = field(default_factory=dict)
     """By uid: finished runs whose pods still run (see `Attempt.live`); their Jobs are
     still followed, and they hold their concurrency slot until the last pod stops."""
+    rates: RateLog = field(default_factory=RateLog)
+    """Rate limit units taken, rebuilt from every step Job listed or watched."""
     workflows_version: int = 0
     """The newest resourceVersion the Workflow watch delivered: every Workflow change
     before it is in `workflows` (a watch delivers changes in order)."""
@@ -68,6 +72,8 @@ class Store:
     _finished_by_workflow: dict[Key, dict[Key, None]] = field(
         default_factory=lambda: defaultdict(dict)
     )
+    _sharing: dict[Key, dict[Key, None]] = field(default_factory=lambda: defaultdict(dict))
+    """Workflows per scope (see `scope`): shared limits' members."""
 
     # --- runs ---------------------------------------------------------------------------
     def observe_run(self, body: dict[str, Any], deleted: bool = False) -> Key:
@@ -181,6 +187,8 @@ class Store:
 
     # --- jobs ---------------------------------------------------------------------------
     def observe_job(self, body: dict[str, Any], deleted: bool = False) -> Key | None:
+        if not deleted:
+            self.rates.observe_job(body)  # whether or not its run is kept
         owner = wire.run_owner(body)
         attempt = attempt_from_job(body)
         if owner is None or attempt is None:
@@ -279,7 +287,23 @@ class Store:
             self.workflows.pop(key, None)
         elif current is None or not older(body, current.body):
             self.workflows[key] = WorkflowEntry.parse(body)
+        if current is not None:
+            _discard(self._sharing, current.scope(key), key)
+        if not deleted and key in self.workflows:
+            self._sharing[self.workflows[key].scope(key)][key] = None
         return key
+
+    def scope(self, workflow: Key) -> Key:
+        """Whose slots the workflow's runs take: its own, or a shared limit's."""
+        entry = self.workflows.get(workflow)
+        return entry.scope(workflow) if entry is not None else workflow
+
+    def sharing(self, scope: Key) -> list[Key]:
+        """The Workflows whose runs take the slots of ``scope`` (a workflow, or a shared
+        limit named by several)."""
+        if is_shared(scope):
+            return list(self._sharing.get(scope, ()))
+        return [scope]
 
     def workflow_watch_at(self, body: dict[str, Any]) -> None:
         """Record how far the Workflow watch has come (a watch event's object)."""

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
         UnknownParentError,
         WorkerLoadError,
     )
+    from kubehatch.ratelimits import RateLimit
     from kubehatch.service import Service
     from kubehatch.steps import Fn
     from kubehatch.triggers import At, Cron, Crons, Event, Events, Trigger
@@ -73,6 +74,7 @@ _EXPORTS: dict[str, str] = {
     "Middleware": "kubehatch._middleware",
     "Next": "kubehatch._middleware",
     "OutputError": "kubehatch.errors",
+    "RateLimit": "kubehatch.ratelimits",
     "PermanentError": "kubehatch.errors",
     "Problem": "kubehatch.errors",
     "RegistrationError": "kubehatch.errors",
@@ -133,6 +135,7 @@ __all__ = [
     "OutputError",
     "PermanentError",
     "Problem",
+    "RateLimit",
     "RegistrationError",
     "ResolvedAction",
     "Service",

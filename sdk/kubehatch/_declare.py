@@ -26,6 +26,7 @@ from kubehatch._signatures import call_problem
 from kubehatch._workflows import WorkflowJob
 from kubehatch.concurrency import Concurrency
 from kubehatch.errors import Problem
+from kubehatch.ratelimits import RateLimit
 from kubehatch.steps import Fn
 from kubehatch.triggers import Trigger, as_trigger_list
 
@@ -157,6 +158,7 @@ class _Declaration:
             "triggers": self._triggers(),
             "timeout": self.job.timeout,
             "concurrency": concurrency,
+            "defaultPriority": self.job.default_priority,
             "steps": [
                 self._step_data(step, b) for step, b in zip(self.steps, bindings, strict=True)
             ],
@@ -244,8 +246,20 @@ class _Declaration:
             "image": step.image,
             "resources": step.resources,
             "env": [{"name": name, "value": value} for name, value in step.env],
+            "rateLimits": [self._rate_limit(step, binding, r) for r in step.rate_limits] or None,
         }
         return {key: value for key, value in data.items() if value is not None}
+
+    def _rate_limit(self, step: Fn[Any], binding: StepBinding, limit: object) -> Any:
+        if isinstance(limit, RateLimit):
+            return limit.data()
+        self.add(
+            step.origin,
+            self.subject(binding.name, "rate limits"),
+            f"{limit!r} is not a rate limit",
+            "use RateLimit('name', limit=10, per='minute')",
+        )
+        return None
 
     def _triggers(self) -> dict[str, list[Any]]:
         values: dict[str, list[Any]] = {"events": [], "crons": [], "at": []}
@@ -286,6 +300,14 @@ class _Declaration:
         data: dict[str, Any] = {"maxRuns": limit.limit, "limitStrategy": limit.strategy_data}
         if limit.cel is not None:
             data["expression"] = limit.cel
+        if limit.limit_expression is not None:
+            data["maxRunsExpression"] = limit.limit_expression
+        if limit.total is not None:
+            data["maxRunsTotal"] = limit.total
+        if limit.timeout is not None:
+            data["queueTimeout"] = limit.timeout
+        if limit.shared_name is not None:
+            data["shared"] = limit.shared_name
         binding = None
         if limit.key_function is not None:
             key = limit.key_function

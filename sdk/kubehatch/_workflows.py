@@ -30,6 +30,8 @@ class WorkflowJob:
     timeout: str | timedelta | None = None
     """Longest time a whole run may take: "60s", "5m", "1h30m" or a timedelta."""
     concurrency: Concurrency | None = None
+    default_priority: int | None = None
+    """Priority of runs that set none: 1 (low, the default) to 3 (high)."""
     image: str | None = None
     """Default image of the steps; the worker's image when not set."""
     service_account_name: str | None = None

@@ -148,8 +148,13 @@ class Client:
         *,
         name: str | None = None,
         scheduled_at: datetime | None = None,
+        priority: int | None = None,
+        additional_metadata: dict[str, str] | None = None,
     ) -> str:
         """Start a run of ``workflow`` (at ``scheduled_at``, if given); returns its name.
+
+        ``priority`` (1 low to 3 high) orders it among queued runs; ``additional_metadata``
+        is readable by the Workflow's concurrency expressions.
 
         Creates nothing if the input is too big, or if the Workflow does not exist and the
         run would start now (a run scheduled for later may come before its Workflow).
@@ -162,6 +167,8 @@ class Client:
                 name=name,
                 triggered_by=TriggeredBy(type=trigger),
                 scheduled_at=scheduled_at,
+                priority=priority,
+                additional_metadata=additional_metadata,
             ).to_manifest()
         except ValidationError as err:
             problems = "; ".join(

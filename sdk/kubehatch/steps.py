@@ -19,6 +19,7 @@ from kubehatch.context import Context
 
 if TYPE_CHECKING:
     from kubehatch.api.workflow import Backoff
+    from kubehatch.ratelimits import RateLimit
 
 OutT = TypeVar("OutT")
 
@@ -62,6 +63,7 @@ class Fn(Generic[OutT]):
         self.image: str | None = None
         self.resources: dict[str, dict[str, str | int]] | None = None
         self.env: list[tuple[str, str]] = []
+        self.rate_limits: list[RateLimit] = []
         self.origin = caller_origin()
 
     def __repr__(self) -> str:
@@ -123,6 +125,11 @@ class Fn(Generic[OutT]):
     ) -> Self:
         """Container resources, e.g. ``requests={"cpu": "500m"}, limits={"memory": "1Gi"}``."""
         self.resources = {"requests": dict(requests or {}), "limits": dict(limits or {})}
+        return self
+
+    def add_rate_limit(self, *limits: RateLimit) -> Self:
+        """Each attempt takes units of these rate limits; over one, it waits its turn."""
+        self.rate_limits.extend(limits)
         return self
 
     def add_env(self, name: str, value: str) -> Self:

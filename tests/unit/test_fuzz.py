@@ -37,7 +37,7 @@ from kubehatch.api.cel import check_expression
 from kubehatch.api.workflow import ConcurrencySpec, LimitStrategy, Workflow, WorkflowSpec
 from kubehatch.api.workflowrun import WorkflowRun, WorkflowRunStatus
 from kubehatch_operator import jobs
-from kubehatch_operator.admission import Contender, admit
+from kubehatch_operator.admission import Contender, Policy, admit
 from kubehatch_operator.decisions import decide
 from kubehatch_operator.entries import RunEntry, WorkflowEntry, attempt_from_job
 from kubehatch_operator.gates import gate
@@ -207,6 +207,12 @@ concurrency_specs = st.one_of(
         optional={
             "maxRuns": sometimes(st.integers(1, 3), [2**63, 10**30]),
             "limitStrategy": st.sampled_from([s.value for s in LimitStrategy]),
+            "maxRunsTotal": sometimes(st.integers(1, 3), [0, 2**63]),
+            "maxRunsExpression": st.sampled_from(
+                ["input.n", "input.user", "2", "0", "1.5", "input.missing"]
+            ),
+            "queueTimeout": st.sampled_from(["1s", "1h", "nonsense"]),
+            "shared": st.sampled_from(["per-user", "Bad Name"]),
         },
     ),
     st.fixed_dictionaries(
@@ -617,13 +623,17 @@ def test_decide_never_raises_on_parsed_input(
 def test_gate_never_raises_and_its_verdicts_are_disjoint(
     run_list: list[dict[str, Any]], concurrency: dict[str, Any], now: datetime, holding: set[str]
 ) -> None:
-    spec = _parse_or_validation_error(ConcurrencySpec, concurrency)
-    if spec is None:
+    limit = _parse_or_validation_error(ConcurrencySpec, concurrency)
+    if limit is None:
         return
+    steps = [{"name": "a", "action": "a"}]
+    spec = WorkflowSpec.model_validate(
+        {"image": "img:1", "service": "svc", "steps": steps, "concurrency": limit.to_dict()}
+    )
     entries = {RunEntry.parse(body).key: RunEntry.parse(body) for body in run_list}
     live = {(NAMESPACE, name) for name in holding}  # runs whose Jobs still run
     for key in entries:
-        verdict, admission = gate(key[1], entries.values(), spec, now, live)
+        verdict, admission = gate(key[1], list(entries.values()), spec, now, live)
         assert verdict.verdict in set(Verdict)
         chosen = [*admission.start, *admission.queue, *admission.cancel]
         assert len(chosen) == len(set(chosen)), admission
@@ -636,39 +646,64 @@ contenders = st.lists(
         st.sampled_from(["ada", "bob", "ü", ""]),
         nows,
         st.booleans(),
+        arrival=st.integers(-(2**63), 2**63),
+        leaving=st.booleans(),
+        priority=st.one_of(st.none(), st.integers(1, 3)),
+        limit=st.one_of(st.none(), st.integers(1, 4), st.just(2**63)),
+        started_at=st.one_of(st.none(), nows),
     ),
     max_size=8,
     unique_by=lambda c: c.name,
 )
 
 
+@st.composite
+def policies(draw: st.DrawFn) -> Policy:
+    strategy = draw(st.sampled_from(list(LimitStrategy)))
+    sizes = st.one_of(st.integers(1, 4), st.sampled_from([2**63, 10**30]))
+    return Policy(
+        strategy,
+        draw(sizes),
+        draw(st.one_of(st.none(), sizes)) if strategy.queues else None,
+        draw(st.integers(1, 3)),
+    )
+
+
 @FUZZ
 @given(
     runs=contenders,
-    max_runs=st.one_of(st.integers(1, 4), st.sampled_from([2**63, 10**30])),
-    strategy=st.sampled_from(list(LimitStrategy)),
+    policy=policies(),
+    served=st.one_of(st.none(), st.sampled_from(["ada", "bob", "ü", "", "zed"])),
 )
 def test_admit_partitions_the_waiting_runs_within_the_limit(
-    runs: list[Contender], max_runs: int, strategy: LimitStrategy
+    runs: list[Contender], policy: Policy, served: str | None
 ) -> None:
-    result = admit(runs, max_runs, strategy)
+    result = admit(runs, policy, served)
     chosen = [*result.start, *result.queue, *result.cancel]
     assert len(chosen) == len(set(chosen)), result
-    waiting = {r.name for r in runs if not r.running}
-    assert set(result.start) <= waiting
-    assert set(result.queue) <= waiting
-    if strategy is LimitStrategy.CANCEL_IN_PROGRESS:
-        return  # cancels running runs to make room: the limit holds once they stop
-    running = [r for r in runs if r.running]
-    if strategy is LimitStrategy.GROUP_ROUND_ROBIN:
-        assert len(result.start) <= max(max_runs - len(running), 0)
-        assert waiting == set(result.start) | set(result.queue)
+    waiting = {r.name for r in runs if not r.running and not r.leaving}
+    assert set(result.start) | set(result.queue) <= waiting
+    assert waiting <= set(chosen), result  # every waiting run has its verdict
+    running = {r.name for r in runs if r.running and not r.leaving}
+    if policy.strategy is LimitStrategy.CANCEL_IN_PROGRESS:
+        # Cancels running runs to make room: the limit holds once they stop.
+        assert set(result.cancel) <= waiting | running
+        assert result.queue == []
         return
+    assert set(result.cancel) <= waiting
+    if result.start and policy.strategy.queues:
+        by_name = {r.name: r for r in runs}
+        assert result.served == by_name[result.start[-1]].key
+    if policy.max_runs_total is not None:
+        held = sum(r.running for r in runs)
+        assert len(result.start) <= max(policy.max_runs_total - held, 0)
     for key in {r.key for r in runs}:
-        held = sum(r.running for r in runs if r.key == key)
-        starting = sum(1 for r in runs if r.key == key and r.name in result.start)
-        assert starting <= max(max_runs - held, 0)
-    assert waiting == set(chosen)
+        mine = [r for r in runs if r.key == key]
+        limits = [r for r in mine if not r.leaving and r.limit is not None]
+        limit = max(limits, key=lambda r: r.rank).limit if limits else policy.max_runs
+        held = sum(r.running for r in mine)
+        starting = sum(1 for r in mine if r.name in result.start)
+        assert starting <= max(limit - held, 0)  # type: ignore[operator]
 
 
 def test_the_fuzz_examples_reach_the_decisions() -> None:

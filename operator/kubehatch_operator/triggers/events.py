@@ -89,6 +89,7 @@ def event_run(event: EventInfo, match: Match) -> dict[str, Any]:
         input=event.payload,
         labels={wire.LABEL_EVENT: wire.label_value(event.name)},
         annotations=annotations,
+        additional_metadata=event.metadata,
     )
 
 

@@ -25,6 +25,7 @@ def trigger_run(
     scheduled_at: datetime | None = None,
     labels: dict[str, str] | None = None,
     annotations: dict[str, str] | None = None,
+    additional_metadata: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A WorkflowRun manifest, labelled with its trigger's type and annotated with its entry."""
     return WorkflowRun.of(
@@ -36,4 +37,5 @@ def trigger_run(
         scheduled_at=scheduled_at,
         labels={wire.LABEL_TRIGGER_TYPE: trigger_type.value.lower(), **(labels or {})},
         annotations={wire.ANNOTATION_TRIGGER: trigger, **(annotations or {})},
+        additional_metadata=additional_metadata,
     ).to_manifest()

@@ -31,18 +31,62 @@ def check_expression(expression: str) -> None:
         raise ValueError(f"{expression!r} is not a valid CEL expression: {error}") from None
 
 
-def concurrency_key(expression: str, run_input: Any) -> str:
-    """The concurrency key of a run: ``expression`` evaluated with ``input`` bound.
+def _evaluate(what: str, expression: str, run_input: Any, metadata: Any) -> Any:
+    import celpy
+
+    activation = {
+        "input": celpy.json_to_cel(run_input),
+        "additional_metadata": celpy.json_to_cel(dict(metadata or {})),
+    }
+    try:
+        result = _program(expression).evaluate(activation)
+    except Exception as error:
+        raise ValueError(f"{what} {expression!r} failed: {error}") from None
+    if isinstance(result, Exception):  # celpy returns evaluation errors as values
+        raise ValueError(f"{what} {expression!r} failed: {result}")
+    return result
+
+
+def concurrency_key(expression: str, run_input: Any, metadata: dict[str, str] | None = None) -> str:
+    """The concurrency key of a run: ``expression`` evaluated with ``input`` and
+    ``additional_metadata`` bound.
 
     Raises ``ValueError`` naming the expression when evaluation fails (e.g. the input
     has no such field), so the run can be marked failed with a useful message.
     """
-    import celpy
+    return key_of("concurrency expression", expression, run_input, metadata)
 
-    try:
-        result = _program(expression).evaluate({"input": celpy.json_to_cel(run_input)})
-    except Exception as error:
-        raise ValueError(f"concurrency expression {expression!r} failed: {error}") from None
-    if isinstance(result, Exception):  # celpy returns evaluation errors as values
-        raise ValueError(f"concurrency expression {expression!r} failed: {result}")
-    return str(result)
+
+def key_of(
+    what: str, expression: str, run_input: Any, metadata: dict[str, str] | None = None
+) -> str:
+    """A key (of a rate limit, say) from ``expression``; ValueError names ``what`` failed."""
+    return str(_evaluate(what, expression, run_input, metadata))
+
+
+def concurrency_limit(
+    expression: str, run_input: Any, metadata: dict[str, str] | None = None
+) -> int:
+    """A dynamic limit (maxRunsExpression): a whole number of runs, at least 1.
+
+    Raises ``ValueError`` naming the expression when it fails or gives anything else.
+    """
+    result = _evaluate("maxRunsExpression", expression, run_input, metadata)
+    if isinstance(result, bool) or not isinstance(result, int | float) or result != int(result):
+        raise ValueError(
+            f"maxRunsExpression {expression!r} gave {_shown(result)}, not a whole number of runs"
+        )
+    if int(result) < 1:
+        raise ValueError(
+            f"maxRunsExpression {expression!r} gave {int(result)}; it must be at least 1"
+        )
+    return int(result)
+
+
+def _shown(value: Any) -> str:
+    """A CEL value as the user wrote it (celpy's types print as their class)."""
+    if isinstance(value, str):
+        return repr(str(value))
+    if isinstance(value, int | float):
+        return repr(float(value) if isinstance(value, float) else int(value))
+    return type(value).__name__

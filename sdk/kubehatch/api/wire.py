@@ -48,6 +48,8 @@ ANNOTATION_EVENT_METADATA = f"{GROUP}/event-metadata"
 ANNOTATION_SCHEDULE = f"{GROUP}/schedule"
 ANNOTATION_RUN_PREFIX = f"{GROUP}/run-prefix"
 ANNOTATION_SPEC_HASH = f"{GROUP}/spec-hash"
+ANNOTATION_RATE_LIMITS = f"{GROUP}/rate-limits"
+"""On a step Job: the rate limit units its attempt took, as JSON [[key, units], ...]."""
 
 EVENT_REPORTER = f"{GROUP}/operator"
 """reportingComponent of the Kubernetes Events the operator posts."""

@@ -1,9 +1,11 @@
-"""The Workflow kind: a DAG of steps, its triggers and its concurrency policy."""
+"""The Workflow kind: a DAG of steps, its triggers and its concurrency policy.
+
+The concurrency types live in `kubehatch.api.queueing` and are re-exported here.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Self
 
 from pydantic import AwareDatetime, ConfigDict, Field, model_validator
@@ -19,7 +21,6 @@ from kubehatch.api.common import (
 from kubehatch.api.container import EnvVar, ResourceRequirements
 from kubehatch.api.fields import (
     ActionName,
-    CelExpression,
     CronSchedule,
     DnsLabel,
     Duration,
@@ -27,12 +28,34 @@ from kubehatch.api.fields import (
     WorkerRef,
 )
 from kubehatch.api.graph import FieldProblem, step_graph_problems
+from kubehatch.api.queueing import (  # re-exported: the Workflow's API in one import
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+    ConcurrencySpec,
+    LimitStrategy,
+    RateLimitSpec,
+)
 from kubehatch.api.resource import AGE_COLUMN, PrinterColumn, Resource, ResourceInfo
 from kubehatch.durations import parse_duration
+
+__all__ = [
+    "MAX_PRIORITY",
+    "MIN_PRIORITY",
+    "Backoff",
+    "ConcurrencySpec",
+    "LimitStrategy",
+    "RateLimitSpec",
+    "StepSpec",
+    "Triggers",
+    "Workflow",
+    "WorkflowSpec",
+    "WorkflowStatus",
+]
 
 MAX_STEPS = 50
 """Bounds the CEL rules' cost (the API server refuses unbounded lists) and the status size."""
 MAX_PARENTS = 10
+MAX_RATE_LIMITS = 5
 
 
 class SpecProblems(ValueError):
@@ -42,19 +65,6 @@ class SpecProblems(ValueError):
         self.problems = problems
         listing = "; ".join(str(problem) for problem in problems)
         super().__init__(f"{what} is invalid: {listing}")
-
-
-class LimitStrategy(StrEnum):
-    """What happens to a run that would exceed a concurrency limit."""
-
-    CANCEL_IN_PROGRESS = "CancelInProgress"
-    """Cancel the oldest running run of the group to make room for the new one."""
-    CANCEL_NEWEST = "CancelNewest"
-    """Cancel the new run; the running ones continue."""
-    QUEUE_NEWEST = "QueueNewest"
-    """Queue the new run until a slot in its group frees up."""
-    GROUP_ROUND_ROBIN = "GroupRoundRobin"
-    """Queue runs and start them in turn across groups, so no group starves the others."""
 
 
 class Backoff(ApiModel):
@@ -122,6 +132,11 @@ class StepSpec(ApiModel):
     env: list[EnvVar] = Field(
         default_factory=list, description="Extra environment variables for the container."
     )
+    rate_limits: list[RateLimitSpec] = Field(
+        default_factory=list,
+        max_length=MAX_RATE_LIMITS,
+        description="Rate limits each attempt takes units of; over a limit, it waits.",
+    )
 
 
 class Triggers(ApiModel):
@@ -136,52 +151,6 @@ class Triggers(ApiModel):
     at: list[AwareDatetime] = Field(
         default_factory=list, description="RFC 3339 times at which to start one run each."
     )
-
-
-class ConcurrencySpec(ApiModel):
-    """Limits how many runs of the workflow run at once per concurrency key."""
-
-    model_config = ConfigDict(
-        json_schema_extra=cel_rules(
-            cel_rule(
-                "has(self.expression) != has(self.action)",
-                "set exactly one of expression (CEL over the input) or action (a key function)",
-            ),
-            cel_rule(
-                "!has(self.maxRuns) || self.maxRuns >= 1",
-                "maxRuns must be at least 1",
-                field_path=".maxRuns",
-            ),
-        )
-    )
-
-    expression: CelExpression | None = Field(
-        default=None, description="CEL expression over `input` giving the key, e.g. input.user_id."
-    )
-    action: ActionName | None = Field(
-        default=None, description="Registered action that computes the key from the input."
-    )
-    max_runs: int = Field(
-        default=1,
-        ge=1,
-        description=(
-            "Runs allowed at once per key (at least 1); with GroupRoundRobin, in total, "
-            "with free slots handed to the keys in turn."
-        ),
-    )
-    limit_strategy: LimitStrategy = Field(
-        default=LimitStrategy.CANCEL_IN_PROGRESS,
-        description="What to do with a run over the limit.",
-    )
-
-    @model_validator(mode="after")
-    def _exactly_one_key_source(self) -> Self:
-        if (self.expression is None) == (self.action is None):
-            raise ValueError(
-                "set exactly one of expression (CEL over the input, e.g. 'input.user_id') "
-                "or action (a registered key function)"
-            )
-        return self
 
 
 _SPEC_RULES = cel_rules(
@@ -245,6 +214,15 @@ class WorkflowSpec(ApiModel):
     )
     concurrency: ConcurrencySpec | None = Field(
         default=None, description="Limit on concurrent runs, per key."
+    )
+    default_priority: int | None = Field(
+        default=None,
+        ge=MIN_PRIORITY,
+        le=MAX_PRIORITY,
+        description=(
+            "Priority of runs that set none (1 low, the default, to 3 high): among queued "
+            "runs the higher priority starts first."
+        ),
     )
     steps: list[StepSpec] = Field(
         min_length=1, max_length=MAX_STEPS, description="The steps, a DAG through their parents."

@@ -12,7 +12,7 @@ from kubehatch.api import wire
 from kubehatch.api.common import ApiModel, Conditions, StatusModel, cel_rule, cel_rules
 from kubehatch.api.fields import DnsLabel
 from kubehatch.api.resource import AGE_COLUMN, PrinterColumn, Resource, ResourceInfo
-from kubehatch.api.workflow import WorkflowSpec
+from kubehatch.api.workflow import MAX_PRIORITY, MIN_PRIORITY, WorkflowSpec
 
 
 class WorkflowRunPhase(StrEnum):
@@ -125,6 +125,22 @@ class WorkflowRunSpec(ApiModel):
         default=False,
         description="Set to true to cancel the run: running steps stop, pending ones are skipped.",
     )
+    priority: int | None = Field(
+        default=None,
+        ge=MIN_PRIORITY,
+        le=MAX_PRIORITY,
+        description=(
+            "1 (low) to 3 (high); queued runs of higher priority start first. Defaults to "
+            "the Workflow's defaultPriority, else 1."
+        ),
+    )
+    additional_metadata: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Key-value metadata of the run, readable by concurrency expressions as "
+            "additional_metadata."
+        ),
+    )
 
 
 class StepStatus(StatusModel):
@@ -161,6 +177,11 @@ class WorkflowRunStatus(StatusModel):
     )
     concurrency_key: str | None = Field(
         default=None, description="The run's concurrency group, when the workflow has a limit."
+    )
+    concurrency_limit: int | None = Field(
+        default=None,
+        ge=1,
+        description="Runs its key may run at once, from concurrency.maxRunsExpression.",
     )
     progress: str | None = Field(
         default=None,
@@ -232,6 +253,8 @@ class WorkflowRun(Resource):
         scheduled_at: datetime | None = None,
         labels: dict[str, str] | None = None,
         annotations: dict[str, str] | None = None,
+        priority: int | None = None,
+        additional_metadata: dict[str, str] | None = None,
     ) -> WorkflowRun:
         """A new run of ``workflow``: the one way the client, the CLI and triggers make runs.
 
@@ -253,5 +276,7 @@ class WorkflowRun(Resource):
             input=input or {},
             triggered_by=triggered_by or TriggeredBy(),
             scheduled_at=scheduled_at,
+            priority=priority,
+            additional_metadata=additional_metadata or {},
         )
         return cls(metadata=metadata, spec=spec)

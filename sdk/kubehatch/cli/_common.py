@@ -55,6 +55,17 @@ def client(args: argparse.Namespace) -> Client:
     return Client(namespace=args.namespace)
 
 
+def key_values(pairs: list[str], flag: str) -> dict[str, str]:
+    """``KEY=VALUE`` arguments as a mapping; an error names the option and the fix."""
+    result: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise KubehatchError(f"{flag} {pair!r}: write KEY=VALUE, e.g. {flag} tier=premium")
+        result[key] = value
+    return result
+
+
 def json_object(text: str, flag: str) -> dict[str, Any]:
     """A JSON object given inline or as ``@FILE``; errors name the option and the fix."""
     if text.startswith("@"):

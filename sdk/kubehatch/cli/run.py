@@ -7,7 +7,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from kubehatch.cli._common import NAMESPACE, arg, arguments, client, json_object
+from kubehatch.cli._common import NAMESPACE, arg, arguments, client, json_object, key_values
 
 if TYPE_CHECKING:
     from kubehatch.client import Client, StepChange
@@ -19,6 +19,20 @@ configure = arguments(
     arg("workflow", help="name of the Workflow"),
     arg("--input", default="{}", help="the run's input, a JSON object, or @FILE"),
     arg("--name", help="name of the run (default: generated)"),
+    arg(
+        "--priority",
+        type=int,
+        choices=(1, 2, 3),
+        help="1 (low) to 3 (high): queued runs of higher priority start first "
+        "(default: the Workflow's defaultPriority)",
+    ),
+    arg(
+        "--metadata",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="additional metadata of the run (repeatable), readable by concurrency expressions",
+    ),
     arg("--wait", action="store_true", help="follow the run until it finishes"),
     arg("--timeout", type=float, help="with --wait: give up after this many seconds"),
     NAMESPACE,
@@ -27,7 +41,13 @@ configure = arguments(
 
 def run(args: argparse.Namespace) -> int:
     api = client(args)
-    name = api.run(args.workflow, json_object(args.input, "--input"), name=args.name)
+    name = api.run(
+        args.workflow,
+        json_object(args.input, "--input"),
+        name=args.name,
+        priority=args.priority,
+        additional_metadata=key_values(args.metadata, "--metadata"),
+    )
     print(f"workflowrun/{name} created")
     if not args.wait:
         return 0

@@ -664,10 +664,14 @@ def test_step_pod_placement_reaches_the_operator_as_settings() -> None:
         "stepPods.nodeSelector.pool=steps",
         "stepPods.tolerations[0].key=dedicated",
         "stepPods.tolerations[0].operator=Exists",
+        "stepPods.priorityClasses.3=urgent",
+        "stepPods.kueueQueue=team-a",
     )
     env = {e["name"]: e["value"] for e in operator_container(docs)["env"] if "value" in e}
     steps = Settings.from_env(env).steps
     assert dict(steps.node_selector) == {"pool": "steps"}
+    assert (dict(steps.priority_classes), steps.kueue_queue) == ({3: "urgent"}, "team-a")
     assert steps.tolerations == ({"key": "dedicated", "operator": "Exists"},)
     defaults = {e["name"]: e["value"] for e in operator_container(render())["env"] if "value" in e}
     assert Settings.from_env(defaults).steps.node_selector == {}
+    assert Settings.from_env(defaults).steps.kueue_queue is None

@@ -22,10 +22,17 @@ SNAPSHOT = {"image": "i:1", "service": "s", "steps": [{"name": "a", "action": "a
 
 
 def gate(
-    name: str, runs: list[dict], limit: ConcurrencySpec, now: datetime
+    name: str,
+    runs: list[dict],
+    limit: ConcurrencySpec,
+    now: datetime,
+    holding: frozenset[tuple[str, str]] = frozenset(),
+    served: str | None = None,
 ) -> tuple[Gate, Admission]:
     """The verdict over run bodies, parsed the way the store parses them."""
-    return gates.gate(name, [RunEntry.parse(b) for b in runs], limit, now)
+    spec = WorkflowSpec.model_validate({**SNAPSHOT, "concurrency": limit.to_dict()})
+    entries = [RunEntry.parse(b) for b in runs]
+    return gates.gate(name, entries, spec, now, holding, served=served)
 
 
 def body(name: str, user: object, *, at: int, started: bool = False, **spec: object) -> dict:
@@ -146,3 +153,127 @@ def test_a_started_run_learns_on_its_own_pass_that_a_newer_run_superseded_it() -
     assert verdict.verdict is Verdict.CANCEL and "CancelInProgress" in verdict.message
     alone, _ = gate("old", runs[:1], limit, T0)
     assert alone.verdict is Verdict.START
+
+
+def limit_of(**fields: object) -> ConcurrencySpec:
+    return ConcurrencySpec.model_validate({"expression": "input.user_id", **fields})
+
+
+def test_a_queued_run_says_its_place_and_who_holds_the_slots() -> None:
+    limit = limit_of(maxRuns=1, limitStrategy="QueueNewest")
+    runs = [body("a1", "ada", at=0, started=True), body("a2", "ada", at=1), body("a3", "ada", at=2)]
+    verdict, _ = gate("a3", runs, limit, T0)
+    assert verdict.verdict is Verdict.QUEUE and verdict.reason == "Queued"
+    assert "key 'ada', number 2 of 2 in the queue" in verdict.message
+    assert "slots held by a1" in verdict.message and "QueueNewest" in verdict.message
+
+
+def test_queue_timeout_cancels_a_run_that_waited_too_long_and_wakes_it_on_time() -> None:
+    limit = limit_of(maxRuns=1, limitStrategy="QueueNewest", queueTimeout="5m")
+    runs = [body("a1", "ada", at=0, started=True), body("a2", "ada", at=10)]
+    waiting, _ = gate("a2", runs, limit, T0 + timedelta(minutes=4))
+    assert waiting.verdict is Verdict.QUEUE
+    assert waiting.wake_at == T0 + timedelta(seconds=10, minutes=5)
+    late, _ = gate("a2", runs, limit, T0 + timedelta(minutes=5, seconds=10))
+    assert (late.verdict, late.reason) == (Verdict.CANCEL, "QueueTimeout")
+    assert "queueTimeout (5m)" in late.message
+
+
+def test_the_queue_timeout_counts_from_scheduled_at() -> None:
+    limit = limit_of(maxRuns=1, limitStrategy="QueueNewest", queueTimeout="1m")
+    later = (T0 + timedelta(hours=1)).isoformat()
+    runs = [body("a1", "ada", at=0, started=True), body("a2", "ada", at=1, scheduledAt=later)]
+    verdict, _ = gate("a2", runs, limit, T0 + timedelta(hours=1, seconds=30))
+    assert verdict.verdict is Verdict.QUEUE
+
+
+def test_a_dynamic_limit_comes_from_the_input_and_is_recorded() -> None:
+    limit = limit_of(
+        maxRunsExpression="input.tier == 'premium' ? 2 : 1", limitStrategy="QueueNewest"
+    )
+    premium = [
+        body(
+            "p1",
+            "ada",
+            at=0,
+            started=True,
+        ),
+        body("p2", "ada", at=1),
+    ]
+    for run in premium:
+        run["spec"]["input"]["tier"] = "premium"
+    verdict, _ = gate("p2", premium, limit, T0)
+    assert (verdict.verdict, verdict.limit) == (Verdict.START, 2)
+    basic = [body("b1", "bob", at=0, started=True), body("b2", "bob", at=1)]
+    for run in basic:
+        run["spec"]["input"]["tier"] = "basic"
+    verdict, _ = gate("b2", basic, limit, T0)
+    assert (verdict.verdict, verdict.limit) == (Verdict.QUEUE, 1)
+    assert "1 run(s) per key" in verdict.message
+
+
+def test_a_dynamic_limit_that_is_no_number_fails_the_run_saying_so() -> None:
+    limit = limit_of(maxRunsExpression="input.tier", limitStrategy="QueueNewest")
+    runs = [body("a1", "ada", at=0)]
+    runs[0]["spec"]["input"]["tier"] = "gold"
+    verdict, _ = gate("a1", runs, limit, T0)
+    assert verdict.verdict is Verdict.FAIL
+    assert "maxRunsExpression 'input.tier' gave 'gold'" in verdict.message
+
+
+def test_additional_metadata_is_readable_by_the_key() -> None:
+    limit = ConcurrencySpec.model_validate(
+        {"expression": "additional_metadata.tenant", "limitStrategy": "QueueNewest"}
+    )
+    runs = [body("a1", "ada", at=0, additionalMetadata={"tenant": "acme"})]
+    verdict, _ = gate("a1", runs, limit, T0)
+    assert (verdict.verdict, verdict.key) == (Verdict.START, "acme")
+
+
+def test_debounce_cancels_the_older_queued_run_saying_why() -> None:
+    limit = limit_of(limitStrategy="CancelQueuedExceptNewest")
+    runs = [body("a1", "ada", at=0, started=True), body("a2", "ada", at=1), body("a3", "ada", at=2)]
+    verdict, admission = gate("a2", runs, limit, T0)
+    assert (verdict.verdict, verdict.reason) == (Verdict.CANCEL, "ConcurrencyLimit")
+    assert "only the newest queued run is kept" in verdict.message
+    assert admission.queue == ["a3"]
+
+
+def test_a_run_handed_a_slot_starts_on_its_own_pass_whatever_the_turns() -> None:
+    limit = limit_of(maxRunsTotal=1, limitStrategy="GroupRoundRobin")
+    runs = [body("a1", "ada", at=0), body("b1", "bob", at=1)]
+    handed = frozenset({("ns", "b1")})
+    verdict, _ = gate("b1", runs, limit, T0, holding=handed)
+    assert verdict.verdict is Verdict.START
+    # ...and meanwhile it holds the only slot: nobody else starts.
+    other, _ = gate("a1", runs, limit, T0, holding=handed)
+    assert other.verdict is Verdict.QUEUE and "slots held by b1" in other.message
+
+
+def test_round_robin_with_a_total_weighs_every_key_and_goes_on_after_the_key_served() -> None:
+    limit = limit_of(maxRunsTotal=1, limitStrategy="GroupRoundRobin")
+    runs = [body("a2", "ada", at=0), body("b2", "bob", at=1), body("c2", "cy", at=2)]
+    assert gate("a2", runs, limit, T0, served="ada")[1].start == ["b2"]
+    assert gate("a2", runs, limit, T0, served="bob")[1].start == ["c2"]
+    assert gate("a2", runs, limit, T0, served="cy")[1].start == ["a2"]
+
+
+def test_priority_orders_the_queue_of_a_key() -> None:
+    limit = limit_of(maxRuns=1, limitStrategy="QueueNewest")
+    runs = [
+        body("a1", "ada", at=0, started=True),
+        body("low", "ada", at=1),
+        body("high", "ada", at=2, priority=3),
+    ]
+    verdict, admission = gate("low", runs, limit, T0)
+    assert admission.queue == ["high", "low"]
+    assert "number 2 of 2" in verdict.message
+
+
+def test_a_started_run_with_live_jobs_is_still_pushed_out_by_a_newer_run() -> None:
+    limit = ConcurrencySpec.model_validate({"expression": "input.user_id", "maxRuns": 1})
+    runs = [body("old", "ada", at=0, started=True), body("new", "ada", at=1)]
+    runs[0]["status"]["concurrencyKey"] = "ada"
+    live = frozenset({("ns", "old")})  # its step Job still runs
+    verdict, _ = gate("old", runs, limit, T0, holding=live)
+    assert verdict.verdict is Verdict.CANCEL

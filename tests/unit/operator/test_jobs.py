@@ -184,3 +184,32 @@ def test_step_pods_land_where_the_settings_place_them() -> None:
     assert pod["nodeSelector"] == {"type": "kwok"}
     assert pod["tolerations"] == [toleration]
     assert "nodeSelector" not in build(0, {})["spec"]["template"]["spec"]
+
+
+def test_a_runs_priority_picks_its_step_pods_priority_class() -> None:
+    start = StartAttempt(SPEC.steps[0], 1, wire.job_name("run", "uid-1", "a", 1), {})
+    classes = StepSettings(priority_classes={3: "urgent"})
+
+    def pod(priority: int) -> dict:
+        job = step_job(
+            namespace="ns", workflow="wf", run="run", run_uid="uid-1", spec=SPEC, start=start,
+            settings=classes, priority=priority,
+        )  # fmt: skip
+        return job["spec"]["template"]["spec"]
+
+    assert pod(3)["priorityClassName"] == "urgent"
+    assert "priorityClassName" not in pod(1)
+
+
+def test_with_a_kueue_queue_step_jobs_wait_suspended_for_kueue() -> None:
+    start = StartAttempt(SPEC.steps[0], 1, wire.job_name("run", "uid-1", "a", 1), {})
+    queued = StepSettings(kueue_queue="team-a")
+    job = step_job(
+        namespace="ns", workflow="wf", run="run", run_uid="uid-1", spec=SPEC, start=start,
+        settings=queued,
+    )  # fmt: skip
+    assert job["spec"]["suspend"] is True
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    # The pod's labels (which its output ConfigMap copies) stay kubehatch's own.
+    assert "kueue.x-k8s.io/queue-name" not in job["spec"]["template"]["metadata"]["labels"]
+    assert "suspend" not in build(0, {})["spec"]

@@ -85,9 +85,9 @@ def test_a_freed_slot_kicks_exactly_the_oldest_run_of_its_key() -> None:
     asyncio.run(scenario())
 
 
-def test_round_robin_slots_are_the_workflows_whatever_the_key() -> None:
+def test_a_total_limits_slots_are_the_workflows_whatever_the_key() -> None:
     async def scenario() -> None:
-        h = Harness({**QUEUE, "limitStrategy": "GroupRoundRobin"})
+        h = Harness({**QUEUE, "limitStrategy": "GroupRoundRobin", "maxRunsTotal": 1})
         h.add("first", "ada", running("ada"), 0)
         h.add("bob-1", "bob", queued("bob"), 1)
         h.add("ada-2", "ada", queued("ada"), 2)
@@ -174,5 +174,85 @@ def test_after_the_first_admission_events_of_queued_runs_cost_no_admission_pass(
         h.reconciler.wake(keys[0], workflow_changed=True)  # its spec changed: weigh again
         await h.settle()
         assert len(admissions) == 2 and h.passes == []  # and nobody may start yet
+
+    asyncio.run(scenario())
+
+
+def finish(h: Harness, name: str, user: str, at: int) -> None:
+    done = body(name, user, {**running(user), "phase": "Succeeded"}, at)
+    done["metadata"]["resourceVersion"] = str(1000 + at)
+    h.store.observe_run(done)
+
+
+def test_freed_slots_of_a_total_go_to_the_keys_in_turn_and_are_held_until_taken() -> None:
+    async def scenario() -> None:
+        h = Harness({**QUEUE, "limitStrategy": "GroupRoundRobin", "maxRunsTotal": 2})
+        started = {"startedAt": "2026-01-01T00:00:00Z"}
+        h.add("a1", "a", {**running("a"), **started}, 0)
+        h.add("b1", "b", {**running("b"), "startedAt": "2026-01-01T00:00:01Z"}, 1)
+        for i, (name, user) in enumerate([("a2", "a"), ("b2", "b"), ("c1", "c"), ("c2", "c")]):
+            h.add(name, user, queued(user), 10 + i)
+        finish(h, "a1", "a", 0)
+        await h.settle()
+        # After a restart the turn goes on after the key of the run started last (b).
+        assert h.passes == ["c1"]
+        slots = h.reconciler.slots
+        assert slots.granted == {("ns", "c1")} and slots.served[("ns", "wf")] == "c"
+        finish(h, "b1", "b", 1)  # c1 holds the other slot though its pass has not run yet
+        await h.settle()
+        assert h.passes == ["c1", "a2"]
+        slots.taken(("ns", "c1"))
+        assert slots.granted == {("ns", "a2")}
+
+    asyncio.run(scenario())
+
+
+def second_workflow(name: str, concurrency: dict[str, Any]) -> dict[str, Any]:
+    other = workflow(concurrency)
+    other["metadata"] = {**other["metadata"], "name": name, "uid": f"{name}-uid"}
+    return other
+
+
+def run_of(name: str, workflow_name: str, user: str, status: dict[str, Any], at: int) -> dict:
+    run = body(name, user, status, at)
+    run["spec"]["workflowRef"]["name"] = workflow_name
+    return run
+
+
+def test_a_shared_limit_counts_the_runs_of_every_workflow_naming_it() -> None:
+    async def scenario() -> None:
+        shared = {**QUEUE, "shared": "per-user"}
+        h = Harness(shared)
+        h.store.observe_workflow(second_workflow("wf2", shared))
+        assert sorted(h.store.sharing(("ns", "@per-user"))) == [("ns", "wf"), ("ns", "wf2")]
+        h.add("first", "ada", running("ada"), 0)  # of wf
+        h.store.observe_run(run_of("other-1", "wf2", "ada", queued("ada"), 1))
+        h.add("mine-2", "ada", queued("ada"), 2)
+        finish(h, "first", "ada", 0)
+        await h.settle()
+        # wf's slot went to wf2's run, the oldest waiting run of the key across both.
+        assert h.passes == ["other-1"]
+
+    asyncio.run(scenario())
+
+
+def test_workflows_that_disagree_on_a_shared_limit_start_nothing_and_say_why() -> None:
+    async def scenario() -> None:
+        h = Harness({**QUEUE, "shared": "per-user"})
+        h.store.observe_workflow(
+            second_workflow("wf2", {**QUEUE, "maxRuns": 3, "shared": "per-user"})
+        )
+        conflict = h.reconciler.slots.conflict(("ns", "@per-user"))
+        assert conflict is not None
+        assert "Workflows wf, wf2 share the concurrency limit 'per-user'" in conflict
+        h.add("first", "ada", running("ada"), 0)
+        h.store.observe_run(run_of("other-1", "wf2", "ada", queued("ada"), 1))
+        finish(h, "first", "ada", 0)
+        await h.settle()
+        assert h.passes == []
+        # A Workflow that leaves the shared limit takes its runs with it.
+        h.store.observe_workflow(second_workflow("wf2", QUEUE))
+        assert h.store.sharing(("ns", "@per-user")) == [("ns", "wf")]
+        assert h.reconciler.slots.conflict(("ns", "@per-user")) is None
 
     asyncio.run(scenario())

@@ -59,6 +59,7 @@ def test_workflow_spec_defaults_and_wire_form() -> None:
         "timeout": "30s",
         "retries": 0,
         "env": [],
+        "rateLimits": [],
     }
     assert "concurrency" not in wire  # None values are left out
     assert WorkflowSpec.model_validate(wire) == parsed
@@ -159,6 +160,8 @@ def test_limit_strategy_wire_values() -> None:
         "CancelNewest",
         "QueueNewest",
         "GroupRoundRobin",
+        "CancelQueuedExceptNewest",
+        "CancelQueuedExceptOldest",
     ]
 
 
@@ -285,3 +288,24 @@ def test_set_condition_keeps_transition_time_while_status_holds() -> None:
 def test_condition_reason_must_be_camel_case() -> None:
     with pytest.raises(ValidationError):
         Condition(type="Ready", status="True", reason="not valid!")
+
+
+def test_a_total_needs_a_strategy_that_queues() -> None:
+    from kubehatch.api.workflow import ConcurrencySpec
+
+    with pytest.raises(ValidationError, match="maxRunsTotal cannot be used with limitStrategy"):
+        ConcurrencySpec.model_validate({"expression": "input.k", "maxRunsTotal": 2})
+    spec = ConcurrencySpec.model_validate(
+        {"expression": "input.k", "maxRunsTotal": 2, "limitStrategy": "GroupRoundRobin"}
+    )
+    assert not spec.per_key and spec.max_runs == 1
+
+
+def test_priorities_are_one_to_three() -> None:
+    from kubehatch.api.workflowrun import WorkflowRunSpec
+
+    with pytest.raises(ValidationError, match="less than or equal to 3"):
+        WorkflowRunSpec.model_validate({"workflowRef": {"name": "wf"}, "priority": 4})
+    assert (
+        WorkflowRunSpec.model_validate({"workflowRef": {"name": "wf"}, "priority": 3}).priority == 3
+    )

@@ -20,6 +20,9 @@ EXPECTED_EXAMPLES = [
     "ex07_cron",
     "ex08_middleware",
     "ex09_reused_action",
+    "ex10_round_robin",
+    "ex11_debounce",
+    "ex12_priority",
 ]
 
 
@@ -117,3 +120,29 @@ def test_middleware_example_wraps_errors() -> None:
 
     with pytest.raises(StepFailed, match="error in middleware: boom"):
         add_test_value(Context(), failing)
+
+
+def test_queue_examples() -> None:
+    from kubehatch.api.cel import concurrency_limit
+
+    tenants = worker_of("ex10_round_robin")
+    job = {"tenant": "acme", "job_id": 1}
+    assert concurrency_key(tenants, "tenant-round-robin", job) == "acme"
+    limit = tenants.workflow("tenant-round-robin").spec.concurrency
+    assert limit is not None and (limit.max_runs, limit.max_runs_total) == (1, 2)
+    assert run_workflow(tenants, "tenant-round-robin", job).outputs == {
+        "process": {"tenant": "acme", "processed": 1}
+    }
+    debounce = worker_of("ex11_debounce")
+    for workflow in ("reindex-document", "reindex-document-oldest"):
+        assert concurrency_key(debounce, workflow, {"document_id": "doc-7"}) == "doc-7"
+        assert run_workflow(debounce, workflow, {"document_id": "doc-7"}).outputs == {
+            "reindex": {"reindexed": "doc-7"}
+        }
+    spec = worker_of("ex12_priority").workflow("generate-report").spec
+    assert spec is not None and spec.concurrency is not None
+    assert spec.default_priority == 2 and spec.concurrency.queue_timeout == "10m"
+    expression = spec.concurrency.max_runs_expression
+    assert expression is not None
+    assert concurrency_limit(expression, {"customer": "a", "tier": "premium"}) == 3
+    assert concurrency_limit(expression, {"customer": "b", "tier": "free"}) == 1

@@ -8,7 +8,7 @@ import kubehatch.api
 SDK = {
     "Action", "At", "Backoff", "Concurrency", "Context", "Cron", "Crons", "Event", "Events",
     "Fn", "InputError", "KubehatchError", "LimitStrategy", "Middleware", "Next", "OutputError",
-    "PermanentError", "Problem", "RegistrationError", "ResolvedAction", "Service",
+    "PermanentError", "Problem", "RateLimit", "RegistrationError", "ResolvedAction", "Service",
     "StepCancelledError", "StepTimeoutError", "TemporaryError", "Trigger", "UnknownActionError",
     "UnknownParentError", "Worker", "WorkerLoadError", "WorkflowJob", "format_duration",
     "load_worker", "parse_duration", "render_yaml", "run_step", "run_step_async", "to_jsonable",

@@ -366,7 +366,10 @@ def test_bad_concurrency(worker: Worker) -> None:
     messages = [problem.message for problem in worker.problems()]
     assert "set exactly one of expression" in messages[0]
     assert "greater than or equal to 1" in messages[1]
-    assert "'CancelInProgress', 'CancelNewest', 'QueueNewest' or 'GroupRoundRobin'" in messages[2]
+    assert (
+        "'CancelInProgress', 'CancelNewest', 'QueueNewest', 'GroupRoundRobin', "
+        "'CancelQueuedExceptNewest' or 'CancelQueuedExceptOldest'" in messages[2]
+    )
     assert "is not a valid CEL expression" in messages[3]
     assert "cannot be called as key(ctx) -> str" in messages[4]
     assert messages[5] == "'my-key' is not a concurrency limit"
@@ -506,3 +509,57 @@ def test_lookups(worker: Worker) -> None:
         worker.workflow("nope")
     assert repr(worker) == "Worker('test-worker', image='img:1')"
     assert repr(Fn(step_one)) == "Fn('step-one')"
+
+
+def test_queue_controls_render_into_the_spec() -> None:
+    worker = Worker("queues", image="img:1")
+    limit = (
+        Concurrency.expression("input.tenant")
+        .max_runs("input.tier == 'premium' ? 10 : 1")
+        .max_runs_total(4)
+        .limit_strategy("GroupRoundRobin")
+        .queue_timeout(timedelta(minutes=10))
+        .shared("tenants")
+    )
+    worker.register_workflow(
+        WorkflowJob(name="rr", steps=[Fn(step_one)], concurrency=limit, default_priority=2)
+    )
+    spec = worker.workflow("rr").spec
+    assert spec is not None and spec.concurrency is not None
+    assert spec.default_priority == 2
+    assert spec.concurrency.max_runs_expression == "input.tier == 'premium' ? 10 : 1"
+    assert (spec.concurrency.max_runs_total, spec.concurrency.queue_timeout) == (4, "10m")
+    assert spec.concurrency.limit_strategy.value == "GroupRoundRobin"
+    assert spec.concurrency.shared == "tenants"
+
+
+def test_a_total_with_a_cancelling_strategy_is_a_registration_problem() -> None:
+    worker = Worker("queues", image="img:1")
+    limit = Concurrency.expression("input.tenant").max_runs_total(2)
+    worker.register_workflow(WorkflowJob(name="bad", steps=[Fn(step_one)], concurrency=limit))
+    (problem,) = worker.problems()
+    assert "maxRunsTotal cannot be used with limitStrategy CancelInProgress" in problem.message
+
+
+def test_rate_limits_render_into_the_step_and_bad_ones_name_the_step() -> None:
+    from kubehatch import RateLimit
+
+    worker = Worker("limited", image="img:1")
+    step = Fn(step_one).add_rate_limit(
+        RateLimit("openai-api", limit=60, per="minute"),
+        RateLimit(dynamic_key="input.user_id", units=2, limit=2, per=timedelta(seconds=10)),
+    )
+    worker.register_workflow(WorkflowJob(name="limited", steps=[step]))
+    spec = worker.workflow("limited").spec
+    assert spec is not None
+    limits = [limit.to_dict() for limit in spec.steps[0].rate_limits]
+    assert limits == [
+        {"key": "openai-api", "units": 1, "limit": 60, "duration": "1m"},
+        {"keyExpression": "input.user_id", "units": 2, "limit": 2, "duration": "10s"},
+    ]
+    bad = Worker("bad", image="img:1")
+    over = Fn(step_one).add_rate_limit(RateLimit("k", units=5, limit=2, per="second"))
+    bad.register_workflow(WorkflowJob(name="over", steps=[over]))
+    (problem,) = bad.problems()
+    assert "units (5) exceed limit (2)" in problem.message
+    assert "step-one" in str(problem)

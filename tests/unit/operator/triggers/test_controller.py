@@ -333,6 +333,7 @@ def test_settings_from_env() -> None:
         ("KUBEHATCH_STEP_NODE_SELECTOR", '{"pool": 1}', "not a JSON object of strings"),
         ("KUBEHATCH_STEP_NODE_SELECTOR", "pool=steps", "Expecting value"),
         ("KUBEHATCH_STEP_TOLERATIONS", '{"key": "k"}', "not a JSON list of objects"),
+        ("KUBEHATCH_STEP_PRIORITY_CLASSES", '{"high": "urgent"}', "keys must be run priorities"),
     ],
 )
 def test_bad_step_placement_settings_name_the_variable(name: str, value: str, says: str) -> None:

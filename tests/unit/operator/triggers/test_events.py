@@ -104,6 +104,8 @@ def test_plan_creates_one_run_per_match_with_payload_and_origin() -> None:
     assert run["metadata"]["labels"]["kubehatch.dev/event"] == "ev-1"
     assert run["metadata"]["annotations"]["kubehatch.dev/trigger"] == "event:user:*"
     assert run["metadata"]["annotations"]["kubehatch.dev/event-metadata"] == '{"source": "signup"}'
+    # ...and in the run's spec, where concurrency expressions read it.
+    assert run["spec"]["additionalMetadata"] == {"source": "signup"}
     assert "ownerReferences" not in run["metadata"]  # runs outlive the event (retention)
     status = plan.status
     assert status["runs"] == [r["metadata"]["name"] for r in plan.runs]

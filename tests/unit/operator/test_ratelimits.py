@@ -1,0 +1,218 @@
+"""Rate limits: a sliding log of units, attempts that wait their turn, and its rebuild
+from the Jobs that took units (what a restarted operator sees)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from kubehatch.api import wire
+from kubehatch.api.workflow import RateLimitSpec, WorkflowSpec
+from kubehatch.api.workflowrun import StepPhase, WorkflowRunSpec, WorkflowRunStatus
+from kubehatch_operator.decisions import decide
+from kubehatch_operator.jobs import step_job
+from kubehatch_operator.model import Attempt, AttemptState, Run
+from kubehatch_operator.ratelimits import Hold, RateGate, RateLog, Refused, free_at
+from kubehatch_operator.settings import StepSettings
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+TEN = timedelta(seconds=10)
+
+
+def spec(*limits: dict, steps: int = 1) -> WorkflowSpec:
+    return WorkflowSpec.model_validate(
+        {
+            "image": "img:1",
+            "service": "svc",
+            "steps": [
+                {"name": f"s{i}", "action": "a", "rateLimits": list(limits)} for i in range(steps)
+            ],
+        }
+    )
+
+
+def run(name: str = "r1", **input: object) -> Run:
+    return Run(
+        name,
+        1,
+        WorkflowRunSpec.model_validate({"workflowRef": {"name": "wf"}, "input": input}),
+        WorkflowRunStatus(),
+    )
+
+
+TWO_PER_TEN = {"key": "api", "limit": 2, "duration": "10s"}
+
+
+def test_units_fit_until_the_window_is_full_then_free_as_the_oldest_leave_it() -> None:
+    assert free_at([], 1, 2, TEN) is None
+    used = [(T0, 1), (T0 + timedelta(seconds=3), 1)]
+    assert free_at(used, 1, 2, TEN) == T0 + TEN
+    assert free_at(used, 2, 2, TEN) == T0 + timedelta(seconds=13)
+    assert free_at([(T0, 1)], 1, 2, TEN) is None
+
+
+def test_a_gate_takes_units_and_then_holds_saying_until_when() -> None:
+    log = RateLog()
+    gate = RateGate(log, "ns")
+    step = spec(TWO_PER_TEN).steps[0]
+    assert gate.take(run(), step, "j1", T0) == [("api", 1)]
+    assert gate.take(run(), step, "j2", T0 + timedelta(seconds=1)) == [("api", 1)]
+    held = gate.take(run(), step, "j3", T0 + timedelta(seconds=2))
+    assert isinstance(held, Hold) and held.until == T0 + TEN
+    assert "rate limit 'api' (2 unit(s) per 10s" in held.message
+    assert gate.take(run(), step, "j3", T0 + TEN) == [("api", 1)]
+    # Another namespace has buckets of its own.
+    assert RateGate(log, "other").take(run(), step, "j4", T0) == [("api", 1)]
+
+
+def test_every_limit_of_a_step_must_fit_and_nothing_is_taken_otherwise() -> None:
+    log = RateLog()
+    gate = RateGate(log, "ns")
+    tight = {"key": "tight", "limit": 1, "duration": "1m"}
+    step = spec(TWO_PER_TEN, tight).steps[0]
+    assert gate.take(run(), step, "j1", T0) == [("api", 1), ("tight", 1)]
+    held = gate.take(run(), step, "j2", T0)
+    assert isinstance(held, Hold) and held.until == T0 + timedelta(minutes=1)
+    assert len(log.used(("ns", "api"), TEN, T0)) == 1  # the held attempt took nothing
+
+
+def test_dynamic_keys_give_each_user_a_limit_and_a_bad_expression_refuses() -> None:
+    gate = RateGate(RateLog(), "ns")
+    step = spec({"keyExpression": "input.user", "limit": 1, "duration": "1m"}).steps[0]
+    assert gate.take(run(user="ada"), step, "j1", T0) == [("ada", 1)]
+    assert gate.take(run(user="bob"), step, "j2", T0) == [("bob", 1)]
+    assert isinstance(gate.take(run(user="ada"), step, "j3", T0), Hold)
+    refused = gate.take(run(), step, "j4", T0)
+    assert isinstance(refused, Refused) and "keyExpression 'input.user' failed" in refused.message
+
+
+def test_the_log_is_rebuilt_from_the_jobs_that_took_units() -> None:
+    workflow = spec(TWO_PER_TEN)
+    from kubehatch_operator.model import StartAttempt
+
+    start = StartAttempt(workflow.steps[0], 1, "r1-s0-1", {}, rate_limits=(("api", 1),))
+    body = step_job(
+        namespace="ns", workflow="wf", run="r1", run_uid="u", spec=workflow, start=start,
+        settings=StepSettings(),
+    )  # fmt: skip
+    assert json.loads(body["metadata"]["annotations"][wire.ANNOTATION_RATE_LIMITS]) == [["api", 1]]
+    body["metadata"]["creationTimestamp"] = T0.isoformat()
+    restarted = RateLog()
+    restarted.observe_job(body)
+    restarted.observe_job(body)  # listed again, or watched: counted once
+    second = {**body, "metadata": {**body["metadata"], "name": "r2-s0-1"}}
+    restarted.observe_job(second)
+    held = RateGate(restarted, "ns").take(run(), workflow.steps[0], "r3-s0-1", T0)
+    assert isinstance(held, Hold) and held.until == T0 + TEN
+    # Jobs without the annotation, or with one edited into nonsense, take nothing.
+    restarted.observe_job({"metadata": {"name": "x", "namespace": "ns"}})
+    broken = {**body, "metadata": {**body["metadata"], "name": "y", "annotations": {
+        wire.ANNOTATION_RATE_LIMITS: "nonsense"}}}  # fmt: skip
+    restarted.observe_job(broken)
+    assert len(restarted.used(("ns", "api"), TEN, T0 + timedelta(seconds=1))) == 2
+
+
+def test_units_older_than_a_day_are_dropped() -> None:
+    log = RateLog()
+    log.record("ns", "j1", T0, [("api", 1)])
+    assert log.used(("ns", "api"), timedelta(hours=24), T0 + timedelta(hours=25)) == []
+    assert log.buckets() == 0
+
+
+def test_a_held_first_attempt_stays_pending_and_wakes_the_run_when_a_unit_frees() -> None:
+    gate = RateGate(RateLog(), "ns")
+    workflow = spec(TWO_PER_TEN, steps=3)  # three independent steps, two units per 10 s
+    decision = decide(run(), workflow, [], T0, None, gate)
+    started = [s.step.name for s in decision.start]
+    assert started == ["s0", "s1"]
+    waiting = decision.status.steps["s2"]
+    assert waiting.phase is StepPhase.PENDING and waiting.attempts == 0
+    assert waiting.message is not None and "rate limit 'api'" in waiting.message
+    assert decision.wake_at == T0 + TEN
+    assert [s.rate_limits for s in decision.start] == [(("api", 1),), (("api", 1),)]
+
+
+def test_a_retry_over_the_limit_waits_as_retrying_until_a_unit_frees() -> None:
+    gate = RateGate(RateLog(), "ns")
+    workflow = WorkflowSpec.model_validate(
+        {
+            "image": "img:1",
+            "service": "svc",
+            "steps": [
+                {"name": "s0", "action": "a", "retries": 1, "backoff": {"initial": "1s"},
+                 "rateLimits": [{"key": "api", "limit": 1, "duration": "1m"}]},
+            ],
+        }
+    )  # fmt: skip
+    first = decide(run(), workflow, [], T0, None, gate)
+    assert [s.step.name for s in first.start] == ["s0"]
+    job = first.start[0].job_name
+    failed = Attempt("s0", 1, job, AttemptState.FAILED, T0, T0 + timedelta(seconds=1))
+    later = Run("r1", 1, run().spec, first.status)
+    retry = decide(later, workflow, [failed], T0 + timedelta(seconds=5), None, gate)
+    status = retry.status.steps["s0"]
+    assert retry.start == []
+    assert status.phase is StepPhase.RETRYING and status.next_attempt_at == T0 + timedelta(
+        minutes=1
+    )
+    assert "attempt 2 waiting for rate limit 'api'" in (status.message or "")
+
+
+def test_a_lost_job_is_made_again_without_taking_units_twice() -> None:
+    log = RateLog()
+    gate = RateGate(log, "ns")
+    workflow = spec({"key": "api", "limit": 1, "duration": "1m"})
+    first = decide(run(), workflow, [], T0, None, gate)
+    recorded = Run("r1", 1, run().spec, first.status)
+    again = decide(recorded, workflow, [], T0 + timedelta(seconds=1), None, gate)
+    assert [s.job_name for s in again.start] == [first.start[0].job_name]
+    assert again.start[0].rate_limits == (("api", 1),)
+    assert len(log.used(("ns", "api"), timedelta(minutes=1), T0 + timedelta(seconds=1))) == 1
+
+
+def test_limits_that_could_never_be_met_are_refused_when_written() -> None:
+    with pytest.raises(ValidationError, match=r"units \(3\) exceed limit \(2\)"):
+        RateLimitSpec.model_validate({"key": "k", "units": 3, "limit": 2, "duration": "1s"})
+    with pytest.raises(ValidationError, match="set exactly one of key"):
+        RateLimitSpec.model_validate({"limit": 2, "duration": "1s"})
+    with pytest.raises(ValidationError, match="longest window, 24h"):
+        RateLimitSpec.model_validate({"key": "k", "limit": 2, "duration": "25h"})
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    limit=st.integers(1, 5),
+    window=st.integers(1, 30),
+    units=st.lists(st.integers(1, 5), min_size=1, max_size=40),
+    gaps=st.lists(st.integers(0, 7), min_size=40, max_size=40),
+)
+def test_no_window_ever_holds_more_than_the_limit(
+    limit: int, window: int, units: list[int], gaps: list[int]
+) -> None:
+    """Attempts asking at random times, each retried when its hold says: in every window
+    of the limit's length, the units taken never exceed the limit, and no attempt waits
+    longer than the limit requires."""
+    log = RateLog()
+    gate = RateGate(log, "ns")
+    now = T0
+    taken: list[tuple[datetime, int]] = []
+    for index, (want, gap) in enumerate(zip(units, gaps, strict=False)):
+        want = min(want, limit)
+        step = spec({"key": "k", "units": want, "limit": limit, "duration": f"{window}s"}).steps[0]
+        now += timedelta(seconds=gap)
+        result = gate.take(run(), step, f"j{index}", now)
+        if isinstance(result, Hold):
+            assert result.until > now
+            now = result.until  # the earliest moment it fits: it must fit then
+            result = gate.take(run(), step, f"j{index}", now)
+        assert result == [("k", want)]
+        taken.append((now, want))
+    span = timedelta(seconds=window)
+    for start, _ in taken:
+        inside = sum(u for at, u in taken if start <= at < start + span)
+        assert inside <= limit
