@@ -130,6 +130,12 @@ class RunEntry:
         """Scheduled for later than ``now`` (spec.scheduledAt)."""
         return self._scheduled_at is not None and self._scheduled_at > now
 
+    @property
+    def queued_since(self) -> datetime:
+        """Since when it may wait for a slot: its creation, or its scheduledAt if later."""
+        due = self._scheduled_at
+        return max(self.created, due) if due is not None else self.created
+
     @cached_property
     def _scheduled_at(self) -> datetime | None:
         return self.run.spec.scheduled_at if self.run is not None else None

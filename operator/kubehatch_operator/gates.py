@@ -192,9 +192,7 @@ def gate(
         return _cancelled(concurrency, own_key, own_limit), admission
     if name not in admission.queue:
         return Gate(Verdict.START, own_key, limit=own_limit), admission
-    since = own.created if own is not None else now
-    if own_run is not None and own_run.spec.scheduled_at is not None:
-        since = max(since, own_run.spec.scheduled_at)
+    since = own.queued_since if own is not None else now
     timeout = concurrency.queue_timeout_delta
     if timeout is not None and now >= since + timeout:
         message = (

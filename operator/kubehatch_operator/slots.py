@@ -183,7 +183,7 @@ class Slots:
             holding.update(entry.key for entry in runs if entry.key in self.granted)
         return holding
 
-    async def _admit_waiting(self, group: Group) -> None:
+    async def _admit_waiting(self, group: Group) -> float | None:
         self._admitted.add(group)
         scope, key = group
         members = self.store.sharing(scope)
@@ -207,4 +207,23 @@ class Slots:
                 self.handed_out(scope, admission, spec.concurrency)
         for name in {*admission.start, *admission.cancel}:
             self.kick((scope[0], name))
-        return None
+        return self._timeouts(runs, spec.concurrency)
+
+    def _timeouts(self, runs: list[RunEntry], concurrency: ConcurrencySpec) -> float | None:
+        """Kick the queued runs past their queueTimeout (each cancels itself in its own
+        pass); the seconds until the next one is due. Their own timers die with the
+        process: this rebuilds them, as every group is admitted once after start-up."""
+        timeout = concurrency.queue_timeout_delta
+        if timeout is None:
+            return None
+        current = now()
+        upcoming: list[float] = []
+        for run in runs:
+            if run.queued_on is None:
+                continue
+            left = (run.queued_since + timeout - current).total_seconds()
+            if left <= 0:
+                self.kick(run.key)
+            else:
+                upcoming.append(left)
+        return min(upcoming) + 0.05 if upcoming else None

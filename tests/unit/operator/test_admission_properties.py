@@ -257,6 +257,9 @@ class World:
     def step(self) -> None:
         """Admit, check the admission, apply it, check the result."""
         before = list(self.runs.values())
+        if self.served is not None:
+            # Were the operator to restart now, forgetting the key served last.
+            check_admission(before, self.policy, None, admit(before, self.policy))
         result = admit(before, self.policy, self.served)
         check_admission(before, self.policy, self.served, result)
         for name in result.start:

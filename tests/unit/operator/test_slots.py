@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from kubehatch_operator.clock import now
 from kubehatch_operator.entries import Key
 from kubehatch_operator.reconciler import Reconciler
 from kubehatch_operator.settings import ObservabilitySettings, Settings
@@ -254,5 +255,24 @@ def test_workflows_that_disagree_on_a_shared_limit_start_nothing_and_say_why() -
         h.store.observe_workflow(second_workflow("wf2", QUEUE))
         assert h.store.sharing(("ns", "@per-user")) == [("ns", "wf")]
         assert h.reconciler.slots.conflict(("ns", "@per-user")) is None
+
+    asyncio.run(scenario())
+
+
+def test_after_a_restart_the_group_admission_kicks_runs_past_their_queue_timeout() -> None:
+    async def scenario() -> None:
+        h = Harness({**QUEUE, "queueTimeout": "1m"})
+        keys = [h.add("first", "ada", running("ada"), 0)]
+        keys += [h.add(f"q{i}", "ada", queued("ada"), i + 1) for i in range(3)]
+        fresh = body("fresh", "ada", queued("ada"), 10)
+        fresh["metadata"]["creationTimestamp"] = now().isoformat()  # created just now
+        keys.append(h.store.observe_run(fresh))
+        for key in keys:  # the start-up listing wakes every run
+            h.reconciler.wake(key)
+        await h.settle()
+        # The slot stays taken; the runs created long ago have waited past their timeout
+        # and get a pass of their own (which cancels them), the fresh one does not.
+        assert sorted(h.passes) == ["first", "q0", "q1", "q2"]
+        assert h.reconciler.slots.queue._timers  # the fresh one's deadline is scheduled
 
     asyncio.run(scenario())
