@@ -21,7 +21,8 @@ had arriving one at a time: the oldest start while there is room, then one waits
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -105,22 +106,32 @@ def admit(runs: Sequence[Contender], policy: Policy, served: str | None = None) 
         return _newest_win(by_key, policy)
     result = Admission(served=served)
     room: dict[str, int] = {}
-    queues: dict[str, list[Contender]] = {}
+    queues: dict[str, deque[Contender]] = {}
+    default = policy.default_priority
 
-    def queue_rank(run: Contender) -> tuple[int, float, int, str]:
-        return (-(run.priority or policy.default_priority), *run.rank)
+    def queue_rank(run: Contender) -> tuple[int, tuple[float, int, str]]:
+        return (-(run.priority or default), run.rank)
 
+    priorities: set[int] = set()
     for key, everyone in by_key.items():
         running = sum(r.running for r in everyone)
         room[key] = max(_limit(everyone, policy) - running, 0)
         waiting = [r for r in everyone if not r.running and not r.leaving]
-        if waiting:
-            queues[key] = sorted(waiting, key=queue_rank)
+        if not waiting:
+            continue
+        mine = {r.priority or default for r in waiting}
+        if len(mine) > 1:
+            # A stable sort by priority keeps the arrival order within each priority.
+            waiting.sort(key=lambda r: -(r.priority or default))
+        priorities |= mine
+        queues[key] = deque(waiting)
     if policy.strategy is LimitStrategy.CANCEL_NEWEST:
-        for key, waiting in queues.items():
-            result.start += [r.name for r in waiting[: room[key]]]
-            result.cancel += [r.name for r in waiting[room[key] :]]
+        for key, queue in queues.items():
+            ordered = list(queue)
+            result.start += [r.name for r in ordered[: room[key]]]
+            result.cancel += [r.name for r in ordered[room[key] :]]
         return result
+    ranked = len(priorities) > 1
     total = (
         max(policy.max_runs_total - sum(r.running for r in runs), 0)
         if policy.max_runs_total is not None
@@ -131,7 +142,7 @@ def admit(runs: Sequence[Contender], policy: Policy, served: str | None = None) 
     # Hand out the free slots, then order the rest as they would be served.
     while total and (ready := [k for k in queues if queues[k] and room[k]]):
         key = turns.next(ready, queues)
-        result.start.append(queues[key].pop(0).name)
+        result.start.append(queues[key].popleft().name)
         room[key] -= 1
         total -= 1
         result.served = key
@@ -140,9 +151,41 @@ def admit(runs: Sequence[Contender], policy: Policy, served: str | None = None) 
         LimitStrategy.CANCEL_QUEUED_EXCEPT_OLDEST,
     ):
         _debounce(queues, policy.strategy, result)
-    while rest := [k for k in queues if queues[k]]:
-        result.queue.append(queues[turns.next(rest, queues)].pop(0).name)
+    result.queue = [run.name for run in _rest(queues, turns, ranked, queue_rank)]
     return result
+
+
+def _rest(
+    queues: dict[str, deque[Contender]],
+    turns: _Turns,
+    ranked: bool,
+    queue_rank: Callable[[Contender], tuple[int, tuple[float, int, str]]],
+) -> list[Contender]:
+    """The runs left waiting, in the order they would start (in one pass over them when
+    priorities do not interleave the keys' turns)."""
+    left = {key: runs for key, runs in queues.items() if runs}
+    if not left:
+        return []
+    if not turns.round_robin:
+        merged = [run for runs in left.values() for run in runs]
+        if len(left) > 1:
+            merged.sort(key=queue_rank)
+        return merged
+    if not ranked:
+        # Keys in turn after the last one served, a run from each per round.
+        keys = sorted(left)
+        if turns.turn is not None:
+            cut = next((i for i, k in enumerate(keys) if k > turns.turn), len(keys))
+            keys = keys[cut:] + keys[:cut]
+        else:
+            first = min(keys, key=lambda k: queue_rank(left[k][0]))
+            keys = keys[keys.index(first) :] + keys[: keys.index(first)]
+        rounds = max(len(runs) for runs in left.values())
+        return [left[k][i] for i in range(rounds) for k in keys if i < len(left[k])]
+    order: list[Contender] = []
+    while rest := [k for k in left if left[k]]:
+        order.append(left[turns.next(rest, left)].popleft())
+    return order
 
 
 def _limit(everyone: Sequence[Contender], policy: Policy) -> int:
@@ -164,7 +207,7 @@ def _newest_win(by_key: dict[str, list[Contender]], policy: Policy) -> Admission
 
 
 def _debounce(
-    queues: dict[str, list[Contender]], strategy: LimitStrategy, result: Admission
+    queues: dict[str, deque[Contender]], strategy: LimitStrategy, result: Admission
 ) -> None:
     """Keep one waiting run per key: the newest to arrive, or the first in the queue."""
     for key, waiting in queues.items():
@@ -175,21 +218,21 @@ def _debounce(
         else:
             kept = waiting[0]
         result.cancel += [r.name for r in waiting if r is not kept]
-        queues[key] = [kept]
+        queues[key] = deque([kept])
 
 
 @dataclass
 class _Turns:
     """Which key's first waiting run takes the next slot."""
 
-    queue_rank: Callable[[Contender], tuple[int, float, int, str]]
+    queue_rank: Callable[[Contender], tuple[int, tuple[float, int, str]]]
     round_robin: bool
     """Keys in turn, in the order of their names, after the key served last; else the
     first run in queue order, whatever its key."""
     turn: str | None
 
-    def next(self, keys: list[str], queues: dict[str, list[Contender]]) -> str:
-        def head(key: str) -> tuple[int, float, int, str]:
+    def next(self, keys: list[str], queues: Mapping[str, Sequence[Contender]]) -> str:
+        def head(key: str) -> tuple[int, tuple[float, int, str]]:
             return self.queue_rank(queues[key][0])
 
         if not self.round_robin or self.turn is None:

@@ -66,8 +66,13 @@ def test_under_the_limit_everything_starts_whatever_the_strategy(
 
 
 @pytest.mark.parametrize("strategy", list(LimitStrategy))
-def test_nothing_to_decide_on_no_runs(strategy: LimitStrategy) -> None:
-    assert verdicts(admit([], Policy(strategy))) == ([], [], [])
+@pytest.mark.parametrize("served", [None, "k"])
+def test_nothing_to_decide_when_nothing_waits(strategy: LimitStrategy, served: str | None) -> None:
+    total = 1 if strategy.queues else None
+    policy = Policy(strategy, max_runs_total=total)
+    assert verdicts(admit([], policy, served)) == ([], [], [])
+    held = [run("r", at=0, running=True), run("gone", at=1, leaving=True)]
+    assert verdicts(admit(held, policy, served)) == ([], [], [])
 
 
 @pytest.mark.parametrize("strategy", list(LimitStrategy))
