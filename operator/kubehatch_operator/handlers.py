@@ -100,7 +100,7 @@ async def on_workflow(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     same_spec = (
         before is not None and after is not None and _generation(before) == _generation(after)
     )
-    runtime.workflow_changed(key, spec_changed=not same_spec)
+    runtime.workflow_changed(key, spec_changed=not same_spec, before=before)
 
 
 def _generation(entry: WorkflowEntry) -> object:

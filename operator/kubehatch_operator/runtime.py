@@ -18,7 +18,7 @@ from kubernetes import client
 from kubehatch.api import wire
 from kubehatch.api.workflowrun import WorkflowRunPhase
 from kubehatch_operator import metrics
-from kubehatch_operator.entries import Key
+from kubehatch_operator.entries import Key, WorkflowEntry, is_shared
 from kubehatch_operator.kube import Kube, load_config
 from kubehatch_operator.outputs import output_watch
 from kubehatch_operator.reconciler import Reconciler
@@ -205,14 +205,24 @@ class Runtime:
         elif key in store.finished:
             self.reconciler.sweep_soon((key[0], store.finished[key].workflow))
 
-    def workflow_changed(self, key: Key, spec_changed: bool = True) -> None:
+    def workflow_changed(
+        self, key: Key, spec_changed: bool = True, before: WorkflowEntry | None = None
+    ) -> None:
         """A Workflow appeared, changed or went: waiting runs, retention and triggers.
 
         A status-only change (the triggers' own writes) wakes no run: what runs wait
-        for is the Workflow's existence and spec, whose changes bump its generation.
+        for is the Workflow's existence and spec, whose changes bump its generation. The
+        runs of the Workflows sharing a limit with it (``before`` the change, or now) are
+        woken too: a disagreement between them may have ended.
         """
         if spec_changed:
-            for run in self.store.runs_waiting_for(key):
-                self.reconciler.wake(run, workflow_changed=True)
+            workflows = {key}
+            for entry in (before, self.store.workflows.get(key)):
+                scope = entry.scope(key) if entry is not None else key
+                if is_shared(scope):
+                    workflows.update(self.store.sharing(scope))
+            for workflow in sorted(workflows):
+                for run in self.store.runs_waiting_for(workflow):
+                    self.reconciler.wake(run, workflow_changed=True)
             self.reconciler.sweep_soon(key)
         self.triggers.workflow_changed(key)

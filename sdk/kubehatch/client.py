@@ -86,8 +86,10 @@ class EventClient:
         payload: dict[str, Any] | BaseModel | None = None,
         *,
         metadata: dict[str, str] | None = None,
+        priority: int | None = None,
     ) -> str:
-        """Create a WorkflowEvent; returns its name (it starts whatever listens, if any)."""
+        """Create a WorkflowEvent; returns its name (it starts whatever listens, if any).
+        ``priority`` (1 low to 3 high) is that of the runs it starts."""
         body = {
             "apiVersion": wire.API_VERSION,
             "kind": "WorkflowEvent",
@@ -96,6 +98,7 @@ class EventClient:
                 "key": key,
                 "payload": _as_input(payload, "event payload (the runs' input)"),
                 "additionalMetadata": metadata or {},
+                **({"priority": priority} if priority is not None else {}),
             },
         }
         WorkflowEvent.model_validate({**body, "metadata": {}})  # same checks as the API server

@@ -685,8 +685,19 @@ def test_admit_partitions_the_waiting_runs_within_the_limit(
     assert set(result.start) | set(result.queue) <= waiting
     assert waiting <= set(chosen), result  # every waiting run has its verdict
     running = {r.name for r in runs if r.running and not r.leaving}
+    for key in {r.key for r in runs}:
+        mine = [r for r in runs if r.key == key]
+        limits = [r for r in mine if not r.leaving and r.limit is not None]
+        limit = max(limits, key=lambda r: r.rank).limit if limits else policy.max_runs
+        starting = sum(1 for r in mine if r.name in result.start)
+        if policy.strategy is LimitStrategy.CANCEL_IN_PROGRESS:
+            # Running runs are cancelled to make room: the limit holds once they stop.
+            kept = sum(1 for r in mine if r.name in running and r.name not in result.cancel)
+            assert starting + kept <= limit  # type: ignore[operator]
+        else:
+            held = sum(r.running for r in mine)
+            assert starting <= max(limit - held, 0)  # type: ignore[operator]
     if policy.strategy is LimitStrategy.CANCEL_IN_PROGRESS:
-        # Cancels running runs to make room: the limit holds once they stop.
         assert set(result.cancel) <= waiting | running
         assert result.queue == []
         return
@@ -697,13 +708,6 @@ def test_admit_partitions_the_waiting_runs_within_the_limit(
     if policy.max_runs_total is not None:
         held = sum(r.running for r in runs)
         assert len(result.start) <= max(policy.max_runs_total - held, 0)
-    for key in {r.key for r in runs}:
-        mine = [r for r in runs if r.key == key]
-        limits = [r for r in mine if not r.leaving and r.limit is not None]
-        limit = max(limits, key=lambda r: r.rank).limit if limits else policy.max_runs
-        held = sum(r.running for r in mine)
-        starting = sum(1 for r in mine if r.name in result.start)
-        assert starting <= max(limit - held, 0)  # type: ignore[operator]
 
 
 def test_the_fuzz_examples_reach_the_decisions() -> None:

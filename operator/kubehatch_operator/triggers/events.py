@@ -90,6 +90,7 @@ def event_run(event: EventInfo, match: Match) -> dict[str, Any]:
         labels={wire.LABEL_EVENT: wire.label_value(event.name)},
         annotations=annotations,
         additional_metadata=event.metadata,
+        priority=event.priority,
     )
 
 

@@ -115,6 +115,7 @@ class EventInfo:
     payload: dict[str, Any]
     metadata: dict[str, str]
     handled_at: datetime | None
+    priority: int | None = None
 
     @property
     def ref(self) -> Key:
@@ -128,6 +129,7 @@ def event_info(body: dict[str, Any]) -> EventInfo:
     key = spec.get("key")
     payload = spec.get("payload")
     extra = spec.get("additionalMetadata")
+    priority = spec.get("priority")
     return EventInfo(
         namespace=meta.get("namespace", ""),
         name=meta.get("name", ""),
@@ -137,4 +139,5 @@ def event_info(body: dict[str, Any]) -> EventInfo:
         payload=wire.mapping(payload),
         metadata={str(k): str(v) for k, v in extra.items()} if isinstance(extra, dict) else {},
         handled_at=parse_time(status.get("handledAt")),
+        priority=priority if isinstance(priority, int) and 1 <= priority <= 3 else None,
     )

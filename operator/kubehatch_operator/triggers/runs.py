@@ -26,6 +26,7 @@ def trigger_run(
     labels: dict[str, str] | None = None,
     annotations: dict[str, str] | None = None,
     additional_metadata: dict[str, str] | None = None,
+    priority: int | None = None,
 ) -> dict[str, Any]:
     """A WorkflowRun manifest, labelled with its trigger's type and annotated with its entry."""
     return WorkflowRun.of(
@@ -38,4 +39,5 @@ def trigger_run(
         labels={wire.LABEL_TRIGGER_TYPE: trigger_type.value.lower(), **(labels or {})},
         annotations={wire.ANNOTATION_TRIGGER: trigger, **(annotations or {})},
         additional_metadata=additional_metadata,
+        priority=priority,
     ).to_manifest()

@@ -10,6 +10,7 @@ from pydantic import Field
 from kubehatch.api import wire
 from kubehatch.api.common import ApiModel, Conditions, StatusModel
 from kubehatch.api.fields import EventKey
+from kubehatch.api.queueing import MAX_PRIORITY, MIN_PRIORITY
 from kubehatch.api.resource import AGE_COLUMN, PrinterColumn, Resource, ResourceInfo
 
 
@@ -24,6 +25,12 @@ class WorkflowEventSpec(ApiModel):
     )
     additional_metadata: dict[str, str] = Field(
         default_factory=dict, description="Free-form string metadata, copied onto the runs."
+    )
+    priority: int | None = Field(
+        default=None,
+        ge=MIN_PRIORITY,
+        le=MAX_PRIORITY,
+        description="Priority of the runs it starts (1 low to 3 high); default the Workflow's.",
     )
 
 

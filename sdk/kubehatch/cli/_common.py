@@ -61,7 +61,7 @@ def key_values(pairs: list[str], flag: str) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise KubehatchError(f"{flag} {pair!r}: write KEY=VALUE, e.g. {flag} tier=premium")
+            raise KubehatchError(f"{flag} {pair!r}: write KEY=VALUE, e.g. {flag} source=signup")
         result[key] = value
     return result
 

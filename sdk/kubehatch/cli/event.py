@@ -10,7 +10,7 @@ import argparse
 
 from pydantic import ValidationError
 
-from kubehatch.cli._common import NAMESPACE, arg, arguments, client, json_object
+from kubehatch.cli._common import NAMESPACE, arg, arguments, client, json_object, key_values
 from kubehatch.errors import KubehatchError
 
 NAME = "event"
@@ -32,6 +32,12 @@ configure_push = arguments(
         metavar="KEY=VALUE",
         help="additional metadata copied onto the runs (repeatable)",
     ),
+    arg(
+        "--priority",
+        type=int,
+        choices=(1, 2, 3),
+        help="priority of the runs it starts: 1 (low) to 3 (high)",
+    ),
     NAMESPACE,
 )
 
@@ -45,22 +51,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def parse_metadata(items: list[str]) -> dict[str, str]:
-    metadata = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise KubehatchError(f"--metadata {item!r}: write KEY=VALUE, e.g. source=signup")
-        metadata[key] = value
-    return metadata
-
-
 def run(args: argparse.Namespace) -> int:
     payload = json_object(args.data, "--data")
-    metadata = parse_metadata(args.metadata)
+    metadata = key_values(args.metadata, "--metadata")
     api = client(args)
     try:
-        name = api.event.push(args.key, payload, metadata=metadata)
+        name = api.event.push(args.key, payload, metadata=metadata, priority=args.priority)
     except ValidationError as err:  # the same checks as the API server's
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()

@@ -460,6 +460,26 @@ def test_round_robin_queue_lists_the_rest_in_turn() -> None:
     assert result.queue == ["c1", "a1", "b2", "c2", "a2"]
 
 
+def test_round_robin_queue_puts_a_higher_priority_head_first() -> None:
+    runs = [
+        run("a0", "a", at=0, running=True),
+        run("a1", "a", at=1),
+        run("b1", "b", at=2),
+        run("c1", "c", at=3, priority=3),
+        run("c2", "c", at=4),
+    ]
+    result = admit(runs, Policy(RR, max_runs=5, max_runs_total=1), served="a")
+    assert verdicts(result) == ([], ["c1", "a1", "b1", "c2"], [])
+
+
+def test_round_robin_queue_without_served_starts_with_the_first_in_queue_order() -> None:
+    # Nothing can start and nothing says which key was served last.
+    runs = [run("a0", "a", at=0, running=True), run("b1", "b", at=1), run("a2", "a", at=2)]
+    result = admit(runs, Policy(RR, max_runs=5, max_runs_total=1))
+    assert verdicts(result) == ([], ["b1", "a2"], [])
+    assert result.served is None
+
+
 def simulate(runs: list[Contender], policy: Policy, *, pass_served: bool = True) -> list[str]:
     """Admit, start what is admitted, then let the oldest running run finish; repeat.
 

@@ -57,6 +57,7 @@ def head(queues: dict[str, list[Contender]], key: str) -> Contender:
 @dataclass
 class Expected:
     start: list[str] = field(default_factory=list)
+    queue: list[str] = field(default_factory=list)
     cancel: set[str] = field(default_factory=set)
     kept: dict[str, str] = field(default_factory=dict)
     """Debounce: the waiting run each key keeps."""
@@ -99,17 +100,21 @@ def expected(runs: list[Contender], policy: Policy, served: str | None) -> Expec
     if last is None:
         started = [r for r in runs if r.running and r.started_at is not None]
         last = max(started, key=lambda r: r.started_at).key if started else None
-    while total > 0:
-        ready = [key for key in keys if queues[key] and room[key] > 0]
-        if not ready:
-            break
+
+    def pick(ready: list[str]) -> str:
+        """The key whose head takes the next slot."""
         if in_turn and last is not None:
             top = min(queue_order(policy, head(queues, k))[0] for k in ready)
             candidates = [k for k in ready if queue_order(policy, head(queues, k))[0] == top]
             after = [k for k in candidates if k > last]
-            key = after[0] if after else candidates[0]
-        else:
-            key = min(ready, key=lambda k: queue_order(policy, head(queues, k)))
+            return after[0] if after else candidates[0]
+        return min(ready, key=lambda k: queue_order(policy, head(queues, k)))
+
+    while total > 0:
+        ready = [key for key in keys if queues[key] and room[key] > 0]
+        if not ready:
+            break
+        key = pick(ready)
         out.start.append(queues[key].pop(0).name)
         room[key] -= 1
         total -= 1
@@ -124,6 +129,12 @@ def expected(runs: list[Contender], policy: Policy, served: str | None) -> Expec
                 kept = queues[key][0]
             out.kept[key] = kept.name
             out.cancel |= {r.name for r in queues[key] if r is not kept}
+            queues[key] = [kept]
+    # The rest wait, in the order they would start were slots to free up for them all.
+    while ready := [key for key in keys if queues[key]]:
+        key = pick(ready)
+        out.queue.append(queues[key].pop(0).name)
+        last = key
     return out
 
 
@@ -193,6 +204,7 @@ def check_admission(
         assert sorted(result.start) == sorted(model.start), (model, result)
     else:
         assert result.start == model.start, (model, result)
+    assert result.queue == model.queue, (model, result)
     assert set(result.cancel) == model.cancel, (model, result)
     if policy.strategy in DEBOUNCE:
         assert {by_name[n].key: n for n in result.queue} == model.kept, (model, result)

@@ -28,9 +28,13 @@ NOW = datetime(2026, 11, 24, 22, 40, 3, tzinfo=UTC)
 class FakeEvents:
     def __init__(self) -> None:
         self.pushed: list[tuple[str, dict[str, Any], dict[str, str]]] = []
+        self.priorities: list[int | None] = []
 
-    def push(self, key: str, payload: dict[str, Any], *, metadata: dict[str, str]) -> str:
+    def push(
+        self, key: str, payload: dict[str, Any], *, metadata: dict[str, str], priority: int | None
+    ) -> str:
         self.pushed.append((key, payload, metadata))
+        self.priorities.append(priority)
         return "event-x1"
 
 
@@ -64,9 +68,10 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> list[FakeClient]:
 def test_event_push(fake: list[FakeClient], capsys: pytest.CaptureFixture[str]) -> None:
     code = main(
         ["event", "push", "user:created", "--data", '{"user": "ada"}', "-m", "source=signup",
-         "-n", "users"]
+         "-n", "users", "--priority", "3"]
     )  # fmt: skip
     assert code == 0
+    assert fake[0].event.priorities == [3]
     assert fake[0].namespace == "users"
     assert fake[0].event.pushed == [("user:created", {"user": "ada"}, {"source": "signup"})]
     assert "workflowevent/event-x1 pushed to namespace users" in capsys.readouterr().out

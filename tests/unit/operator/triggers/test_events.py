@@ -91,7 +91,7 @@ def test_run_names_are_deterministic_per_event_and_workflow() -> None:
 
 def test_plan_creates_one_run_per_match_with_payload_and_origin() -> None:
     plan = plan_event(
-        event(metadata={"source": "signup"}),
+        event(metadata={"source": "signup"}, priority=3),
         [wf("b-flow", "user:created"), wf("a-flow", "user:*")],
         NOW,
     )
@@ -106,6 +106,7 @@ def test_plan_creates_one_run_per_match_with_payload_and_origin() -> None:
     assert run["metadata"]["annotations"]["kubehatch.dev/event-metadata"] == '{"source": "signup"}'
     # ...and in the run's spec, where concurrency expressions read it.
     assert run["spec"]["additionalMetadata"] == {"source": "signup"}
+    assert run["spec"]["priority"] == 3
     assert "ownerReferences" not in run["metadata"]  # runs outlive the event (retention)
     status = plan.status
     assert status["runs"] == [r["metadata"]["name"] for r in plan.runs]
