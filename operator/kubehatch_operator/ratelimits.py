@@ -26,6 +26,12 @@ Bucket = tuple[str, str]
 HORIZON = MAX_RATE_WINDOW
 """The longest window a limit may have: older units are dropped."""
 
+TURN = timedelta(seconds=1)
+"""How long an attempt that fits steps back for an earlier waiting one that is due."""
+GRACE = timedelta(seconds=5)
+"""An attempt that has not asked again this long after it was due is no longer waited
+for (its run was cancelled, or went)."""
+
 
 @dataclass(frozen=True)
 class Hold:
@@ -42,11 +48,48 @@ class Refused:
     message: str
 
 
+@dataclass
+class _Waiter:
+    since: datetime
+    """When it was first held."""
+    until: datetime
+    """When it asks again."""
+
+
 class RateLog:
-    """Units taken per bucket, by the Job that took them."""
+    """Units taken per bucket, by the Job that took them; and the attempts waiting, so
+    that a freed unit goes to the one that has waited longest."""
 
     def __init__(self) -> None:
         self._taken: dict[Bucket, dict[str, tuple[datetime, int]]] = {}
+        self._waiting: dict[Bucket, dict[str, _Waiter]] = {}
+
+    def wait(self, bucket: Bucket, job: str, until: datetime, now: datetime) -> None:
+        waiters = self._waiting.setdefault(bucket, {})
+        known = waiters.get(job)
+        waiters[job] = _Waiter(known.since if known else now, until)
+
+    def ahead(self, bucket: Bucket, job: str, now: datetime) -> int:
+        """How many attempts held before ``job`` are due now, and so go first."""
+        waiters = self._waiting.get(bucket)
+        if not waiters:
+            return 0
+        for gone in [j for j, w in waiters.items() if now > w.until + GRACE]:
+            del waiters[gone]
+        mine = waiters.get(job)
+        since = mine.since if mine is not None else now
+        return sum(
+            1
+            for other, w in waiters.items()
+            if other != job and w.since < since and w.until <= now + TURN
+        )
+
+    def done_waiting(self, bucket: Bucket, job: str) -> None:
+        waiters = self._waiting.get(bucket)
+        if waiters is not None:
+            waiters.pop(job, None)
+            if not waiters:
+                del self._waiting[bucket]
 
     def record(self, namespace: str, job: str, at: datetime, takes: list[tuple[str, int]]) -> None:
         for key, units in takes:
@@ -135,22 +178,32 @@ class RateGate:
         except ValueError as error:
             return Refused(str(error))
         waits: list[Hold] = []
-        for key, limit in zip(keys, step.rate_limits, strict=True):
-            if not check:
-                break
-            used = self.log.used((self.namespace, key), limit.window, now)
-            until = free_at(used, limit.units, limit.limit, limit.window)
+        for key, limit in zip(keys, step.rate_limits, strict=True) if check else ():
+            bucket = (self.namespace, key)
+            until = free_at(
+                self.log.used(bucket, limit.window, now), limit.units, limit.limit, limit.window
+            )
+            earlier = self.log.ahead(bucket, job, now) if until is None else 0
+            if earlier:
+                until = now + TURN
             if until is not None:
+                turn = f"; {earlier} attempt(s) held earlier go first" if earlier else ""
                 waits.append(
                     Hold(
                         until,
                         f"waiting for rate limit {key!r} ({limit.limit} unit(s) per "
                         f"{limit.duration}, {limit.units} per attempt) until "
-                        f"{until.isoformat(timespec='seconds')}",
+                        f"{until.isoformat(timespec='seconds')}{turn}",
                     )
                 )
+        buckets = [(self.namespace, key) for key in keys]
         if waits:
-            return max(waits, key=lambda hold: hold.until)
+            hold = max(waits, key=lambda wait: wait.until)
+            for bucket in buckets:
+                self.log.wait(bucket, job, hold.until, now)
+            return hold
         takes = [(key, limit.units) for key, limit in zip(keys, step.rate_limits, strict=True)]
         self.log.record(self.namespace, job, now, takes)
+        for bucket in buckets:
+            self.log.done_waiting(bucket, job)
         return takes

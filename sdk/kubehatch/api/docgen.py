@@ -167,8 +167,9 @@ any window of `duration` (up to 24h): a sliding window, so the limit holds over 
 window, not only over aligned ones. Every step of the namespace naming the key shares
 its units. An attempt over a limit is not started: a first attempt stays `Pending`, a
 retry stays `Retrying`, with a message naming the limit and the time a unit frees, and
-the operator looks again then. It never fails for it; a key expression that fails the
-step fails it, saying why. The units an attempt took are recorded on its Job
+the operator looks again then. A freed unit goes to the attempt held first (one that
+does not ask again within 5 s of its turn is passed over). It never fails for it; a key
+expression that fails the step fails it, saying why. The units an attempt took are recorded on its Job
 (annotation `kubehatch.dev/rate-limits`), and the operator rebuilds its count from the
 Jobs after a restart; the Jobs of runs deleted within the window are forgotten then.
 

@@ -216,3 +216,31 @@ def test_no_window_ever_holds_more_than_the_limit(
     for start, _ in taken:
         inside = sum(u for at, u in taken if start <= at < start + span)
         assert inside <= limit
+
+
+def test_a_freed_unit_goes_to_the_attempt_that_waited_longest() -> None:
+    gate = RateGate(RateLog(), "ns")
+    step = spec({"key": "api", "limit": 1, "duration": "10s"}).steps[0]
+    assert gate.take(run(), step, "first", T0) == [("api", 1)]
+    early = gate.take(run(), step, "early", T0 + timedelta(seconds=1))
+    late = gate.take(run(), step, "late", T0 + timedelta(seconds=2))
+    assert isinstance(early, Hold) and isinstance(late, Hold) and early.until == late.until
+    # Both wake when the unit frees; the later one happens to ask first and steps back.
+    stepped_back = gate.take(run(), step, "late", late.until)
+    assert isinstance(stepped_back, Hold) and stepped_back.until == late.until + timedelta(
+        seconds=1
+    )
+    assert "1 attempt(s) held earlier go first" in stepped_back.message
+    assert gate.take(run(), step, "early", early.until) == [("api", 1)]
+    again = gate.take(run(), step, "late", stepped_back.until)
+    assert isinstance(again, Hold) and again.until == early.until + TEN
+
+
+def test_an_attempt_that_stops_asking_is_not_waited_for() -> None:
+    gate = RateGate(RateLog(), "ns")
+    step = spec({"key": "api", "limit": 1, "duration": "10s"}).steps[0]
+    gate.take(run(), step, "first", T0)
+    gone = gate.take(run(), step, "gone", T0 + timedelta(seconds=1))  # its run is cancelled
+    assert isinstance(gone, Hold)
+    later = T0 + TEN + timedelta(seconds=6)  # past its turn and the grace
+    assert gate.take(run(), step, "next", later) == [("api", 1)]
