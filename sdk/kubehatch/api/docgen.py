@@ -171,7 +171,8 @@ the operator looks again then. A freed unit goes to the attempt held first (one 
 does not ask again within 5 s of its turn is passed over). It never fails for it; a key
 expression that fails the step fails it, saying why. The units an attempt took are
 recorded on its Job (annotation `kubehatch.dev/rate-limits`), and the operator rebuilds
-its count from the Jobs after a restart; the Jobs of runs deleted within the window are forgotten then.
+its count from the Jobs after a restart; the Jobs of runs deleted within the window are
+forgotten then.
 
 **Pods.** The chart value `stepPods.priorityClasses` (e.g. `{"3": "high"}`) sets the
 PriorityClass of the step pods of runs of that priority. `stepPods.kueueQueue` names a
