@@ -35,6 +35,13 @@ def arg(*flags: str, **options: Any) -> Arg:
 
 RUN = arg("run", help="name of the WorkflowRun")
 NAMESPACE = arg("-n", "--namespace", help="namespace (default: the current kubeconfig context's)")
+PRIORITY = arg(
+    "--priority",
+    type=int,
+    choices=(1, 2, 3),
+    help="1 (low) to 3 (high): queued runs of higher priority start first "
+    "(default: the Workflow's defaultPriority)",
+)
 
 
 def arguments(*table: Arg, epilog: str | None = None) -> Callable[[argparse.ArgumentParser], None]:

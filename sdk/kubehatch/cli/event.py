@@ -10,7 +10,15 @@ import argparse
 
 from pydantic import ValidationError
 
-from kubehatch.cli._common import NAMESPACE, arg, arguments, client, json_object, key_values
+from kubehatch.cli._common import (
+    NAMESPACE,
+    PRIORITY,
+    arg,
+    arguments,
+    client,
+    json_object,
+    key_values,
+)
 from kubehatch.errors import KubehatchError
 
 NAME = "event"
@@ -32,12 +40,7 @@ configure_push = arguments(
         metavar="KEY=VALUE",
         help="additional metadata copied onto the runs (repeatable)",
     ),
-    arg(
-        "--priority",
-        type=int,
-        choices=(1, 2, 3),
-        help="priority of the runs it starts: 1 (low) to 3 (high)",
-    ),
+    PRIORITY,
     NAMESPACE,
 )
 

@@ -7,7 +7,15 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from kubehatch.cli._common import NAMESPACE, arg, arguments, client, json_object, key_values
+from kubehatch.cli._common import (
+    NAMESPACE,
+    PRIORITY,
+    arg,
+    arguments,
+    client,
+    json_object,
+    key_values,
+)
 
 if TYPE_CHECKING:
     from kubehatch.client import Client, StepChange
@@ -19,13 +27,7 @@ configure = arguments(
     arg("workflow", help="name of the Workflow"),
     arg("--input", default="{}", help="the run's input, a JSON object, or @FILE"),
     arg("--name", help="name of the run (default: generated)"),
-    arg(
-        "--priority",
-        type=int,
-        choices=(1, 2, 3),
-        help="1 (low) to 3 (high): queued runs of higher priority start first "
-        "(default: the Workflow's defaultPriority)",
-    ),
+    PRIORITY,
     arg(
         "--metadata",
         action="append",

@@ -12,7 +12,7 @@ import re
 import sys
 from datetime import UTC, datetime
 
-from kubehatch.cli._common import NAMESPACE, arg, arguments, client, json_object
+from kubehatch.cli._common import NAMESPACE, PRIORITY, arg, arguments, client, json_object
 from kubehatch.durations import parse_duration
 from kubehatch.errors import KubehatchError
 
@@ -56,6 +56,7 @@ configure = arguments(
     ),
     arg("-i", "--input", default="{}", help="the run's input, a JSON object, or @FILE"),
     arg("--name", help="the run's name (default: generated); the same name never runs twice"),
+    PRIORITY,
     NAMESPACE,
 )
 
@@ -64,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
     current = datetime.now(UTC)
     when = parse_at(args.at, current)
     data = json_object(args.input, "--input")
-    name = client(args).run(args.workflow, data, name=args.name, scheduled_at=when)
+    name = client(args).run(
+        args.workflow, data, name=args.name, scheduled_at=when, priority=args.priority
+    )
     print(f"workflowrun/{name} scheduled for {when.astimezone(UTC).isoformat()}")
     if when <= current:
         print(f"note: {args.at} is in the past; the run starts at once", file=sys.stderr)

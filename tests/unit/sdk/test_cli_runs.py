@@ -89,3 +89,33 @@ def test_describe_shows_the_dag_with_states_and_messages() -> None:
     assert "✘" in b and "attempts 3" in b and "← a" in b
     assert "← b" in c
     assert "      failed: ValueError: boom" in lines
+
+
+def test_run_takes_a_priority_and_metadata(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubehatch.cli import run as run_cli
+
+    made: list[dict] = []
+
+    class FakeClient:
+        def run(self, workflow: str, input: dict, **options: object) -> str:
+            made.append({"workflow": workflow, "input": input, **options})
+            return "wf-abc12"
+
+    monkeypatch.setattr(run_cli, "client", lambda _args: FakeClient())
+    parser = build_parser()
+    argv = ["run", "wf", "--priority", "3", "--metadata", "tier=premium", "--metadata", "a=b"]
+    args = parser.parse_args(argv)
+    assert run_cli.run(args) == 0
+    assert made == [
+        {
+            "workflow": "wf",
+            "input": {},
+            "name": None,
+            "priority": 3,
+            "additional_metadata": {"tier": "premium", "a": "b"},
+        }
+    ]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "wf", "--priority", "4"])
+    with pytest.raises(KubehatchError, match="--metadata 'tier': write KEY=VALUE"):
+        run_cli.run(parser.parse_args(["run", "wf", "--metadata", "tier"]))

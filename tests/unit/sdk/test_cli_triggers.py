@@ -131,13 +131,14 @@ def test_schedule_creates_a_run_with_scheduled_at(
     fake: list[FakeClient], capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["schedule", "nightly", "--at", "2999-01-01T00:00:00+01:00", "--input", '{"a": 1}']
-    assert main([*argv, "--name", "once"]) == 0
+    assert main([*argv, "--name", "once", "--priority", "2"]) == 0
     (run,) = fake[0].runs
     assert run == {
         "workflow": "nightly",
         "input": {"a": 1},
         "name": "once",
         "scheduled_at": datetime(2998, 12, 31, 23, tzinfo=UTC),
+        "priority": 2,
     }
     out = capsys.readouterr()
     assert "workflowrun/once scheduled for 2998-12-31T23:00:00+00:00" in out.out
