@@ -200,9 +200,9 @@ def _newest_win(by_key: dict[str, list[Contender]], policy: Policy) -> Admission
     result = Admission()
     for everyone in by_key.values():
         group = [r for r in everyone if not r.leaving]
-        keep = group[-_limit(everyone, policy) :]
-        result.start += [r.name for r in group if not r.running and r in keep]
-        result.cancel += [r.name for r in group if r not in keep]
+        cut = max(len(group) - _limit(everyone, policy), 0)  # the newest `limit` stay
+        result.start += [r.name for r in group[cut:] if not r.running]
+        result.cancel += [r.name for r in group[:cut]]
     return result
 
 
