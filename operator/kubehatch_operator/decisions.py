@@ -32,7 +32,7 @@ from kubehatch_operator.model import (
     Verdict,
 )
 from kubehatch_operator.ratelimits import RateGate
-from kubehatch_operator.steps import observe_step, start_ready_steps
+from kubehatch_operator.steps import observe_step, skip_blocked, start_ready_steps
 from kubehatch_operator.transitions import SUCCEEDED_CONDITION, transition_events
 
 
@@ -99,25 +99,21 @@ def decide(
             f"the run exceeded its timeout of {spec.timeout}",
             now,
         )
-    elif failed := [
-        n for n in order if status.steps[n].phase in (StepPhase.FAILED, StepPhase.TIMED_OUT)
-    ]:
-        first = status.steps[failed[0]]
-        end_run(
-            status,
-            decision,
-            attempts,
-            WorkflowRunPhase.FAILED,
-            "StepFailed",
-            f"step {failed[0]} {first.phase.lower()}: {first.message or 'no message'}",
-            now,
-        )
+    elif spec.fail_fast and (failure := _failure(status, order)):
+        # The first failure ends the run: running steps stop, pending ones are skipped.
+        end_run(status, decision, attempts, WorkflowRunPhase.FAILED, "StepFailed", failure, now)
     else:
+        # A failure stops only what depends on it; the other branches run to their end.
+        skip_blocked(order, steps, status)
         start_ready_steps(run, spec, order, status, decision, now, rates)
-        if all(status.steps[n].phase is StepPhase.SUCCEEDED for n in order):
-            status.phase = WorkflowRunPhase.SUCCEEDED
+        if all(status.steps[n].phase.finished for n in order):
+            failure = _failure(status, order)
+            status.phase = WorkflowRunPhase.FAILED if failure else WorkflowRunPhase.SUCCEEDED
             _set_finished(status, now)
-            set_succeeded(status, ConditionStatus.TRUE, "Succeeded", "all steps succeeded", run)
+            if failure:
+                set_succeeded(status, ConditionStatus.FALSE, "StepFailed", failure, run)
+            else:
+                set_succeeded(status, ConditionStatus.TRUE, "Succeeded", "all steps succeeded", run)
         else:
             status.phase = WorkflowRunPhase.RUNNING
             set_succeeded(status, ConditionStatus.UNKNOWN, "Running", "", run)
@@ -316,6 +312,17 @@ def set_succeeded(
             observed_generation=run.generation,
         ),
     )
+
+
+def _failure(status: WorkflowRunStatus, order: list[str]) -> str | None:
+    """What the run's first failed step says, or None when no step failed."""
+    for name in order:
+        step = status.steps[name]
+        if step.phase in (StepPhase.FAILED, StepPhase.TIMED_OUT):
+            verb = "timed out" if step.phase is StepPhase.TIMED_OUT else "failed"
+            text = (step.message or "no message").removeprefix("failed: ")
+            return f"step {name} {verb}: {text}"
+    return None
 
 
 def _next_wake(status: WorkflowRunStatus, spec: WorkflowSpec) -> datetime | None:

@@ -216,6 +216,32 @@ def _launch(
     )
 
 
+def skip_blocked(order: list[str], steps: dict[str, StepSpec], status: WorkflowRunStatus) -> None:
+    """Skip the pending steps a parent's failure (or skip) leaves unable to run; in
+    topological order, so that a whole branch below a failure is skipped in one pass."""
+    for name in order:
+        current = status.steps[name]
+        if current.phase is not StepPhase.PENDING or current.attempts:
+            continue
+        blocking = next(
+            (
+                (parent, status.steps[parent].phase)
+                for parent in steps[name].parents
+                if status.steps[parent].phase.finished
+                and status.steps[parent].phase is not StepPhase.SUCCEEDED
+            ),
+            None,
+        )
+        if blocking is not None:
+            parent, phase = blocking
+            status.steps[name] = current.model_copy(
+                update={
+                    "phase": StepPhase.SKIPPED,
+                    "message": f"not run: parent {parent} {phase.lower()}",
+                }
+            )
+
+
 def start_ready_steps(
     run: Run,
     spec: WorkflowSpec,

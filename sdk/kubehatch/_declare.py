@@ -163,6 +163,7 @@ class _Declaration:
                 self._step_data(step, b) for step, b in zip(self.steps, bindings, strict=True)
             ],
             "suspend": self.job.suspend,
+            "failFast": self.job.fail_fast or None,
             "ttlSecondsAfterFinished": self.job.ttl_seconds_after_finished,
             "historyLimit": self.job.history_limit,
         }

@@ -31,6 +31,9 @@ class WorkflowJob:
     """Longest time a whole run may take: "60s", "5m", "1h30m" or a timedelta."""
     concurrency: Concurrency | None = None
     default_priority: int | None = None
+    fail_fast: bool = False
+    """True ends a run at its first failed step; by default a failure stops only the steps
+    that depend on it, and the other branches run to their end."""
     """Priority of runs that set none: 1 (low, the default) to 3 (high)."""
     image: str | None = None
     """Default image of the steps; the worker's image when not set."""

@@ -92,6 +92,36 @@ def test_failing_step_is_retried_then_fails_the_run_and_skips_its_child(
     assert (condition["status"], condition["reason"]) == ("False", "StepFailed")
 
 
+def test_a_failing_branch_does_not_stop_an_independent_one(op_namespace: str, run_workflow) -> None:
+    run = run_workflow("branches")
+    status = kube.wait_for_phase(op_namespace, run, {"Succeeded", "Failed"}, timeout=120)["status"]
+    steps = status["steps"]
+    assert status["phase"] == "Failed", status
+    assert {name: steps[name]["phase"] for name in steps} == {
+        "boom": "Failed",
+        "after-boom": "Skipped",
+        "slow": "Succeeded",
+        "after-slow": "Succeeded",
+    }
+    assert steps["after-boom"]["message"] == "not run: parent boom failed"
+    assert kube.output(op_namespace, steps["after-slow"]["outputConfigMap"])["value"] == 14
+    # The run ended once the other branch finished, not when boom failed.
+    assert _time(status["finishedAt"]) >= _time(steps["after-slow"]["finishedAt"])
+    condition = next(c for c in status["conditions"] if c["type"] == "Succeeded")
+    assert condition["reason"] == "StepFailed"
+    assert condition["message"].startswith("step boom failed: ValueError: step1 failed")
+
+
+def test_with_fail_fast_the_first_failure_ends_the_run(op_namespace: str, run_workflow) -> None:
+    run = run_workflow("branches-fail-fast")
+    status = kube.wait_for_phase(op_namespace, run, {"Succeeded", "Failed"}, timeout=120)["status"]
+    steps = status["steps"]
+    assert status["phase"] == "Failed"
+    assert steps["boom"]["phase"] == "Failed"
+    assert steps["slow"]["phase"] == "Cancelled"
+    assert {steps["after-boom"]["phase"], steps["after-slow"]["phase"]} == {"Skipped"}
+
+
 def test_step_timeout_is_enforced(op_namespace: str, run_workflow) -> None:
     run = run_workflow("step-timeout")
     status = kube.wait_for_phase(op_namespace, run, {"Succeeded", "Failed"})["status"]

@@ -230,6 +230,13 @@ class WorkflowSpec(ApiModel):
     suspend: bool = Field(
         default=False, description="True stops cron, schedule and event triggers; manual runs work."
     )
+    fail_fast: bool = Field(
+        default=False,
+        description=(
+            "True ends a run at its first failed step (running steps stop, pending ones are "
+            "skipped); by default a failure stops only the steps that depend on it."
+        ),
+    )
     ttl_seconds_after_finished: int | None = Field(
         default=None, ge=0, description="Delete finished runs after this many seconds."
     )

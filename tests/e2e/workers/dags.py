@@ -61,6 +61,42 @@ worker.register_workflow(
 )
 
 
+# --- a failing branch beside one that succeeds: Hatchet's default, and fail_fast ----------
+def fail_now(ctx: Context) -> None:
+    raise ValueError("step1 failed")
+
+
+def slow_branch(ctx: Context) -> dict[str, Any]:
+    start = time.time()
+    time.sleep(4)
+    return _stamp(ctx, start=start, value=7)
+
+
+def after_slow(ctx: Context) -> dict[str, Any]:
+    return _stamp(ctx, value=ctx.step_output("slow")["value"] * 2)
+
+
+def _branches(name: str, fail_fast: bool) -> None:
+    boom = Fn(fail_now).set_name("boom")
+    slow = Fn(slow_branch).set_name("slow")
+    worker.register_workflow(
+        WorkflowJob(
+            name=name,
+            fail_fast=fail_fast,
+            steps=[
+                boom,
+                Fn(never).set_name("after-boom").add_parents(boom),
+                slow,
+                Fn(after_slow).set_name("after-slow").add_parents(slow),
+            ],
+        )
+    )
+
+
+_branches("branches", fail_fast=False)
+_branches("branches-fail-fast", fail_fast=True)
+
+
 # --- timeouts ----------------------------------------------------------------------------
 def sleep_long(ctx: Context) -> None:
     time.sleep(120)

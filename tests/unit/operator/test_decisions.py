@@ -269,7 +269,25 @@ def test_step_timeout_is_reported_as_timed_out_and_fails_the_run() -> None:
     assert decision.status.steps["next"].phase is StepPhase.SKIPPED
 
 
-def test_failure_stops_siblings_still_running() -> None:
+def test_with_fail_fast_a_failure_stops_siblings_still_running() -> None:
+    fast = DIAMOND.model_copy(update={"fail_fast": True})
+    run, _ = started(fast)
+    attempts = [
+        job("a", 1, AttemptState.SUCCEEDED),
+        job("b", 1, AttemptState.FAILED, message="bad"),
+        job("c", 1, AttemptState.ACTIVE),
+    ]
+    run = after(run, decide(run, fast, attempts[:1], T0))
+    decision = decide(run, fast, attempts, T0)
+    assert decision.stop_jobs == [name("c", 1)]
+    assert decision.status.steps["c"].phase is StepPhase.CANCELLED
+    assert decision.status.steps["d"].phase is StepPhase.SKIPPED
+    assert decision.status.phase is WorkflowRunPhase.FAILED
+
+
+def test_a_failure_stops_only_what_depends_on_it() -> None:
+    """Hatchet's default: b fails, its child d is skipped, its sibling c runs to its end;
+    the run is Failed once nothing runs, with c's output kept."""
     run, _ = started(DIAMOND)
     attempts = [
         job("a", 1, AttemptState.SUCCEEDED),
@@ -278,9 +296,35 @@ def test_failure_stops_siblings_still_running() -> None:
     ]
     run = after(run, decide(run, DIAMOND, attempts[:1], T0))
     decision = decide(run, DIAMOND, attempts, T0)
-    assert decision.stop_jobs == [name("c", 1)]
-    assert decision.status.steps["c"].phase is StepPhase.CANCELLED
-    assert decision.status.steps["d"].phase is StepPhase.SKIPPED
+    status = decision.status
+    assert decision.stop_jobs == []
+    assert status.phase is WorkflowRunPhase.RUNNING
+    assert status.steps["c"].phase is StepPhase.RUNNING
+    assert status.steps["d"].phase is StepPhase.SKIPPED
+    assert status.steps["d"].message == "not run: parent b failed"
+    attempts[2] = job("c", 1, AttemptState.SUCCEEDED)
+    done = decide(after(run, decision), DIAMOND, attempts, T0)
+    assert done.status.phase is WorkflowRunPhase.FAILED
+    assert done.status.steps["c"].phase is StepPhase.SUCCEEDED
+    assert done.status.steps["c"].output_config_map == output("c", 1)
+    condition = done.status.conditions[0]
+    assert (condition.reason, condition.message) == ("StepFailed", "step b failed: bad")
+    assert done.status.progress == "2/4"
+
+
+def test_a_skip_goes_down_a_whole_branch_in_one_pass() -> None:
+    chain = workflow(step("a"), step("b", "a"), step("c", "b"), step("x"))
+    run, _ = started(chain)
+    attempts = [job("a", 1, AttemptState.FAILED, message="boom"), job("x", 1, AttemptState.ACTIVE)]
+    decision = decide(run, chain, attempts, T0)
+    phases = {n: s.phase for n, s in decision.status.steps.items()}
+    assert phases == {
+        "a": StepPhase.FAILED,
+        "b": StepPhase.SKIPPED,
+        "c": StepPhase.SKIPPED,
+        "x": StepPhase.RUNNING,
+    }
+    assert decision.status.steps["c"].message == "not run: parent b skipped"
 
 
 # --- cancellation and run timeout ---------------------------------------------------------
