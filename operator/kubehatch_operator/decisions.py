@@ -32,7 +32,13 @@ from kubehatch_operator.model import (
     Verdict,
 )
 from kubehatch_operator.ratelimits import RateGate
-from kubehatch_operator.steps import observe_step, skip_blocked, start_ready_steps
+from kubehatch_operator.steps import (
+    observe_step,
+    skip_blocked,
+    start_on_failure,
+    start_ready_steps,
+    with_failures,
+)
 from kubehatch_operator.transitions import SUCCEEDED_CONDITION, transition_events
 
 
@@ -74,8 +80,10 @@ def decide(
     for attempt in attempts:
         by_step.setdefault(attempt.step, []).append(attempt)
     order = topological_order([(s.name, s.parents) for s in spec.steps])
-    steps = {s.name: s for s in spec.steps}
-    for name in order:
+    hook = spec.on_failure
+    observed = [*order, hook.name] if hook is not None else order
+    steps = {s.name: s for s in spec.all_steps}
+    for name in observed:
         prior = status.steps.get(name, StepStatus())
         status.steps[name] = observe_step(
             run, steps[name], prior, by_step.get(name, []), now, decision, rates
@@ -99,14 +107,21 @@ def decide(
             f"the run exceeded its timeout of {spec.timeout}",
             now,
         )
-    elif spec.fail_fast and (failure := _failure(status, order)):
+    elif spec.fail_fast and hook is None and (failure := _failure(status, order)):
         # The first failure ends the run: running steps stop, pending ones are skipped.
         end_run(status, decision, attempts, WorkflowRunPhase.FAILED, "StepFailed", failure, now)
     else:
-        # A failure stops only what depends on it; the other branches run to their end.
-        skip_blocked(order, steps, status)
-        start_ready_steps(run, spec, order, status, decision, now, rates)
-        if all(status.steps[n].phase.finished for n in order):
+        if spec.fail_fast and (failure := _failure(status, order)):
+            # As above, but the on-failure step is still to run.
+            keep = hook.name if hook is not None else None
+            stop_steps(status, decision, attempts, WorkflowRunPhase.FAILED, failure, now, keep)
+        else:
+            # A failure stops only what depends on it; the other branches run to their end.
+            skip_blocked(order, steps, status)
+            start_ready_steps(run, spec, order, status, decision, now, rates)
+        if hook is not None and all(status.steps[n].phase.finished for n in order):
+            start_on_failure(run, hook, order, status, decision, now, rates)
+        if all(status.steps[n].phase.finished for n in observed):
             failure = _failure(status, order)
             status.phase = WorkflowRunPhase.FAILED if failure else WorkflowRunPhase.SUCCEEDED
             _set_finished(status, now)
@@ -122,6 +137,8 @@ def decide(
 
     succeeded = sum(status.steps[n].phase is StepPhase.SUCCEEDED for n in order)
     status.progress = f"{succeeded}/{len(order)}"
+    if hook is not None:
+        with_failures(hook, order, status, decision)
     return finish_decision(old, decision)
 
 
@@ -215,7 +232,7 @@ def _start(
     status.started_at = now
     status.phase = WorkflowRunPhase.RUNNING
     status.input_config_map = wire.input_configmap_name(run.name, run.uid)
-    status.steps = {s.name: StepStatus() for s in workflow.steps}
+    status.steps = {s.name: StepStatus() for s in workflow.all_steps}
     decision.create_input = True
     return True
 
@@ -230,9 +247,38 @@ def end_run(
     now: datetime,
 ) -> None:
     """Finish the run: stop what runs, skip what never started."""
-    decision.start.clear()
-    decision.stop_jobs = [a.job_name for a in attempts if a.state is AttemptState.ACTIVE]
+    stop_steps(status, decision, attempts, phase, message, now)
+    status.phase = phase
+    _set_finished(status, now)
+    status.conditions = set_condition(
+        status.conditions,
+        Condition(
+            type=SUCCEEDED_CONDITION,
+            status=ConditionStatus.FALSE,
+            reason=reason,
+            message=message,
+            observed_generation=status.observed_generation,
+        ),
+    )
+
+
+def stop_steps(
+    status: WorkflowRunStatus,
+    decision: Decision,
+    attempts: Sequence[Attempt],
+    phase: WorkflowRunPhase,
+    message: str,
+    now: datetime,
+    keep: str | None = None,
+) -> None:
+    """Stop what runs and skip what never started, all but step ``keep``."""
+    decision.start = [s for s in decision.start if s.step.name == keep]
+    decision.stop_jobs = [
+        a.job_name for a in attempts if a.state is AttemptState.ACTIVE and a.step != keep
+    ]
     for name, step in status.steps.items():
+        if name == keep:
+            continue
         if step.phase is StepPhase.RUNNING or step.phase is StepPhase.RETRYING:
             stopped = (
                 StepPhase.TIMED_OUT if phase is WorkflowRunPhase.TIMED_OUT else StepPhase.CANCELLED
@@ -252,18 +298,6 @@ def end_run(
                     "message": f"not started: {message}",
                 }
             )
-    status.phase = phase
-    _set_finished(status, now)
-    status.conditions = set_condition(
-        status.conditions,
-        Condition(
-            type=SUCCEEDED_CONDITION,
-            status=ConditionStatus.FALSE,
-            reason=reason,
-            message=message,
-            observed_generation=status.observed_generation,
-        ),
-    )
 
 
 def _cancel(

@@ -45,6 +45,7 @@ def step_job(
         output_configmap=wire.output_configmap_name(start.job_name),
         worker=spec.worker,
         timeout_seconds=_seconds(step.timeout),
+        failures=json.dumps(start.failures, sort_keys=True) if start.failures else None,
     )
     labels = step_env.labels
     env = [

@@ -85,6 +85,8 @@ class StartAttempt:
     concurrency key pseudo-step is not a step of the workflow)."""
     rate_limits: tuple[tuple[str, int], ...] = ()
     """Rate limit units the attempt took, as (key, units): its Job records them."""
+    failures: dict[str, str] | None = None
+    """For the on-failure step: what each failed step said, by step name."""
 
     @property
     def step_name(self) -> str:

@@ -259,3 +259,46 @@ def start_ready_steps(
         if all(p.phase is StepPhase.SUCCEEDED for p in parents.values()):
             outputs = {name: p.output_config_map or "" for name, p in parents.items()}
             status.steps[step.name] = _launch(run, step, 1, current, now, decision, outputs, rates)
+
+
+FAILED_PHASES = (StepPhase.FAILED, StepPhase.TIMED_OUT)
+
+
+def start_on_failure(
+    run: Run,
+    hook: StepSpec,
+    order: list[str],
+    status: WorkflowRunStatus,
+    decision: Decision,
+    now: datetime,
+    rates: RateGate | None = None,
+) -> None:
+    """Once every other step is done: start the on-failure step if one of them failed,
+    else skip it."""
+    current = status.steps[hook.name]
+    if current.phase is not StepPhase.PENDING or current.attempts:
+        return
+    if not any(status.steps[name].phase in FAILED_PHASES for name in order):
+        status.steps[hook.name] = current.model_copy(
+            update={"phase": StepPhase.SKIPPED, "message": "not run: no step failed"}
+        )
+        return
+    status.steps[hook.name] = _launch(run, hook, 1, current, now, decision, {}, rates)
+
+
+def with_failures(
+    hook: StepSpec, order: list[str], status: WorkflowRunStatus, decision: Decision
+) -> None:
+    """Hand the on-failure step's attempts (first, retries, or a lost Job made again) what
+    the failed steps said."""
+    if not any(start.step.name == hook.name for start in decision.start):
+        return
+    failures = {
+        name: status.steps[name].message or ""
+        for name in order
+        if status.steps[name].phase in FAILED_PHASES
+    }
+    decision.start = [
+        dataclasses.replace(start, failures=failures) if start.step.name == hook.name else start
+        for start in decision.start
+    ]

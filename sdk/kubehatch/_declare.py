@@ -150,6 +150,7 @@ class _Declaration:
             self._binding(step, name) for step, name in zip(self.steps, self.names, strict=True)
         ]
         key_binding, concurrency = self._concurrency()
+        hook = self._on_failure()
         data = {
             "description": self.job.description,
             "service": self.service,
@@ -164,6 +165,7 @@ class _Declaration:
             ],
             "suspend": self.job.suspend,
             "failFast": self.job.fail_fast or None,
+            "onFailure": self._step_data(*hook) if hook is not None else None,
             "ttlSecondsAfterFinished": self.job.ttl_seconds_after_finished,
             "historyLimit": self.job.history_limit,
         }
@@ -172,7 +174,7 @@ class _Declaration:
             name=self.job.name,
             service=self.service,
             origin=self.job.origin,
-            steps=tuple(bindings),
+            steps=(*bindings, hook[1]) if hook is not None else tuple(bindings),
             key_function=key_binding,
             problems=tuple(self.problems),
             data=_snapshot({key: value for key, value in data.items() if value is not None}),
@@ -197,6 +199,20 @@ class _Declaration:
                     "wrap the function: Fn(my_function)",
                 )
         return valid
+
+    def _on_failure(self) -> tuple[Fn[Any], StepBinding] | None:
+        hook: object = self.job.on_failure
+        if hook is None:
+            return None
+        if not isinstance(hook, Fn):
+            self.add(
+                self.job.origin,
+                self.subject(field="on_failure"),
+                f"{hook!r} is not a step",
+                "wrap the function: on_failure=Fn(my_function)",
+            )
+            return None
+        return hook, self._binding(hook, hook.name)
 
     def _step_names(self) -> list[str]:
         """Explicit names as given; derived ones made unique with -2, -3 (kubehatch._naming)."""

@@ -60,6 +60,7 @@ def build_context(step: StepEnv, cancelled: threading.Event) -> Context:
         run_name=step.run,
         retry_count=step.attempt - 1,
         cancelled=cancelled,
+        failures=json.loads(step.failures) if step.failures else None,
     )
 
 

@@ -31,6 +31,9 @@ class WorkflowJob:
     """Longest time a whole run may take: "60s", "5m", "1h30m" or a timedelta."""
     concurrency: Concurrency | None = None
     default_priority: int | None = None
+    on_failure: Fn[Any] | None = None
+    """A step run once the others are done when one of them failed (after its retries);
+    ``ctx.step_run_errors()`` tells it what failed. The run stays Failed."""
     fail_fast: bool = False
     """True ends a run at its first failed step; by default a failure stops only the steps
     that depend on it, and the other branches run to their end."""

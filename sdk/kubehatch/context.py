@@ -43,6 +43,7 @@ class Context:
     """What a step knows about its run. Built by the engine, or by hand in tests."""
 
     __slots__ = (
+        "_failures",
         "_input",
         "_parent_outputs",
         "_values",
@@ -64,6 +65,7 @@ class Context:
         retry_count: int = 0,
         cancelled: threading.Event | None = None,
         values: Mapping[str, Any] | None = None,
+        failures: Mapping[str, str] | None = None,
     ) -> None:
         """
         :param workflow_input: the run's input (a JSON object, ``{}`` when missing).
@@ -73,6 +75,7 @@ class Context:
         :param cancelled: the event the engine sets to ask the step to stop (e.g. on
             SIGTERM); a new one is made when omitted.
         :param values: values set by middleware (see :meth:`with_value`).
+        :param failures: for an on-failure step, what each failed step said, by name.
         """
         self._input = {} if workflow_input is None else workflow_input
         self._parent_outputs = MappingProxyType(dict(parent_outputs or {}))
@@ -82,12 +85,18 @@ class Context:
         self.run_name = run_name
         self.retry_count = retry_count
         self.cancelled = cancelled if cancelled is not None else threading.Event()
+        self._failures = MappingProxyType(dict(failures or {}))
 
     def __repr__(self) -> str:
         return (
             f"Context(workflow={self.workflow_name!r}, step={self.step_name!r}, "
             f"run={self.run_name!r}, retry_count={self.retry_count})"
         )
+
+    def step_run_errors(self) -> dict[str, str]:
+        """In an on-failure step: the error of each step that failed, by step name (empty
+        in any other step)."""
+        return dict(self._failures)
 
     @property
     def parents(self) -> tuple[str, ...]:
@@ -141,6 +150,7 @@ class Context:
             retry_count=self.retry_count,
             cancelled=self.cancelled,
             values={**self._values, key: value},
+            failures=self._failures,
         )
 
     def value(self, key: str, default: Any = None) -> Any:

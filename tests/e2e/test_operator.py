@@ -122,6 +122,23 @@ def test_with_fail_fast_the_first_failure_ends_the_run(op_namespace: str, run_wo
     assert {steps["after-boom"]["phase"], steps["after-slow"]["phase"]} == {"Skipped"}
 
 
+def test_the_on_failure_step_runs_and_the_run_reports_the_failure(
+    op_namespace: str, run_workflow
+) -> None:
+    run = run_workflow("on-failure")
+    status = kube.wait_for_phase(op_namespace, run, {"Succeeded", "Failed"}, timeout=120)["status"]
+    steps = status["steps"]
+    assert status["phase"] == "Failed"
+    assert {name: steps[name]["phase"] for name in steps} == {
+        "step1": "Failed",
+        "on-failure": "Succeeded",
+    }
+    condition = next(c for c in status["conditions"] if c["type"] == "Succeeded")
+    assert "step1 failed" in condition["message"]
+    errors = kube.output(op_namespace, steps["on-failure"]["outputConfigMap"])["errors"]
+    assert list(errors) == ["step1"] and "ValueError: step1 failed" in errors["step1"]
+
+
 def test_step_timeout_is_enforced(op_namespace: str, run_workflow) -> None:
     run = run_workflow("step-timeout")
     status = kube.wait_for_phase(op_namespace, run, {"Succeeded", "Failed"})["status"]

@@ -211,6 +211,8 @@ class StepEnv:
     worker: str | None = None
     timeout_seconds: int | None = None
     """The step's timeout: the pod stops its code after this long (exit EXIT_TIMED_OUT)."""
+    failures: str | None = None
+    """For an on-failure step: the failed steps' messages, as a JSON object by step name."""
     input_dir: PurePosixPath = INPUT_DIR
     parents_dir: PurePosixPath = PARENTS_DIR
 
@@ -228,6 +230,7 @@ class StepEnv:
         ("parents_dir", "KUBEHATCH_PARENTS_DIR"),
         ("worker", ENV_WORKER),
         ("timeout_seconds", "KUBEHATCH_TIMEOUT_SECONDS"),
+        ("failures", "KUBEHATCH_FAILURES"),
     )
     REQUIRED: ClassVar[tuple[str, ...]] = (
         "KUBEHATCH_RUN",
@@ -279,6 +282,7 @@ class StepEnv:
             output_configmap=env.get(names["output_configmap"], ""),
             worker=env[names["worker"]],
             timeout_seconds=timeout_seconds,
+            failures=env.get(names["failures"]) or None,
             input_dir=PurePosixPath(env.get(names["input_dir"], str(INPUT_DIR))),
             parents_dir=PurePosixPath(env.get(names["parents_dir"], str(PARENTS_DIR))),
         )

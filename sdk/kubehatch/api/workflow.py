@@ -181,6 +181,16 @@ _SPEC_RULES = cel_rules(
         "set spec.image or an image on every step",
         field_path=".steps",
     ),
+    cel_rule(
+        "!has(self.onFailure) || !self.steps.exists(s, s.name == self.onFailure.name)",
+        "onFailure needs a name of its own, no step's",
+        field_path=".onFailure.name",
+    ),
+    cel_rule(
+        "!has(self.onFailure) || !has(self.onFailure.parents) || size(self.onFailure.parents) == 0",
+        "onFailure runs once the other steps are done; it takes no parents",
+        field_path=".onFailure.parents",
+    ),
 )
 
 
@@ -227,6 +237,13 @@ class WorkflowSpec(ApiModel):
     steps: list[StepSpec] = Field(
         min_length=1, max_length=MAX_STEPS, description="The steps, a DAG through their parents."
     )
+    on_failure: StepSpec | None = Field(
+        default=None,
+        description=(
+            "A step run once every other step is done when one of them failed (after its "
+            "retries); it reads the failures with ctx.step_run_errors(). The run stays Failed."
+        ),
+    )
     suspend: bool = Field(
         default=False, description="True stops cron, schedule and event triggers; manual runs work."
     )
@@ -251,14 +268,36 @@ class WorkflowSpec(ApiModel):
             raise SpecProblems("workflow spec", problems)
         return self
 
+    @property
+    def all_steps(self) -> list[StepSpec]:
+        """The steps, then the on-failure step if there is one."""
+        return [*self.steps, self.on_failure] if self.on_failure is not None else self.steps
+
     def problems(self) -> list[FieldProblem]:
         """Everything wrong across fields (the CEL rules, plus cycles the API server can't see)."""
         problems = step_graph_problems([(step.name, step.parents) for step in self.steps])
-        for index, step in enumerate(self.steps):
+        hook = self.on_failure
+        if hook is not None and any(step.name == hook.name for step in self.steps):
+            problems.append(
+                FieldProblem(("onFailure", "name"), f"{hook.name!r} is a step's name already")
+            )
+        if hook is not None and hook.parents:
+            problems.append(
+                FieldProblem(
+                    ("onFailure", "parents"),
+                    "onFailure runs once the other steps are done; it takes no parents",
+                )
+            )
+        placed: list[tuple[tuple[str | int, ...], StepSpec]] = [
+            (("steps", index), step) for index, step in enumerate(self.steps)
+        ]
+        if hook is not None:
+            placed.append((("onFailure",), hook))
+        for where, step in placed:
             if self.service is None and ":" not in step.action:
                 problems.append(
                     FieldProblem(
-                        ("steps", index, "action"),
+                        (*where, "action"),
                         f"action {step.action!r} has no service; write 'service:{step.action}' "
                         "or set spec.service",
                     )
@@ -266,7 +305,7 @@ class WorkflowSpec(ApiModel):
             if self.image is None and step.image is None:
                 problems.append(
                     FieldProblem(
-                        ("steps", index, "image"),
+                        (*where, "image"),
                         "no image for this step; set spec.image or the step's image",
                     )
                 )
@@ -274,10 +313,10 @@ class WorkflowSpec(ApiModel):
 
     def get_step(self, name: str) -> StepSpec:
         """The step called ``name`` (``KeyError`` naming the known steps otherwise)."""
-        for step in self.steps:
+        for step in self.all_steps:
             if step.name == name:
                 return step
-        known = ", ".join(step.name for step in self.steps)
+        known = ", ".join(step.name for step in self.all_steps)
         raise KeyError(f"workflow has no step {name!r} (steps: {known})")
 
     def qualified_action(self, step: StepSpec) -> str:

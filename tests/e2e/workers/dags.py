@@ -97,6 +97,20 @@ _branches("branches", fail_fast=False)
 _branches("branches-fail-fast", fail_fast=True)
 
 
+# --- Hatchet's on-failure example: step1 fails, the on-failure step reads why ----------------
+def report_failure(ctx: Context) -> dict[str, Any]:
+    return {"errors": ctx.step_run_errors()}
+
+
+worker.register_workflow(
+    WorkflowJob(
+        name="on-failure",
+        steps=[Fn(fail_now).set_name("step1")],
+        on_failure=Fn(report_failure).set_name("on-failure"),
+    )
+)
+
+
 # --- timeouts ----------------------------------------------------------------------------
 def sleep_long(ctx: Context) -> None:
     time.sleep(120)

@@ -391,3 +391,59 @@ def test_cancelling_a_run_that_never_started_ends_it(waiting: str) -> None:
     assert decision.status.phase is WorkflowRunPhase.CANCELLED
     assert decision.stop_jobs == [name("concurrency.key", 1)]
     assert decision.start == [] and decision.wake_at is None
+
+
+# --- the on-failure step -----------------------------------------------------------------------
+ON_FAILURE = workflow(step("step1"), onFailure=step("on-failure"))
+
+
+def test_the_on_failure_step_runs_after_a_failure_and_the_run_stays_failed() -> None:
+    """Hatchet's own example: step1 raises, the on-failure step returns; the run reports
+    step1's error and exactly two step results."""
+    run, first = started(ON_FAILURE)
+    assert set(first.status.steps) == {"step1", "on-failure"}
+    assert [s.step.name for s in first.start] == ["step1"]
+    failed = [job("step1", 1, AttemptState.FAILED, message="ValueError: step1 failed")]
+    hooked = decide(run, ON_FAILURE, failed, T0)
+    assert hooked.status.phase is WorkflowRunPhase.RUNNING
+    (start,) = hooked.start
+    assert start.step.name == "on-failure" and start.parents == {}
+    assert start.failures == {"step1": "failed: ValueError: step1 failed"}
+    run = after(run, hooked)
+    # Its Job lost (a crash): made again under the same name, with the failures again.
+    again = decide(run, ON_FAILURE, failed, T0)
+    assert [(s.job_name, s.failures) for s in again.start] == [(start.job_name, start.failures)]
+    done = decide(run, ON_FAILURE, [*failed, job("on-failure", 1, AttemptState.SUCCEEDED)], T0)
+    status = done.status
+    assert status.phase is WorkflowRunPhase.FAILED
+    assert {n: s.phase for n, s in status.steps.items()} == {
+        "step1": StepPhase.FAILED,
+        "on-failure": StepPhase.SUCCEEDED,
+    }
+    assert status.conditions[0].message == "step step1 failed: ValueError: step1 failed"
+
+
+def test_without_a_failure_the_on_failure_step_is_skipped() -> None:
+    run, _ = started(ON_FAILURE)
+    done = decide(run, ON_FAILURE, [job("step1", 1, AttemptState.SUCCEEDED)], T0)
+    assert done.status.phase is WorkflowRunPhase.SUCCEEDED
+    assert done.status.steps["on-failure"].phase is StepPhase.SKIPPED
+    assert done.start == []
+
+
+def test_with_fail_fast_the_others_stop_and_the_on_failure_step_still_runs() -> None:
+    spec = workflow(step("a"), step("b"), onFailure=step("cleanup"), failFast=True)
+    run, _ = started(spec)
+    attempts = [job("a", 1, AttemptState.FAILED, message="boom"), job("b", 1, AttemptState.ACTIVE)]
+    decision = decide(run, spec, attempts, T0)
+    assert decision.stop_jobs == [name("b", 1)]
+    assert decision.status.steps["b"].phase is StepPhase.CANCELLED
+    assert [s.step.name for s in decision.start] == ["cleanup"]
+    assert decision.status.phase is WorkflowRunPhase.RUNNING
+
+
+def test_an_on_failure_step_needs_its_own_name_and_no_parents() -> None:
+    with pytest.raises(ValueError, match="is a step's name already"):
+        workflow(step("a"), onFailure=step("a"))
+    with pytest.raises(ValueError, match="it takes no parents"):
+        workflow(step("a"), onFailure=step("hook", "a"))

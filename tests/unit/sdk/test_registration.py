@@ -563,3 +563,24 @@ def test_rate_limits_render_into_the_step_and_bad_ones_name_the_step() -> None:
     (problem,) = bad.problems()
     assert "units (5) exceed limit (2)" in problem.message
     assert "step-one" in str(problem)
+
+
+def test_an_on_failure_step_renders_apart_and_its_action_is_registered() -> None:
+    def cleanup(ctx: Context) -> dict:
+        return {"errors": ctx.step_run_errors()}
+
+    worker = Worker("hooks", image="img:1")
+    worker.register_workflow(
+        WorkflowJob(name="hooked", steps=[Fn(step_one)], on_failure=Fn(cleanup).set_name("cleanup"))
+    )
+    spec = worker.workflow("hooked").spec
+    assert spec is not None and spec.on_failure is not None
+    assert [s.name for s in spec.steps] == ["step-one"]
+    assert (spec.on_failure.name, spec.on_failure.action) == ("cleanup", "hooked:cleanup")
+    assert worker.resolve_action("hooked:cleanup") is not None
+    clash = Worker("clash", image="img:1")
+    clash.register_workflow(
+        WorkflowJob(name="clash", steps=[Fn(step_one)], on_failure=Fn(step_one))
+    )
+    (problem,) = clash.problems()
+    assert "a step's name already" in problem.message

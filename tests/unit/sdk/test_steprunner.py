@@ -135,6 +135,7 @@ def test_context_carries_names_retry_count_and_missing_parents(tmp_path: Path) -
             "KUBEHATCH_PARENTS": "gone",
             "KUBEHATCH_INPUT_DIR": str(tmp_path),
             "KUBEHATCH_PARENTS_DIR": str(tmp_path),
+            "KUBEHATCH_FAILURES": '{"step1": "failed: ValueError: step1 failed"}',
         }
     )
     import threading
@@ -143,6 +144,10 @@ def test_context_carries_names_retry_count_and_missing_parents(tmp_path: Path) -
     assert (ctx.run_name, ctx.workflow_name, ctx.step_name, ctx.retry_count) == ("r1", "wf", "s", 2)
     assert ctx.workflow_input() == {}
     assert ctx.step_output("gone") is None
+    # An on-failure step reads what failed; middleware's copies keep it.
+    errors = {"step1": "failed: ValueError: step1 failed"}
+    assert ctx.step_run_errors() == errors
+    assert ctx.with_value("k", 1).step_run_errors() == errors
 
 
 def test_output_limit_is_the_configmap_limit() -> None:
