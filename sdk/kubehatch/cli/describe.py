@@ -46,10 +46,16 @@ def describe(run: WorkflowRun) -> str:
     lines.append("Steps:")
     spec = s.workflow_spec
     parents = {step.name: step.parents for step in spec.steps}
-    for name in topological_order([(step.name, step.parents) for step in spec.steps]):
+    names = topological_order([(step.name, step.parents) for step in spec.steps])
+    if spec.on_failure is not None:
+        names.append(spec.on_failure.name)
+    for name in names:
         st = s.steps.get(name)
         phase = st.phase.value if st else "Pending"
-        after = f"  ← {', '.join(parents[name])}" if parents[name] else ""
+        if name in parents:
+            after = f"  ← {', '.join(parents[name])}" if parents[name] else ""
+        else:
+            after = "  (on failure)"
         tries = f"  attempts {st.attempts}" if st and st.attempts > 1 else ""
         took = ""
         if st and st.started_at and st.finished_at:

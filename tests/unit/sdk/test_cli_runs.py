@@ -57,6 +57,7 @@ def test_describe_shows_the_dag_with_states_and_messages() -> None:
         "image": "i:1", "service": "s",
         "steps": [{"name": "a", "action": "a"}, {"name": "b", "action": "b", "parents": ["a"]},
                   {"name": "c", "action": "c", "parents": ["b"]}],
+        "onFailure": {"name": "cleanup", "action": "cleanup"},
     }  # fmt: skip
     run = WorkflowRun.model_validate(
         {
@@ -72,6 +73,7 @@ def test_describe_shows_the_dag_with_states_and_messages() -> None:
                           "finishedAt": (T0 + timedelta(seconds=3)).isoformat()},
                     "b": {"phase": "Failed", "attempts": 3, "message": BOOM},
                     "c": {"phase": "Skipped", "message": "not started"},
+                    "cleanup": {"phase": "Succeeded", "attempts": 1},
                 },
             },
         }
@@ -89,6 +91,8 @@ def test_describe_shows_the_dag_with_states_and_messages() -> None:
     assert "✘" in b and "attempts 3" in b and "← a" in b
     assert "← b" in c
     assert "      failed: ValueError: boom" in lines
+    assert "✔" in steps["cleanup"] and "(on failure)" in steps["cleanup"]
+    assert lines[-1] == steps["cleanup"]
 
 
 def test_run_takes_a_priority_and_metadata(monkeypatch: pytest.MonkeyPatch) -> None:
