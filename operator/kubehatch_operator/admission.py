@@ -188,8 +188,14 @@ def _rest(
     return order
 
 
+def key_limit_of(runs: Sequence[Contender], policy: Policy) -> int:
+    """The limit of one key's runs (in any order): its newest run's own, else maxRuns."""
+    return _limit(sorted(runs, key=_ARRIVAL), policy)
+
+
 def _limit(everyone: Sequence[Contender], policy: Policy) -> int:
-    """The key's limit: its newest run's own (a dynamic limit), else maxRuns."""
+    """The key's limit (its runs in arrival order): its newest run's own (a dynamic
+    limit), else maxRuns."""
     for run in reversed(everyone):
         if not run.leaving and run.limit is not None:
             return run.limit

@@ -257,9 +257,10 @@ def attempt_from_job(job: dict[str, Any]) -> Attempt | None:
             started=ran,
             resource_version=version,
         )
+    suspended = bool(wire.mapping(job.get("spec")).get("suspend"))
     return Attempt(
         step, attempt, meta["name"], AttemptState.ACTIVE, began,
-        uid=uid, started=ran, resource_version=version,
+        uid=uid, started=ran, resource_version=version, suspended=suspended,
     )  # fmt: skip
 
 

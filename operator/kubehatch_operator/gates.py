@@ -15,7 +15,7 @@ from datetime import datetime
 from kubehatch.api.cel import concurrency_key, concurrency_limit
 from kubehatch.api.workflow import ConcurrencySpec, LimitStrategy, WorkflowSpec
 from kubehatch.durations import format_duration
-from kubehatch_operator.admission import Admission, Contender, Policy, admit
+from kubehatch_operator.admission import Admission, Contender, Policy, admit, key_limit_of
 from kubehatch_operator.entries import Key, RunEntry
 from kubehatch_operator.model import Gate, Run, Verdict
 
@@ -121,8 +121,10 @@ def _contender(
     if known is not None and known.name == name:
         key, limit = known.key, known.limit
     else:
-        if entry.input_elided and recorded is None:
-            return None  # its key needs its input, read on its own pass: it places itself
+        if recorded is None and (entry.input_elided or concurrency.shared is not None):
+            # Its key needs its input (read on its own pass), or its own Workflow's key
+            # expression (a shared limit's members may differ): it places itself.
+            return None
         try:
             key, limit = run_key(run, concurrency), run_limit(run, concurrency)
         except ValueError as error:
@@ -188,8 +190,12 @@ def gate(
     only_key = own_key if concurrency.per_key else None
     found, _ = contenders(runs, concurrency, now, holding, only_key, known)
     admission = admit(found, Policy.of(concurrency, spec.default_priority), served)
+    # The key's limit, as admission applied it (its newest run's own, with a dynamic one).
+    policy = Policy.of(concurrency, spec.default_priority)
+    key_limit = key_limit_of([c for c in found if c.key == own_key], policy)
     if name in admission.cancel:
-        return _cancelled(concurrency, own_key, own_limit), admission
+        gate = _cancelled(concurrency, own_key, key_limit)
+        return replace(gate, limit=own_limit), admission
     if name not in admission.queue:
         return Gate(Verdict.START, own_key, limit=own_limit), admission
     since = own.queued_since if own is not None else now
@@ -200,7 +206,7 @@ def gate(
             f"more than concurrency.queueTimeout ({concurrency.queue_timeout})"
         )
         return Gate(Verdict.CANCEL, own_key, message, own_limit, "QueueTimeout"), admission
-    message = _waiting(name, own_key, own_limit, found, admission, concurrency)
+    message = _waiting(name, own_key, key_limit, found, admission, concurrency)
     deadline = since + timeout if timeout is not None else None
     return Gate(Verdict.QUEUE, own_key, message, own_limit, "Queued", deadline), admission
 

@@ -50,6 +50,8 @@ class Attempt:
     pod_done: bool = True
     """No pod of the Job runs any more. False for a success seen first in the step's
     output (its pod is on its way out) until the Job says so."""
+    suspended: bool = False
+    """The Job is suspended (Kueue has not admitted it yet): no pod is made meanwhile."""
 
     @property
     def live(self) -> bool:

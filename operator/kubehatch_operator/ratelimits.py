@@ -9,7 +9,9 @@ ends is forgotten by a restart: the limit may then let that many more units thro
 
 from __future__ import annotations
 
+import itertools
 import json
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +20,7 @@ from kubehatch.api import wire
 from kubehatch.api.cel import key_of
 from kubehatch.api.queueing import MAX_RATE_WINDOW, RateLimitSpec
 from kubehatch.api.workflow import StepSpec
+from kubehatch_operator import clock
 from kubehatch_operator.model import Run
 
 Bucket = tuple[str, str]
@@ -50,46 +53,81 @@ class Refused:
 
 @dataclass
 class _Waiter:
-    since: datetime
-    """When it was first held."""
     until: datetime
     """When it asks again."""
+    units: int
+
+
+class Waiters:
+    """Attempts held by rate limits, per bucket, so that a freed unit goes to the one held
+    first, and each is woken about when its turn comes (not all of them at every unit)."""
+
+    def __init__(self) -> None:
+        self._by_bucket: dict[Bucket, dict[str, _Waiter]] = {}
+        self._since: dict[str, tuple[datetime, int]] = {}
+        """When each waiting attempt was first held (and in what order, for ties): one
+        place across all its buckets."""
+        self._order = itertools.count()
+        self._buckets: dict[str, int] = {}
+
+    def hold(self, bucket: Bucket, job: str, until: datetime, units: int, now: datetime) -> None:
+        waiters = self._by_bucket.setdefault(bucket, {})
+        if job not in waiters:
+            self._buckets[job] = self._buckets.get(job, 0) + 1
+        waiters[job] = _Waiter(until, units)
+        if job not in self._since:
+            self._since[job] = (now, next(self._order))
+
+    def ahead(self, bucket: Bucket, job: str, now: datetime) -> tuple[int, int]:
+        """Of the attempts held before ``job``: how many are due now (they go first), and
+        how many units they all want."""
+        waiters = self._by_bucket.get(bucket)
+        if not waiters:
+            return 0, 0
+        for gone in [j for j, w in waiters.items() if now > w.until + GRACE]:
+            self.done(bucket, gone)
+        since = self._since.get(job, (now, sys.maxsize))
+        due = units = 0
+        for other, waiter in waiters.items():
+            if other != job and self._since[other] < since:
+                units += waiter.units
+                due += waiter.until <= now + TURN
+        return due, units
+
+    def done(self, bucket: Bucket, job: str) -> None:
+        waiters = self._by_bucket.get(bucket)
+        if waiters is None or waiters.pop(job, None) is None:
+            return
+        if not waiters:
+            del self._by_bucket[bucket]
+        self._buckets[job] -= 1
+        if not self._buckets[job]:
+            del self._buckets[job], self._since[job]
+
+    def __len__(self) -> int:
+        """Attempts waiting."""
+        return len(self._since)
+
+    def sweep(self, now: datetime) -> None:
+        """Forget the attempts that stopped asking (their runs were cancelled, or went)."""
+        for bucket, waiters in list(self._by_bucket.items()):
+            for job in [j for j, w in waiters.items() if now > w.until + GRACE]:
+                self.done(bucket, job)
 
 
 class RateLog:
-    """Units taken per bucket, by the Job that took them; and the attempts waiting, so
-    that a freed unit goes to the one that has waited longest."""
+    """Units taken per bucket, by the Job that took them; and the attempts waiting."""
 
     def __init__(self) -> None:
         self._taken: dict[Bucket, dict[str, tuple[datetime, int]]] = {}
-        self._waiting: dict[Bucket, dict[str, _Waiter]] = {}
+        self.waiters = Waiters()
 
-    def wait(self, bucket: Bucket, job: str, until: datetime, now: datetime) -> None:
-        waiters = self._waiting.setdefault(bucket, {})
-        known = waiters.get(job)
-        waiters[job] = _Waiter(known.since if known else now, until)
-
-    def ahead(self, bucket: Bucket, job: str, now: datetime) -> int:
-        """How many attempts held before ``job`` are due now, and so go first."""
-        waiters = self._waiting.get(bucket)
-        if not waiters:
-            return 0
-        for gone in [j for j, w in waiters.items() if now > w.until + GRACE]:
-            del waiters[gone]
-        mine = waiters.get(job)
-        since = mine.since if mine is not None else now
-        return sum(
-            1
-            for other, w in waiters.items()
-            if other != job and w.since < since and w.until <= now + TURN
-        )
-
-    def done_waiting(self, bucket: Bucket, job: str) -> None:
-        waiters = self._waiting.get(bucket)
-        if waiters is not None:
-            waiters.pop(job, None)
-            if not waiters:
-                del self._waiting[bucket]
+    def sweep(self, now: datetime) -> None:
+        """Drop what no window can count any more, and waiters that stopped asking: the
+        log stays bounded by the units of the last day, whatever keys come and go."""
+        for bucket in list(self._taken):
+            self.used(bucket, HORIZON, now)
+        self.waiters.sweep(now)
 
     def record(self, namespace: str, job: str, at: datetime, takes: list[tuple[str, int]]) -> None:
         for key, units in takes:
@@ -100,7 +138,7 @@ class RateLog:
         meta = body.get("metadata") or {}
         raw = (meta.get("annotations") or {}).get(wire.ANNOTATION_RATE_LIMITS)
         created = wire.parse_time(meta.get("creationTimestamp"))
-        if raw is None or created is None:
+        if raw is None or created is None or created <= clock.now() - HORIZON:
             return
         try:
             takes = [(str(key), int(units)) for key, units in json.loads(raw)]
@@ -177,33 +215,32 @@ class RateGate:
             keys = [bucket_key(limit, run) for limit in step.rate_limits]
         except ValueError as error:
             return Refused(str(error))
-        waits: list[Hold] = []
+        waits: list[tuple[Hold, Bucket, int]] = []
         for key, limit in zip(keys, step.rate_limits, strict=True) if check else ():
             bucket = (self.namespace, key)
-            until = free_at(
-                self.log.used(bucket, limit.window, now), limit.units, limit.limit, limit.window
-            )
-            earlier = self.log.ahead(bucket, job, now) if until is None else 0
-            if earlier:
-                until = now + TURN
+            used = self.log.used(bucket, limit.window, now)
+            until = free_at(used, limit.units, limit.limit, limit.window)
+            due, units_ahead = self.log.waiters.ahead(bucket, job, now)
+            turn = ""
+            if until is None and due:
+                until, turn = now + TURN, f"; {due} attempt(s) held earlier go first"
+            elif until is not None and units_ahead:
+                # Behind others: about one window per limit's worth of their units.
+                until += limit.window * (units_ahead // limit.limit)
             if until is not None:
-                turn = f"; {earlier} attempt(s) held earlier go first" if earlier else ""
-                waits.append(
-                    Hold(
-                        until,
-                        f"waiting for rate limit {key!r} ({limit.limit} unit(s) per "
-                        f"{limit.duration}, {limit.units} per attempt) until "
-                        f"{until.isoformat(timespec='seconds')}{turn}",
-                    )
+                message = (
+                    f"waiting for rate limit {key!r} ({limit.limit} unit(s) per "
+                    f"{limit.duration}, {limit.units} per attempt) until "
+                    f"{until.isoformat(timespec='seconds')}{turn}"
                 )
-        buckets = [(self.namespace, key) for key in keys]
+                waits.append((Hold(until, message), bucket, limit.units))
         if waits:
-            hold = max(waits, key=lambda wait: wait.until)
-            for bucket in buckets:
-                self.log.wait(bucket, job, hold.until, now)
+            hold = max((wait[0] for wait in waits), key=lambda wait: wait.until)
+            for key, limit in zip(keys, step.rate_limits, strict=True):
+                self.log.waiters.hold((self.namespace, key), job, hold.until, limit.units, now)
             return hold
         takes = [(key, limit.units) for key, limit in zip(keys, step.rate_limits, strict=True)]
         self.log.record(self.namespace, job, now, takes)
-        for bucket in buckets:
-            self.log.done_waiting(bucket, job)
+        for key in keys:
+            self.log.waiters.done((self.namespace, key), job)
         return takes

@@ -56,7 +56,7 @@ def _keys_read_input(run: Run) -> bool:
     """Whether a started run's steps compute rate limit keys from its input."""
     spec = run.status.workflow_spec
     return spec is not None and any(
-        limit.key_expression for step in spec.steps for limit in step.rate_limits
+        limit.key_expression for step in spec.all_steps for limit in step.rate_limits
     )
 
 

@@ -18,6 +18,7 @@ from kubernetes import client
 from kubehatch.api import wire
 from kubehatch.api.workflowrun import WorkflowRunPhase
 from kubehatch_operator import metrics
+from kubehatch_operator.clock import now
 from kubehatch_operator.entries import Key, WorkflowEntry, is_shared
 from kubehatch_operator.kube import Kube, load_config
 from kubehatch_operator.outputs import output_watch
@@ -152,6 +153,7 @@ class Runtime:
                 await asyncio.sleep(seconds)
                 count += 1
                 full = count % FULL_RELIST_EVERY == 0
+                self.store.rates.sweep(now())  # keys no run uses any more go
                 try:
                     await self.relist(namespaces, finished=full, jobs=full)
                 except Exception:
@@ -216,6 +218,7 @@ class Runtime:
         woken too: a disagreement between them may have ended.
         """
         if spec_changed:
+            self.reconciler.slots.workflow_changed(key)
             workflows = {key}
             for entry in (before, self.store.workflows.get(key)):
                 scope = entry.scope(key) if entry is not None else key

@@ -137,6 +137,19 @@ class Slots:
         self.handed_out(scope, admission, spec.concurrency, read.key)
         return gate, admission
 
+    def workflow_changed(self, workflow: Key) -> None:
+        """Slots handed out under the Workflow's old limit are void: the next admission
+        hands them out again under the new one."""
+        if not self.granted:
+            return
+        scope = self.scope(workflow)
+        runs = self.store.runs
+        self.granted = {
+            key
+            for key in self.granted
+            if key not in runs or self.scope(runs[key].workflow_key) != scope
+        }
+
     def taken(self, run: Key) -> None:
         """The run's pass wrote its verdict: a slot it was handed is its own (or void)."""
         self.granted.discard(run)

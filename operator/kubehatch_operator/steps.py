@@ -84,8 +84,9 @@ def observe_step(
 def _start_deadline(
     step: StepSpec, attempt: Attempt, prior: StepStatus, now: datetime
 ) -> datetime | None:
-    """When an attempt whose container has not started is given up; None once it started."""
-    if attempt.started:
+    """When an attempt whose container has not started is given up; None once it started,
+    or while its Job is suspended (a queue such as Kueue decides when its pod is made)."""
+    if attempt.started or attempt.suspended:
         return None
     limit = parse_duration(step.start_timeout) if step.start_timeout else DEFAULT_START_TIMEOUT
     return (attempt.started_at or prior.started_at or now) + limit
@@ -105,13 +106,21 @@ def _running(
         # start within a second, and watching every step pod would cost every step).
         soon = min(start_deadline, now + WAITING_POLL)
         decision.wake_at = min(t for t in (decision.wake_at, soon) if t is not None)
-    waiting = f"attempt {attempt.attempt} waiting to start: {attempt.waiting}"
+    if attempt.suspended:
+        message: str | None = (
+            f"attempt {attempt.attempt} waiting for its Job to be admitted (suspended, e.g. "
+            "by Kueue)"
+        )
+    elif attempt.waiting and not attempt.started:
+        message = f"attempt {attempt.attempt} waiting to start: {attempt.waiting}"
+    else:
+        message = None
     return base.model_copy(
         update={
             "phase": StepPhase.RUNNING,
             "next_attempt_at": None,
             "started_at": prior.started_at or attempt.started_at or now,
-            "message": waiting if attempt.waiting and not attempt.started else None,
+            "message": message,
         }
     )
 
@@ -262,6 +271,14 @@ def start_ready_steps(
 
 
 FAILED_PHASES = (StepPhase.FAILED, StepPhase.TIMED_OUT)
+MAX_FAILURES_BYTES = 64 * 1024
+
+
+def _cut(text: str, limit: int) -> str:
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    return data[: limit - 3].decode(errors="ignore") + "..."
 
 
 def start_on_failure(
@@ -293,11 +310,11 @@ def with_failures(
     the failed steps said."""
     if not any(start.step.name == hook.name for start in decision.start):
         return
-    failures = {
-        name: status.steps[name].message or ""
-        for name in order
-        if status.steps[name].phase in FAILED_PHASES
-    }
+    failed = [name for name in order if status.steps[name].phase in FAILED_PHASES]
+    # One environment variable holds them all (Linux caps one at 128 KiB): each message
+    # is cut to its share of 64 KiB.
+    share = max(MAX_FAILURES_BYTES // max(len(failed), 1), 64)
+    failures = {name: _cut(status.steps[name].message or "", share) for name in failed}
     decision.start = [
         dataclasses.replace(start, failures=failures) if start.step.name == hook.name else start
         for start in decision.start

@@ -182,6 +182,16 @@ _SPEC_RULES = cel_rules(
         field_path=".steps",
     ),
     cel_rule(
+        "!has(self.onFailure) || has(self.service) || self.onFailure.action.contains(':')",
+        "set spec.service or write the onFailure action as 'service:action'",
+        field_path=".onFailure.action",
+    ),
+    cel_rule(
+        "!has(self.onFailure) || has(self.image) || has(self.onFailure.image)",
+        "set spec.image or an image on the onFailure step",
+        field_path=".onFailure.image",
+    ),
+    cel_rule(
         "!has(self.onFailure) || !self.steps.exists(s, s.name == self.onFailure.name)",
         "onFailure needs a name of its own, no step's",
         field_path=".onFailure.name",

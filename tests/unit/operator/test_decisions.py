@@ -447,3 +447,14 @@ def test_an_on_failure_step_needs_its_own_name_and_no_parents() -> None:
         workflow(step("a"), onFailure=step("a"))
     with pytest.raises(ValueError, match="it takes no parents"):
         workflow(step("a"), onFailure=step("hook", "a"))
+
+
+def test_the_failures_handed_to_the_on_failure_step_fit_in_one_variable() -> None:
+    many = workflow(*(step(f"s{i}") for i in range(40)), onFailure=step("hook"))
+    run, _ = started(many)
+    huge = "x" * 4000
+    failed = [job(f"s{i}", 1, AttemptState.FAILED, message=huge) for i in range(40)]
+    (start,) = decide(run, many, failed, T0).start
+    assert start.failures is not None and len(start.failures) == 40
+    assert sum(len(m.encode()) for m in start.failures.values()) <= 64 * 1024
+    assert all(m.endswith("...") for m in start.failures.values())

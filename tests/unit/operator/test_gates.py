@@ -277,3 +277,14 @@ def test_a_started_run_with_live_jobs_is_still_pushed_out_by_a_newer_run() -> No
     live = frozenset({("ns", "old")})  # its step Job still runs
     verdict, _ = gate("old", runs, limit, T0, holding=live)
     assert verdict.verdict is Verdict.CANCEL
+
+
+def test_a_queued_run_names_its_keys_limit_as_the_newest_run_set_it() -> None:
+    limit = limit_of(maxRunsExpression="input.n", limitStrategy="QueueNewest")
+    runs = [body("a1", "ada", at=0, started=True), body("a2", "ada", at=1), body("a3", "ada", at=2)]
+    runs[0]["status"].update({"concurrencyKey": "ada", "concurrencyLimit": 1})
+    for run, n in zip(runs, (1, 10, 1), strict=True):
+        run["spec"]["input"]["n"] = n
+    verdict, _ = gate("a2", runs, limit, T0)  # its own limit says 10; the newest says 1
+    assert verdict.verdict is Verdict.QUEUE and verdict.limit == 10
+    assert "1 run(s) per key" in verdict.message

@@ -92,6 +92,7 @@ def test_dynamic_keys_give_each_user_a_limit_and_a_bad_expression_refuses() -> N
 
 
 def test_the_log_is_rebuilt_from_the_jobs_that_took_units() -> None:
+    now = datetime.now(UTC)  # Jobs older than a day are not counted
     workflow = spec(TWO_PER_TEN)
     from kubehatch_operator.model import StartAttempt
 
@@ -101,20 +102,31 @@ def test_the_log_is_rebuilt_from_the_jobs_that_took_units() -> None:
         settings=StepSettings(),
     )  # fmt: skip
     assert json.loads(body["metadata"]["annotations"][wire.ANNOTATION_RATE_LIMITS]) == [["api", 1]]
-    body["metadata"]["creationTimestamp"] = T0.isoformat()
+    body["metadata"]["creationTimestamp"] = now.isoformat()
     restarted = RateLog()
     restarted.observe_job(body)
     restarted.observe_job(body)  # listed again, or watched: counted once
     second = {**body, "metadata": {**body["metadata"], "name": "r2-s0-1"}}
     restarted.observe_job(second)
-    held = RateGate(restarted, "ns").take(run(), workflow.steps[0], "r3-s0-1", T0)
-    assert isinstance(held, Hold) and held.until == T0 + TEN
+    held = RateGate(restarted, "ns").take(run(), workflow.steps[0], "r3-s0-1", now)
+    assert isinstance(held, Hold) and held.until == now + TEN
     # Jobs without the annotation, or with one edited into nonsense, take nothing.
     restarted.observe_job({"metadata": {"name": "x", "namespace": "ns"}})
     broken = {**body, "metadata": {**body["metadata"], "name": "y", "annotations": {
         wire.ANNOTATION_RATE_LIMITS: "nonsense"}}}  # fmt: skip
     restarted.observe_job(broken)
-    assert len(restarted.used(("ns", "api"), TEN, T0 + timedelta(seconds=1))) == 2
+    assert len(restarted.used(("ns", "api"), TEN, now + timedelta(seconds=1))) == 2
+    # A Job created more than a day ago counts for no window.
+    old = {
+        **body,
+        "metadata": {
+            **body["metadata"],
+            "name": "old",
+            "creationTimestamp": (now - timedelta(hours=25)).isoformat(),
+        },
+    }
+    restarted.observe_job(old)
+    assert len(restarted.used(("ns", "api"), timedelta(hours=24), now)) == 2
 
 
 def test_units_older_than_a_day_are_dropped() -> None:
@@ -224,16 +236,41 @@ def test_a_freed_unit_goes_to_the_attempt_that_waited_longest() -> None:
     assert gate.take(run(), step, "first", T0) == [("api", 1)]
     early = gate.take(run(), step, "early", T0 + timedelta(seconds=1))
     late = gate.take(run(), step, "late", T0 + timedelta(seconds=2))
-    assert isinstance(early, Hold) and isinstance(late, Hold) and early.until == late.until
-    # Both wake when the unit frees; the later one happens to ask first and steps back.
-    stepped_back = gate.take(run(), step, "late", late.until)
-    assert isinstance(stepped_back, Hold) and stepped_back.until == late.until + timedelta(
-        seconds=1
-    )
+    # Each is woken about when its turn comes: the later one a window after the first.
+    assert isinstance(early, Hold) and early.until == T0 + TEN
+    assert isinstance(late, Hold) and late.until == T0 + 2 * TEN
+    # Woken early anyway (another event about its run), the later one steps back.
+    stepped_back = gate.take(run(), step, "late", T0 + TEN)
+    assert isinstance(stepped_back, Hold) and stepped_back.until == T0 + TEN + timedelta(seconds=1)
     assert "1 attempt(s) held earlier go first" in stepped_back.message
-    assert gate.take(run(), step, "early", early.until) == [("api", 1)]
+    assert gate.take(run(), step, "early", T0 + TEN) == [("api", 1)]
     again = gate.take(run(), step, "late", stepped_back.until)
-    assert isinstance(again, Hold) and again.until == early.until + TEN
+    assert isinstance(again, Hold) and again.until == T0 + 2 * TEN
+    assert gate.take(run(), step, "late", T0 + 2 * TEN) == [("api", 1)]
+
+
+def test_many_waiters_are_woken_a_turn_at_a_time_not_all_at_every_unit() -> None:
+    gate = RateGate(RateLog(), "ns")
+    step = spec({"key": "api", "limit": 2, "duration": "10s"}).steps[0]
+    gate.take(run(), step, "a", T0)
+    gate.take(run(), step, "b", T0)
+    holds = [gate.take(run(), step, f"w{i}", T0 + timedelta(seconds=1)) for i in range(6)]
+    untils = [h.until - T0 for h in holds if isinstance(h, Hold)]
+    assert untils == [TEN, TEN, 2 * TEN, 2 * TEN, 3 * TEN, 3 * TEN]
+
+
+def test_an_attempt_behind_on_two_limits_keeps_its_place_on_both() -> None:
+    """One time of first hold per attempt, not one per limit: two attempts never give way
+    to each other on two limits for ever."""
+    gate = RateGate(RateLog(), "ns")
+    both = spec(
+        {"key": "x", "limit": 1, "duration": "10s"}, {"key": "y", "limit": 1, "duration": "10s"}
+    ).steps[0]
+    gate.take(run(), both, "first", T0)
+    a = gate.take(run(), both, "a", T0 + timedelta(seconds=1))
+    b = gate.take(run(), both, "b", T0 + timedelta(seconds=2))
+    assert isinstance(a, Hold) and isinstance(b, Hold)
+    assert gate.take(run(), both, "a", a.until) == [("x", 1), ("y", 1)]
 
 
 def test_an_attempt_that_stops_asking_is_not_waited_for() -> None:
@@ -244,3 +281,15 @@ def test_an_attempt_that_stops_asking_is_not_waited_for() -> None:
     assert isinstance(gone, Hold)
     later = T0 + TEN + timedelta(seconds=6)  # past its turn and the grace
     assert gate.take(run(), step, "next", later) == [("api", 1)]
+
+
+def test_a_sweep_forgets_old_units_and_waiters_that_stopped_asking() -> None:
+    log = RateLog()
+    gate = RateGate(log, "ns")
+    step = spec({"keyExpression": "input.user", "limit": 1, "duration": "1m"}).steps[0]
+    for user in ("ada", "bob"):
+        gate.take(run(user=user), step, f"{user}-1", T0)
+    held = gate.take(run(user="ada"), step, "ada-2", T0)  # then its run is cancelled
+    assert isinstance(held, Hold) and len(log.waiters) == 1
+    log.sweep(T0 + timedelta(hours=25))
+    assert log.buckets() == 0 and len(log.waiters) == 0

@@ -276,3 +276,38 @@ def test_after_a_restart_the_group_admission_kicks_runs_past_their_queue_timeout
         assert h.reconciler.slots.queue._timers  # the fresh one's deadline is scheduled
 
     asyncio.run(scenario())
+
+
+def test_a_shared_limit_never_computes_a_run_key_with_another_workflows_expression() -> None:
+    async def scenario() -> None:
+        by_user = {"expression": "input.user", "maxRuns": 1, "limitStrategy": "QueueNewest",
+                   "maxRunsTotal": 3, "shared": "s"}  # fmt: skip
+        h = Harness(by_user)
+        h.store.observe_workflow(second_workflow("wf2", {**by_user, "expression": "input.tenant"}))
+        running_b0 = run_of("b0", "wf2", "x", running("t1"), 0)
+        h.store.observe_run(running_b0)
+        fresh = run_of("b1", "wf2", "u9", {}, 1)  # no key recorded yet: input.tenant is t1
+        fresh["spec"]["input"]["tenant"] = "t1"
+        h.store.observe_run(fresh)
+        h.add("a0", "ada", running("ada"), 2)
+        finish(h, "a0", "ada", 2)
+        await h.settle()
+        # wf's admission does not read b1's key as input.user ("u9") and hand it a slot;
+        # b1 finds its key (t1, where b0 runs) on its own pass.
+        assert "b1" not in h.passes and h.reconciler.slots.granted == set()
+
+    asyncio.run(scenario())
+
+
+def test_a_workflow_change_voids_the_slots_handed_out_under_its_old_limit() -> None:
+    async def scenario() -> None:
+        h = Harness({**QUEUE, "limitStrategy": "GroupRoundRobin", "maxRunsTotal": 2})
+        h.add("a1", "a", running("a"), 0)
+        h.add("b1", "b", queued("b"), 1)
+        h.reconciler.wake(("ns", "b1"))
+        await h.settle()
+        assert h.reconciler.slots.granted == {("ns", "b1")}
+        h.reconciler.slots.workflow_changed(("ns", "wf"))
+        assert h.reconciler.slots.granted == set()
+
+    asyncio.run(scenario())
