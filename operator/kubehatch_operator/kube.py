@@ -236,6 +236,20 @@ class Kube:
             )
         ]
 
+    async def read_run(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A run as the API has it, or None when it is gone."""
+        API_READS.labels("get", wire.WORKFLOW_RUNS).inc()
+        try:
+            run = await _call(
+                self.custom.get_namespaced_custom_object,
+                wire.GROUP, wire.VERSION, namespace, wire.WORKFLOW_RUNS, name,
+            )  # fmt: skip
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        return dict(run)
+
     async def read_run_input(self, namespace: str, name: str) -> dict[str, Any]:
         """A run's spec.input (the store keeps only small ones)."""
         API_READS.labels("get", wire.WORKFLOW_RUNS).inc()

@@ -140,11 +140,25 @@ class Runtime:
         if jobs:
             versions.append(await lister.each_page("jobs", namespaces, relisting.jobs))
         gone, changed = relisting.finish(min(versions))
+        await self._linger(relisting.orphans)
         for entry in gone:
             log.info("run %s/%s is gone (deleted while the watch was down)", *entry.key)
         for key in changed & set(self.store.runs):
             self.reconciler.wake(key)
         return versions[-1]
+
+    async def _linger(self, orphans: dict[str, list[dict[str, Any]]]) -> None:
+        """Runs with live Jobs that the listing of unfinished runs lacks: finished while
+        their last pod was still stopping (the process that saw it finish is gone). They
+        hold their slot until those pods stop; read one by one (they are few)."""
+        for uid, jobs in orphans.items():
+            namespace = jobs[0]["metadata"]["namespace"]
+            owner = wire.run_owner(jobs[0])
+            if owner is None:
+                continue
+            body = await self.kube.read_run(namespace, owner[0])
+            if body is not None and str(body["metadata"].get("uid")) == uid:
+                self.store.linger(body, jobs)
 
     def relist_every(self, seconds: float, namespaces: tuple[str, ...]) -> None:
         async def loop() -> None:

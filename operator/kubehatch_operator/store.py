@@ -140,6 +140,17 @@ class Store:
         if self.on_leave is not None:
             self.on_leave(entry)
 
+    def linger(self, body: dict[str, Any], jobs: list[dict[str, Any]]) -> None:
+        """A finished run whose pods still run, found at start-up from its live Jobs: it
+        holds its slot until they stop, as if this process had seen it finish."""
+        entry = RunEntry.parse(body)
+        if entry.key in self.runs or entry.uid in self.lingering:
+            return
+        self.lingering[entry.uid] = entry
+        for job in jobs:
+            self.observe_job(job)
+        self._settle(entry.uid)
+
     def _settle(self, uid: str) -> None:
         """A lingering run whose last pod has stopped leaves, freeing its slot."""
         entry = self.lingering.get(uid)
@@ -310,6 +321,11 @@ class Store:
         self.workflows_version = max(self.workflows_version, resource_version(body) or 0)
 
 
+def _live(job: dict[str, Any]) -> bool:
+    attempt = attempt_from_job(job)
+    return attempt is not None and attempt.live
+
+
 def _group(entry: RunEntry) -> tuple[Key, str | None]:
     return (entry.workflow_key, entry.recorded_key)
 
@@ -344,6 +360,9 @@ class Relisting:
         """Runs that went: the runs waiting behind them move on."""
         self.changed: set[Key] = set()
         """Runs the listing told something new (a Job that finished unseen): to reconcile."""
+        self.orphans: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        """By run uid: live Jobs of runs the store does not hold (finished, at start-up,
+        with their last pod still stopping): their runs may still hold a slot."""
 
     def runs(self, page: list[dict[str, Any]]) -> None:
         store = self.store
@@ -369,6 +388,8 @@ class Relisting:
                 self._live[owner[1]].add(name)
             before = store.attempts.get(owner[1], {}).get(name) if owner else None
             key = store.observe_job(body)
+            if owner is not None and key is None and _live(body):
+                self.orphans[owner[1]].append(body)
             after = store.attempts.get(owner[1], {}).get(name) if owner else None
             if key is not None and (before is None or after is None or before.state != after.state):
                 self.changed.add(key)

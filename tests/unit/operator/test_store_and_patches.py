@@ -112,6 +112,26 @@ def test_a_run_finished_while_its_pod_stops_holds_its_slot_until_the_pod_is_gone
     assert store.contending(("ns", "wf")) == []
 
 
+def test_after_a_restart_a_finished_run_whose_pod_still_stops_holds_its_slot() -> None:
+    """The listing of unfinished runs lacks a run that finished while its last pod was
+    stopping; its live Job is an orphan, and the run, read back, lingers until it stops."""
+    from kubehatch_operator.store import Relisting
+
+    left: list[str] = []
+    store = Store(on_leave=lambda entry: left.append(entry.key[1]))
+    relisting = Relisting(store, finished=False)
+    relisting.jobs([job_body({"active": 1, "ready": 1})])
+    assert list(relisting.orphans) == ["r1-uid"] and store.contending(("ns", "wf")) == []
+    store.linger(run_body("Succeeded", rv="2"), relisting.orphans["r1-uid"])
+    assert [e.key for e in store.contending(("ns", "wf"))] == [("ns", "r1")]
+    store.observe_job(job_body({"succeeded": 1, "conditions": [cond("Complete")]}, rv="7"))
+    assert left == ["r1"] and store.contending(("ns", "wf")) == []
+    # A finished Job is no orphan: its run holds nothing.
+    again = Relisting(Store(), finished=False)
+    again.jobs([job_body({"succeeded": 1, "conditions": [cond("Complete")]})])
+    assert not again.orphans
+
+
 def test_store_ignores_watch_events_older_than_its_own_write() -> None:
     store = Store()
     key = store.observe_run(run_body("Running", rv="10"))
