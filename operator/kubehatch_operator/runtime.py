@@ -23,8 +23,9 @@ from kubehatch_operator.entries import Key, WorkflowEntry, is_shared
 from kubehatch_operator.kube import Kube, load_config
 from kubehatch_operator.outputs import output_watch
 from kubehatch_operator.reconciler import Reconciler
+from kubehatch_operator.relisting import Relisting
 from kubehatch_operator.settings import Settings
-from kubehatch_operator.store import Relisting, Store
+from kubehatch_operator.store import Store
 from kubehatch_operator.triggers.controller import Triggers
 from kubehatch_operator.watching import Feed, Follower, Scope
 

@@ -6,7 +6,8 @@ import asyncio
 from typing import Any
 
 from kubehatch_operator.listing import LIST_PAGE, Lister
-from kubehatch_operator.store import Relisting, Store
+from kubehatch_operator.relisting import Relisting, relist
+from kubehatch_operator.store import Store
 from tests.unit.operator.test_slots import body, queued, running
 
 
@@ -48,7 +49,7 @@ def test_a_relisting_fed_in_pages_agrees_with_the_whole_listing() -> None:
     whole, paged = Store(), Store()
     whole.observe_run(body("deleted", "ada", queued("ada"), 9))
     paged.observe_run(body("deleted", "ada", queued("ada"), 9))
-    expected = whole.relist(bodies, [], version=500)
+    expected = relist(whole, bodies, [], version=500)
     relisting = Relisting(paged)
     for i in range(0, len(bodies), 2):
         relisting.runs(bodies[i : i + 2])

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from kubehatch_operator.entries import attempt_from_job
 from kubehatch_operator.model import AttemptState
 from kubehatch_operator.patches import merge_patch
+from kubehatch_operator.relisting import relist
 from kubehatch_operator.store import Store
 
 
@@ -115,7 +116,7 @@ def test_a_run_finished_while_its_pod_stops_holds_its_slot_until_the_pod_is_gone
 def test_after_a_restart_a_finished_run_whose_pod_still_stops_holds_its_slot() -> None:
     """The listing of unfinished runs lacks a run that finished while its last pod was
     stopping; its live Job is an orphan, and the run, read back, lingers until it stops."""
-    from kubehatch_operator.store import Relisting
+    from kubehatch_operator.relisting import Relisting
 
     left: list[str] = []
     store = Store(on_leave=lambda entry: left.append(entry.key[1]))
@@ -185,7 +186,7 @@ def test_a_relisting_drops_what_went_while_the_watch_was_down() -> None:
     newer["metadata"] = {**newer["metadata"], "name": "r9", "uid": "r9-uid"}
     store.observe_run(newer)  # created after the listing was taken: kept
     uid = store.runs[gone].uid
-    left, _ = store.relist(runs=[], jobs=[], version=20)
+    left, _ = relist(store, runs=[], jobs=[], version=20)
     assert [entry.key for entry in left] == [gone]
     assert gone not in store.runs and ("ns", "r9") in store.runs
     assert store.attempts.get(uid, {}) == {}
@@ -199,7 +200,7 @@ def test_a_relisting_drops_jobs_that_went_but_keeps_the_ones_just_created() -> N
     fresh = attempt_from_job({**job_body(), "metadata": {**job_body()["metadata"], "name": "j2"}})
     assert fresh is not None
     store.note_created(entry, dataclasses.replace(fresh, resource_version=0))
-    store.relist(runs=[entry.body], jobs=[], version=20)
+    relist(store, runs=[entry.body], jobs=[], version=20)
     assert list(store.attempts_of(entry)) == ["j2"]
 
 
