@@ -151,11 +151,18 @@ class RunEntry:
         run of a key each time a slot frees); None until its key is recorded."""
         if self.run is None or self.recorded_key is None:
             return None
+        return self.contender_as(
+            self.recorded_key, self.run.status.concurrency_limit, running=self.started
+        )
+
+    def contender_as(self, key: str, limit: int | None, *, running: bool) -> Contender:
+        """The run as admission weighs it, with this key and limit."""
         run = self.run
+        assert run is not None
         return Contender(
-            self.key[1], self.recorded_key, self.created, running=self.started,
-            arrival=self.arrival, leaving=run.spec.cancel, priority=run.spec.priority,
-            limit=run.status.concurrency_limit, started_at=run.status.started_at,
+            self.key[1], key, self.created, running=running, arrival=self.arrival,
+            leaving=run.spec.cancel, priority=run.spec.priority, limit=limit,
+            started_at=run.status.started_at,
         )  # fmt: skip
 
     @cached_property

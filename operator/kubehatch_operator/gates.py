@@ -132,11 +132,7 @@ def _contender(
             return None
     if key is None or (only_key is not None and key != only_key):
         return None  # neither holds nor wants a slot until its key is known
-    return Contender(
-        name, key, entry.created, running=entry.started or held, arrival=entry.arrival,
-        leaving=leaving, priority=run.spec.priority, limit=limit,
-        started_at=run.status.started_at,
-    )  # fmt: skip
+    return entry.contender_as(key, limit, running=entry.started or held)
 
 
 def workflow_admission(
@@ -189,9 +185,9 @@ def gate(
     known = Known(name, own_key, own_limit) if own_key is not None else None
     only_key = own_key if concurrency.per_key else None
     found, _ = contenders(runs, concurrency, now, holding, only_key, known)
-    admission = admit(found, Policy.of(concurrency, spec.default_priority), served)
-    # The key's limit, as admission applied it (its newest run's own, with a dynamic one).
     policy = Policy.of(concurrency, spec.default_priority)
+    admission = admit(found, policy, served)
+    # The key's limit, as admission applied it (its newest run's own, with a dynamic one).
     key_limit = key_limit_of([c for c in found if c.key == own_key], policy)
     if name in admission.cancel:
         gate = _cancelled(concurrency, own_key, key_limit)

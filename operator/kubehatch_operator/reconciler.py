@@ -23,7 +23,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from kubehatch.api import wire
-from kubehatch.api.workflow import MIN_PRIORITY, WorkflowSpec
+from kubehatch.api.workflow import WorkflowSpec
 from kubehatch.api.workflowrun import WorkflowRunPhase, WorkflowRunStatus
 from kubehatch_operator import jobs, retention
 from kubehatch_operator.admission import Admission
@@ -198,7 +198,7 @@ class Reconciler:
         admission: Admission
         async with self.slots.lock(scope):
             with admission_cpu("run"):
-                gate, admission = self.slots.admit(read, spec)
+                gate, admission = self.slots.admit(read, spec, scope)
             delay = await self._apply(read, self._decide(read, gate))
             self.slots.taken(read.key)
         for other in {*admission.cancel, *admission.start} - {read.key[1]}:
@@ -347,7 +347,7 @@ class Reconciler:
             spec=spec,
             start=start,
             settings=self.settings.steps,
-            priority=read.run.spec.priority or spec.default_priority or MIN_PRIORITY,
+            priority=spec.run_priority(read.run.spec.priority),
         )
 
     def _observe_handoff(self, entry: RunEntry, decision: Decision) -> None:

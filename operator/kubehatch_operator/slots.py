@@ -121,11 +121,10 @@ class Slots:
         if admission.served is not None:
             self.served[scope] = admission.served
 
-    def admit(self, read: Pass, spec: WorkflowSpec) -> tuple[Gate, Admission]:
+    def admit(self, read: Pass, spec: WorkflowSpec, scope: Key) -> tuple[Gate, Admission]:
         """The verdict on a run that has not started, from its own pass (under the lock of
-        its scope), and the admission it came from."""
+        its ``scope``), and the admission it came from."""
         assert spec.concurrency is not None
-        scope = self.scope(read.entry.workflow_key)
         runs, holding = self.contending(read.entry, spec.concurrency)
         gate, admission = gates.gate(
             read.key[1], runs, spec, now(), holding, read.run, self.served.get(scope)

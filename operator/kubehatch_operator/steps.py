@@ -225,12 +225,17 @@ def _launch(
     )
 
 
+def _unbegun(step: StepStatus) -> bool:
+    """Pending, with no attempt made yet (a held attempt has a message only)."""
+    return step.phase is StepPhase.PENDING and not step.attempts
+
+
 def skip_blocked(order: list[str], steps: dict[str, StepSpec], status: WorkflowRunStatus) -> None:
     """Skip the pending steps a parent's failure (or skip) leaves unable to run; in
     topological order, so that a whole branch below a failure is skipped in one pass."""
     for name in order:
         current = status.steps[name]
-        if current.phase is not StepPhase.PENDING or current.attempts:
+        if not _unbegun(current):
             continue
         blocking = next(
             (
@@ -262,7 +267,7 @@ def start_ready_steps(
 ) -> None:
     for step in spec.steps:
         current = status.steps[step.name]
-        if current.phase is not StepPhase.PENDING or current.attempts:
+        if not _unbegun(current):
             continue
         parents = {p: status.steps[p] for p in step.parents}
         if all(p.phase is StepPhase.SUCCEEDED for p in parents.values()):
@@ -293,7 +298,7 @@ def start_on_failure(
     """Once every other step is done: start the on-failure step if one of them failed,
     else skip it."""
     current = status.steps[hook.name]
-    if current.phase is not StepPhase.PENDING or current.attempts:
+    if not _unbegun(current):
         return
     if not any(status.steps[name].phase in FAILED_PHASES for name in order):
         status.steps[hook.name] = current.model_copy(

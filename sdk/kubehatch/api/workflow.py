@@ -278,6 +278,10 @@ class WorkflowSpec(ApiModel):
             raise SpecProblems("workflow spec", problems)
         return self
 
+    def run_priority(self, priority: int | None) -> int:
+        """A run's priority: its own, else the Workflow's default, else the lowest."""
+        return priority or self.default_priority or MIN_PRIORITY
+
     @property
     def all_steps(self) -> list[StepSpec]:
         """The steps, then the on-failure step if there is one."""
