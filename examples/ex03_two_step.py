@@ -1,7 +1,8 @@
 """Two steps: ``step-two`` waits for ``step-one`` and reads its output.
 
 Input and outputs are pydantic models; ``ctx.step_output(step_one)`` parses the parent's
-output into the model its function declares.
+output into the model its function declares. ``input_validator`` puts the input model's
+JSON Schema into the Workflow: runs whose input does not fit are refused.
 """
 
 from pydantic import BaseModel
@@ -38,6 +39,7 @@ worker.register_workflow(
         name="two-step-workflow",
         description="This is an example two-step workflow.",
         on=Events("user:create"),
+        input_validator=UserCreateEvent,
         steps=[step_one, step_two],
     )
 )

@@ -9,12 +9,14 @@ calling it again after a crash, or twice in a row, asks for the same actions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from kubehatch.api import wire
 from kubehatch.api.common import Condition, ConditionStatus, set_condition
 from kubehatch.api.graph import topological_order
+from kubehatch.api.inputschema import input_problems
 from kubehatch.api.workflow import WorkflowSpec
 from kubehatch.api.workflowrun import (
     StepPhase,
@@ -23,6 +25,7 @@ from kubehatch.api.workflowrun import (
     WorkflowRunStatus,
 )
 from kubehatch.durations import format_duration, parse_duration
+from kubehatch_operator.hooks import start_hooks, with_failures
 from kubehatch_operator.model import (
     Attempt,
     AttemptState,
@@ -32,13 +35,7 @@ from kubehatch_operator.model import (
     Verdict,
 )
 from kubehatch_operator.ratelimits import RateGate
-from kubehatch_operator.steps import (
-    observe_step,
-    skip_blocked,
-    start_on_failure,
-    start_ready_steps,
-    with_failures,
-)
+from kubehatch_operator.steps import observe_step, skip_blocked, start_ready_steps
 from kubehatch_operator.transitions import SUCCEEDED_CONDITION, transition_events
 
 
@@ -49,13 +46,15 @@ def decide(
     now: datetime,
     gate: Gate | None = None,
     rates: RateGate | None = None,
+    outputs: Mapping[str, Any] | None = None,
 ) -> Decision:
     """The next status of `run` and the actions to take, given what the cluster shows.
 
     `workflow` is the Workflow's spec, a message saying why it is invalid, or None when
     it does not exist; only a run that has not started yet looks at it. `gate` is the
     concurrency limit's verdict, for workflows that have one; `rates` gives new attempts
-    their rate limit units.
+    their rate limit units; `outputs` holds the steps' outputs that conditions read (see
+    `conditions.needs_outputs`).
     """
     old = run.status
     status = old.model_copy(deep=True)
@@ -80,8 +79,8 @@ def decide(
     for attempt in attempts:
         by_step.setdefault(attempt.step, []).append(attempt)
     order = topological_order([(s.name, s.parents) for s in spec.steps])
-    hook = spec.on_failure
-    observed = [*order, hook.name] if hook is not None else order
+    hooks = [step.name for _, step in spec.hooks]
+    observed = [*order, *hooks]
     steps = {s.name: s for s in spec.all_steps}
     for name in observed:
         prior = status.steps.get(name, StepStatus())
@@ -107,22 +106,20 @@ def decide(
             f"the run exceeded its timeout of {spec.timeout}",
             now,
         )
-    elif spec.fail_fast and hook is None and (failure := _failure(status, order)):
+    elif spec.fail_fast and not hooks and (failure := _failure(status, order)):
         # The first failure ends the run: running steps stop, pending ones are skipped.
         end_run(status, decision, attempts, WorkflowRunPhase.FAILED, "StepFailed", failure, now)
     else:
         if spec.fail_fast and (failure := _failure(status, order)):
             # As above, but the on-failure step is still to run.
-            keep = hook.name if hook is not None else None
-            stop_steps(status, decision, attempts, WorkflowRunPhase.FAILED, failure, now, keep)
+            stop_steps(status, decision, attempts, WorkflowRunPhase.FAILED, failure, now, hooks)
         else:
             # A failure stops only what depends on it; the other branches run to their end.
             skip_blocked(order, steps, status)
-            start_ready_steps(run, spec, order, status, decision, now, rates)
-        if hook is not None and all(status.steps[n].phase.finished for n in order):
-            start_on_failure(run, hook, order, status, decision, now, rates)
+            start_ready_steps(run, spec, order, status, decision, now, rates, outputs)
+        start_hooks(run, spec, order, status, decision, now, rates)
         if all(status.steps[n].phase.finished for n in observed):
-            failure = _failure(status, order)
+            failure = _failure(status, observed)
             status.phase = WorkflowRunPhase.FAILED if failure else WorkflowRunPhase.SUCCEEDED
             _set_finished(status, now)
             if failure:
@@ -137,8 +134,8 @@ def decide(
 
     succeeded = sum(status.steps[n].phase is StepPhase.SUCCEEDED for n in order)
     status.progress = f"{succeeded}/{len(order)}"
-    if hook is not None:
-        with_failures(hook, order, status, decision)
+    if hooks:
+        with_failures(spec, status, decision)
     return finish_decision(old, decision)
 
 
@@ -228,11 +225,19 @@ def _start(
         if gate.verdict in (Verdict.CANCEL, Verdict.FAIL):
             end_by_gate(status, decision, [], gate, now)
             return False
+    # The input was checked against the schema at submit (CLI, Client), but a run made with
+    # kubectl was not. The reconciler reads an elided (large) input back before a run starts.
+    problems = input_problems(workflow.input_schema, run.spec.input)
+    if problems is not None:
+        message = f"the input does not fit Workflow {run.spec.workflow_ref.name!r}: {problems}"
+        end_run(status, decision, [], WorkflowRunPhase.FAILED, "InvalidInput", message, now)
+        return False
     status.workflow_spec = workflow.model_copy(deep=True)
     status.started_at = now
     status.phase = WorkflowRunPhase.RUNNING
     status.input_config_map = wire.input_configmap_name(run.name, run.uid)
-    status.steps = {s.name: StepStatus() for s in workflow.all_steps}
+    # A retried run keeps what its steps did (see `retrying`); a new one starts afresh.
+    status.steps = {s.name: status.steps.get(s.name, StepStatus()) for s in workflow.all_steps}
     decision.create_input = True
     return True
 
@@ -269,15 +274,15 @@ def stop_steps(
     phase: WorkflowRunPhase,
     message: str,
     now: datetime,
-    keep: str | None = None,
+    keep: Collection[str] = (),
 ) -> None:
-    """Stop what runs and skip what never started, all but step ``keep``."""
-    decision.start = [s for s in decision.start if s.step.name == keep]
+    """Stop what runs and skip what never started, all but the steps in ``keep``."""
+    decision.start = [s for s in decision.start if s.step.name in keep]
     decision.stop_jobs = [
-        a.job_name for a in attempts if a.state is AttemptState.ACTIVE and a.step != keep
+        a.job_name for a in attempts if a.state is AttemptState.ACTIVE and a.step not in keep
     ]
     for name, step in status.steps.items():
-        if name == keep:
+        if name in keep:
             continue
         if step.phase is StepPhase.RUNNING or step.phase is StepPhase.RETRYING:
             stopped = (

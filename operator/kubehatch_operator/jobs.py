@@ -2,16 +2,21 @@
 
 The pod runs `kubehatch step` from the step's image. It reads the run's input and its
 parents' outputs from mounted ConfigMaps, and hands its own output back by creating a
-ConfigMap owned by the run: the only API right its ServiceAccount has. The pod meets
-the "restricted" Pod Security Standard.
+ConfigMap owned by the run (and, for a large output, its parts): the only API right its
+ServiceAccount has. The pod meets the "restricted" Pod Security Standard.
+
+A parent's output is projected into the parents volume from its head ConfigMap (each of
+its possible keys: plain, compressed, or a split output's manifest) and from each of its
+parts, under the file names `kubehatch.api.outputs` gives; the step pod decodes them.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
-from kubehatch.api import wire
+from kubehatch.api import outputs, wire
 from kubehatch.api.workflow import MIN_PRIORITY, WorkflowSpec
 from kubehatch.durations import parse_duration
 from kubehatch_operator.model import StartAttempt
@@ -28,9 +33,12 @@ def step_job(
     start: StartAttempt,
     settings: StepSettings,
     priority: int = MIN_PRIORITY,
+    output_parts: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """The Job of one attempt of a step (or of the concurrency key pseudo-step), for a run
-    of ``priority``."""
+    of ``priority``. ``output_parts`` gives the number of parts of parents' outputs, by
+    output ConfigMap (0: not split), as their heads announced them; a parent's output not
+    in it gets every part an output may have (`outputs.MAX_PARTS`, each optional)."""
     step = start.step
     name = start.step_name
     step_env = wire.StepEnv(
@@ -41,7 +49,9 @@ def step_job(
         step=name,
         action=spec.qualified_action(step),
         attempt=start.attempt,
-        parents=tuple(step.parents),
+        # The parents whose outputs it gets: with parentRule AllDone or AnySucceeded, only
+        # those that succeeded.
+        parents=tuple(p for p in step.parents if p in start.parents),
         output_configmap=wire.output_configmap_name(start.job_name),
         worker=spec.worker,
         timeout_seconds=_seconds(step.timeout),
@@ -62,24 +72,13 @@ def step_job(
         {"name": "tmp", "mountPath": "/tmp"},
     ]
     if start.parents:
-        volumes.append(
-            {
-                "name": "parents",
-                "projected": {
-                    "sources": [
-                        {
-                            "configMap": {
-                                "name": cm,
-                                "items": [{"key": wire.OUTPUT_KEY, "path": f"{parent}.json"}],
-                                # A missing output reads as None, not a pod stuck mounting it.
-                                "optional": True,
-                            }
-                        }
-                        for parent, cm in sorted(start.parents.items())
-                    ]
-                },
-            }
-        )
+        known = output_parts or {}
+        sources = [
+            source
+            for parent, cm in sorted(start.parents.items())
+            for source in parent_sources(parent, cm, known.get(cm))
+        ]
+        volumes.append({"name": "parents", "projected": {"sources": sources}})
         mounts.append({"name": "parents", "mountPath": str(wire.PARENTS_DIR), "readOnly": True})
     container: dict[str, Any] = {
         "name": "step",
@@ -167,6 +166,36 @@ def step_job(
         },
         "spec": job_spec,
     }
+
+
+def parent_sources(parent: str, configmap: str, parts: int | None) -> list[dict[str, Any]]:
+    """The projected sources of one parent's output: its head ConfigMap, each key it may
+    hold (missing keys are skipped), then its parts (``parts`` of them, or every part an
+    output may have when that is not known). All optional: a missing output reads as
+    None, not a pod stuck mounting it; a missing part is the step pod's error to tell."""
+    head = {
+        "configMap": {
+            "name": configmap,
+            "items": [
+                {"key": key, "path": path} for key, path in outputs.head_files(parent).items()
+            ],
+            "optional": True,
+        }
+    }
+    count = outputs.MAX_PARTS if parts is None else parts
+    return [
+        head,
+        *(
+            {
+                "configMap": {
+                    "name": outputs.part_name(configmap, number),
+                    "items": [{"key": outputs.PART_KEY, "path": outputs.part_file(parent, number)}],
+                    "optional": True,
+                }
+            }
+            for number in range(1, count + 1)
+        ),
+    ]
 
 
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"

@@ -24,6 +24,7 @@ from kubernetes.client.exceptions import ApiException
 from kubehatch.api import wire
 from kubehatch_operator.listing import Lister
 from kubehatch_operator.metrics import API_READS, API_WRITES, EVENTS_DROPPED
+from kubehatch_operator.outputs import read_output
 
 log = logging.getLogger(__name__)
 
@@ -260,9 +261,15 @@ class Kube:
         return wire.mapping(wire.mapping(run.get("spec")).get("input"))
 
     async def read_output(self, namespace: str, configmap: str) -> Any:
-        """The JSON output a step pod stored."""
-        cm = await _call(self.core.read_namespaced_config_map, configmap, namespace)
-        return json.loads((cm.data or {}).get(wire.OUTPUT_KEY, "null"))
+        """The JSON value a step stored in its output ``configmap`` (``<job>-output``),
+        whatever its form: plain, compressed, or split into parts (None: no output key).
+
+        Raises ``kubehatch.errors.OutputTooLargeError`` (``size``, ``limit``: bytes of
+        JSON) past ``kubehatch.api.outputs.MAX_OPERATOR_READ_BYTES`` (1 MiB), which the
+        operator does not read; ``OutputCorruptError`` when parts are missing or do not
+        match their digest; ApiException 404 without a head. See `outputs.read_output`.
+        """
+        return await read_output(self.core, namespace, configmap)
 
     async def _job_pods(self, namespace: str, job_uid: str) -> list[Any]:
         """The pods of one Job, by its uid (a Job of the same name before it is not it)."""

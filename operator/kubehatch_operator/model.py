@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from kubehatch.api.workflow import StepSpec
 from kubehatch.api.workflowrun import WorkflowRunSpec, WorkflowRunStatus
@@ -19,6 +20,82 @@ class AttemptState(StrEnum):
     ACTIVE = "Active"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
+
+
+# --- child runs (ctx.spawn; decided in children.py) ------------------------------------------
+class ChildPhase(StrEnum):
+    ABSENT = "Absent"
+    """Not created yet, or gone."""
+    ACTIVE = "Active"
+    """Created, not finished."""
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    """Finished otherwise: failed, cancelled or timed out."""
+    FOREIGN = "Foreign"
+    """A run of the child's name exists that the parent run does not own."""
+
+
+@dataclass(frozen=True)
+class ChildRequest:
+    """One child run a step asked for."""
+
+    workflow: str
+    input: dict[str, Any]
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class SpawnRequest:
+    """What a step's output asked for: child runs, in order."""
+
+    runs: tuple[ChildRequest, ...]
+    single: bool = False
+    """From ctx.spawn: the step's output is the one child's result, not a list."""
+
+
+@dataclass(frozen=True)
+class ChildState:
+    """What the cluster shows about one child run."""
+
+    name: str
+    phase: ChildPhase
+    final: str | None = None
+    """The run's phase once finished (Succeeded, Failed, Cancelled, TimedOut)."""
+    message: str | None = None
+    """Why it ended (its Succeeded condition's message)."""
+    output: Any = None
+    """Its result, once Succeeded: its leaf step's output, or a dict by leaf name."""
+
+
+@dataclass(frozen=True)
+class Spawned:
+    """A succeeded attempt whose output asks for child runs, with its children's states
+    (one per requested run, in order)."""
+
+    request: SpawnRequest | None
+    problem: str | None = None
+    """Why the request cannot be read (then ``request`` is None)."""
+    children: tuple[ChildState, ...] = ()
+
+
+@dataclass(frozen=True)
+class CreateChild:
+    """Create one child run of step ``step``."""
+
+    step: str
+    name: str
+    index: int
+    request: ChildRequest
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """Store a step's output (of a spawning step: its children's results), before the
+    status that names it is written."""
+
+    step: str
+    configmap: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -52,6 +129,9 @@ class Attempt:
     output (its pod is on its way out) until the Job says so."""
     suspended: bool = False
     """The Job is suspended (Kueue has not admitted it yet): no pod is made meanwhile."""
+    spawn: Spawned | None = None
+    """Set on a succeeded attempt whose output asks for child runs (read for workflows
+    with spec.spawns only): the request and the children's states."""
 
     @property
     def live(self) -> bool:
@@ -134,3 +214,7 @@ class Decision:
     create_input: bool = False
     wake_at: datetime | None = None
     events: list[RunEvent] = field(default_factory=list)
+    create_children: list[CreateChild] = field(default_factory=list)
+    """Child runs to create (before the status is written: names are deterministic)."""
+    outputs: list[StepOutput] = field(default_factory=list)
+    """Outputs the operator stores itself (before the status that names them)."""

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from datetime import datetime, timedelta
+from typing import Any
 
 from kubehatch.api import wire
 from kubehatch.api.workflow import WorkflowSpec
+from kubehatch_operator.conditions import Unreadable, needs_outputs
 from kubehatch_operator.entries import Key, RunEntry
 from kubehatch_operator.keystep import key_attempt
 from kubehatch_operator.kube import Kube
@@ -35,6 +37,9 @@ class Pass:
     attempts: list[Attempt]
     key_output: str | None = None
     """What the concurrency key action returned, once it succeeded."""
+    outputs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Outputs of steps that pending steps' conditions read, by step (`Unreadable` when
+    the output could not be read)."""
 
     @property
     def key(self) -> Key:
@@ -66,7 +71,26 @@ async def read_pass(store: Store, kube: Kube, entry: RunEntry, run: Run, now: da
         workflow=workflow.for_decisions if workflow is not None else None,
         attempts=attempts,
         key_output=key_output,
+        outputs=await _condition_outputs(kube, entry.key[0], run),
     )
+
+
+async def _condition_outputs(kube: Kube, namespace: str, run: Run) -> dict[str, Any]:
+    """The outputs the conditions of the run's ready steps read (most runs: none)."""
+    spec, steps = run.status.workflow_spec, run.status.steps
+    if spec is None or not any(s.skip_if or s.run_if for s in spec.steps):
+        return {}
+    wanted = {p for step in spec.steps for p in needs_outputs(step, steps)}
+    names = sorted(p for p in wanted if steps[p].output_config_map)
+    reads = [_output_or_why(kube, namespace, steps[p].output_config_map or "") for p in names]
+    return dict(zip(names, await asyncio.gather(*reads), strict=True))
+
+
+async def _output_or_why(kube: Kube, namespace: str, configmap: str) -> Any:
+    try:
+        return await kube.read_output(namespace, configmap)
+    except Exception as error:
+        return Unreadable(f"ConfigMap {configmap}: {error}")
 
 
 async def _attempts(store: Store, kube: Kube, entry: RunEntry, now: datetime) -> list[Attempt]:

@@ -46,17 +46,19 @@ from kubehatch_operator.ratelimits import RateGate
 from kubehatch_operator.reading import Pass, read_pass
 from kubehatch_operator.settings import Settings
 from kubehatch_operator.slots import Slots
+from kubehatch_operator.spawning import Spawns
 from kubehatch_operator.store import Store
 from kubehatch_operator.workqueue import KeyedQueue
 
 log = logging.getLogger(__name__)
 
 
-def _keys_read_input(run: Run) -> bool:
-    """Whether a started run's steps compute rate limit keys from its input."""
+def _steps_read_input(run: Run) -> bool:
+    """Whether a started run's steps read its input: rate limit keys, conditions."""
     spec = run.status.workflow_spec
     return spec is not None and any(
-        limit.key_expression for step in spec.all_steps for limit in step.rate_limits
+        step.skip_if or step.run_if or any(limit.key_expression for limit in step.rate_limits)
+        for step in spec.all_steps
     )
 
 
@@ -68,6 +70,7 @@ class Reconciler:
         self.queue: KeyedQueue[Key] = KeyedQueue("reconciling run", self._timed_reconcile)
         self.sweeps: KeyedQueue[Key] = KeyedQueue("applying the retention of workflow", self._sweep)
         self.slots = Slots(store, self.kick)
+        self.spawns = Spawns(store, kube, self.kick)
         self._background: set[asyncio.Task[None]] = set()
 
     def kick(self, key: Key) -> None:
@@ -118,9 +121,10 @@ class Reconciler:
         if entry.run is None:
             return await self._refuse_invalid(entry)
         run_read = entry.run
-        if entry.input_elided and (not entry.started or _keys_read_input(entry.run)):
+        if entry.input_elided and (not entry.started or _steps_read_input(entry.run)):
             run_read = await self._with_input(entry, entry.run)  # its input is still to be used
         read = await read_pass(self.store, self.kube, entry, run_read, now())
+        read = await self.spawns.read(read)  # spawn requests and child runs' states
         spec = read.spec
         run = read.run
         phase = run.status.phase
@@ -184,7 +188,7 @@ class Reconciler:
 
     def _decide(self, read: Pass, gate: Gate | None = None) -> Decision:
         rates = RateGate(self.store.rates, read.key[0])
-        return decide(read.run, read.workflow, read.attempts, now(), gate, rates)
+        return decide(read.run, read.workflow, read.attempts, now(), gate, rates, read.outputs)
 
     async def _admit(self, read: Pass, spec: WorkflowSpec) -> float | None:
         """Start, queue or cancel a run that has not started, by its workflow's limit.
@@ -217,6 +221,7 @@ class Reconciler:
         a crash loses, the next pass finds the other (the store is filled with every Job
         before any pass) and makes the same Job, never a second one.
         """
+        decision = await self.spawns.apply(read, decision)  # child runs, before the status
         key, run = read.key, read.run
         namespace, name = key
         if decision.create_input:
@@ -284,6 +289,7 @@ class Reconciler:
             self.store.observe_run(updated)
             if entry.key in self.store.finished:  # its retention counts from now
                 self.sweep_soon(entry.workflow_key)
+                self.spawns.wake_parent(updated)
         if self.settings.observability.post_events:
             for event in decision.events:
                 self._in_background(
@@ -348,6 +354,7 @@ class Reconciler:
             start=start,
             settings=self.settings.steps,
             priority=spec.run_priority(read.run.spec.priority),
+            output_parts=self.store.output_parts.get(read.entry.uid),
         )
 
     def _observe_handoff(self, entry: RunEntry, decision: Decision) -> None:

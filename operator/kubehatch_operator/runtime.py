@@ -24,6 +24,7 @@ from kubehatch_operator.kube import Kube, load_config
 from kubehatch_operator.outputs import output_watch
 from kubehatch_operator.reconciler import Reconciler
 from kubehatch_operator.relisting import Relisting
+from kubehatch_operator.retry_requests import carry_out, retry_watch
 from kubehatch_operator.settings import Settings
 from kubehatch_operator.store import Store
 from kubehatch_operator.triggers.controller import Triggers
@@ -55,6 +56,7 @@ class Runtime:
     unfinished: str | None = None
     """The field selector of unfinished runs, where the API server supports it."""
     background: list[asyncio.Task[None]] = field(default_factory=list)
+    _retrying: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
     def start(cls, settings: Settings) -> Runtime:
@@ -105,6 +107,7 @@ class Runtime:
         self._follow_jobs(namespaces, jobs_at)
         api = self.kube.core.api_client
         output_watch(api, namespaces, self.output_written).start()
+        retry_watch(api, namespaces, self.retry_requested).start()
         if self.unfinished is not None:
             task = asyncio.get_running_loop().create_task(self._list_finished(namespaces))
             self.background.append(task)
@@ -206,6 +209,12 @@ class Runtime:
         if key is not None and key in self.store.runs:
             self.reconciler.kick(key)
 
+    def retry_requested(self, kind: str, body: dict[str, Any]) -> None:
+        if kind != "DELETED":
+            task = asyncio.get_running_loop().create_task(carry_out(self.kube, body))
+            self._retrying.add(task)
+            task.add_done_callback(self._retrying.discard)
+
     # --- runs and Workflows ---------------------------------------------------------------
     def run_changed(self, body: dict[str, Any], deleted: bool) -> None:
         store = self.store
@@ -219,7 +228,9 @@ class Runtime:
         metrics.RUNS_IN_FLIGHT.set(len(store.runs))
         if key in store.runs:
             self.reconciler.wake(key)
-        elif key in store.finished:
+            return
+        self.reconciler.spawns.wake_parent(body)  # a child run finished or went
+        if key in store.finished:
             self.reconciler.sweep_soon((key[0], store.finished[key].workflow))
 
     def workflow_changed(

@@ -10,12 +10,15 @@ as failed.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from kubehatch.api import wire
 from kubehatch.api.workflow import Backoff, StepSpec, WorkflowSpec
 from kubehatch.api.workflowrun import StepPhase, StepStatus, WorkflowRunStatus
 from kubehatch.durations import parse_duration
+from kubehatch_operator.conditions import by_condition, by_parents, succeeded_parents, unbegun
 from kubehatch_operator.model import Attempt, AttemptState, Decision, Run, StartAttempt
 from kubehatch_operator.ratelimits import Hold, RateGate, Refused
 
@@ -40,21 +43,27 @@ def observe_step(
     ``rates`` gives new attempts their rate limit units (None: no limits apply)."""
     if prior.phase.finished:
         return prior
-    latest = max(attempts, key=lambda a: a.attempt, default=None)
+    # Attempts before the run was last retried are history.
+    current = [a for a in attempts if a.attempt > prior.earlier_attempts]
+    latest = max(current, key=lambda a: a.attempt, default=None)
     if latest is None or latest.attempt < prior.attempts:
-        if prior.attempts == 0:
+        if prior.attempts == prior.earlier_attempts:
             return prior
         if prior.phase is StepPhase.RETRYING and prior.next_attempt_at is not None:
             # The failed attempt's Job is gone (stopped because its pod never started, or
             # collected): the retry it scheduled is still due.
             if now < prior.next_attempt_at:
                 return prior
-            return _launch(run, step, prior.attempts + 1, prior, now, decision, None, rates)
+            return launch(run, step, prior.attempts + 1, prior, now, decision, None, rates)
         # Status records an attempt whose Job is gone or not yet seen: (re)create it.
         # The name is deterministic, so an existing Job makes this a no-op.
-        return _launch(run, step, prior.attempts, prior, now, decision, None, rates, fresh=False)
+        return launch(run, step, prior.attempts, prior, now, decision, None, rates, fresh=False)
     base = prior.model_copy(update={"attempts": latest.attempt, "job_name": latest.job_name})
     if latest.state is AttemptState.SUCCEEDED:
+        if latest.spawn is not None:  # it asked for child runs: it waits for them
+            from kubehatch_operator.children import observe_children
+
+            return observe_children(run, step, base, latest, now, decision)
         return base.model_copy(
             update={
                 "phase": StepPhase.SUCCEEDED,
@@ -136,10 +145,11 @@ def _failed(
 ) -> StepStatus:
     """A failed attempt: wait for its pod to stop, then retry after the backoff, or fail."""
     why = _failure_message(step, latest)
-    if latest.attempt <= step.retries and not latest.permanent:
-        due = (latest.finished_at or now) + (step.backoff or DEFAULT_BACKOFF).delay(latest.attempt)
+    tries = latest.attempt - base.earlier_attempts  # since the run was last retried
+    if tries <= step.retries and not latest.permanent:
+        due = (latest.finished_at or now) + (step.backoff or DEFAULT_BACKOFF).delay(tries)
         if now >= due and not latest.terminating:
-            return _launch(run, step, latest.attempt + 1, base, now, decision, None, rates)
+            return launch(run, step, latest.attempt + 1, base, now, decision, None, rates)
         # A retry never runs beside the attempt before it: it also waits for that pod to go.
         waits = "; waiting for its pod to stop" if latest.terminating else ""
         if latest.terminating:  # the Job's Failed condition wakes it; look again meanwhile
@@ -152,12 +162,12 @@ def _failed(
             }
         )
     final = StepPhase.TIMED_OUT if latest.timed_out else StepPhase.FAILED
-    tries = f" after {latest.attempt} attempts" if latest.attempt > 1 else ""
+    after = f" after {tries} attempts" if tries > 1 else ""
     return base.model_copy(
         update={
             "phase": final,
             "finished_at": latest.finished_at or now,
-            "message": f"{why}{tries}",
+            "message": f"{why}{after}",
             "next_attempt_at": None,
         }
     )
@@ -169,7 +179,7 @@ def _failure_message(step: StepSpec, attempt: Attempt) -> str:
     return f"failed: {attempt.message}" if attempt.message else "failed"
 
 
-def _launch(
+def launch(
     run: Run,
     step: StepSpec,
     attempt: int,
@@ -209,7 +219,7 @@ def _launch(
         takes = tuple(taken)
     if parents is None:  # a retry: the parents' outputs are already recorded
         steps = decision.status.steps
-        parents = {p: steps[p].output_config_map or "" for p in step.parents}
+        parents = {p: steps[p].output_config_map or "" for p in succeeded_parents(step, steps)}
     decision.start.append(
         StartAttempt(step=step, attempt=attempt, job_name=job, parents=parents, rate_limits=takes)
     )
@@ -225,34 +235,17 @@ def _launch(
     )
 
 
-def _unbegun(step: StepStatus) -> bool:
-    """Pending, with no attempt made yet (a held attempt has a message only)."""
-    return step.phase is StepPhase.PENDING and not step.attempts
-
-
 def skip_blocked(order: list[str], steps: dict[str, StepSpec], status: WorkflowRunStatus) -> None:
-    """Skip the pending steps a parent's failure (or skip) leaves unable to run; in
-    topological order, so that a whole branch below a failure is skipped in one pass."""
+    """Skip the pending steps whose parents' outcome rules them out; in topological
+    order, so that a whole branch below a failure is skipped in one pass."""
     for name in order:
         current = status.steps[name]
-        if not _unbegun(current):
+        if not unbegun(current):
             continue
-        blocking = next(
-            (
-                (parent, status.steps[parent].phase)
-                for parent in steps[name].parents
-                if status.steps[parent].phase.finished
-                and status.steps[parent].phase is not StepPhase.SUCCEEDED
-            ),
-            None,
-        )
-        if blocking is not None:
-            parent, phase = blocking
+        skip = by_parents(steps[name], status.steps).skip
+        if skip is not None:
             status.steps[name] = current.model_copy(
-                update={
-                    "phase": StepPhase.SKIPPED,
-                    "message": f"not run: parent {parent} {phase.lower()}",
-                }
+                update={"phase": StepPhase.SKIPPED, "message": skip}
             )
 
 
@@ -264,63 +257,32 @@ def start_ready_steps(
     decision: Decision,
     now: datetime,
     rates: RateGate | None = None,
+    outputs: Mapping[str, Any] | None = None,
 ) -> None:
-    for step in spec.steps:
-        current = status.steps[step.name]
-        if not _unbegun(current):
+    """Start the steps whose parents are done and whose conditions hold; skip (or fail)
+    those whose conditions say so, and what depends on them."""
+    steps = {step.name: step for step in spec.steps}
+    for name in order:
+        step, current = steps[name], status.steps[name]
+        if not unbegun(current) or not by_parents(step, status.steps).run:
             continue
-        parents = {p: status.steps[p] for p in step.parents}
-        if all(p.phase is StepPhase.SUCCEEDED for p in parents.values()):
-            outputs = {name: p.output_config_map or "" for name, p in parents.items()}
-            status.steps[step.name] = _launch(run, step, 1, current, now, decision, outputs, rates)
-
-
-FAILED_PHASES = (StepPhase.FAILED, StepPhase.TIMED_OUT)
-MAX_FAILURES_BYTES = 64 * 1024
-
-
-def _cut(text: str, limit: int) -> str:
-    data = text.encode()
-    if len(data) <= limit:
-        return text
-    return data[: limit - 3].decode(errors="ignore") + "..."
-
-
-def start_on_failure(
-    run: Run,
-    hook: StepSpec,
-    order: list[str],
-    status: WorkflowRunStatus,
-    decision: Decision,
-    now: datetime,
-    rates: RateGate | None = None,
-) -> None:
-    """Once every other step is done: start the on-failure step if one of them failed,
-    else skip it."""
-    current = status.steps[hook.name]
-    if not _unbegun(current):
-        return
-    if not any(status.steps[name].phase in FAILED_PHASES for name in order):
-        status.steps[hook.name] = current.model_copy(
-            update={"phase": StepPhase.SKIPPED, "message": "not run: no step failed"}
+        verdict = by_condition(
+            step, status.steps, run.spec.input, run.spec.additional_metadata, outputs or {}
         )
-        return
-    status.steps[hook.name] = _launch(run, hook, 1, current, now, decision, {}, rates)
-
-
-def with_failures(
-    hook: StepSpec, order: list[str], status: WorkflowRunStatus, decision: Decision
-) -> None:
-    """Hand the on-failure step's attempts (first, retries, or a lost Job made again) what
-    the failed steps said."""
-    if not any(start.step.name == hook.name for start in decision.start):
-        return
-    failed = [name for name in order if status.steps[name].phase in FAILED_PHASES]
-    # One environment variable holds them all (Linux caps one at 128 KiB): each message
-    # is cut to its share of 64 KiB.
-    share = max(MAX_FAILURES_BYTES // max(len(failed), 1), 64)
-    failures = {name: _cut(status.steps[name].message or "", share) for name in failed}
-    decision.start = [
-        dataclasses.replace(start, failures=failures) if start.step.name == hook.name else start
-        for start in decision.start
-    ]
+        if verdict.skip is not None or verdict.fail is not None:
+            phase = StepPhase.SKIPPED if verdict.skip is not None else StepPhase.FAILED
+            status.steps[name] = current.model_copy(
+                update={
+                    "phase": phase,
+                    "message": verdict.skip or verdict.fail,
+                    "finished_at": now if phase is StepPhase.FAILED else None,
+                }
+            )
+            skip_blocked(order, steps, status)
+        elif verdict.run:
+            given = succeeded_parents(step, status.steps)
+            parents = {p: status.steps[p].output_config_map or "" for p in given}
+            attempt = current.attempts + 1
+            status.steps[name] = launch(run, step, attempt, current, now, decision, parents, rates)
+        else:  # a parent's output is read on the next pass
+            decision.wake_at = now

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kubehatch.api import wire
+from kubehatch.api import outputs, wire
 from kubehatch.api.workflowrun import WorkflowRunPhase
 from kubehatch_operator.entries import (
     Key,
@@ -55,6 +55,10 @@ class Store:
     still followed, and they hold their concurrency slot until the last pod stops."""
     rates: RateLog = field(default_factory=RateLog)
     """Rate limit units taken, rebuilt from every step Job listed or watched."""
+    output_parts: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
+    """Per run uid, the number of parts (0: not split) of each output ConfigMap seen, by
+    name: what a child's Job projects (see `jobs.step_job`; unknown ones get every part
+    that may exist)."""
     workflows_version: int = 0
     """The newest resourceVersion the Workflow watch delivered: every Workflow change
     before it is in `workflows` (a watch delivers changes in order)."""
@@ -82,17 +86,20 @@ class Store:
         if deleted:
             self.forget_run(key)
             return key
+        version = resource_version(body)
         if key in self.finished:
-            return key  # final: an older event arriving late must not bring the run back
+            if version is None or version <= self.finished[key].version:
+                return key  # an older event arriving late must not bring the run back
+            if _finished(body):
+                return key
+            self.forget_run(key)  # retried: unfinished again
         current = self.runs.get(key)
         if current is not None and older(body, current.body):
             return key  # a watch event older than the response of our own write
-        version = resource_version(body)
         if current is not None and version is not None and version == current.resource_version:
             return key  # the watch's echo of our own write: parsed already
         status = wire.mapping(body.get("status"))
-        phase = status.get("phase")
-        if isinstance(phase, str) and phase in FINISHED_PHASES:
+        if _finished(body):
             # Read without parsing: at start-up there may be 20,000 of them, and retention
             # needs a name and a time only.
             self._drop(key)
@@ -135,6 +142,7 @@ class Store:
 
     def _leave(self, entry: RunEntry) -> None:
         self.lingering.pop(entry.uid, None)
+        self.output_parts.pop(entry.uid, None)
         for attempt in self.attempts.pop(entry.uid, {}).values():
             self.succeeded_at.pop((entry.uid, attempt.step), None)
         if self.on_leave is not None:
@@ -250,6 +258,8 @@ class Store:
         if owner is None or wire.output_configmap_name(job) != name:
             return None
         known = self.attempts.get(owner[1], {}).get(job)
+        if known is not None:  # the head announces its parts (a large output's)
+            self.output_parts[owner[1]][name] = outputs.parts_of(meta)
         if known is None or known.state is AttemptState.SUCCEEDED:
             return None
         written = wire.parse_time(meta.get("creationTimestamp"))
@@ -310,6 +320,11 @@ class Store:
     def workflow_watch_at(self, body: dict[str, Any]) -> None:
         """Record how far the Workflow watch has come (a watch event's object)."""
         self.workflows_version = max(self.workflows_version, resource_version(body) or 0)
+
+
+def _finished(body: dict[str, Any]) -> bool:
+    phase = wire.mapping(body.get("status")).get("phase")
+    return isinstance(phase, str) and phase in FINISHED_PHASES
 
 
 def _group(entry: RunEntry) -> tuple[Key, str | None]:

@@ -104,12 +104,25 @@ _EXPORTS: dict[str, str] = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        globals()[name] = _version()
+        return globals()[name]
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'kubehatch' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def _version() -> str:
+    """The installed distribution's version (pyproject's), read on first use."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kubehatch")
+    except PackageNotFoundError:  # the sources on sys.path, not installed
+        return "0+unknown"
 
 
 def __dir__() -> list[str]:

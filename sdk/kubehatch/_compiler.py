@@ -12,11 +12,13 @@ time its spec or problems are asked for, which a step pod never does.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 
 from kubehatch._declare import DeclaredWorkflow, StepBinding, clean_message
 from kubehatch.api.graph import Path, format_path, step_graph_problems
+from kubehatch.api.inputschema import input_schema_of
 from kubehatch.api.workflow import SpecProblems, WorkflowSpec
 from kubehatch.errors import Problem
 
@@ -60,7 +62,7 @@ class _Validation:
         self.problems.append(Problem(origin, subject, message))
 
     def run(self) -> WorkflowSpec | None:
-        data = self.declared.data
+        data = self._with_input_schema(self.declared.data)
         try:
             return WorkflowSpec.model_validate(data)
         except ValidationError as error:
@@ -78,6 +80,18 @@ class _Validation:
                 for problem in step_graph_problems(edges):
                     self._add_at(problem.path, problem.message)
             return None
+
+    def _with_input_schema(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The spec data with the input model's JSON Schema, when the workflow has a model."""
+        model = self.declared.input_model
+        if model is None:
+            return data
+        try:
+            return {**data, "inputSchema": input_schema_of(model)}
+        except ValueError as error:
+            subject = self.declared.subject(field="input_validator")
+            self.add(self.declared.origin, subject, str(error))
+            return data
 
     def _add_at(self, path: Path, message: str) -> None:
         """Record a problem found at ``path`` of the spec, at the origin of that part."""

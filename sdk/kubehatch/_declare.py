@@ -24,6 +24,7 @@ from kubehatch._naming import dns_label_error, step_name_for, workflow_name_for
 from kubehatch._origin import function_origin
 from kubehatch._signatures import call_problem
 from kubehatch._workflows import WorkflowJob
+from kubehatch.api.hooks import Hook
 from kubehatch.concurrency import Concurrency
 from kubehatch.errors import Problem
 from kubehatch.ratelimits import RateLimit
@@ -66,6 +67,8 @@ class DeclaredWorkflow:
     """Where each event, cron and time of ``data["triggers"]`` was declared, by kind."""
     concurrency_origin: str | None
     """Where the concurrency limit was declared, if the workflow has one."""
+    input_model: Any
+    """``input_validator``: the compiler puts its JSON Schema into the spec."""
 
     def subject(self, step: str | None = None, field: str = "") -> str:
         """How problems name the workflow, or one of its steps, or a field of either."""
@@ -110,6 +113,11 @@ def _subject(workflow: object, step: str | None, field: str) -> str:
     return f"{text}, {field}" if field else text
 
 
+def _names(value: Any) -> list[Any]:
+    """A name or names as a list (``spawns="child"`` means one workflow, not five)."""
+    return [value] if isinstance(value, str) else list(value or ())
+
+
 def _snapshot(value: Any) -> Any:
     """``value`` with its dicts and lists copied, so later changes to them do not show."""
     if type(value) is dict:
@@ -150,7 +158,7 @@ class _Declaration:
             self._binding(step, name) for step, name in zip(self.steps, self.names, strict=True)
         ]
         key_binding, concurrency = self._concurrency()
-        hook = self._on_failure()
+        hooks = self._hooks()
         data = {
             "description": self.job.description,
             "service": self.service,
@@ -165,22 +173,24 @@ class _Declaration:
             ],
             "suspend": self.job.suspend,
             "failFast": self.job.fail_fast or None,
-            "onFailure": self._step_data(*hook) if hook is not None else None,
+            **{hook.value: self._step_data(*found) for hook, found in hooks.items()},
             "ttlSecondsAfterFinished": self.job.ttl_seconds_after_finished,
             "historyLimit": self.job.history_limit,
+            "spawns": _names(self.job.spawns) or None,
         }
         limit = self.job.concurrency
         return DeclaredWorkflow(
             name=self.job.name,
             service=self.service,
             origin=self.job.origin,
-            steps=(*bindings, hook[1]) if hook is not None else tuple(bindings),
+            steps=(*bindings, *(binding for _, binding in hooks.values())),
             key_function=key_binding,
             problems=tuple(self.problems),
             data=_snapshot({key: value for key, value in data.items() if value is not None}),
             step_origins=tuple(step.origin for step in self.steps),
             trigger_origins={kind: tuple(o) for kind, o in self.trigger_origins.items()},
             concurrency_origin=limit.origin if isinstance(limit, Concurrency) else None,
+            input_model=getattr(self.job, "input_validator", None),
         )
 
     def _collect_steps(self) -> list[Fn[Any]]:
@@ -200,19 +210,23 @@ class _Declaration:
                 )
         return valid
 
-    def _on_failure(self) -> tuple[Fn[Any], StepBinding] | None:
-        hook: object = self.job.on_failure
-        if hook is None:
-            return None
-        if not isinstance(hook, Fn):
-            self.add(
-                self.job.origin,
-                self.subject(field="on_failure"),
-                f"{hook!r} is not a step",
-                "wrap the function: on_failure=Fn(my_function)",
-            )
-            return None
-        return hook, self._binding(hook, hook.name)
+    def _hooks(self) -> dict[Hook, tuple[Fn[Any], StepBinding]]:
+        """The on_failure, on_success and on_exit steps that are set."""
+        found = {}
+        for hook in Hook:
+            step: object = getattr(self.job, hook.attribute)
+            if step is None:
+                continue
+            if not isinstance(step, Fn):
+                self.add(
+                    self.job.origin,
+                    self.subject(field=hook.attribute),
+                    f"{step!r} is not a step",
+                    f"wrap the function: {hook.attribute}=Fn(my_function)",
+                )
+                continue
+            found[hook] = (step, self._binding(step, step.name))
+        return found
 
     def _step_names(self) -> list[str]:
         """Explicit names as given; derived ones made unique with -2, -3 (kubehatch._naming)."""
@@ -264,6 +278,9 @@ class _Declaration:
             "resources": step.resources,
             "env": [{"name": name, "value": value} for name, value in step.env],
             "rateLimits": [self._rate_limit(step, binding, r) for r in step.rate_limits] or None,
+            "parentRule": step.parent_rule,
+            "skipIf": step.skip_if,
+            "runIf": step.run_if,
         }
         return {key: value for key, value in data.items() if value is not None}
 

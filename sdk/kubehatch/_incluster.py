@@ -1,6 +1,7 @@
-"""One API call from inside a pod, with the pod's ServiceAccount and the standard library only.
+"""API calls from inside a pod, with the pod's ServiceAccount and the standard library only.
 
-A step pod makes a single API call: it creates its output ConfigMap. The kubernetes client
+A step pod makes one kind of API call: it creates its output ConfigMap (or, for a large
+output, its parts and then its head, one call each). The kubernetes client
 costs more than most short steps to import and set up (its hundreds of models), and a node
 runs many step pods at once; this module costs ``http.client`` (``ssl`` and ``json`` are
 loaded already). It finds the API server as the client's in-cluster configuration does:

@@ -15,6 +15,7 @@ exhaust a pool and deadlock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -52,9 +53,12 @@ async def in_thread(func: Callable[..., Any], *args: Any) -> Any:
         try:
             result = context.run(func, *args)
         except BaseException as error:  # handed to the awaiting task, even SystemExit
-            loop.call_soon_threadsafe(settle, None, error)
+            outcome: tuple[Any, BaseException | None] = (None, error)
         else:
-            loop.call_soon_threadsafe(settle, result, None)
+            outcome = (result, None)
+        # A closed loop: the step was abandoned (timeout, cancellation); nobody awaits it.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, *outcome)
 
     threading.Thread(target=target, name="kubehatch-step", daemon=True).start()
     return await future

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kubehatch._actions import Action, ResolvedAction
 from kubehatch._declare import DeclaredWorkflow, StepBinding, as_workflow_job, declare_workflow
@@ -33,6 +33,14 @@ from kubehatch.steps import Fn
 
 if TYPE_CHECKING:
     from kubehatch._compiler import CompiledWorkflow
+
+
+class LiveWorkflow(Protocol):
+    """A workflow declared step by step (decorator style): its current ``WorkflowJob``."""
+
+    name: str
+
+    def job(self) -> WorkflowJob: ...
 
 
 def name_problem(name: str, origin: str, subject: str) -> Problem | None:
@@ -96,6 +104,8 @@ class Registry:
         self.declared: list[DeclaredWorkflow] = []
         """Registered workflows, in registration order, before validation."""
         self._compiled: list[CompiledWorkflow] = []
+        self._live: dict[int, tuple[str, LiveWorkflow, str | None]] = {}
+        """Decorator-style workflows by their index in ``declared``: service, source, image."""
 
     def service(self, name: str) -> Scope:
         """The scope of service ``name``, created on first use."""
@@ -109,13 +119,38 @@ class Registry:
         Its spec is validated later, when :attr:`workflows` is first read (see
         :mod:`kubehatch._declare`).
         """
-        declared = declare_workflow(as_workflow_job(workflow), service=service, image=self.image)
+        declared = self._declare(service, as_workflow_job(workflow), self.image)
+        self.declared.append(declared)
+        return declared
+
+    def add_live_workflow(self, service: str, source: LiveWorkflow) -> None:
+        """Register a workflow still being declared (decorator style, :mod:`kubehatch._decorators`).
+
+        It takes its place in the registration order now, and is declared again from
+        ``source.job()`` whenever the registry is read, so steps added later count.
+        """
+        self._live[len(self.declared)] = (service, source, self.image)
+        self.declared.append(self._declare(service, source.job(), self.image))
+
+    def live(self, name: str) -> LiveWorkflow | None:
+        """The live workflow called ``name``, if there is one."""
+        return next((src for _, src, _ in self._live.values() if src.name == name), None)
+
+    def refresh(self) -> None:
+        """Declare the live workflows again; a changed one is compiled again when read."""
+        for index, (service, source, image) in self._live.items():
+            declared = self._declare(service, source.job(), image)
+            if declared != self.declared[index]:
+                self.declared[index] = declared
+                del self._compiled[index:]
+
+    def _declare(self, service: str, job: WorkflowJob, image: str | None) -> DeclaredWorkflow:
+        declared = declare_workflow(job, service=service, image=image)
         seen: set[str] = set()  # a repeated step name is already a problem of its own
         for binding in (*declared.steps, declared.key_function):
             if binding is not None and binding.func is not None and binding.action not in seen:
                 seen.add(binding.action)
                 self._bind(service, binding)
-        self.declared.append(declared)
         return declared
 
     @property
@@ -127,6 +162,7 @@ class Registry:
         """
         from kubehatch._compiler import compile_workflow
 
+        self.refresh()
         for declared in self.declared[len(self._compiled) :]:
             self._compiled.append(compile_workflow(declared))
         return list(self._compiled)
@@ -153,23 +189,25 @@ class Registry:
         if existing is None:
             scope.actions[key] = Action(binding.action, binding.func, binding.origin)
         elif existing.func is not binding.func:
-            scope.problems.append(
-                Problem(
-                    binding.origin,
-                    f"action {binding.action!r}",
-                    f"is already registered for another function at {existing.origin}",
-                    "give one of the steps another name with .set_name(...)",
-                )
+            problem = Problem(
+                binding.origin,
+                f"action {binding.action!r}",
+                f"is already registered for another function at {existing.origin}",
+                "give one of the steps another name with .set_name(...)",
             )
+            if problem not in scope.problems:  # live workflows are declared more than once
+                scope.problems.append(problem)
 
     @property
     def action_names(self) -> list[str]:
         """Every registered action, as "service:action"."""
+        self.refresh()
         scopes = self.services.values()
         return [action.name for scope in scopes for action in scope.actions.values()]
 
     def resolve(self, name: str) -> ResolvedAction | None:
         """Action "service:action" wrapped in the worker's, then the service's middleware."""
+        self.refresh()
         service_name, _, action_name = name.partition(":")
         scope = self.services.get(service_name)
         action = scope.actions.get(action_name) if scope else None
@@ -183,6 +221,7 @@ class Registry:
         With ``specs=False`` the workflows' specs are not validated against the API models:
         the problems are those registering found (names, signatures, conflicts, actions).
         """
+        self.refresh()
         problems = list(self.worker.problems)
         for scope in self.services.values():
             problems.extend(scope.problems)

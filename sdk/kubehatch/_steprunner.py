@@ -3,13 +3,16 @@
 The operator starts one pod per step attempt with everything it needs in environment
 variables and mounted ConfigMaps. This module imports the worker baked into the image,
 builds the step's Context (run input, parents' outputs), runs the action through the
-worker's and the service's middleware, and hands the output back as a ConfigMap owned
-by the WorkflowRun. A failure ends up in the pod's termination message, which the
+worker's and the service's middleware, and hands the output back as ConfigMaps owned by
+the WorkflowRun: one for a small output, compressed or split into parts for a large one
+(up to 10 MiB of JSON; see :mod:`kubehatch.api.outputs`), and parents' outputs are read
+back the same way. A failure ends up in the pod's termination message, which the
 operator copies into the step's status.
 
 Exit codes: 0 success, 1 failure (retried when the step has retries), 3 permanent
 failure (never retried: a `PermanentError`, bad input or an output that cannot be
-stored), 143 stopped by SIGTERM (cancelled or timed out).
+stored, or a parent's output that cannot be read), 143 stopped by SIGTERM (cancelled or
+timed out).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from kubehatch import _incluster
-from kubehatch.api import wire
+from kubehatch.api import outputs, wire
 from kubehatch.api.wire import (
     EXIT_CANCELLED,
     EXIT_FAILED,
@@ -38,8 +41,8 @@ from kubehatch.context import Context
 from kubehatch.errors import PermanentError, WorkerLoadError
 
 TERMINATION_LOG = Path("/dev/termination-log")
-# The API server refuses ConfigMaps whose data exceeds 1 MiB; keep room for the key.
-MAX_OUTPUT_BYTES = 1024 * 1024 - 64
+MAX_OUTPUT_BYTES = outputs.MAX_OUTPUT_BYTES
+"""The most JSON a step may return (10 MiB): stored compressed, in parts if need be."""
 # The kubelet keeps at most 4096 bytes of a termination message.
 MAX_MESSAGE_BYTES = 4096
 
@@ -48,13 +51,9 @@ def build_context(step: StepEnv, cancelled: threading.Event) -> Context:
     """The Context from the mounted input and parent outputs."""
     input_file = Path(step.input_dir, wire.INPUT_KEY)
     workflow_input = json.loads(input_file.read_text()) if input_file.exists() else {}
-    outputs: dict[str, Any] = {}
-    for parent in step.parents:
-        path = Path(step.parents_dir, f"{parent}.json")
-        outputs[parent] = json.loads(path.read_text()) if path.exists() else None
     return Context(
         workflow_input=workflow_input,
-        parent_outputs=outputs,
+        parent_outputs={p: read_parent_output(step, p) for p in step.parents},
         step_name=step.step,
         workflow_name=step.workflow,
         run_name=step.run,
@@ -64,16 +63,33 @@ def build_context(step: StepEnv, cancelled: threading.Event) -> Context:
     )
 
 
+def read_parent_output(step: StepEnv, parent: str) -> Any:
+    """A parent's output from the files the operator projects for it (None when it stored
+    none): plain JSON, gzip, or parts put back together and checked against their digest.
+    Raises OutputCorruptError (permanent) when the parts do not add up."""
+    directory = Path(step.parents_dir)
+
+    def read(name: str) -> bytes | None:
+        path = directory / name
+        return path.read_bytes() if path.exists() else None
+
+    files = {
+        key: content
+        for key, name in outputs.head_files(parent).items()
+        if (content := read(name)) is not None
+    }
+    return outputs.decode(
+        files,
+        lambda number: read(outputs.part_file(parent, number)),
+        what=f"output of step {parent!r} (a parent of {step.step!r})",
+    )
+
+
 def encode_output(step: StepEnv, output: Any) -> str:
-    """The output as JSON, or a PermanentError saying why it cannot be stored."""
+    """The output as JSON, or an OutputTooLargeError (permanent) past MAX_OUTPUT_BYTES,
+    naming the step, the size, the limit and what to do instead."""
     text = json.dumps(output, separators=(",", ":"))
-    size = len(text.encode())
-    if size > MAX_OUTPUT_BYTES:
-        raise PermanentError(
-            f"output of step {step.step!r} is {size} bytes, more than a ConfigMap holds "
-            f"({MAX_OUTPUT_BYTES} bytes); return less data, or store it elsewhere "
-            "(object storage, a volume) and return a reference to it"
-        )
+    outputs.check_size(step.step, len(text.encode()))
     return text
 
 
@@ -84,21 +100,28 @@ def store_output(
     server: _incluster.Server | None = None,
     connect: _incluster.Connect = _incluster.https_connection,
 ) -> None:
-    """Create the output ConfigMap with the pod's ServiceAccount (its only right).
+    """Create the output's ConfigMaps with the pod's ServiceAccount (its only right).
+
+    A small output is one ConfigMap; a large one is compressed, and split into parts
+    when it needs more than one (see :mod:`kubehatch.api.outputs`): the parts are created
+    first and the head ``<job>-output`` last, so that the head means the output is whole.
 
     With the standard library, not the kubernetes client: importing and setting that up
     costs more CPU than the rest of a short step, in every step pod. A 409 is success:
-    this attempt stored it already (before being restarted, or on a retry). ``server`` and
+    this attempt stored it already (before being restarted, or on a retry; compression is
+    deterministic, so a deterministic step writes the same parts again). ``server`` and
     ``connect`` are for tests (the pod's own: its ServiceAccount, TLS).
     """
     namespace = urllib.parse.quote(step.namespace, safe="")
-    _incluster.create(
-        server or _incluster.Server.from_pod(),
-        f"/api/v1/namespaces/{namespace}/configmaps",
-        wire.output_configmap(step, text),
-        what=f"ConfigMap {step.namespace}/{step.output_configmap}",
-        connect=connect,
-    )
+    server = server or _incluster.Server.from_pod()
+    for body in outputs.configmaps(step, text):
+        _incluster.create(
+            server,
+            f"/api/v1/namespaces/{namespace}/configmaps",
+            body,
+            what=f"ConfigMap {step.namespace}/{body['metadata']['name']}",
+            connect=connect,
+        )
 
 
 def failure_message(error: BaseException) -> str:

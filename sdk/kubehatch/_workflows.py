@@ -34,10 +34,19 @@ class WorkflowJob:
     on_failure: Fn[Any] | None = None
     """A step run once the others are done when one of them failed (after its retries);
     ``ctx.step_run_errors()`` tells it what failed. The run stays Failed."""
+    on_success: Fn[Any] | None = None
+    """A step run once the others are done when none of them failed."""
+    on_exit: Fn[Any] | None = None
+    """A step run last, whether a step failed or not (after ``on_failure`` or
+    ``on_success``): a finally, e.g. to clean up. Not run when the run is cancelled or
+    times out."""
     fail_fast: bool = False
     """True ends a run at its first failed step; by default a failure stops only the steps
     that depend on it, and the other branches run to their end."""
     """Priority of runs that set none: 1 (low, the default) to 3 (high)."""
+    spawns: Sequence[str] = ()
+    """Workflows whose runs the steps may start as child runs (``ctx.spawn``); a step that
+    spawns any other workflow fails."""
     image: str | None = None
     """Default image of the steps; the worker's image when not set."""
     service_account_name: str | None = None
@@ -46,5 +55,8 @@ class WorkflowJob:
     ttl_seconds_after_finished: int | None = None
     history_limit: int | None = None
     """Finished runs kept; older ones are deleted."""
+    input_validator: type[Any] | None = None
+    """The model of the runs' input (pydantic model, dataclass, TypedDict): its JSON Schema
+    goes into the Workflow, and runs whose input does not fit are refused."""
     origin: str = field(default_factory=caller_origin, repr=False, compare=False)
     """Where the workflow was declared (set automatically)."""

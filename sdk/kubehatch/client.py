@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from kubehatch import _reruns
 from kubehatch._apierrors import ApiError, explain, not_started, one_line, status_message
 from kubehatch._serialization import to_jsonable
+from kubehatch._submit import check_event_payload, check_run_input
 from kubehatch.api import wire
 from kubehatch.api.workflowevent import WorkflowEvent
 from kubehatch.api.workflowrun import TriggeredBy, TriggerType, WorkflowRun
@@ -90,18 +92,20 @@ class EventClient:
     ) -> str:
         """Create a WorkflowEvent; returns its name (it starts whatever listens, if any).
         ``priority`` (1 low to 3 high) is that of the runs it starts."""
+        data = _as_input(payload, "event payload (the runs' input)")
         body = {
             "apiVersion": wire.API_VERSION,
             "kind": "WorkflowEvent",
             "metadata": {"generateName": "event-"},
             "spec": {
                 "key": key,
-                "payload": _as_input(payload, "event payload (the runs' input)"),
+                "payload": data,
                 "additionalMetadata": metadata or {},
                 **({"priority": priority} if priority is not None else {}),
             },
         }
         WorkflowEvent.model_validate({**body, "metadata": {}})  # same checks as the API server
+        check_event_payload(key, self._parent._workflows(), data)
         return self._parent._create(wire.WORKFLOW_EVENTS, body)
 
 
@@ -138,6 +142,8 @@ class Client:
             api_client, default_namespace = _load_config()
             namespace = namespace or default_namespace
         self.namespace = namespace or "default"
+        self.api_client = api_client
+        """The kubernetes ApiClient it talks through (for calls of other APIs)."""
         self._custom = client.CustomObjectsApi(api_client)
         self._core = client.CoreV1Api(api_client)
         self._host = str(getattr(api_client.configuration, "host", "") or "the API server")
@@ -159,14 +165,17 @@ class Client:
         ``priority`` (1 low to 3 high) orders it among queued runs; ``additional_metadata``
         is readable by the Workflow's concurrency expressions.
 
-        Creates nothing if the input is too big, or if the Workflow does not exist and the
-        run would start now (a run scheduled for later may come before its Workflow).
+        Creates nothing if the input is too big, if it does not fit the Workflow's
+        ``spec.inputSchema`` (:class:`~kubehatch.api.inputschema.InvalidInputError`, naming
+        each field), or if the Workflow does not exist and the run would start now (a run
+        scheduled for later may come before its Workflow).
         """
         trigger = TriggerType.SCHEDULE if scheduled_at else TriggerType.MANUAL
+        data = _as_input(input)
         try:
             body = WorkflowRun.of(
                 workflow,
-                _as_input(input),
+                data,
                 name=name,
                 triggered_by=TriggeredBy(type=trigger),
                 scheduled_at=scheduled_at,
@@ -179,12 +188,34 @@ class Client:
             )
             raise KubehatchError(f"cannot run workflow {workflow!r}: {problems}") from err
         if scheduled_at is None or scheduled_at <= datetime.now(scheduled_at.tzinfo):
-            self._require_workflow(workflow)
+            found = self._require_workflow(workflow)
+        else:
+            found = self._workflow_if_any(workflow)
+        check_run_input(workflow, found, data)  # as the operator will when the run starts
         return self._create(wire.WORKFLOW_RUNS, body)
 
-    def _require_workflow(self, workflow: str) -> None:
+    def _workflow_if_any(self, workflow: str) -> dict[str, Any] | None:
+        """The Workflow, or None if it does not exist (yet) or may not be read."""
         try:
-            self._get(wire.WORKFLOWS, workflow)
+            return self._get(wire.WORKFLOWS, workflow)
+        except ApiError as err:
+            if err.status in (403, 404):
+                return None
+            raise
+
+    def _workflows(self) -> list[dict[str, Any]]:
+        """The namespace's Workflows; none when they may not be listed."""
+        try:
+            return list(self._list(wire.WORKFLOWS)["items"])
+        except ApiError as err:
+            if err.status == 403:
+                return []
+            raise
+
+    def _require_workflow(self, workflow: str) -> dict[str, Any] | None:
+        """The Workflow (None if it may not be read); ApiError 404 saying so if it is missing."""
+        try:
+            return self._get(wire.WORKFLOWS, workflow)
         except ApiError as err:
             if err.status == 404 and " not found in namespace " in str(err):
                 raise ApiError(
@@ -194,14 +225,41 @@ class Client:
                 ) from err
             if err.status != 403:  # one may create runs without reading Workflows
                 raise
+            return None
 
     def get_run(self, name: str) -> WorkflowRun:
         return WorkflowRun.model_validate(self._get(wire.WORKFLOW_RUNS, name))
 
-    def list_runs(self, workflow: str | None = None) -> list[WorkflowRun]:
-        items = self._list(wire.WORKFLOW_RUNS)["items"]
+    def list_runs(
+        self,
+        workflow: str | None = None,
+        *,
+        all_namespaces: bool = False,
+        selector: str | None = None,
+    ) -> list[WorkflowRun]:
+        """Runs of the namespace (or of all namespaces), of ``workflow`` if given, whose
+        labels match ``selector`` (a label selector, e.g. ``team=data,tier!=free``)."""
+        if all_namespaces:
+            with self._api_errors("list", wire.WORKFLOW_RUNS):
+                answer = self._custom.list_cluster_custom_object(
+                    wire.GROUP, wire.VERSION, wire.WORKFLOW_RUNS, label_selector=selector or ""
+                )
+            items = _json_object(answer)["items"]
+        else:
+            items = self._list(wire.WORKFLOW_RUNS, selector)["items"]
         runs = [WorkflowRun.model_validate(i) for i in items]
         return [r for r in runs if workflow is None or r.spec.workflow_ref.name == workflow]
+
+    def list_children(self, name: str) -> list[WorkflowRun]:
+        """The child runs that run ``name``'s steps spawned (``ctx.spawn``), in request order."""
+        selector = f"{wire.LABEL_PARENT_RUN}={wire.label_value(name)}"
+        items = self._list(wire.WORKFLOW_RUNS, selector)["items"]
+        runs = [WorkflowRun.model_validate(item) for item in items]
+        index = wire.LABEL_CHILD_INDEX
+        return sorted(runs, key=lambda r: int((r.metadata.get("labels") or {}).get(index) or 0))
+
+    retry = _reruns.retry
+    replay = _reruns.replay
 
     def cancel(self, name: str) -> None:
         """Ask the operator to stop the run: its pods get SIGTERM, the run ends Cancelled."""
@@ -306,9 +364,11 @@ class Client:
             answer = self._custom.get_namespaced_custom_object(*self._where(plural), name)
         return _json_object(answer)
 
-    def _list(self, plural: str) -> dict[str, Any]:
+    def _list(self, plural: str, selector: str | None = None) -> dict[str, Any]:
         with self._api_errors("list", plural):
-            answer = self._custom.list_namespaced_custom_object(*self._where(plural))
+            answer = self._custom.list_namespaced_custom_object(
+                *self._where(plural), label_selector=selector or ""
+            )
         return _json_object(answer)
 
     def _patch(self, plural: str, name: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -13,12 +13,15 @@ passing a new context made with :meth:`Context.with_value` to ``next``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from kubehatch._serialization import parse_as
 from kubehatch.errors import StepCancelledError, UnknownParentError
+
+if TYPE_CHECKING:
+    from kubehatch.spawning import SpawnRequest
 
 T = TypeVar("T")
 OutT_co = TypeVar("OutT_co", covariant=True)
@@ -152,6 +155,34 @@ class Context:
             values={**self._values, key: value},
             failures=self._failures,
         )
+
+    def spawn(self, workflow: str, input: Any = None, *, key: str | None = None) -> SpawnRequest:
+        """Ask for one child run of ``workflow``: ``return ctx.spawn("child", {...})``.
+
+        The step ends there: return the request as the step's output (code after it does
+        not wait for anything). The operator creates the run, owned by this one, and the
+        step stays Running, without a pod, until it finishes; then the child's result
+        (its leaf step's output) becomes this step's output. A failed child fails the
+        step, which is not retried. The Workflow must list ``workflow`` in ``spawns``
+        (``WorkflowJob(spawns=[...])``). ``key``, if given, names the child run
+        (``<run>-<step>-<key>-<hash>``) instead of its index.
+        """
+        from kubehatch.spawning import spawn_request
+
+        keys = [key] if key is not None else None
+        return spawn_request(workflow, [input], keys=keys, single=True)
+
+    def spawn_many(
+        self, workflow: str, inputs: Iterable[Any], *, keys: Sequence[str | None] | None = None
+    ) -> SpawnRequest:
+        """Ask for one child run of ``workflow`` per input: ``return ctx.spawn_many(...)``.
+
+        As :meth:`spawn`, but this step's output becomes the list of the children's
+        results, in the order of ``inputs``.
+        """
+        from kubehatch.spawning import spawn_request
+
+        return spawn_request(workflow, inputs, keys=keys)
 
     def value(self, key: str, default: Any = None) -> Any:
         """A value set by middleware with :meth:`with_value`, or ``default``."""

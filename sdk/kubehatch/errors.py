@@ -53,6 +53,22 @@ class OutputError(PermanentError, TypeError):
     """A step returned a value that cannot be stored as JSON."""
 
 
+class OutputTooLargeError(PermanentError):
+    """A step's output is larger than its reader accepts: more than a step may return
+    (10 MiB of JSON), or more than the operator reads (for a condition). ``size`` and
+    ``limit`` are in bytes of JSON; ``size`` is None when it is not known."""
+
+    def __init__(self, message: str, *, size: int | None, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+
+
+class OutputCorruptError(PermanentError):
+    """A stored output cannot be read back: a part is missing, its digest does not match,
+    its gzip or JSON is broken."""
+
+
 class UnknownParentError(KubehatchError, LookupError):
     """A step asked for the output of a step that is not one of its parents."""
 

@@ -12,9 +12,12 @@ what it registers lands there, and what it reports is read from there.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
+
+from typing_extensions import Unpack
 
 from kubehatch._actions import Action
+from kubehatch._decorators import WorkflowDef, WorkflowOptions, open_workflow
 from kubehatch._middleware import Middleware
 from kubehatch._naming import step_name_for
 from kubehatch._registry import Registry
@@ -24,6 +27,8 @@ from kubehatch.steps import Fn
 
 if TYPE_CHECKING:
     from kubehatch._compiler import CompiledWorkflow
+
+InT = TypeVar("InT")
 
 
 class Service:
@@ -61,6 +66,29 @@ class Service:
         if self._scope.accepts(workflow):
             self._registry.add_workflow(self.name, workflow)
         return workflow
+
+    @overload
+    def workflow(
+        self, name: str, *, input_validator: type[InT], **options: Unpack[WorkflowOptions]
+    ) -> WorkflowDef[InT]: ...
+    @overload
+    def workflow(
+        self, name: str, *, input_validator: None = None, **options: Unpack[WorkflowOptions]
+    ) -> WorkflowDef[Any]: ...
+    def workflow(
+        self,
+        name: str,
+        *,
+        input_validator: type[Any] | None = None,
+        **options: Unpack[WorkflowOptions],
+    ) -> WorkflowDef[Any]:
+        """Declare a workflow in this service, decorator style (see :mod:`kubehatch._decorators`).
+
+        Takes ``WorkflowJob``'s options (``on=``, ``concurrency=``, ``timeout=``...) and
+        ``input_validator``, the input's model; add steps with ``@wf.step(...)``. Called
+        with a name alone, returns the workflow of that name if there is one.
+        """
+        return open_workflow(self._registry, self._scope, self.name, name, input_validator, options)
 
     def register_action(self, func: Callable[..., Any], *, name: str | None = None) -> Fn[Any]:
         """Register ``func`` as action ``name`` (default: derived from the function).

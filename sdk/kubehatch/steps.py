@@ -18,7 +18,7 @@ from kubehatch._signatures import return_type
 from kubehatch.context import Context
 
 if TYPE_CHECKING:
-    from kubehatch.api.workflow import Backoff
+    from kubehatch.api.workflow import Backoff, ParentRule
     from kubehatch.ratelimits import RateLimit
 
 OutT = TypeVar("OutT")
@@ -64,6 +64,9 @@ class Fn(Generic[OutT]):
         self.resources: dict[str, dict[str, str | int]] | None = None
         self.env: list[tuple[str, str]] = []
         self.rate_limits: list[RateLimit] = []
+        self.parent_rule: str | None = None
+        self.skip_if: str | None = None
+        self.run_if: str | None = None
         self.origin = caller_origin()
 
     def __repr__(self) -> str:
@@ -99,6 +102,25 @@ class Fn(Generic[OutT]):
     def add_parents(self, *parents: str | Fn[Any]) -> Self:
         """Run after these steps (names or ``Fn`` objects) and receive their outputs."""
         self.parents.extend(parents)
+        return self
+
+    def set_parent_rule(self, rule: ParentRule | str) -> Self:
+        """When the step runs: "AllSucceeded" (the default: every parent succeeded),
+        "AllDone" (every parent finished, whatever the outcome) or "AnySucceeded" (every
+        parent finished, one at least succeeded); otherwise it is skipped."""
+        self.parent_rule = str(rule)
+        return self
+
+    def set_skip_if(self, expression: str) -> Self:
+        """Skip the step (and what needs it) when this CEL expression is true. It reads
+        ``input``, ``parents`` (the parents' outputs by step name) and
+        ``additional_metadata``: ``"parents.check.amount > 100"``."""
+        self.skip_if = expression
+        return self
+
+    def set_run_if(self, expression: str) -> Self:
+        """Run the step only when this CEL expression is true (see :meth:`set_skip_if`)."""
+        self.run_if = expression
         return self
 
     def set_timeout(self, timeout: str | timedelta) -> Self:

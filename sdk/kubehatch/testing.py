@@ -1,77 +1,172 @@
 """Run workflows in-process, without a cluster: for unit tests and trying examples.
 
-The runner follows the engine's contract for what a step sees (input, parents'
-outputs as stored JSON, retry count, middleware) but not its scheduling: steps run
-one at a time in dependency order, retries happen at once, and timeouts and
-concurrency limits are not enforced (:func:`concurrency_key` computes the key)::
+The runner (:mod:`kubehatch._localrun`) follows the operator's rules: DAG order, parents'
+outputs as stored JSON, retries with their backoff, step timeouts, middleware, failures
+that skip only the steps below them, hooks, the input checked against the input model's
+schema. Concurrency and rate limits are not applied (:func:`concurrency_key` computes
+the key)::
 
     run = run_workflow(worker, "two-step-workflow", {"username": "ada"})
     assert run.outputs["step-two"] == {"message": "..."}
+
+Time is a :class:`FakeClock` by default: a retry's backoff advances it instead of
+waiting, so a test of three retries with a one-minute backoff takes milliseconds, and
+:func:`run_scheduled` runs the cron and ``At`` triggers that fall in a span of fake time::
+
+    clock = FakeClock(datetime(2030, 1, 1, tzinfo=UTC))
+    runs = run_scheduled(worker, clock, until=clock.now() + timedelta(hours=1))
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kubehatch._serialization import JSONValue
+from kubehatch._localrun import Clock, LocalRun, StepEvent, SystemClock, run_local
 from kubehatch.api.cel import concurrency_key as evaluate_key
-from kubehatch.api.graph import topological_order
 from kubehatch.context import Context
-from kubehatch.errors import PermanentError
+from kubehatch.durations import parse_duration
 from kubehatch.worker import Worker
 
+__all__ = [
+    "Clock",
+    "FakeClock",
+    "LocalRun",
+    "StepEvent",
+    "SystemClock",
+    "concurrency_key",
+    "run_local",
+    "run_scheduled",
+    "run_workflow",
+    "trigger_times",
+]
 
-@dataclass
-class LocalRun:
-    """The result of :func:`run_workflow`."""
+EPOCH = datetime(2030, 1, 1, tzinfo=UTC)
 
-    workflow: str
-    outputs: dict[str, JSONValue] = field(default_factory=dict)
-    """Each step's output as the engine would store it (JSON data)."""
-    attempts: dict[str, int] = field(default_factory=dict)
-    """Attempts each step took (1 when it succeeded the first time)."""
+
+class FakeClock:
+    """Time that moves only when told: ``sleep`` and ``advance`` return at once."""
+
+    def __init__(self, start: datetime = EPOCH) -> None:
+        if start.tzinfo is None:
+            raise ValueError("FakeClock needs a timezone-aware start, e.g. tzinfo=UTC")
+        self._now = start
+        self.sleeps: list[float] = []
+        """Every ``sleep`` asked for, in seconds (e.g. the backoff before each retry)."""
+
+    def __repr__(self) -> str:
+        return f"FakeClock({self._now.isoformat()})"
+
+    def now(self) -> datetime:
+        return self._now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self._now += timedelta(seconds=max(seconds, 0))
+
+    def advance(self, by: timedelta | str) -> datetime:
+        """Move forward ``by`` (a timedelta or "90s", "5m"...); returns the new time."""
+        self._now += parse_duration(by) if isinstance(by, str) else by
+        return self._now
+
+    def set(self, moment: datetime) -> None:
+        """Jump to ``moment`` (not backwards)."""
+        if moment < self._now:
+            raise ValueError(f"the clock cannot go back from {self._now} to {moment}")
+        self._now = moment
 
 
 def run_workflow(
-    worker: Worker, workflow: str, workflow_input: Any = None, *, run_name: str = "local"
+    worker: Worker,
+    workflow: str,
+    workflow_input: Any = None,
+    *,
+    run_name: str = "local",
+    clock: Clock | None = None,
+    on_event: Callable[[StepEvent], None] | None = None,
 ) -> LocalRun:
-    """Run every step of ``workflow`` once its parents are done; return the outputs.
+    """Run ``workflow`` to its end and return its outputs; raise if it did not succeed.
 
-    A failing step is retried up to its ``retries`` (not after a PermanentError); the
-    last error propagates, with a note naming the step.
+    The error raised is that of the first step (in DAG order) that failed for good, with
+    a note naming the step, once the other branches ran; an input that does not fit the
+    input model raises :class:`~kubehatch.api.inputschema.InvalidInputError`. Waits
+    happen on ``clock``, a new :class:`FakeClock` unless given. :func:`run_local` returns
+    a failed run instead of raising.
+    """
+    from kubehatch.api.inputschema import InvalidInputError
+
+    run = run_local(
+        worker,
+        workflow,
+        workflow_input,
+        clock=clock if clock is not None else FakeClock(),
+        run_name=run_name,
+        on_event=on_event,
+    )
+    if run.succeeded:
+        return run
+    failed = next((error for error in run.errors.values()), None)
+    if failed is not None:
+        raise failed
+    if run.message.startswith("InvalidInput: "):
+        raise InvalidInputError(workflow, run.message.partition(": ")[2].partition(": ")[2])
+    raise AssertionError(f"run of {workflow!r} ended {run.phase}: {run.message}")
+
+
+def trigger_times(
+    worker: Worker, workflow: str, since: datetime, until: datetime
+) -> list[datetime]:
+    """When the workflow's crons and ``At`` times fire after ``since``, up to ``until``."""
+    from croniter import croniter
+
+    spec = worker.get_workflow(workflow).spec
+    assert spec is not None, f"workflow {workflow!r} has problems: run worker.check()"
+    times = [moment for moment in spec.triggers.at if since < moment <= until]
+    for schedule in spec.triggers.crons:
+        cron = croniter(schedule, since.astimezone(UTC))
+        while (moment := cron.get_next(datetime).astimezone(UTC)) <= until:
+            times.append(moment)
+    return sorted(set(times))
+
+
+def run_scheduled(
+    worker: Worker,
+    clock: FakeClock,
+    until: datetime,
+    workflow_input: Any = None,
+    *,
+    workflows: list[str] | None = None,
+) -> list[tuple[datetime, LocalRun]]:
+    """Move ``clock`` to ``until``, running every cron and ``At`` trigger due on the way.
+
+    Each run starts with the clock at its trigger time, in time order (then by workflow),
+    and gets ``workflow_input``; suspended workflows are not triggered, as on a cluster.
+    Returns the runs with their times; a run may fail (see :attr:`LocalRun.phase`).
     """
     worker.check()
-    spec = worker.workflow(workflow).spec
-    assert spec is not None  # check() passed
-    run = LocalRun(workflow)
-    for name in topological_order([(step.name, step.parents) for step in spec.steps]):
-        step = spec.get_step(name)
-        action = worker.resolve_action(spec.qualified_action(step))
-        for attempt in range(step.retries + 1):
-            run.attempts[name] = attempt + 1
-            ctx = Context(
-                workflow_input=workflow_input,
-                parent_outputs={parent: run.outputs[parent] for parent in step.parents},
-                step_name=name,
-                workflow_name=workflow,
-                run_name=run_name,
-                retry_count=attempt,
-            )
-            try:
-                run.outputs[name] = action.run(ctx)
-                break
-            except Exception as error:
-                if isinstance(error, PermanentError) or attempt == step.retries:
-                    error.add_note(f"in step {name!r} of workflow {workflow!r}")
-                    raise
-    return run
+    names = workflows or [w.name for w in worker.workflows]
+    start = clock.now()
+    due: list[tuple[datetime, str]] = []
+    for name in names:
+        spec = worker.get_workflow(name).spec
+        if spec is not None and not spec.suspend:
+            due.extend((moment, name) for moment in trigger_times(worker, name, start, until))
+    runs = []
+    for moment, name in sorted(due):
+        clock.set(max(moment, clock.now()))
+        run_name = f"{name}-{int(moment.timestamp())}"
+        runs.append(
+            (moment, run_local(worker, name, workflow_input, clock=clock, run_name=run_name))
+        )
+    clock.set(max(until, clock.now()))
+    return runs
 
 
 def concurrency_key(worker: Worker, workflow: str, workflow_input: Any = None) -> str | None:
     """The concurrency key a run with this input gets (None without a limit)."""
     worker.check()
-    spec = worker.workflow(workflow).spec
+    spec = worker.get_workflow(workflow).spec
     assert spec is not None
     limit = spec.concurrency
     if limit is None:

@@ -10,10 +10,13 @@ worker therefore only *records* during registration, in its registry
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
+
+from typing_extensions import Unpack
 
 from kubehatch._actions import ResolvedAction
 from kubehatch._declare import workflow_name_of
+from kubehatch._decorators import WorkflowDef, WorkflowOptions
 from kubehatch._middleware import Middleware
 from kubehatch._naming import to_dns_label
 from kubehatch._registry import Registry
@@ -24,6 +27,8 @@ from kubehatch.steps import Fn
 
 if TYPE_CHECKING:
     from kubehatch._compiler import CompiledWorkflow
+
+InT = TypeVar("InT")
 
 
 class Worker:
@@ -104,8 +109,38 @@ class Worker:
         """Registered workflows, in registration order."""
         return tuple(self._registry.workflows)
 
-    def workflow(self, name: str) -> CompiledWorkflow:
-        """The registered workflow called ``name``."""
+    @overload
+    def workflow(
+        self, name: str, *, input_validator: type[InT], **options: Unpack[WorkflowOptions]
+    ) -> WorkflowDef[InT]: ...
+    @overload
+    def workflow(
+        self, name: str, *, input_validator: None = None, **options: Unpack[WorkflowOptions]
+    ) -> WorkflowDef[Any]: ...
+    def workflow(
+        self,
+        name: str,
+        *,
+        input_validator: type[Any] | None = None,
+        **options: Unpack[WorkflowOptions],
+    ) -> WorkflowDef[Any]:
+        """Declare a workflow, decorator style, in a service of its own name::
+
+            wf = worker.workflow("welcome", on=Event("user:created"), input_validator=User)
+
+            @wf.step(retries=2)
+            def greet(ctx: Context) -> Greeting: ...
+
+        Takes ``WorkflowJob``'s options and ``input_validator`` (see
+        :mod:`kubehatch._decorators`). Called with a name alone it returns the workflow of
+        that name when there is one, whichever style declared it (its ``spec``, ``service``
+        and ``problems``), as it always did; :meth:`get_workflow` is the lookup alone.
+        """
+        service = self.new_service(to_dns_label(name))
+        return service.workflow(name, input_validator=input_validator, **options)
+
+    def get_workflow(self, name: str) -> CompiledWorkflow:
+        """The registered workflow called ``name`` (``KeyError`` if there is none)."""
         for workflow in self._registry.workflows:
             if workflow.name == name:
                 return workflow

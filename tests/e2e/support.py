@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,3 +36,13 @@ def wait_for(probe: Callable[[], T | bool | None], timeout: float, what: str) ->
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(delay)
         delay = min(delay * 1.5, 1.0)
+
+
+def kubehatch(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the ``kubehatch`` CLI as a user would, in a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "kubehatch.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

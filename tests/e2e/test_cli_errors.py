@@ -7,28 +7,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 
 from kubehatch.api import wire
-from tests.e2e.support import wait_for
+from tests.e2e.support import kubehatch, wait_for
 
 pytestmark = pytest.mark.e2e
 
 # Nothing in the test clusters routes off the machine, and .invalid never resolves.
 UNPULLABLE = "registry.invalid/kubehatch/missing:1"
-
-
-def kubehatch(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kubehatch.cli", *argv],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:

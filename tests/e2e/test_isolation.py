@@ -4,7 +4,8 @@
   rights (no Secrets, status only through the status subresource).
 - A Workflow may not name the operator's or the trigger's ServiceAccount (nor any account
   outside stepServiceAccount): refused when it is applied.
-- A step pod may create its own output, `<job>-output`, owned by a WorkflowRun, and no
+- A step pod may create its own output, `<job>-output`, and the parts of a large one,
+  `<job>-output-<n>` (n up to the most parts an output has), owned by a WorkflowRun, and no
   other ConfigMap: not another run's output or input, not from a token bound to no pod.
 
 The chart is installed with the operator scaled to 0 (only its accounts, RBAC and
@@ -27,6 +28,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from kubehatch.api.outputs import MAX_PARTS
 from tests.e2e.support import BASE_IMAGE, wait_for
 from tests.e2e.test_chart import Release, helm_bin  # noqa: F401 - helm_bin is a fixture
 
@@ -191,7 +193,8 @@ OPERATOR_RIGHTS = {
     ("patch", "workflowruns.kubehatch.dev/status"): True,
     ("update", "workflowruns.kubehatch.dev/finalizers"): True,
     ("update", "workflows.kubehatch.dev/finalizers"): True,
-    ("patch", "workflowruns.kubehatch.dev"): False,
+    # To cancel child runs (spec.cancel) and clear a carried-out retry's label.
+    ("patch", "workflowruns.kubehatch.dev"): True,
     ("update", "workflows.kubehatch.dev"): False,
     ("patch", "events"): False,
     ("create", "events"): True,
@@ -301,6 +304,10 @@ def attempts(job: str) -> list[tuple[str, str, bool]]:
         ("another run's output", "iso-other-a-1-x9y8z-output", True),
         ("its run's input", f"{RUN}-input", True),
         ("a name its Job's is a prefix of", f"{job}-2-output", True),
+        ("a part of its own output", f"{job}-output-1", True),
+        ("its last possible part", f"{job}-output-{MAX_PARTS}", True),
+        ("a part past the last", f"{job}-output-{MAX_PARTS + 1}", True),
+        ("not a part's number", f"{job}-output-01", True),
         ("own output", f"{job}-output", True),
     ]
 
@@ -367,6 +374,10 @@ def test_step_pod_creates_its_own_output_and_nothing_else(installed: Installed) 
             "another run's output": 403,
             "its run's input": 403,
             "a name its Job's is a prefix of": 403,
+            "a part of its own output": 201,
+            "its last possible part": 201,
+            "a part past the last": 403,
+            "not a part's number": 403,
             "own output": 201,
         }, results
         for code, message in results.values():
@@ -379,6 +390,10 @@ def test_step_pod_creates_its_own_output_and_nothing_else(installed: Installed) 
             f"ConfigMap 'iso-other-a-1-x9y8z-output': metadata.name: pod '{pod}' may create "
             f"only its own output, ConfigMap '{job}-output'"
         ) in results["another run's output"][1]
+        assert (
+            f"may create only its own output, ConfigMap '{job}-output' (and the parts of a "
+            f"large output, '{job}-output-1' to '-{MAX_PARTS}')"
+        ) in results["a part past the last"][1]
         made = core.read_namespaced_config_map(f"{job}-output", ns)
         assert made.metadata.owner_references[0].uid == owner["uid"]
     names = {cm.metadata.name for cm in core.list_namespaced_config_map(ns).items}

@@ -98,10 +98,13 @@ kopf handlers), nothing more. Used by the ClusterRole (all namespaces) or by one
 watched namespace.
 */}}
 {{- define "kubehatch.operatorNamespacedRules" -}}
-# Runs: watched; created by event and cron triggers; deleted by TTL and history limits.
+# Runs: watched; created by event and cron triggers and as child runs (ctx.spawn: step
+# pods only ask, the operator creates); patched to cancel the children of a step that is
+# over (spec.cancel) and to remove the label of a retry carried out (kubehatch retry);
+# deleted by TTL and history limits.
 - apiGroups: [kubehatch.dev]
   resources: [workflowruns]
-  verbs: [get, list, watch, create, delete]
+  verbs: [get, list, watch, create, patch, delete]
 # Workflows: watched, and listed when an event arrives.
 - apiGroups: [kubehatch.dev]
   resources: [workflows]

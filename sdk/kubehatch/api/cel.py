@@ -31,12 +31,13 @@ def check_expression(expression: str) -> None:
         raise ValueError(f"{expression!r} is not a valid CEL expression: {error}") from None
 
 
-def _evaluate(what: str, expression: str, run_input: Any, metadata: Any) -> Any:
+def _evaluate(what: str, expression: str, run_input: Any, metadata: Any, **more: Any) -> Any:
     import celpy
 
     activation = {
         "input": celpy.json_to_cel(run_input),
         "additional_metadata": celpy.json_to_cel(dict(metadata or {})),
+        **{name: celpy.json_to_cel(value) for name, value in more.items()},
     }
     try:
         result = _program(expression).evaluate(activation)
@@ -81,6 +82,25 @@ def concurrency_limit(
             f"maxRunsExpression {expression!r} gave {int(result)}; it must be at least 1"
         )
     return int(result)
+
+
+def condition(
+    what: str,
+    expression: str,
+    run_input: Any,
+    metadata: dict[str, str] | None,
+    parents: dict[str, Any],
+) -> bool:
+    """A step's skipIf or runIf: true or false, with ``parents`` (outputs by step) bound.
+
+    Raises ``ValueError`` naming ``what`` when it fails or gives anything but a bool.
+    """
+    from celpy.celtypes import BoolType
+
+    result = _evaluate(what, expression, run_input, metadata, parents=parents)
+    if not isinstance(result, bool | BoolType):
+        raise ValueError(f"{what} {expression!r} gave {_shown(result)}, not true or false")
+    return bool(result)
 
 
 def _shown(value: Any) -> str:

@@ -123,3 +123,19 @@ def topological_order(steps: StepEdges) -> list[str]:
         result.extend(ready)
         sorter.done(*ready)
     return result
+
+
+def descendants(steps: StepEdges, name: str) -> set[str]:
+    """Every step that depends on step ``name``, directly or through other steps."""
+    children: dict[str, list[str]] = {}
+    for step, parents in steps:
+        for parent in parents:
+            children.setdefault(parent, []).append(step)
+    found: set[str] = set()
+    todo = [name]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found

@@ -36,11 +36,24 @@ LABEL_RUN = f"{GROUP}/run"
 LABEL_STEP = f"{GROUP}/step"
 LABEL_ATTEMPT = f"{GROUP}/attempt"
 LABEL_WORKER = f"{GROUP}/worker"
+LABEL_RETRY = f"{GROUP}/retry"
+"""On a finished run whose spec.retry the operator is to carry out (it removes it)."""
+LABEL_REPLAY_OF = f"{GROUP}/replay-of"
+"""On a run made by `kubehatch replay`: the run it repeats."""
 """On rendered Workflows: the SDK Worker they came from."""
 LABEL_TRIGGER_TYPE = f"{GROUP}/trigger-type"
 """event, cron or schedule: `kubectl get wfr -l kubehatch.dev/trigger-type=cron` works."""
 LABEL_EVENT = f"{GROUP}/event"
 """On runs an event started: the WorkflowEvent's name."""
+LABEL_PARENT_RUN = f"{GROUP}/parent-run"
+"""On child runs (``ctx.spawn``): the parent run's name; its ownerReference names it too."""
+LABEL_PARENT_STEP = f"{GROUP}/parent-step"
+"""On child runs: the step of the parent run that spawned them."""
+LABEL_CHILD_INDEX = f"{GROUP}/child-index"
+"""On child runs: their place in the spawn request (0, 1, ...), the order of the results."""
+SPAWN_KEY = f"{GROUP}/spawn"
+"""The reserved key of a step output that asks for child runs (``ctx.spawn``):
+``{SPAWN_KEY: {"runs": [{"workflow": ..., "input": {...}, "key": ...}], "single": bool}}``."""
 
 ANNOTATION_TRIGGER = f"{GROUP}/trigger"
 """The spec entry that fired, as in status.lastTriggered: event:user:*, cron:0 * * * *, at:..."""
@@ -109,12 +122,19 @@ def job_name(run: str, uid: str, step: str, attempt: int) -> str:
     return _derived(f"{run}-{step}-{attempt}", MAX_JOB_NAME, f"{uid}/{step}/{attempt}")
 
 
+def child_run_name(run: str, uid: str, step: str, child: str) -> str:
+    """A child run of step ``step`` (``child``: its key, or its index in the request):
+    deterministic, so that a pass redone after a crash creates nothing twice."""
+    return _derived(f"{run}-{step}-{child}", MAX_LABEL_VALUE, f"{uid}/{step}/{child}")
+
+
 def input_configmap_name(run: str, uid: str) -> str:
     return _derived(f"{run}-input", MAX_OBJECT_NAME, uid)
 
 
 def output_configmap_name(job: str) -> str:
-    """An attempt's output: named after its Job, the one name its pod may create."""
+    """An attempt's output: named after its Job, the one name its pod may create (with
+    the parts of a large output, ``<job>-output-<n>``: see :mod:`kubehatch.api.outputs`)."""
     return f"{job}-output"
 
 
@@ -160,7 +180,8 @@ PARENTS_DIR = PurePosixPath("/kubehatch/parents")
 INPUT_KEY = "input.json"
 """Key of the run's input in its input ConfigMap."""
 OUTPUT_KEY = "output.json"
-"""Key of a step's output in its output ConfigMap."""
+"""Key of a step's output in its output ConfigMap, when it is small (up to 256 KiB of
+JSON); larger ones are compressed, or split into parts: see :mod:`kubehatch.api.outputs`."""
 STEP_COMMAND = ("kubehatch", "step")
 TRIGGER_COMMAND = ("kubehatch", "trigger")
 
@@ -363,7 +384,9 @@ def input_configmap(
 
 
 def output_configmap(step: StepEnv, output_json: str) -> dict[str, Any]:
-    """A step attempt's output (the step pod creates it; owned by the run, not controlled)."""
+    """A step attempt's small output (the step pod creates it; owned by the run, not
+    controlled). Every output's ConfigMaps come from :func:`kubehatch.api.outputs.configmaps`,
+    which gives this one for an output of up to 256 KiB of JSON."""
     return _configmap(
         step.output_configmap,
         step.namespace,

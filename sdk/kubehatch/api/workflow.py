@@ -5,7 +5,7 @@ The concurrency types live in `kubehatch.api.queueing` and are re-exported here.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Self
 
 from pydantic import AwareDatetime, ConfigDict, Field, model_validator
@@ -18,9 +18,7 @@ from kubehatch.api.common import (
     cel_rule,
     cel_rules,
 )
-from kubehatch.api.container import EnvVar, ResourceRequirements
 from kubehatch.api.fields import (
-    ActionName,
     CronSchedule,
     DnsLabel,
     Duration,
@@ -28,6 +26,8 @@ from kubehatch.api.fields import (
     WorkerRef,
 )
 from kubehatch.api.graph import FieldProblem, step_graph_problems
+from kubehatch.api.hooks import Hook
+from kubehatch.api.inputschema import InputSchema
 from kubehatch.api.queueing import (  # re-exported: the Workflow's API in one import
     MAX_PRIORITY,
     MIN_PRIORITY,
@@ -36,14 +36,17 @@ from kubehatch.api.queueing import (  # re-exported: the Workflow's API in one i
     RateLimitSpec,
 )
 from kubehatch.api.resource import AGE_COLUMN, PrinterColumn, Resource, ResourceInfo
-from kubehatch.durations import parse_duration
+from kubehatch.api.step import MAX_PARENTS, Backoff, ParentRule, StepSpec  # re-exported
 
 __all__ = [
+    "MAX_PARENTS",
     "MAX_PRIORITY",
     "MIN_PRIORITY",
     "Backoff",
     "ConcurrencySpec",
+    "Hook",
     "LimitStrategy",
+    "ParentRule",
     "RateLimitSpec",
     "StepSpec",
     "Triggers",
@@ -54,8 +57,6 @@ __all__ = [
 
 MAX_STEPS = 50
 """Bounds the CEL rules' cost (the API server refuses unbounded lists) and the status size."""
-MAX_PARENTS = 10
-MAX_RATE_LIMITS = 5
 
 
 class SpecProblems(ValueError):
@@ -65,78 +66,6 @@ class SpecProblems(ValueError):
         self.problems = problems
         listing = "; ".join(str(problem) for problem in problems)
         super().__init__(f"{what} is invalid: {listing}")
-
-
-class Backoff(ApiModel):
-    """Delay between retries: ``initial``, multiplied by ``multiplier`` each time, up to ``max``.
-
-    The factor is an integer on purpose: floats do not round-trip reliably through
-    YAML and the API conventions advise against them.
-    """
-
-    initial: Duration = Field(default="10s", description="Delay before the first retry.")
-    multiplier: int = Field(
-        default=2, ge=1, le=10, description="Factor applied to the delay after each retry."
-    )
-    max: Duration = Field(default="5m", description="Upper bound for any delay.")
-
-    def delay(self, retry: int) -> timedelta:
-        """The delay before retry number ``retry`` (1 for the first retry)."""
-        delay, ceiling = parse_duration(self.initial), parse_duration(self.max)
-        for _ in range(max(retry - 1, 0)):
-            if delay >= ceiling:
-                break
-            delay *= self.multiplier  # stays below ten years times ten: no overflow
-        return min(delay, ceiling)
-
-
-class StepSpec(ApiModel):
-    """One step: an action run in its own container once all its parents succeeded."""
-
-    name: DnsLabel = Field(description="Step name, unique within the workflow.")
-    action: ActionName = Field(
-        description="Registered action to run: 'service:action', or 'action' within spec.service."
-    )
-    parents: list[DnsLabel] = Field(
-        default_factory=list,
-        max_length=MAX_PARENTS,
-        description="Steps that must succeed first; their outputs are passed to this step.",
-    )
-    timeout: Duration | None = Field(
-        default=None,
-        description=(
-            "Longest time one attempt may run, e.g. 30s or 5m, counted from the start of its "
-            "code (scheduling and image pulls do not count)."
-        ),
-    )
-    start_timeout: Duration | None = Field(
-        default=None,
-        description=(
-            "Longest time an attempt's pod may take to start (scheduling, image pull); "
-            "default 10m. An attempt that does not start in time fails, and is retried "
-            "when the step has retries left."
-        ),
-    )
-    retries: int = Field(
-        default=0, ge=0, le=100, description="How many times a failed attempt is retried."
-    )
-    backoff: Backoff | None = Field(
-        default=None, description="Delay between retries (default: 10s doubling up to 5m)."
-    )
-    image: str | None = Field(
-        default=None, min_length=1, description="Container image; defaults to spec.image."
-    )
-    resources: ResourceRequirements | None = Field(
-        default=None, description="Container resource requests and limits."
-    )
-    env: list[EnvVar] = Field(
-        default_factory=list, description="Extra environment variables for the container."
-    )
-    rate_limits: list[RateLimitSpec] = Field(
-        default_factory=list,
-        max_length=MAX_RATE_LIMITS,
-        description="Rate limits each attempt takes units of; over a limit, it waits.",
-    )
 
 
 class Triggers(ApiModel):
@@ -151,6 +80,35 @@ class Triggers(ApiModel):
     at: list[AwareDatetime] = Field(
         default_factory=list, description="RFC 3339 times at which to start one run each."
     )
+
+
+def _hook_rules(field: str) -> list[dict[str, str]]:
+    """The CEL rules of one hook step (the same for each hook)."""
+    others = [hook.value for hook in Hook if hook.value != field]
+    return [
+        cel_rule(
+            f"!has(self.{field}) || has(self.service) || self.{field}.action.contains(':')",
+            f"set spec.service or write the {field} action as 'service:action'",
+            field_path=f".{field}.action",
+        ),
+        cel_rule(
+            f"!has(self.{field}) || has(self.image) || has(self.{field}.image)",
+            f"set spec.image or an image on the {field} step",
+            field_path=f".{field}.image",
+        ),
+        cel_rule(
+            f"!has(self.{field}) || (!self.steps.exists(s, s.name == self.{field}.name)"
+            + "".join(f" && (!has(self.{o}) || self.{o}.name != self.{field}.name)" for o in others)
+            + ")",
+            f"{field} needs a name of its own, no other step's",
+            field_path=f".{field}.name",
+        ),
+        cel_rule(
+            f"!has(self.{field}) || !has(self.{field}.parents) || size(self.{field}.parents) == 0",
+            f"{field} runs once the other steps are done; it takes no parents",
+            field_path=f".{field}.parents",
+        ),
+    ]
 
 
 _SPEC_RULES = cel_rules(
@@ -181,26 +139,7 @@ _SPEC_RULES = cel_rules(
         "set spec.image or an image on every step",
         field_path=".steps",
     ),
-    cel_rule(
-        "!has(self.onFailure) || has(self.service) || self.onFailure.action.contains(':')",
-        "set spec.service or write the onFailure action as 'service:action'",
-        field_path=".onFailure.action",
-    ),
-    cel_rule(
-        "!has(self.onFailure) || has(self.image) || has(self.onFailure.image)",
-        "set spec.image or an image on the onFailure step",
-        field_path=".onFailure.image",
-    ),
-    cel_rule(
-        "!has(self.onFailure) || !self.steps.exists(s, s.name == self.onFailure.name)",
-        "onFailure needs a name of its own, no step's",
-        field_path=".onFailure.name",
-    ),
-    cel_rule(
-        "!has(self.onFailure) || !has(self.onFailure.parents) || size(self.onFailure.parents) == 0",
-        "onFailure runs once the other steps are done; it takes no parents",
-        field_path=".onFailure.parents",
-    ),
+    *(rule for hook in Hook for rule in _hook_rules(hook.value)),
 )
 
 
@@ -254,6 +193,18 @@ class WorkflowSpec(ApiModel):
             "retries); it reads the failures with ctx.step_run_errors(). The run stays Failed."
         ),
     )
+    on_success: StepSpec | None = Field(
+        default=None,
+        description="A step run once every other step is done when none of them failed.",
+    )
+    on_exit: StepSpec | None = Field(
+        default=None,
+        description=(
+            "A step run last, whether the run failed or not (after onFailure or onSuccess), "
+            "e.g. to clean up; ctx.step_run_errors() tells what failed. Not run for a run "
+            "that was cancelled or timed out."
+        ),
+    )
     suspend: bool = Field(
         default=False, description="True stops cron, schedule and event triggers; manual runs work."
     )
@@ -264,11 +215,28 @@ class WorkflowSpec(ApiModel):
             "skipped); by default a failure stops only the steps that depend on it."
         ),
     )
+    spawns: list[DnsLabel] = Field(
+        default_factory=list,
+        max_length=50,
+        description=(
+            "Workflows whose runs this workflow's steps may start as child runs "
+            "(ctx.spawn in a step); a step that asks for any other fails. The operator "
+            "creates the child runs, owned by the run; the step waits for their results "
+            "without a pod."
+        ),
+    )
     ttl_seconds_after_finished: int | None = Field(
         default=None, ge=0, description="Delete finished runs after this many seconds."
     )
     history_limit: int | None = Field(
         default=None, ge=0, description="Finished runs kept per workflow; older ones are deleted."
+    )
+    input_schema: InputSchema | None = Field(
+        default=None,
+        description=(
+            "JSON Schema (draft 2020-12) of the runs' input, generated from the input model; "
+            "a run whose input does not fit fails with reason InvalidInput."
+        ),
     )
 
     @model_validator(mode="after")
@@ -283,30 +251,37 @@ class WorkflowSpec(ApiModel):
         return priority or self.default_priority or MIN_PRIORITY
 
     @property
+    def hooks(self) -> list[tuple[Hook, StepSpec]]:
+        """The hook steps this workflow has, in the order they may run."""
+        found = ((hook, getattr(self, hook.attribute)) for hook in Hook)
+        return [(hook, step) for hook, step in found if step is not None]
+
+    @property
     def all_steps(self) -> list[StepSpec]:
-        """The steps, then the on-failure step if there is one."""
-        return [*self.steps, self.on_failure] if self.on_failure is not None else self.steps
+        """The steps, then the hook steps."""
+        return [*self.steps, *(step for _, step in self.hooks)]
 
     def problems(self) -> list[FieldProblem]:
         """Everything wrong across fields (the CEL rules, plus cycles the API server can't see)."""
         problems = step_graph_problems([(step.name, step.parents) for step in self.steps])
-        hook = self.on_failure
-        if hook is not None and any(step.name == hook.name for step in self.steps):
-            problems.append(
-                FieldProblem(("onFailure", "name"), f"{hook.name!r} is a step's name already")
-            )
-        if hook is not None and hook.parents:
-            problems.append(
-                FieldProblem(
-                    ("onFailure", "parents"),
-                    "onFailure runs once the other steps are done; it takes no parents",
+        seen = {step.name for step in self.steps}
+        for hook, step in self.hooks:
+            if step.name in seen:
+                problems.append(
+                    FieldProblem((hook.value, "name"), f"{step.name!r} is another step's name")
                 )
-            )
+            seen.add(step.name)
+            if step.parents:
+                problems.append(
+                    FieldProblem(
+                        (hook.value, "parents"),
+                        f"{hook.value} runs once the other steps are done; it takes no parents",
+                    )
+                )
         placed: list[tuple[tuple[str | int, ...], StepSpec]] = [
             (("steps", index), step) for index, step in enumerate(self.steps)
         ]
-        if hook is not None:
-            placed.append((("onFailure",), hook))
+        placed += [((hook.value,), step) for hook, step in self.hooks]
         for where, step in placed:
             if self.service is None and ":" not in step.action:
                 problems.append(

@@ -72,13 +72,15 @@ class TriggerType(StrEnum):
     CRON = "Cron"
     SCHEDULE = "Schedule"
     MANUAL = "Manual"
+    PARENT = "Parent"
+    """A child run, spawned by a step of another run (ctx.spawn)."""
 
 
 class TriggeredBy(ApiModel):
     """The origin of a run, for `kubectl describe` and for auditing."""
 
     type: TriggerType = Field(
-        default=TriggerType.MANUAL, description="Event, Cron, Schedule or Manual."
+        default=TriggerType.MANUAL, description="Event, Cron, Schedule, Manual or Parent."
     )
     source: str | None = Field(
         default=None,
@@ -91,6 +93,27 @@ class WorkflowRef(ApiModel):
     """The Workflow to run, in the run's namespace."""
 
     name: DnsLabel = Field(description="Name of the Workflow.")
+
+
+class RetryRequest(ApiModel):
+    """Run a finished run again from its failed steps (or from a named step), keeping the
+    outputs of the steps that succeeded. ``kubehatch retry`` writes it."""
+
+    id: str = Field(
+        min_length=1,
+        max_length=64,
+        description=(
+            "New for each retry (kubehatch retry writes the time): a request is carried "
+            "out once per id."
+        ),
+    )
+    from_step: DnsLabel | None = Field(
+        default=None,
+        description=(
+            "Run this step and everything after it again, besides the steps that did not "
+            "succeed; without it, the steps that failed, were skipped or were stopped."
+        ),
+    )
 
 
 class WorkflowRunSpec(ApiModel):
@@ -141,6 +164,13 @@ class WorkflowRunSpec(ApiModel):
             "additional_metadata."
         ),
     )
+    retry: RetryRequest | None = Field(
+        default=None,
+        description=(
+            "Set on a finished run (with the label kubehatch.dev/retry, as kubehatch retry "
+            "does) to run it again from its failed steps, with the Workflow as it is now."
+        ),
+    )
 
 
 class StepStatus(StatusModel):
@@ -157,6 +187,22 @@ class StepStatus(StatusModel):
     )
     next_attempt_at: datetime | None = Field(
         default=None, description="When the next retry starts, while Retrying."
+    )
+    child_runs: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Child runs the step spawned (ctx.spawn); they carry the labels "
+            "kubehatch.dev/parent-run and kubehatch.dev/parent-step."
+        ),
+    )
+    earlier_attempts: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Attempts made before the run was last retried (kubehatch retry); the step's "
+            "retries count from there, and attempt numbers keep growing."
+        ),
     )
 
 
@@ -204,6 +250,12 @@ class WorkflowRunStatus(StatusModel):
     )
     input_config_map: str | None = Field(
         default=None, description="ConfigMap holding the input, handed to the step pods."
+    )
+    retry_id: str | None = Field(
+        default=None, max_length=64, description="The spec.retry.id last carried out."
+    )
+    retries: int | None = Field(
+        default=None, ge=1, description="How many times the run was retried."
     )
     arrival: str | None = Field(
         default=None,

@@ -54,10 +54,13 @@ def subcommands() -> list[ModuleType]:
 def build_parser() -> argparse.ArgumentParser:
     import argparse
 
+    from kubehatch.cli._version import VersionAction
+
     parser = argparse.ArgumentParser(
         prog="kubehatch", description="Hatchet-style workflows on Kubernetes."
     )
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    parser.add_argument("--version", action=VersionAction)
     commands = parser.add_subparsers(title="commands", dest="command", required=True)
     for module in subcommands():
         sub = commands.add_parser(module.NAME, help=module.HELP, description=module.HELP)

@@ -62,6 +62,26 @@ def client(args: argparse.Namespace) -> Client:
     return Client(namespace=args.namespace)
 
 
+RUNS = arg("run", nargs="?", help="name of the WorkflowRun (or -l for many)")
+RUN_SELECTOR = arg(
+    "-l",
+    "--selector",
+    help="act on every run whose labels match, e.g. -l kubehatch.dev/workflow=etl",
+)
+
+
+def selected_runs(api: Client, args: argparse.Namespace) -> list[str]:
+    """The run named, or those ``-l`` selects (exactly one of the two must be given)."""
+    if (args.run is None) == (args.selector is None):
+        raise KubehatchError("name one run, or select runs with -l LABEL=VALUE (not both)")
+    if args.run is not None:
+        return [str(args.run)]
+    names = [str(r.metadata.get("name")) for r in api.list_runs(selector=args.selector)]
+    if not names:
+        raise KubehatchError(f"no run in namespace {api.namespace!r} matches -l {args.selector}")
+    return names
+
+
 def key_values(pairs: list[str], flag: str) -> dict[str, str]:
     """``KEY=VALUE`` arguments as a mapping; an error names the option and the fix."""
     result: dict[str, str] = {}

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
+from kubehatch.api import wire
 from kubehatch.api.graph import topological_order
-from kubehatch.api.workflowrun import WorkflowRun
+from kubehatch.api.workflowrun import StepStatus, WorkflowRun
 from kubehatch.cli._common import NAMESPACE, RUN, arguments, client, since, span
 
 NAME = "describe"
@@ -20,7 +22,8 @@ SYMBOLS = {
 configure = arguments(RUN, NAMESPACE)
 
 
-def describe(run: WorkflowRun) -> str:
+def describe(run: WorkflowRun, children: Sequence[WorkflowRun] = ()) -> str:
+    """The run's DAG; ``children``: its child runs, listed under the steps that spawned them."""
     s = run.status
     lines = [f"Name:       {run.name}", f"Workflow:   {run.spec.workflow_ref.name}"]
     trigger = run.spec.triggered_by
@@ -41,21 +44,23 @@ def describe(run: WorkflowRun) -> str:
     condition = next((c for c in s.conditions if c.type == "Succeeded"), None)
     if condition and condition.message:
         lines.append(f"Message:    {condition.message}")
+    if s.retries:
+        lines.append(f"Retried:    {s.retries} time(s)")
     if s.workflow_spec is None:
         return "\n".join(lines)
     lines.append("Steps:")
     spec = s.workflow_spec
     parents = {step.name: step.parents for step in spec.steps}
     names = topological_order([(step.name, step.parents) for step in spec.steps])
-    if spec.on_failure is not None:
-        names.append(spec.on_failure.name)
+    hooks = {step.name: f"  ({hook.attribute.replace('_', ' ')})" for hook, step in spec.hooks}
+    names.extend(hooks)
     for name in names:
         st = s.steps.get(name)
         phase = st.phase.value if st else "Pending"
         if name in parents:
             after = f"  ← {', '.join(parents[name])}" if parents[name] else ""
         else:
-            after = "  (on failure)"
+            after = hooks[name]
         tries = f"  attempts {st.attempts}" if st and st.attempts > 1 else ""
         took = ""
         if st and st.started_at and st.finished_at:
@@ -64,9 +69,32 @@ def describe(run: WorkflowRun) -> str:
         if st and st.message and phase not in ("Succeeded", "Running"):
             for text in st.message.splitlines()[:6]:
                 lines.append(f"      {text}")
+        lines.extend(_children(name, st, children))
     return "\n".join(lines)
 
 
+def _children(step: str, status: StepStatus | None, children: Sequence[WorkflowRun]) -> list[str]:
+    """The step's child runs (ctx.spawn): name, workflow, phase."""
+    if status is None or not status.child_runs:
+        return []
+    label = wire.label_value(step)
+    mine = [
+        c for c in children if c.metadata.get("labels", {}).get(wire.LABEL_PARENT_STEP) == label
+    ]
+    lines = [f"      child runs: {len(mine)} of {status.child_runs}"]
+    for child in mine:
+        phase = child.status.phase.value if child.status and child.status.phase else "Pending"
+        symbol = SYMBOLS.get(phase, "?")
+        lines.append(
+            f"        {symbol} {child.name:<40} {child.spec.workflow_ref.name:<20} {phase}"
+        )
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
-    print(describe(client(args).get_run(args.run)))
+    api = client(args)
+    found = api.get_run(args.run)
+    steps = found.status.steps.values() if found.status else ()
+    children = api.list_children(args.run) if any(st.child_runs for st in steps) else []
+    print(describe(found, children))
     return 0

@@ -1,4 +1,9 @@
-"""``kubehatch run WORKFLOW --input '{...}' [--wait]``: start a run, and follow it."""
+"""``kubehatch run WORKFLOW --input '{...}' [--wait]``: start a run, and follow it.
+
+The input is checked against the Workflow's ``spec.inputSchema`` before the run is
+created (see :mod:`kubehatch._submit`). ``--local`` runs the workflow in this process
+instead, from its worker's module (:mod:`kubehatch.cli._local`).
+"""
 
 from __future__ import annotations
 
@@ -37,11 +42,27 @@ configure = arguments(
     ),
     arg("--wait", action="store_true", help="follow the run until it finishes"),
     arg("--timeout", type=float, help="with --wait: give up after this many seconds"),
+    arg(
+        "--local",
+        action="store_true",
+        help="run it here, in this process, from the worker's module (no cluster), "
+        "printing each step",
+    ),
+    arg(
+        "-w",
+        "--worker",
+        metavar="MODULE:ATTR",
+        help="with --local: the Worker to import (default: $KUBEHATCH_WORKER)",
+    ),
     NAMESPACE,
 )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.local:
+        from kubehatch.cli._local import run_locally
+
+        return run_locally(args.workflow, json_object(args.input, "--input"), args.worker)
     api = client(args)
     name = api.run(
         args.workflow,

@@ -117,8 +117,9 @@ def expand(table: dict[tuple[str, str], str]) -> set[tuple[str, str, str]]:
 # the kopf handlers), as agreed with the operator. A change here is a review point.
 OPERATOR_NAMESPACED = expand(
     {
-        # watched (kopf), created by triggers, deleted by TTL and history limits
-        ("kubehatch.dev", "workflowruns"): "get list watch create delete",
+        # watched (kopf), created by triggers and as child runs, patched to cancel child
+        # runs (spec.cancel), deleted by TTL and history limits
+        ("kubehatch.dev", "workflowruns"): "get list watch create patch delete",
         # watched, and listed when an event arrives
         ("kubehatch.dev", "workflows"): "list watch",
         # watched, deleted after their retention
@@ -635,6 +636,26 @@ def test_output_policy_lets_a_step_pod_create_only_its_own_output() -> None:
         assert '"ConfigMap \'" + object.metadata.name' in validation["messageExpression"]
 
 
+def test_output_policy_lets_a_step_pod_create_the_parts_of_its_large_output_and_no_more() -> None:
+    """`<job>-output-<n>`, n from 1 to the most parts an output may have (and no other n)."""
+    import re
+
+    from kubehatch.api.outputs import MAX_PARTS
+
+    spec = policy(render(), OUTPUTS_POLICY)
+    variables = {v["name"]: v["expression"] for v in spec["variables"]}
+    assert "object.metadata.name.startsWith(variables.job + '-output-')" in variables["part"]
+    assert "object.metadata.name.substring(size(variables.job) + 8)" in variables["part"]
+    assert len("-output-") == 8
+    (name_rule,) = [v for v in spec["validations"] if "variables.part" in v["expression"]]
+    (pattern,) = re.findall(r"variables\.part\.matches\('([^']+)'\)", name_rule["expression"])
+    candidates = ["0", "00", "01", "1a", "-1", "", *map(str, range(1, 200))]
+    allowed = [n for n in candidates if re.search(pattern, n)]
+    assert allowed == [str(n) for n in range(1, MAX_PARTS + 1)]
+    assert f"-output-{MAX_PARTS}" in name_rule["message"]
+    assert f"-output-1' to '-{MAX_PARTS}'" in name_rule["messageExpression"]
+
+
 # --- RBAC: what the review of the "Trust" issue asked for -----------------------------------
 
 
@@ -651,7 +672,8 @@ def test_operator_may_set_blocking_owner_references(sets: tuple[str, ...]) -> No
 def test_operator_writes_status_only_through_the_status_subresource() -> None:
     rights = grants(one(render(), "ClusterRole", FULLNAME)["rules"])
     for plural in ("workflows", "workflowruns", "workflowevents"):
-        assert ("kubehatch.dev", plural, "patch") not in rights
+        if plural != "workflowruns":  # child runs are cancelled with a patch of spec.cancel
+            assert ("kubehatch.dev", plural, "patch") not in rights
         assert ("kubehatch.dev", plural, "update") not in rights
     assert not [r for r in rights if r[1] == "secrets"]
 

@@ -443,7 +443,7 @@ def test_with_fail_fast_the_others_stop_and_the_on_failure_step_still_runs() -> 
 
 
 def test_an_on_failure_step_needs_its_own_name_and_no_parents() -> None:
-    with pytest.raises(ValueError, match="is a step's name already"):
+    with pytest.raises(ValueError, match="is another step's name"):
         workflow(step("a"), onFailure=step("a"))
     with pytest.raises(ValueError, match="it takes no parents"):
         workflow(step("a"), onFailure=step("hook", "a"))

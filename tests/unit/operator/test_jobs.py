@@ -27,7 +27,9 @@ SPEC = WorkflowSpec.model_validate(
 )
 
 
-def build(step: int, parents: dict[str, str], attempt: int = 1) -> dict:
+def build(
+    step: int, parents: dict[str, str], attempt: int = 1, parts: dict[str, int] | None = None
+) -> dict:
     start = StartAttempt(
         SPEC.steps[step],
         attempt,
@@ -42,6 +44,7 @@ def build(step: int, parents: dict[str, str], attempt: int = 1) -> dict:
         spec=SPEC,
         start=start,
         settings=StepSettings(),
+        output_parts=parts,
     )
 
 
@@ -65,7 +68,7 @@ def test_job_is_owned_by_the_run_and_never_retries_by_itself() -> None:
 
 
 def test_step_settings_reach_the_container() -> None:
-    job = build(1, {"a": "run-a-1-output"}, attempt=2)
+    job = build(1, {"a": "run-a-1-output"}, attempt=2, parts={"run-a-1-output": 0})
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"]}
@@ -86,7 +89,11 @@ def test_step_settings_reach_the_container() -> None:
         {
             "configMap": {
                 "name": "run-a-1-output",
-                "items": [{"key": "output.json", "path": "a.json"}],
+                "items": [
+                    {"key": "output.json", "path": "a.json"},
+                    {"key": "output.json.gz", "path": "a.json.gz"},
+                    {"key": "output.parts.json", "path": "a.parts.json"},
+                ],
                 "optional": True,
             }
         }

@@ -67,7 +67,8 @@ def _job_env(job: dict[str, Any]) -> dict[str, str]:
 def _parents(job: dict[str, Any]) -> dict[str, str]:
     volumes = job["spec"]["template"]["spec"]["volumes"]
     sources = next((v["projected"]["sources"] for v in volumes if v["name"] == "parents"), [])
-    return {s["configMap"]["items"][0]["path"][:-5]: s["configMap"]["name"] for s in sources}
+    heads = [s for s in sources if s["configMap"]["items"][0]["key"] == wire.OUTPUT_KEY]
+    return {s["configMap"]["items"][0]["path"][:-5]: s["configMap"]["name"] for s in heads}
 
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[f.stem for f in FIXTURES])

@@ -23,6 +23,7 @@ EXPECTED_EXAMPLES = [
     "ex10_round_robin",
     "ex11_debounce",
     "ex12_priority",
+    "ex16_child_runs",
 ]
 
 

@@ -505,8 +505,9 @@ def test_problem_text() -> None:
 def test_lookups(worker: Worker) -> None:
     worker.register_workflow(WorkflowJob(name="wf", steps=[Fn(step_one)]))
     assert worker.workflow("wf").service == "wf"
+    assert worker.get_workflow("wf").service == "wf"
     with pytest.raises(KeyError, match="no workflow 'nope' \\(workflows: wf\\)"):
-        worker.workflow("nope")
+        worker.get_workflow("nope")
     assert repr(worker) == "Worker('test-worker', image='img:1')"
     assert repr(Fn(step_one)) == "Fn('step-one')"
 
@@ -583,4 +584,4 @@ def test_an_on_failure_step_renders_apart_and_its_action_is_registered() -> None
         WorkflowJob(name="clash", steps=[Fn(step_one)], on_failure=Fn(step_one))
     )
     (problem,) = clash.problems()
-    assert "a step's name already" in problem.message
+    assert "is another step's name" in problem.message

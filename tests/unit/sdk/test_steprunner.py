@@ -40,7 +40,7 @@ def hopeless(ctx: Context) -> None:
     raise PermanentError("input can never work")
 
 def huge(ctx: Context) -> str:
-    return "x" * (1024 * 1024)
+    return "x" * (11 * 1024 * 1024)
 
 worker = Worker("w", image="i:1")
 for f in (greet, broken, hopeless, huge):
@@ -84,7 +84,7 @@ def test_a_step_runs_with_its_input_and_parents_and_hands_back_json(pod: dict[st
     [
         ("broken:broken", EXIT_FAILED, "ValueError: no such user"),
         ("hopeless:hopeless", EXIT_PERMANENT, "PermanentError: input can never work"),
-        ("huge:huge", EXIT_PERMANENT, "more than a ConfigMap holds"),
+        ("huge:huge", EXIT_PERMANENT, "more than a step may return (10485760 bytes"),
     ],
 )
 def test_failures_reach_the_termination_message(

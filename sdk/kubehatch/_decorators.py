@@ -1,0 +1,309 @@
+"""The decorator style: ``wf = worker.workflow(...)`` and ``@wf.step(...)`` (Hatchet v1's).
+
+The same model as the builder style underneath: each ``@wf.step`` makes an ``Fn`` (a
+:class:`Step`, which is one), and the workflow is a ``WorkflowJob`` made of them, so both
+styles render the same Workflow resource::
+
+    wf = worker.workflow("welcome", on=Event("user:created"), input_validator=User)
+
+    @wf.step(timeout="30s", retries=2)
+    def greet(ctx: Context) -> Greeting:
+        return Greeting(text=f"hello {wf.input(ctx).name}")
+
+    @wf.step(parents=[greet])
+    def send(ctx: Context) -> dict[str, str]:
+        return {"sent": ctx.step_output(greet).text}   # typed Greeting
+
+The workflow takes its place among the worker's workflows when ``worker.workflow(...)``
+is called, and is declared again each time the worker is read (rendering, checks, a step
+pod resolving its action), so steps added after that call count (see
+:meth:`kubehatch._registry.Registry.add_live_workflow`). A decorated function becomes a
+:class:`Step`: a parent for other steps, a key for ``ctx.step_output``, and still callable
+as the function (``greet(ctx)`` in a unit test).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypedDict, TypeVar, overload
+
+from kubehatch._origin import caller_origin
+from kubehatch._workflows import WorkflowJob
+from kubehatch.context import Context
+from kubehatch.steps import Fn
+
+if TYPE_CHECKING:
+    from kubehatch._compiler import CompiledWorkflow
+    from kubehatch._registry import Registry, Scope
+    from kubehatch.api.workflow import Backoff, WorkflowSpec
+    from kubehatch.concurrency import Concurrency
+    from kubehatch.errors import Problem
+    from kubehatch.ratelimits import RateLimit
+    from kubehatch.triggers import Trigger
+
+R = TypeVar("R")
+InT = TypeVar("InT")
+F = TypeVar("F", bound=Fn[Any])
+
+
+class WorkflowOptions(TypedDict, total=False):
+    """What ``worker.workflow(name, ...)`` takes besides the input model: ``WorkflowJob``'s."""
+
+    description: str | None
+    on: Trigger | Sequence[Trigger] | None
+    timeout: str | timedelta | None
+    concurrency: Concurrency | None
+    default_priority: int | None
+    fail_fast: bool
+    image: str | None
+    service_account_name: str | None
+    suspend: bool
+    ttl_seconds_after_finished: int | None
+    history_limit: int | None
+    spawns: Sequence[str]
+
+
+class Step(Fn[R]):
+    """A step declared with ``@wf.step``: an ``Fn`` that is still callable as its function."""
+
+    def __call__(self, ctx: Context) -> Any:
+        assert self.func is not None
+        return self.func(ctx)
+
+
+class StepDecorator(Protocol):
+    """What ``@wf.step(...)`` with options returns: it turns a function into a :class:`Step`."""
+
+    @overload
+    def __call__(self, func: Callable[[Context], Awaitable[R]], /) -> Step[R]: ...
+    @overload
+    def __call__(self, func: Callable[[Context], R], /) -> Step[R]: ...
+
+
+class WorkflowDef(Generic[InT]):
+    """A workflow declared step by step; made by ``worker.workflow(...)``/``service.workflow``.
+
+    Once registered it also answers what the worker knows of it: :attr:`spec`,
+    :attr:`service`, :attr:`problems` (compiled on first read, like ``worker.workflows``).
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        scope: Scope,
+        name: str,
+        *,
+        input_validator: type[InT] | None = None,
+        options: WorkflowOptions | None = None,
+        attached: bool = False,
+    ) -> None:
+        self.name = name
+        self.input_validator = input_validator
+        self.origin = caller_origin()
+        self._registry = registry
+        self._scope = scope
+        self._options: dict[str, Any] = dict(options or {})
+        self._steps: list[Fn[Any]] = []
+        self._on_failure: Fn[Any] | None = None
+        self._attached = attached
+        """True for a workflow registered with ``register_workflow`` and looked up by name."""
+
+    def __repr__(self) -> str:
+        return f"WorkflowDef({self.name!r}, steps={[s.name for s in self._steps]})"
+
+    def job(self) -> WorkflowJob:
+        """The workflow as declared so far, in the builder style's terms."""
+        return WorkflowJob(
+            name=self.name,
+            steps=list(self._steps),
+            on_failure=self._on_failure,
+            input_validator=self.input_validator,
+            origin=self.origin,
+            **self._options,
+        )
+
+    # --- declaring ------------------------------------------------------------------------
+    @overload
+    def step(self, func: Callable[[Context], Awaitable[R]], /) -> Step[R]: ...
+    @overload
+    def step(self, func: Callable[[Context], R], /) -> Step[R]: ...
+    @overload
+    def step(
+        self,
+        *,
+        name: str | None = None,
+        parents: Sequence[str | Fn[Any]] = (),
+        timeout: str | timedelta | None = None,
+        retries: int = 0,
+        backoff: Backoff | None = None,
+        image: str | None = None,
+        requests: dict[str, str | int] | None = None,
+        limits: dict[str, str | int] | None = None,
+        env: dict[str, str] | None = None,
+        rate_limits: Sequence[RateLimit] = (),
+    ) -> StepDecorator: ...
+    def step(
+        self,
+        func: Callable[[Context], Any] | None = None,
+        *,
+        name: str | None = None,
+        parents: Sequence[str | Fn[Any]] = (),
+        timeout: str | timedelta | None = None,
+        retries: int = 0,
+        backoff: Backoff | None = None,
+        image: str | None = None,
+        requests: dict[str, str | int] | None = None,
+        limits: dict[str, str | int] | None = None,
+        env: dict[str, str] | None = None,
+        rate_limits: Sequence[RateLimit] = (),
+    ) -> Any:
+        """Add the decorated function as a step; ``@wf.step`` or ``@wf.step(parents=[...])``.
+
+        The options are those of ``Fn``'s builder methods: ``name`` (default: the function's,
+        kebab-cased), ``parents`` (steps or step names), ``timeout``, ``retries`` and
+        ``backoff``, ``image``, ``requests``/``limits``, ``env``, ``rate_limits``.
+        """
+        origin = caller_origin()
+
+        options: dict[str, Any] = {
+            "name": name, "parents": parents, "timeout": timeout, "retries": retries,
+            "backoff": backoff, "image": image, "requests": requests, "limits": limits,
+            "env": env, "rate_limits": rate_limits,
+        }  # fmt: skip
+
+        def decorate(function: Callable[[Context], Any]) -> Step[Any]:
+            made = _configured(Step(function), origin, **options)
+            if self._accepts("step"):
+                self._steps.append(made)
+            return made
+
+        return decorate(func) if func is not None else decorate
+
+    def on_failure(
+        self,
+        func: Callable[[Context], Any] | None = None,
+        /,
+        **options: Any,
+    ) -> Any:
+        """The step run once the others are done if one failed (``WorkflowJob.on_failure``).
+
+        Takes the options of :meth:`step` except ``parents``.
+        """
+        origin = caller_origin()
+
+        def decorate(function: Callable[[Context], Any]) -> Step[Any]:
+            made = _configured(Step(function), origin, **options)
+            if self._accepts("on-failure step"):
+                self._on_failure = made
+            return made
+
+        return decorate(func) if func is not None else decorate
+
+    def add(self, step: F, *, parents: Sequence[str | Fn[Any]] = ()) -> F:
+        """Add a step made elsewhere, e.g. ``service.call("action")``; returns it."""
+        step.add_parents(*parents)
+        if self._accepts("step"):
+            self._steps.append(step)
+        return step
+
+    def input(self, ctx: Context) -> InT:
+        """The run's input parsed into the workflow's ``input_validator`` (as is without one)."""
+        return ctx.workflow_input(self.input_validator)
+
+    @property
+    def steps_declared(self) -> tuple[Fn[Any], ...]:
+        """The steps added so far, in order."""
+        return tuple(self._steps)
+
+    def _accepts(self, what: str) -> bool:
+        if not self._attached:
+            return True
+        self._scope.report(
+            f"cannot add a {what}: it was registered with register_workflow()",
+            subject=f"workflow {self.name!r}",
+            fix="add the step to its WorkflowJob, or declare a new workflow with options",
+        )
+        return False
+
+    # --- what the worker knows of it ------------------------------------------------------
+    @property
+    def compiled(self) -> CompiledWorkflow:
+        """The registered workflow, its spec validated (what ``worker.get_workflow`` gives)."""
+        for workflow in self._registry.workflows:
+            if workflow.name == self.name:
+                return workflow
+        raise KeyError(f"workflow {self.name!r} is not registered")
+
+    @property
+    def spec(self) -> WorkflowSpec | None:
+        """The validated spec (None while the workflow has problems)."""
+        return self.compiled.spec
+
+    @property
+    def service(self) -> str:
+        return self.compiled.service
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        return self.compiled.problems
+
+
+def open_workflow(
+    registry: Registry,
+    scope: Scope,
+    service: str,
+    name: str,
+    input_validator: type[Any] | None,
+    options: WorkflowOptions,
+) -> WorkflowDef[Any]:
+    """``worker.workflow(name, ...)``: declare a workflow, or look one up by its name alone.
+
+    With nothing but a name, an existing workflow of that name is returned: the same
+    ``WorkflowDef`` for one declared this way, a read-only one for a workflow registered
+    with ``register_workflow`` (what ``worker.workflow(name)`` always returned: its
+    ``spec``, ``service`` and ``problems``). Anything else declares a new workflow.
+    """
+    if input_validator is None and not options:
+        existing = registry.live(name)
+        if isinstance(existing, WorkflowDef):
+            return existing
+        if any(declared.name == name for declared in registry.declared):
+            return WorkflowDef(registry, scope, name, attached=True)
+    workflow = WorkflowDef(registry, scope, name, input_validator=input_validator, options=options)
+    registry.add_live_workflow(service, workflow)
+    return workflow
+
+
+def _configured(
+    step: Step[Any],
+    origin: str,
+    *,
+    name: str | None = None,
+    parents: Sequence[str | Fn[Any]] = (),
+    timeout: str | timedelta | None = None,
+    retries: int = 0,
+    backoff: Backoff | None = None,
+    image: str | None = None,
+    requests: dict[str, str | int] | None = None,
+    limits: dict[str, str | int] | None = None,
+    env: dict[str, str] | None = None,
+    rate_limits: Sequence[RateLimit] = (),
+) -> Step[Any]:
+    """``step`` with the decorator's options, as the builder methods set them."""
+    step.origin = origin
+    if name is not None:
+        step.set_name(name)
+    step.add_parents(*parents)
+    if timeout is not None:
+        step.set_timeout(timeout)
+    if retries or backoff is not None:
+        step.set_retries(retries, backoff=backoff)
+    if image is not None:
+        step.set_image(image)
+    if requests is not None or limits is not None:
+        step.set_resources(requests=requests, limits=limits)
+    for key, value in (env or {}).items():
+        step.add_env(key, value)
+    step.add_rate_limit(*rate_limits)
+    return step

@@ -1,0 +1,146 @@
+"""Control flow on a real cluster: hook steps, conditions and parent rules, retrying a
+failed run from its failed step after the Workflow was fixed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from kubehatch import workflow_manifests
+from tests.e2e import kube
+from tests.e2e.support import kubehatch
+from tests.e2e.workers import control
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator")]
+
+MANIFESTS = {
+    m["metadata"]["name"]: m
+    for m in workflow_manifests(control.worker, worker_ref=control.WORKER_REF)
+}
+FINAL = {"Succeeded", "Failed", "Cancelled", "TimedOut"}
+
+
+@pytest.fixture
+def run_workflow(op_namespace: str, step_image: str):
+    applied: set[str] = set()
+
+    def start(workflow: str, run: str, input: dict[str, Any] | None = None) -> dict[str, Any]:
+        if workflow not in applied:
+            kube.apply_workflow(op_namespace, MANIFESTS[workflow], step_image)
+            applied.add(workflow)
+        kube.create_run(op_namespace, run, workflow, input)
+        return kube.wait_for_phase(op_namespace, run, FINAL, timeout=180)["status"]
+
+    return start
+
+
+def _second(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).replace(microsecond=0)
+
+
+def phases(status: dict[str, Any]) -> dict[str, str]:
+    return {name: step["phase"] for name, step in status["steps"].items()}
+
+
+def test_hooks_run_after_the_steps_and_on_exit_runs_last(op_namespace: str, run_workflow) -> None:
+    ok = run_workflow("hooks", "ok", {})
+    assert ok["phase"] == "Succeeded", ok["conditions"]
+    assert phases(ok) == {
+        "work": "Succeeded",
+        "on-success": "Succeeded",
+        "on-failure": "Skipped",
+        "on-exit": "Succeeded",
+    }
+    steps = ok["steps"]
+    assert _second(steps["on-exit"]["startedAt"]) >= _second(steps["on-success"]["finishedAt"])
+    assert kube.output(op_namespace, steps["on-exit"]["outputConfigMap"]) == {"errors": {}}
+
+    failed = run_workflow("hooks", "failed", {"fail": True})
+    assert failed["phase"] == "Failed", failed
+    assert phases(failed) == {
+        "work": "Failed",
+        "on-success": "Skipped",
+        "on-failure": "Succeeded",
+        "on-exit": "Succeeded",
+    }
+    errors = kube.output(op_namespace, failed["steps"]["on-exit"]["outputConfigMap"])["errors"]
+    assert list(errors) == ["work"] and "ValueError: work failed" in errors["work"]
+
+
+def test_a_condition_skips_a_branch_and_the_join_runs(op_namespace: str, run_workflow) -> None:
+    small = run_workflow("conditions", "small", {"amount": 50})
+    assert small["phase"] == "Succeeded", small
+    assert phases(small) == {
+        "check": "Succeeded",
+        "big": "Skipped",
+        "small": "Succeeded",
+        "after-big": "Skipped",
+        "join": "Succeeded",
+    }
+    assert small["steps"]["big"]["message"] == (
+        "skipped: skipIf 'parents.check.amount <= 100' was true"
+    )
+    assert small["steps"]["after-big"]["message"] == "not run: parent big skipped"
+    joined = kube.output(op_namespace, small["steps"]["join"]["outputConfigMap"])
+    assert joined == {"after": ["small"]}
+    # No pod ever ran for the skipped steps.
+    jobs = {j.metadata.labels["kubehatch.dev/step"] for j in kube.jobs_of(op_namespace, "small")}
+    assert jobs == {"check", "small", "join"}
+
+    big = run_workflow("conditions", "big", {"amount": 500})
+    assert phases(big)["small"] == "Skipped" and phases(big)["after-big"] == "Succeeded"
+
+
+def test_a_failed_run_retried_after_the_fix_reruns_only_the_failed_steps(
+    op_namespace: str, run_workflow
+) -> None:
+    failed = run_workflow("retry-me", "fix-me")
+    assert failed["phase"] == "Failed", failed
+    assert phases(failed) == {"first": "Succeeded", "flaky": "Failed", "last": "Skipped"}
+    first_output = failed["steps"]["first"]["outputConfigMap"]
+    # The fix: the Workflow now gives the step what it needed (a new image works alike).
+    api = client.CustomObjectsApi()
+    workflow = api.get_namespaced_custom_object(
+        kube.GROUP, kube.VERSION, op_namespace, "workflows", "retry-me"
+    )
+    for step in workflow["spec"]["steps"]:
+        if step["name"] == "flaky":
+            step["env"] = [{"name": "FIXED", "value": "1"}]
+    api.replace_namespaced_custom_object(
+        kube.GROUP, kube.VERSION, op_namespace, "workflows", "retry-me", workflow
+    )
+    done = kubehatch(
+        "retry", "fix-me", "--from", "flaky", "--wait", "-n", op_namespace, timeout=240
+    )
+    assert done.returncode == 0, done.stderr
+    assert "workflowrun/fix-me Succeeded" in done.stdout
+    status = kube.get_run(op_namespace, "fix-me")["status"]
+    assert status["retries"] == 1
+    steps = status["steps"]
+    assert phases(status) == dict.fromkeys(["first", "flaky", "last"], "Succeeded")
+    assert steps["first"]["attempts"] == 1 and steps["first"]["outputConfigMap"] == first_output
+    assert steps["flaky"]["attempts"] == 2  # attempt numbers keep growing
+    assert kube.output(op_namespace, steps["flaky"]["outputConfigMap"]) == {
+        "value": 2,
+        "attempt": 2,
+    }
+    assert kube.output(op_namespace, steps["last"]["outputConfigMap"]) == {"value": 3}
+    firsts = [
+        j
+        for j in kube.jobs_of(op_namespace, "fix-me")
+        if j.metadata.labels["kubehatch.dev/step"] == "first"
+    ]
+    assert len(firsts) == 1  # the succeeded step did not run again
+    labels = kube.get_run(op_namespace, "fix-me")["metadata"].get("labels", {})
+    assert "kubehatch.dev/retry" not in labels
+
+    again = kubehatch("retry", "fix-me", "-n", op_namespace)
+    assert again.returncode == 1 and "no step failed" in again.stderr
+    replay = kubehatch("replay", "fix-me", "-n", op_namespace)
+    assert replay.returncode == 0, replay.stderr
+    new = replay.stdout.split()[0].removeprefix("workflowrun/")
+    status = kube.wait_for_phase(op_namespace, new, FINAL, timeout=180)["status"]
+    assert status["phase"] == "Succeeded"
