@@ -93,8 +93,13 @@ cluster-status: ## Show which cluster processes run.
 kind-up: ## For machines with Docker: a kind cluster from kind-config.yaml, images loaded.
 	bash hack/kind-up.sh
 
+.PHONY: browser
+browser: ## Debian's chromium for the dashboard's browser tests (skipped when one is installed).
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
 .PHONY: e2e
-e2e: venv ## End-to-end tests against $$KUBECONFIG, or the local cluster (brought up if needed).
+e2e: venv browser ## End-to-end tests against $$KUBECONFIG, or the local cluster (brought up if needed).
 	$(VENV)/bin/pytest -m e2e -q
 
 .PHONY: demo

@@ -3,9 +3,11 @@
 A step of a Workflow with ``spec.spawns`` may return a spawn request (the envelope under
 ``wire.SPAWN_KEY``) instead of a result. Its pod has ended by then; the operator reads
 the request (see spawning.py) and hands it here with what the cluster shows of each
-child run. The answer is the step's status and the actions to take:
+child run. The answer is the step's status and the actions to take (the rules shared
+with the SDK's local engine are `kubehatch.api.spawns`'):
 
-- a workflow the Workflow's ``spawns`` does not list: the step fails, saying which;
+- a workflow the Workflow's ``spawns`` does not list (any, in a Workflow without
+  ``spawns``): the step fails, saying which;
 - children not created yet: create them (names derived from the run's uid, the step
   and the child's index or key, so a pass redone after a crash creates nothing twice);
   the step stays Running, "waiting for N child runs (k finished)";
@@ -22,14 +24,12 @@ name when it has several.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from kubehatch.api import wire
-from kubehatch.api.workflow import StepSpec, WorkflowSpec
+from kubehatch.api import spawns, wire
+from kubehatch.api.workflow import StepSpec
 from kubehatch.api.workflowrun import StepPhase, StepStatus, WorkflowRunStatus
 from kubehatch_operator.model import (
     Attempt,
@@ -44,48 +44,24 @@ from kubehatch_operator.model import (
     StepOutput,
 )
 
-MAX_CHILDREN = 1000
+MAX_CHILDREN = spawns.MAX_CHILDREN
 """Child runs one step may spawn (the SDK checks the same)."""
-MAX_OUTPUT_BYTES = wire.MAX_INPUT_BYTES
+MAX_OUTPUT_BYTES = spawns.MAX_RESULTS_BYTES
 """The children's results together, as JSON: one ConfigMap, as a step's own output."""
 POLL = timedelta(seconds=60)
 """A waiting step is looked at again this often, should a child's end go unnoticed
 (each child that finishes wakes its parent at once)."""
 
-_KEY = re.compile(r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$")
-
 
 # --- the request --------------------------------------------------------------------------
 def parse_request(output: Any) -> SpawnRequest | str | None:
     """The spawn request in a step's output; None when it is none, a str saying why
-    when it is malformed."""
-    if not isinstance(output, dict) or wire.SPAWN_KEY not in output:
-        return None
-    body = output[wire.SPAWN_KEY]
-    runs = body.get("runs") if isinstance(body, dict) else None
-    if not isinstance(runs, list):
-        return f"{wire.SPAWN_KEY} must be an object with a list 'runs' (return ctx.spawn(...))"
-    if len(runs) > MAX_CHILDREN:
-        return f"{len(runs)} child runs asked; a step may spawn at most {MAX_CHILDREN}"
-    parsed: list[ChildRequest] = []
-    keys: set[str] = set()
-    for index, run in enumerate(runs):
-        workflow = run.get("workflow") if isinstance(run, dict) else None
-        data = run.get("input", {}) if isinstance(run, dict) else None
-        key = run.get("key") if isinstance(run, dict) else None
-        if not isinstance(workflow, str) or not workflow:
-            return f"runs[{index}] names no workflow"
-        if not isinstance(data, dict):
-            return f"runs[{index}].input must be a JSON object"
-        if key is not None:
-            if not isinstance(key, str) or not _KEY.match(key) or key.isdigit() or key in keys:
-                return f"runs[{index}].key {key!r} is not a valid, unique child key"
-            keys.add(key)
-        parsed.append(ChildRequest(workflow, data, key))
-    single = bool(body.get("single"))
-    if single and len(parsed) != 1:
-        return f"a single spawn asks for {len(parsed)} runs"
-    return SpawnRequest(tuple(parsed), single)
+    when it is malformed (the rules: `kubehatch.api.spawns.parse`)."""
+    parsed = spawns.parse(output)
+    if not isinstance(parsed, spawns.Spawn):
+        return parsed
+    runs = tuple(ChildRequest(run.workflow, run.input, run.key) for run in parsed.runs)
+    return SpawnRequest(runs, parsed.single)
 
 
 def child_name(run: Run, step: str, index: int, request: ChildRequest) -> str:
@@ -100,20 +76,6 @@ def child_names(run: Run, step: str, request: SpawnRequest) -> list[str]:
 def results_configmap_name(job: str) -> str:
     """Where the operator stores a spawning step's output: beside its attempt's own."""
     return f"{job}-children"
-
-
-def leaves(spec: WorkflowSpec) -> list[str]:
-    """The steps no other step depends on (the on-failure step is none of them)."""
-    parents = {parent for step in spec.steps for parent in step.parents}
-    return [step.name for step in spec.steps if step.name not in parents]
-
-
-def child_result(spec: WorkflowSpec, outputs: dict[str, Any]) -> Any:
-    """A succeeded child's result from its leaf steps' outputs (by step name)."""
-    names = leaves(spec)
-    if len(names) == 1:
-        return outputs.get(names[0])
-    return {name: outputs.get(name) for name in names}
 
 
 # --- the step -----------------------------------------------------------------------------
@@ -131,18 +93,11 @@ def observe_children(
     spec = run.status.workflow_spec
     allowed = spec.spawns if spec is not None else []
     if spawned.request is None:
-        return _failed(base, now, f"its spawn request is invalid: {spawned.problem}")
+        return _failed(base, now, spawns.invalid(spawned.problem or "unreadable"))
     request = spawned.request
-    for child in request.runs:
-        if child.workflow not in allowed:
-            listed = ", ".join(allowed) if allowed else "nothing"
-            return _failed(
-                base,
-                now,
-                f"it may not spawn workflow {child.workflow!r}: its Workflow's spec.spawns "
-                f"lists {listed}; add {child.workflow!r} to spec.spawns "
-                f"(WorkflowJob(spawns=[...]) in Python)",
-            )
+    forbidden = spawns.not_allowed([child.workflow for child in request.runs], allowed)
+    if forbidden is not None:
+        return _failed(base, now, forbidden)
     names = child_names(run, step.name, request)
     states = {state.name: state for state in spawned.children}
     count = len(names)
@@ -157,10 +112,7 @@ def observe_children(
                 "start the run again",
             )
         if state.phase is ChildPhase.FAILED:
-            verb = (state.final or "failed").lower().replace("timedout", "timed out")
-            return _failed(
-                waiting, now, f"child run {name} {verb}: {state.message or 'no message'}"
-            )
+            return _failed(waiting, now, spawns.child_failed(name, state.final, state.message))
     absent = [i for i, name in enumerate(names) if _phase(states, name) is ChildPhase.ABSENT]
     if absent and base.child_runs is not None:
         # Created in an earlier pass (the creates go out before the status that counts
@@ -182,17 +134,10 @@ def observe_children(
                 "started_at": base.started_at or latest.started_at or now,
             }
         )
-    results = [states[name].output for name in names]
-    text = json.dumps(results[0] if request.single else results, separators=(",", ":"))
-    size = len(text.encode())
-    if size > MAX_OUTPUT_BYTES:
-        return _failed(
-            waiting,
-            now,
-            f"its children's results are {size} bytes of JSON, more than a step's output "
-            f"may be ({MAX_OUTPUT_BYTES} bytes); have the children return less (a reference "
-            "to data they store elsewhere)",
-        )
+    try:
+        text = spawns.results_text([states[name].output for name in names], request.single)
+    except ValueError as error:
+        return _failed(waiting, now, str(error))
     configmap = results_configmap_name(latest.job_name)
     decision.outputs.append(StepOutput(step.name, configmap, text))
     return waiting.model_copy(

@@ -1,35 +1,51 @@
 """Whether a step whose parents are done may run: its parent rule, then skipIf and runIf.
 
-Pure: the parents' phases, the run's input and metadata and the parents' outputs go in,
-a `Readiness` comes out. The outputs are read by the reconciler (`reading`) for the
-steps that have a condition, since only those need them.
+The rule is the API layer's (`kubehatch.api.readiness`), shared with the SDK's local
+engine; here it is applied to a run's status. Pure: the steps' statuses, the run's input
+and metadata and the parents' outputs go in, a `Readiness` comes out. The outputs are
+read by the reconciler (`reading`) for the steps that have a condition, since only those
+need them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from kubehatch.api.cel import condition
-from kubehatch.api.step import ParentRule, StepSpec
+from kubehatch.api import readiness
+from kubehatch.api.readiness import RUN, WAIT, Readiness, Unreadable, reads_parents
+from kubehatch.api.step import StepSpec
 from kubehatch.api.workflowrun import StepPhase, StepStatus
 
+__all__ = [
+    "RUN",
+    "WAIT",
+    "Readiness",
+    "Unreadable",
+    "by_condition",
+    "by_parents",
+    "needs_outputs",
+    "parent_values",
+    "reads_parents",
+    "succeeded_parents",
+    "unbegun",
+]
 
-@dataclass(frozen=True)
-class Unreadable:
-    """A parent's output the operator could not read for a condition, and why."""
 
-    message: str
+class _Phases(Mapping[str, StepPhase]):
+    """The steps' phases, read from their statuses when asked (nothing copied)."""
 
+    def __init__(self, steps: Mapping[str, StepStatus]) -> None:
+        self._steps = steps
 
-@dataclass(frozen=True)
-class Readiness:
-    """What a pending step does now: wait, run, be skipped or fail (with why)."""
+    def __getitem__(self, name: str) -> StepPhase:
+        return self._steps[name].phase
 
-    run: bool = False
-    skip: str | None = None
-    fail: str | None = None
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._steps)
+
+    def __len__(self) -> int:
+        return len(self._steps)
 
 
 def unbegun(step: StepStatus) -> bool:
@@ -38,32 +54,14 @@ def unbegun(step: StepStatus) -> bool:
     return step.phase is StepPhase.PENDING and step.job_name is None
 
 
-WAIT = Readiness()
-RUN = Readiness(run=True)
-
-
 def by_parents(step: StepSpec, steps: Mapping[str, StepStatus]) -> Readiness:
     """The step's parent rule over its parents' phases (a step without parents runs)."""
-    phases = {parent: steps[parent].phase for parent in step.parents}
-    rule = step.parent_rule or ParentRule.ALL_SUCCEEDED
-    if rule is ParentRule.ALL_SUCCEEDED:
-        for parent, phase in phases.items():
-            if phase.finished and phase is not StepPhase.SUCCEEDED:
-                return Readiness(skip=f"not run: parent {parent} {phase.lower()}")
-        if all(phase is StepPhase.SUCCEEDED for phase in phases.values()):
-            return RUN
-        return WAIT
-    if not all(phase.finished for phase in phases.values()):
-        return WAIT
-    none_succeeded = not any(phase is StepPhase.SUCCEEDED for phase in phases.values())
-    if rule is ParentRule.ANY_SUCCEEDED and phases and none_succeeded:
-        return Readiness(skip="not run: no parent succeeded (parentRule AnySucceeded)")
-    return RUN
+    return readiness.by_parents(step, _Phases(steps))
 
 
 def succeeded_parents(step: StepSpec, steps: Mapping[str, StepStatus]) -> list[str]:
     """The parents whose outputs the step receives (and its conditions read)."""
-    return [p for p in step.parents if steps[p].phase is StepPhase.SUCCEEDED]
+    return readiness.succeeded_parents(step, _Phases(steps))
 
 
 def by_condition(
@@ -78,38 +76,25 @@ def by_condition(
     ``outputs`` holds the outputs read for this pass, by step; a parent's output not read
     yet makes the step wait for the next pass (which reads it).
     """
-    if step.skip_if is None and step.run_if is None:
-        return RUN
-    parents: dict[str, Any] = {}
-    for parent in succeeded_parents(step, steps):
-        if parent not in outputs:
-            return WAIT
-        value = outputs[parent]
-        if isinstance(value, Unreadable):
-            return Readiness(
-                fail=f"its condition cannot read the output of parent {parent}: "
-                f"{value.message}; have {parent} return a small summary for conditions"
-            )
-        parents[parent] = value
-    checks = (("skipIf", step.skip_if, True), ("runIf", step.run_if, False))
-    for what, expression, skips_when in checks:
-        if expression is None:
-            continue
-        try:
-            result = condition(what, expression, run_input, metadata, parents)
-        except ValueError as error:
-            return Readiness(fail=f"condition failed: {error}")
-        if result is skips_when:
-            return Readiness(skip=f"skipped: {what} {expression!r} was {str(result).lower()}")
-    return RUN
+    return readiness.by_condition(step, _Phases(steps), run_input, metadata, outputs)
+
+
+def parent_values(
+    step: StepSpec, steps: Mapping[str, StepStatus], outputs: Mapping[str, Any], reader: str
+) -> dict[str, Any] | Readiness:
+    """The outputs of the step's succeeded parents for ``reader`` (see `readiness`)."""
+    return readiness.parent_values(step, _Phases(steps), outputs, reader)
 
 
 def needs_outputs(step: StepSpec, steps: Mapping[str, StepStatus]) -> list[str]:
-    """The parents whose outputs a pass must read for this step's condition: those that
-    succeeded, once the parent rule lets the step run and before it has begun."""
+    """The parents whose outputs a pass must read for this step's condition or forEach:
+    those that succeeded, once the parent rule lets the step run and before it has begun
+    (and, for forEach, while its items run)."""
     current = steps.get(step.name)
-    if (step.skip_if is None and step.run_if is None) or current is None:
+    if not reads_parents(step) or current is None:
         return []
+    if step.for_each and current.items is not None and current.phase is StepPhase.RUNNING:
+        return succeeded_parents(step, steps)  # its items are worked out on every pass
     if not unbegun(current):
         return []
     if not by_parents(step, steps).run:

@@ -25,6 +25,7 @@ from kubehatch.api.workflowrun import (
     WorkflowRunStatus,
 )
 from kubehatch.durations import format_duration, parse_duration
+from kubehatch_operator.fanout import item_list, observe_items
 from kubehatch_operator.hooks import start_hooks, with_failures
 from kubehatch_operator.model import (
     Attempt,
@@ -34,9 +35,12 @@ from kubehatch_operator.model import (
     Run,
     Verdict,
 )
+from kubehatch_operator.outcome import first_cancellation, first_failure
 from kubehatch_operator.ratelimits import RateGate
-from kubehatch_operator.steps import observe_step, skip_blocked, start_ready_steps
+from kubehatch_operator.starting import skip_blocked, start_ready_steps
+from kubehatch_operator.steps import observe_step
 from kubehatch_operator.transitions import SUCCEEDED_CONDITION, transition_events
+from kubehatch_operator.waits import Waited, observe_wait
 
 
 def decide(
@@ -47,19 +51,23 @@ def decide(
     gate: Gate | None = None,
     rates: RateGate | None = None,
     outputs: Mapping[str, Any] | None = None,
+    gathered: Mapping[str, list[Any]] | None = None,
+    waited: Mapping[str, Waited] | None = None,
 ) -> Decision:
     """The next status of `run` and the actions to take, given what the cluster shows.
 
     `workflow` is the Workflow's spec, a message saying why it is invalid, or None when
     it does not exist; only a run that has not started yet looks at it. `gate` is the
     concurrency limit's verdict, for workflows that have one; `rates` gives new attempts
-    their rate limit units; `outputs` holds the steps' outputs that conditions read (see
-    `conditions.needs_outputs`).
+    their rate limit units; `outputs` holds the steps' outputs that conditions and forEach
+    lists read (see `conditions.needs_outputs`), `gathered` the items' outputs of forEach
+    steps whose items are all done, `waited` what waiting steps waited for (events,
+    approvals).
     """
     old = run.status
     status = old.model_copy(deep=True)
     status.observed_generation = run.generation
-    decision = Decision(status=status)
+    decision = Decision(status=status, suspended=run.spec.suspend)
 
     if old.phase is not None and old.phase.finished:
         # Finished runs only make sure nothing of theirs still runs.
@@ -84,9 +92,19 @@ def decide(
     steps = {s.name: s for s in spec.all_steps}
     for name in observed:
         prior = status.steps.get(name, StepStatus())
-        status.steps[name] = observe_step(
-            run, steps[name], prior, by_step.get(name, []), now, decision, rates
-        )
+        step, found = steps[name], by_step.get(name, [])
+        if step.for_each and prior.items is not None and not prior.phase.finished:
+            items = item_list(run, step, status.steps, outputs or {})
+            known = items if isinstance(items, list) else None
+            done = (gathered or {}).get(name)
+            status.steps[name] = observe_items(
+                run, step, prior, found, known, done, now, decision, rates
+            )
+        elif step.wait is not None and prior.phase is StepPhase.RUNNING:
+            seen = (waited or {}).get(name, Waited())
+            status.steps[name] = observe_wait(run, step, prior, now, decision, seen, outputs or {})
+        else:
+            status.steps[name] = observe_step(run, step, prior, found, now, decision, rates)
 
     if gate is not None and gate.verdict in (Verdict.CANCEL, Verdict.FAIL):
         end_by_gate(status, decision, attempts, gate, now)
@@ -106,11 +124,11 @@ def decide(
             f"the run exceeded its timeout of {spec.timeout}",
             now,
         )
-    elif spec.fail_fast and not hooks and (failure := _failure(status, order)):
+    elif spec.fail_fast and not hooks and (failure := first_failure(status, order)):
         # The first failure ends the run: running steps stop, pending ones are skipped.
         end_run(status, decision, attempts, WorkflowRunPhase.FAILED, "StepFailed", failure, now)
     else:
-        if spec.fail_fast and (failure := _failure(status, order)):
+        if spec.fail_fast and (failure := first_failure(status, order)):
             # As above, but the on-failure step is still to run.
             stop_steps(status, decision, attempts, WorkflowRunPhase.FAILED, failure, now, hooks)
         else:
@@ -119,17 +137,27 @@ def decide(
             start_ready_steps(run, spec, order, status, decision, now, rates, outputs)
         start_hooks(run, spec, order, status, decision, now, rates)
         if all(status.steps[n].phase.finished for n in observed):
-            failure = _failure(status, observed)
-            status.phase = WorkflowRunPhase.FAILED if failure else WorkflowRunPhase.SUCCEEDED
+            failure = first_failure(status, observed)
+            cancelled = first_cancellation(status, observed)
             _set_finished(status, now)
-            if failure:
+            if failure:  # Failed outranks Cancelled
+                status.phase = WorkflowRunPhase.FAILED
                 set_succeeded(status, ConditionStatus.FALSE, "StepFailed", failure, run)
+            elif cancelled:
+                status.phase = WorkflowRunPhase.CANCELLED
+                set_succeeded(status, ConditionStatus.FALSE, "StepCancelled", cancelled, run)
             else:
+                status.phase = WorkflowRunPhase.SUCCEEDED
                 set_succeeded(status, ConditionStatus.TRUE, "Succeeded", "all steps succeeded", run)
         else:
             status.phase = WorkflowRunPhase.RUNNING
-            set_succeeded(status, ConditionStatus.UNKNOWN, "Running", "", run)
-            wakes = (decision.wake_at, _next_wake(status, spec))
+            if run.spec.suspend:
+                running = sum(s.phase is StepPhase.RUNNING for s in status.steps.values())
+                why = f"no new step starts until it is resumed; {running} step(s) still running"
+                set_succeeded(status, ConditionStatus.UNKNOWN, "Suspended", why, run)
+            else:
+                set_succeeded(status, ConditionStatus.UNKNOWN, "Running", "", run)
+            wakes = (decision.wake_at, _next_wake(status, spec, run.spec.suspend))
             decision.wake_at = min((t for t in wakes if t is not None), default=None)
 
     succeeded = sum(status.steps[n].phase is StepPhase.SUCCEEDED for n in order)
@@ -353,20 +381,13 @@ def set_succeeded(
     )
 
 
-def _failure(status: WorkflowRunStatus, order: list[str]) -> str | None:
-    """What the run's first failed step says, or None when no step failed."""
-    for name in order:
-        step = status.steps[name]
-        if step.phase in (StepPhase.FAILED, StepPhase.TIMED_OUT):
-            verb = "timed out" if step.phase is StepPhase.TIMED_OUT else "failed"
-            text = (step.message or "no message").removeprefix("failed: ")
-            return f"step {name} {verb}: {text}"
-    return None
-
-
-def _next_wake(status: WorkflowRunStatus, spec: WorkflowSpec) -> datetime | None:
-    """The earliest time something changes without a watch event: a retry or the deadline."""
-    times = [s.next_attempt_at for s in status.steps.values() if s.next_attempt_at]
+def _next_wake(
+    status: WorkflowRunStatus, spec: WorkflowSpec, suspended: bool = False
+) -> datetime | None:
+    """The earliest time something changes without a watch event: a retry or the deadline
+    (a suspended run's retries wait for its resumption, a change of its spec)."""
+    retries = [] if suspended else status.steps.values()
+    times = [s.next_attempt_at for s in retries if s.next_attempt_at]
     if spec.timeout and status.started_at:
         times.append(status.started_at + parse_duration(spec.timeout))
     return min(times, default=None)

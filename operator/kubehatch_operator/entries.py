@@ -225,6 +225,7 @@ def attempt_from_job(job: dict[str, Any]) -> Attempt | None:
     labels = meta.get("labels") or {}
     try:
         step, attempt = labels[wire.LABEL_STEP], int(labels[wire.LABEL_ATTEMPT])
+        item = int(labels[wire.LABEL_ITEM]) if wire.LABEL_ITEM in labels else None
     except (KeyError, ValueError):
         return None
     status = job.get("status") or {}
@@ -246,7 +247,7 @@ def attempt_from_job(job: dict[str, Any]) -> Attempt | None:
         )
         return Attempt(
             step, attempt, meta["name"], AttemptState.SUCCEEDED, began, finished,
-            uid=uid, started=True, resource_version=version,
+            uid=uid, started=True, resource_version=version, item=item,
         )  # fmt: skip
     failed = conditions.get("FailureTarget") or conditions.get("Failed")
     if failed:
@@ -263,11 +264,12 @@ def attempt_from_job(job: dict[str, Any]) -> Attempt | None:
             terminating="Failed" not in conditions or (status.get("terminating") or 0) > 0,
             started=ran,
             resource_version=version,
+            item=item,
         )
     suspended = bool(wire.mapping(job.get("spec")).get("suspend"))
     return Attempt(
         step, attempt, meta["name"], AttemptState.ACTIVE, began,
-        uid=uid, started=ran, resource_version=version, suspended=suspended,
+        uid=uid, started=ran, resource_version=version, suspended=suspended, item=item,
     )  # fmt: skip
 
 

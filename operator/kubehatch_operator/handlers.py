@@ -18,6 +18,7 @@ from typing import Any, cast
 import kopf
 
 from kubehatch.api import wire
+from kubehatch.api.workflowapproval import WORKFLOW_APPROVALS
 from kubehatch_operator import metrics
 from kubehatch_operator.entries import Key, WorkflowEntry
 from kubehatch_operator.listing import LIST_PAGE
@@ -110,6 +111,13 @@ def _generation(entry: WorkflowEntry) -> object:
 @kopf.on.event(wire.GROUP, wire.VERSION, wire.WORKFLOW_EVENTS)
 async def on_workflow_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     memo.runtime.triggers.observe_event(_body(event), deleted=_deleted(event))
+    if not _deleted(event):
+        memo.runtime.event_arrived(_body(event))
+
+
+@kopf.on.event(wire.GROUP, wire.VERSION, WORKFLOW_APPROVALS)
+async def on_workflow_approval(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    memo.runtime.approval_arrived(_body(event), deleted=_deleted(event))
 
 
 @kopf.on.event("batch", "v1", "cronjobs", labels=MANAGED)

@@ -15,6 +15,7 @@ from kubehatch_operator.conditions import unbegun
 from kubehatch_operator.model import Decision, Run
 from kubehatch_operator.ratelimits import RateGate
 from kubehatch_operator.steps import launch
+from kubehatch_operator.waits import begin_wait
 
 FAILED_PHASES = (StepPhase.FAILED, StepPhase.TIMED_OUT)
 MAX_FAILURES_BYTES = 64 * 1024
@@ -37,8 +38,12 @@ def start_hooks(
     if not all(status.steps[name].phase.finished for name in order):
         return
     any_failed = bool(failed(status, order))
-    applies = {Hook.ON_FAILURE: any_failed, Hook.ON_SUCCESS: not any_failed}
-    why_not = {Hook.ON_FAILURE: "no step failed", Hook.ON_SUCCESS: "a step failed"}
+    cancelled = any(status.steps[name].phase is StepPhase.CANCELLED for name in order)
+    applies = {Hook.ON_FAILURE: any_failed, Hook.ON_SUCCESS: not any_failed and not cancelled}
+    why_not = {
+        Hook.ON_FAILURE: "no step failed",
+        Hook.ON_SUCCESS: "a step failed" if any_failed else "a step was cancelled",
+    }
     for hook, step in spec.hooks:
         current = status.steps[step.name]
         if not unbegun(current):
@@ -51,6 +56,10 @@ def start_hooks(
             status.steps[step.name] = current.model_copy(
                 update={"phase": StepPhase.SKIPPED, "message": f"not run: {why_not[hook]}"}
             )
+            continue
+        if step.wait is not None:  # e.g. an approval before cleaning up
+            status.steps[step.name] = begin_wait(step, current, now)
+            decision.wake_at = now
             continue
         attempt = current.attempts + 1
         status.steps[step.name] = launch(run, step, attempt, current, now, decision, {}, rates)

@@ -34,6 +34,7 @@ def step_job(
     settings: StepSettings,
     priority: int = MIN_PRIORITY,
     output_parts: Mapping[str, int] | None = None,
+    additional_metadata: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The Job of one attempt of a step (or of the concurrency key pseudo-step), for a run
     of ``priority``. ``output_parts`` gives the number of parts of parents' outputs, by
@@ -56,6 +57,11 @@ def step_job(
         worker=spec.worker,
         timeout_seconds=_seconds(step.timeout),
         failures=json.dumps(start.failures, sort_keys=True) if start.failures else None,
+        additional_metadata=json.dumps(dict(additional_metadata), sort_keys=True)
+        if additional_metadata
+        else None,
+        item=start.item,
+        item_value=start.item_value,
     )
     labels = step_env.labels
     env = [

@@ -112,6 +112,8 @@ class Attempt:
     message: str | None = None
     permanent: bool = False
     """The step said a retry cannot help (a PermanentError, exit code 3)."""
+    cancelled: bool = False
+    """The step cancelled itself (ctx.cancel(), exit code 4): Cancelled, not retried."""
     uid: str = ""
     """The Job's uid: its pods carry it in the controller-uid label."""
     terminating: bool = False
@@ -129,6 +131,8 @@ class Attempt:
     output (its pod is on its way out) until the Job says so."""
     suspended: bool = False
     """The Job is suspended (Kueue has not admitted it yet): no pod is made meanwhile."""
+    item: int | None = None
+    """For an item of a forEach step: its index (`step` is the forEach step's name)."""
     spawn: Spawned | None = None
     """Set on a succeeded attempt whose output asks for child runs (read for workflows
     with spec.spawns only): the request and the children's states."""
@@ -155,6 +159,14 @@ class Run:
 
 
 @dataclass(frozen=True)
+class Item:
+    """One item of a forEach step: its index, and the item as JSON."""
+
+    index: int
+    value: str
+
+
+@dataclass(frozen=True)
 class StartAttempt:
     """Create the Job for one attempt of a step; parents maps parent -> output ConfigMap."""
 
@@ -169,6 +181,9 @@ class StartAttempt:
     """Rate limit units the attempt took, as (key, units): its Job records them."""
     failures: dict[str, str] | None = None
     """For the on-failure step: what each failed step said, by step name."""
+    item: int | None = None
+    """For an item of a forEach step: its index; `item_value` is the item, as JSON."""
+    item_value: str | None = None
 
     @property
     def step_name(self) -> str:
@@ -214,6 +229,8 @@ class Decision:
     create_input: bool = False
     wake_at: datetime | None = None
     events: list[RunEvent] = field(default_factory=list)
+    suspended: bool = False
+    """The run is suspended: attempts that would start wait instead (see `steps.launch`)."""
     create_children: list[CreateChild] = field(default_factory=list)
     """Child runs to create (before the status is written: names are deterministic)."""
     outputs: list[StepOutput] = field(default_factory=list)

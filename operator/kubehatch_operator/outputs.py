@@ -9,7 +9,8 @@ children start from the output and the Job's condition only confirms it.
 
 The watch asks for metadata only (PartialObjectMetadata: no output data crosses the
 wire, but annotations do: the number of parts of a large output, which the store records
-for the children's Jobs), server-side filtered to step outputs' heads, from a fresh
+for the children's Jobs, and the mark of a spawn request, which tells it which outputs
+to read for child runs), server-side filtered to step outputs' heads, from a fresh
 resourceVersion (past outputs are of no use: the Jobs of finished steps say they
 finished). Anything it misses, the Jobs' conditions still carry, so errors only cost
 speed (and, for a large output, a child's Job that projects every possible part): it
@@ -103,5 +104,5 @@ async def read_output(core: client.CoreV1Api, namespace: str, configmap: str) ->
     parts: dict[int, bytes | None] = {}
     if manifest is not None and manifest.json_bytes <= limit:  # else decode refuses it
         parts = dict(await asyncio.gather(*(part(n) for n in range(1, manifest.parts + 1))))
-    reader = "the operator (for conditions over outputs)"
+    reader = outputs.OPERATOR_READER
     return outputs.decode(files, parts.get, what=what, limit=limit, reader=reader)

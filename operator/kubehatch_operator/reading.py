@@ -15,12 +15,16 @@ from typing import Any
 
 from kubehatch.api import wire
 from kubehatch.api.workflow import WorkflowSpec
-from kubehatch_operator.conditions import Unreadable, needs_outputs
+from kubehatch.api.workflowrun import StepPhase, StepStatus
+from kubehatch_operator.conditions import Unreadable, needs_outputs, reads_parents
 from kubehatch_operator.entries import Key, RunEntry
+from kubehatch_operator.fanout import items_done, succeeded_items
 from kubehatch_operator.keystep import key_attempt
 from kubehatch_operator.kube import Kube
 from kubehatch_operator.model import Attempt, AttemptState, Run
+from kubehatch_operator.output_cache import OutputCache
 from kubehatch_operator.store import Store
+from kubehatch_operator.waits import Waited, since
 
 WAITING_AFTER = timedelta(seconds=5)
 """A pod not started by then is asked why (on a busy node, starting takes seconds)."""
@@ -37,6 +41,10 @@ class Pass:
     attempts: list[Attempt]
     key_output: str | None = None
     """What the concurrency key action returned, once it succeeded."""
+    gathered: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
+    """For forEach steps whose items are all done: the items' outputs, in order."""
+    waited: dict[str, Waited] = dataclasses.field(default_factory=dict)
+    """For steps that wait for an event or an approval: what may be it."""
     outputs: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Outputs of steps that pending steps' conditions read, by step (`Unreadable` when
     the output could not be read)."""
@@ -71,26 +79,91 @@ async def read_pass(store: Store, kube: Kube, entry: RunEntry, run: Run, now: da
         workflow=workflow.for_decisions if workflow is not None else None,
         attempts=attempts,
         key_output=key_output,
-        outputs=await _condition_outputs(kube, entry.key[0], run),
+        outputs=await _parent_outputs(store.outputs, kube, entry.key[0], run),
+        gathered=await _gathered(kube, entry.key[0], run, attempts),
+        waited=_waited(store, entry.key, run),
     )
 
 
-async def _condition_outputs(kube: Kube, namespace: str, run: Run) -> dict[str, Any]:
-    """The outputs the conditions of the run's ready steps read (most runs: none)."""
+def _waited(store: Store, key: Key, run: Run) -> dict[str, Waited]:
+    """For the run's steps that wait for an event: the events that may be it (and the
+    run is registered as waiting for their keys, so that a new one wakes it); for those
+    that wait for approval: the answers given since the wait began."""
     spec, steps = run.status.workflow_spec, run.status.steps
-    if spec is None or not any(s.skip_if or s.run_if for s in spec.steps):
+    found: dict[str, Waited] = {}
+    patterns: set[str] = set()
+    for step in spec.all_steps if spec is not None else ():
+        current = steps.get(step.name)
+        wait = step.wait
+        if wait is None or current is None or current.phase is not StepPhase.RUNNING:
+            continue
+        if wait.event is not None and current.started_at is not None:
+            patterns.add(wait.event.key)
+            events = store.events.matching(key[0], wait.event.key, since(step, current.started_at))
+            found[step.name] = Waited(events=events)
+        if wait.approval is not None:
+            approvals = store.approvals.for_step(*key, step.name, since=current.started_at)
+            found[step.name] = Waited(approvals=approvals)
+    store.events.wait(key, patterns)
+    return found
+
+
+async def _parent_outputs(
+    cache: OutputCache, kube: Kube, namespace: str, run: Run
+) -> dict[str, Any]:
+    """The outputs that the conditions and forEach lists of the run's ready steps read
+    (most runs: none)."""
+    spec, steps = run.status.workflow_spec, run.status.steps
+    if spec is None or not any(reads_parents(s) for s in spec.steps):
         return {}
     wanted = {p for step in spec.steps for p in needs_outputs(step, steps)}
     names = sorted(p for p in wanted if steps[p].output_config_map)
-    reads = [_output_or_why(kube, namespace, steps[p].output_config_map or "") for p in names]
+    reads = [
+        _output_or_why(cache, kube, namespace, steps[p].output_config_map or "") for p in names
+    ]
     return dict(zip(names, await asyncio.gather(*reads), strict=True))
 
 
-async def _output_or_why(kube: Kube, namespace: str, configmap: str) -> Any:
+async def _gathered(
+    kube: Kube, namespace: str, run: Run, attempts: list[Attempt]
+) -> dict[str, list[Any]]:
+    """The items' outputs of the forEach steps whose items are all done, in order (read
+    once: the step then succeeds with them)."""
+    spec, steps = run.status.workflow_spec, run.status.steps
+    if spec is None:
+        return {}
+    found: dict[str, list[Any]] = {}
+    for step in spec.steps:
+        current = steps.get(step.name)
+        if step.for_each and current is not None and items_done(current):
+            jobs = succeeded_items(step.name, attempts)
+            values = await asyncio.gather(
+                *(_item_output(kube, namespace, jobs.get(i)) for i in range(_total(current)))
+            )
+            found[step.name] = list(values)
+    return found
+
+
+async def _item_output(kube: Kube, namespace: str, job: str | None) -> Any:
+    return (
+        None if job is None else await kube.read_output(namespace, wire.output_configmap_name(job))
+    )
+
+
+def _total(status: StepStatus) -> int:
+    return status.items.total if status.items is not None else 0
+
+
+async def _output_or_why(cache: OutputCache, kube: Kube, namespace: str, configmap: str) -> Any:
+    kept, value = cache.get((namespace, configmap))
+    if kept:
+        return value
     try:
-        return await kube.read_output(namespace, configmap)
+        value = await kube.read_output(namespace, configmap)
     except Exception as error:
         return Unreadable(f"ConfigMap {configmap}: {error}")
+    cache.put((namespace, configmap), value)
+    return value
 
 
 async def _attempts(store: Store, kube: Kube, entry: RunEntry, now: datetime) -> list[Attempt]:
@@ -131,6 +204,7 @@ def _merge_read(current: Attempt | None, read_from: Attempt, read: Attempt) -> A
             message=read.message,
             permanent=read.permanent,
             timed_out=current.timed_out or read.timed_out,
+            cancelled=read.cancelled,
         )
     return current
 
@@ -157,6 +231,7 @@ async def _read(kube: Kube, namespace: str, attempt: Attempt, now: datetime) -> 
             message=message or "no message",
             permanent=code == wire.EXIT_PERMANENT,
             timed_out=code == wire.EXIT_TIMED_OUT,
+            cancelled=code == wire.EXIT_SELF_CANCELLED,
         )
     waiting = await kube.why_waiting(namespace, attempt.uid)
     return dataclasses.replace(attempt, waiting=waiting, waiting_read_at=now)

@@ -25,9 +25,10 @@ from kubernetes.client.exceptions import ApiException
 from kubehatch.api import wire
 from kubehatch.api.workflow import WorkflowSpec
 from kubehatch.api.workflowrun import WorkflowRunPhase, WorkflowRunStatus
-from kubehatch_operator import jobs, retention
+from kubehatch_operator import jobs, metrics, retention
 from kubehatch_operator.admission import Admission
 from kubehatch_operator.clock import now
+from kubehatch_operator.conditions import reads_parents
 from kubehatch_operator.decisions import account_problem, decide, refuse
 from kubehatch_operator.entries import Key, RunEntry
 from kubehatch_operator.keystep import decide_key
@@ -57,7 +58,7 @@ def _steps_read_input(run: Run) -> bool:
     """Whether a started run's steps read its input: rate limit keys, conditions."""
     spec = run.status.workflow_spec
     return spec is not None and any(
-        step.skip_if or step.run_if or any(limit.key_expression for limit in step.rate_limits)
+        reads_parents(step) or any(limit.key_expression for limit in step.rate_limits)
         for step in spec.all_steps
     )
 
@@ -188,7 +189,17 @@ class Reconciler:
 
     def _decide(self, read: Pass, gate: Gate | None = None) -> Decision:
         rates = RateGate(self.store.rates, read.key[0])
-        return decide(read.run, read.workflow, read.attempts, now(), gate, rates, read.outputs)
+        return decide(
+            read.run,
+            read.workflow,
+            read.attempts,
+            now(),
+            gate,
+            rates,
+            read.outputs,
+            read.gathered,
+            read.waited,
+        )
 
     async def _admit(self, read: Pass, spec: WorkflowSpec) -> float | None:
         """Start, queue or cancel a run that has not started, by its workflow's limit.
@@ -285,11 +296,13 @@ class Reconciler:
             updated = await self.kube.patch_status(wire.WORKFLOW_RUNS, *entry.key, patch)
             if updated is None:  # deleted meanwhile: nothing left to do for it
                 self.store.forget_run(entry.key)
+                metrics.forget_run(entry.key, entry.workflow)
                 return False
             self.store.observe_run(updated)
             if entry.key in self.store.finished:  # its retention counts from now
                 self.sweep_soon(entry.workflow_key)
                 self.spawns.wake_parent(updated)
+        metrics.observe_run(entry.key, entry.workflow, entry.created, before, decision.status)
         if self.settings.observability.post_events:
             for event in decision.events:
                 self._in_background(
@@ -355,6 +368,7 @@ class Reconciler:
             settings=self.settings.steps,
             priority=spec.run_priority(read.run.spec.priority),
             output_parts=self.store.output_parts.get(read.entry.uid),
+            additional_metadata=read.run.spec.additional_metadata,
         )
 
     def _observe_handoff(self, entry: RunEntry, decision: Decision) -> None:

@@ -1,9 +1,10 @@
 """What the handlers share within one operator process, and how it is kept in step with
 the cluster: the store, the controllers, and the listings and watches that feed them.
 
-kopf watches runs, Workflows, WorkflowEvents and CronJobs (see handlers.py). Step Jobs
-and step outputs are streamed by the operator itself (see watching.py), from the
-listing that primed the store, so that nothing between the two is missed.
+kopf watches runs, Workflows, WorkflowEvents, WorkflowApprovals and CronJobs (see
+handlers.py). Step Jobs and step outputs are streamed by the operator itself (see
+watching.py), from the listing that primed the store, so that nothing between the two is
+missed.
 """
 
 from __future__ import annotations
@@ -147,6 +148,7 @@ class Runtime:
         await self._linger(relisting.orphans)
         for entry in gone:
             log.info("run %s/%s is gone (deleted while the watch was down)", *entry.key)
+            self.store.approvals.forget(entry.key)
         for key in changed & set(self.store.runs):
             self.reconciler.wake(key)
         return versions[-1]
@@ -209,6 +211,20 @@ class Runtime:
         if key is not None and key in self.store.runs:
             self.reconciler.kick(key)
 
+    def event_arrived(self, body: dict[str, Any]) -> None:
+        """A WorkflowEvent: the runs with a step waiting for its key take a pass."""
+        for run in self.store.events.observe(body):
+            if run in self.store.runs:
+                self.reconciler.kick(run)
+            else:
+                self.store.events.wait(run, set())  # finished or gone meanwhile
+
+    def approval_arrived(self, body: dict[str, Any], deleted: bool = False) -> None:
+        """A WorkflowApproval (or its deletion): its run, if unfinished, takes a pass."""
+        run = self.store.approvals.observe(body, deleted, runs=self.store.runs)
+        if run is not None and run in self.store.runs:
+            self.reconciler.kick(run)
+
     def retry_requested(self, kind: str, body: dict[str, Any]) -> None:
         if kind != "DELETED":
             task = asyncio.get_running_loop().create_task(carry_out(self.kube, body))
@@ -229,6 +245,7 @@ class Runtime:
         if key in store.runs:
             self.reconciler.wake(key)
             return
+        store.approvals.forget(key)  # finished or gone: its approvals are of no more use
         self.reconciler.spawns.wake_parent(body)  # a child run finished or went
         if key in store.finished:
             self.reconciler.sweep_soon((key[0], store.finished[key].workflow))

@@ -1,13 +1,16 @@
 """Child runs' I/O: what a pass reads about them, and how their decisions are applied.
 
-The decisions are children.py's. Here, before a pass decides: the output of each
-succeeded attempt of a Workflow with ``spec.spawns`` (read once: it never changes) and,
-when it is a spawn request, each child run's state: from the store while it runs, from
-the API once it finished (read once, then remembered), and its leaf steps' outputs only
-in the pass where every child has succeeded. After it decides, and before the status is
-written: the children's results stored as the step's output, the child runs created,
-and the children of steps that are over cancelled. A child run that finishes wakes its
-parent (`wake_parent`).
+The decisions are children.py's. Here, before a pass decides: the spawn request in the
+output of each succeeded attempt whose output the step pod marked as one (the output
+watch sees the annotation, `Store.spawn_request`; in any Workflow: one without
+``spec.spawns`` fails the step) or, in a Workflow with ``spec.spawns``, whose output the
+watch did not see (read once: it never changes; an output too large to read is no
+request); outputs seen unmarked are never read. For a request: each child
+run's state: from the store while it runs, from the API once it finished (read once,
+then remembered), and its leaf steps' outputs only in the pass where every child has
+succeeded. After it decides, and before the status is written: the children's results
+stored as the step's output, the child runs created, and the children of steps that are
+over cancelled. A child run that finishes wakes its parent (`wake_parent`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from kubehatch.api import wire
+from kubehatch.api import spawns, wire
 from kubehatch.api.workflowrun import (
     StepPhase,
     TriggeredBy,
@@ -30,9 +33,9 @@ from kubehatch.api.workflowrun import (
     WorkflowRunPhase,
     WorkflowRunStatus,
 )
+from kubehatch.errors import OutputTooLargeError
 from kubehatch_operator.children import (
     child_names,
-    leaves,
     outputs_to_keep,
     parse_request,
     to_cancel,
@@ -86,19 +89,20 @@ class Spawns:
         """The pass, with the spawn requests and children of its waiting steps."""
         status = read.run.status
         spec = status.workflow_spec
-        if spec is None or not spec.spawns or (status.phase and status.phase.finished):
+        if spec is None or (status.phase and status.phase.finished):
             return read
         latest: dict[str, Attempt] = {}
         for attempt in read.attempts:
+            step = status.steps.get(attempt.step)
+            if step is None or step.phase.finished:
+                continue
             known = latest.get(attempt.step)
             if known is None or attempt.attempt > known.attempt:
                 latest[attempt.step] = attempt
         waiting = [
             attempt
-            for name, attempt in latest.items()
-            if attempt.state is AttemptState.SUCCEEDED
-            and name in status.steps
-            and not status.steps[name].phase.finished
+            for attempt in latest.values()
+            if attempt.state is AttemptState.SUCCEEDED and self._may_spawn(read, attempt)
         ]
         if not waiting:
             return read
@@ -113,21 +117,42 @@ class Spawns:
         attempts = [replaced.get(a.job_name, a) for a in read.attempts]
         return dataclasses.replace(read, attempts=attempts)
 
-    async def _spawned(self, read: Pass, attempt: Attempt) -> Spawned | None:
-        namespace, uid = read.key[0], read.entry.uid
-        key = (uid, attempt.job_name)
+    def _may_spawn(self, read: Pass, attempt: Attempt) -> bool:
+        """Whether a succeeded attempt's output may be a spawn request: marked so (the
+        output watch saw its annotation, in any Workflow: one without ``spawns`` fails a
+        step that asks for children), or, in a Workflow with ``spawns``, not seen by the
+        watch (then it is read). An output seen without the mark is never read, nor one
+        of a Workflow without ``spawns`` that the watch missed (it stays a plain output)."""
+        configmap = wire.output_configmap_name(attempt.job_name)
+        marked = self.store.spawn_request(read.entry.uid, configmap)
+        spec = read.run.status.workflow_spec
+        return marked if marked is not None else bool(spec is not None and spec.spawns)
+
+    async def _request(self, read: Pass, attempt: Attempt) -> SpawnRequest | str | None:
+        """The spawn request in the attempt's output (read once: it never changes). An
+        output too large for the operator to read is no request, unless it is marked as
+        one (then the step fails, saying so)."""
+        key = (read.entry.uid, attempt.job_name)
         if key not in self._requests:
             configmap = wire.output_configmap_name(attempt.job_name)
-            output = await self.kube.read_output(namespace, configmap)
-            _remember(self._requests, key, parse_request(output))
-        request = self._requests[key]
+            try:
+                request = parse_request(await self.kube.read_output(read.key[0], configmap))
+            except OutputTooLargeError as error:
+                marked = self.store.spawn_request(read.entry.uid, configmap)
+                request = str(error) if marked else None
+            _remember(self._requests, key, request)
+        return self._requests[key]
+
+    async def _spawned(self, read: Pass, attempt: Attempt) -> Spawned | None:
+        namespace, uid = read.key[0], read.entry.uid
+        request = await self._request(read, attempt)
         if request is None:
             return None
         if isinstance(request, str):
             return Spawned(None, request)
         spec = read.run.status.workflow_spec
         assert spec is not None
-        if any(child.workflow not in spec.spawns for child in request.runs):
+        if spawns.not_allowed([child.workflow for child in request.runs], spec.spawns):
             return Spawned(request)  # the step fails: no child is looked for
         created = read.run.status.steps[attempt.step].child_runs is not None
         names = child_names(read.run, attempt.step, request)
@@ -175,7 +200,7 @@ class Spawns:
         names: tuple[str, ...] = ()
         outputs: tuple[tuple[str, str | None], ...] = ()
         if succeeded and status.workflow_spec is not None:
-            names = tuple(leaves(status.workflow_spec))
+            names = tuple(spawns.leaves(status.workflow_spec))
             outputs = tuple(
                 (leaf, s.output_config_map if (s := status.steps.get(leaf)) else None)
                 for leaf in names
@@ -197,11 +222,7 @@ class Spawns:
         read = [self.kube.read_output(namespace, cm) if cm else _none() for _, cm in ended.outputs]
         values = await asyncio.gather(*read)
         by_leaf = {leaf: value for (leaf, _), value in zip(ended.outputs, values, strict=True)}
-        if len(ended.leaves) == 1:
-            result = by_leaf.get(ended.leaves[0])
-        else:
-            result = {leaf: by_leaf.get(leaf) for leaf in ended.leaves}
-        return dataclasses.replace(state, output=result)
+        return dataclasses.replace(state, output=spawns.result_of(ended.leaves, by_leaf))
 
     # --- applying -----------------------------------------------------------------------
     async def apply(self, read: Pass, decision: Decision) -> Decision:

@@ -10,20 +10,19 @@ as failed.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
 
 from kubehatch.api import wire
-from kubehatch.api.workflow import Backoff, StepSpec, WorkflowSpec
-from kubehatch.api.workflowrun import StepPhase, StepStatus, WorkflowRunStatus
+from kubehatch.api.workflow import Backoff, StepSpec
+from kubehatch.api.workflowrun import StepPhase, StepStatus
 from kubehatch.durations import parse_duration
-from kubehatch_operator.conditions import by_condition, by_parents, succeeded_parents, unbegun
-from kubehatch_operator.model import Attempt, AttemptState, Decision, Run, StartAttempt
+from kubehatch_operator.conditions import succeeded_parents
+from kubehatch_operator.model import Attempt, AttemptState, Decision, Item, Run, StartAttempt
 from kubehatch_operator.ratelimits import Hold, RateGate, Refused
 
 DEFAULT_BACKOFF = Backoff()
 DEFAULT_START_TIMEOUT = timedelta(minutes=10)
+SUSPENDED = "waiting: the run is suspended (kubehatch resume RUN)"
 TERMINATING_POLL = timedelta(seconds=2)
 WAITING_POLL = timedelta(seconds=5)
 """How often a pod that has not started is looked at again, for its reason."""
@@ -37,10 +36,12 @@ def observe_step(
     now: datetime,
     decision: Decision,
     rates: RateGate | None = None,
+    item: Item | None = None,
 ) -> StepStatus:
     """The step's status from its latest attempt's Job; final phases never change.
 
-    ``rates`` gives new attempts their rate limit units (None: no limits apply)."""
+    ``rates`` gives new attempts their rate limit units (None: no limits apply); ``item``
+    is given for one item of a forEach step (its attempts are that item's)."""
     if prior.phase.finished:
         return prior
     # Attempts before the run was last retried are history.
@@ -54,10 +55,14 @@ def observe_step(
             # collected): the retry it scheduled is still due.
             if now < prior.next_attempt_at:
                 return prior
-            return launch(run, step, prior.attempts + 1, prior, now, decision, None, rates)
+            return launch(
+                run, step, prior.attempts + 1, prior, now, decision, None, rates, item=item
+            )
         # Status records an attempt whose Job is gone or not yet seen: (re)create it.
         # The name is deterministic, so an existing Job makes this a no-op.
-        return launch(run, step, prior.attempts, prior, now, decision, None, rates, fresh=False)
+        return launch(
+            run, step, prior.attempts, prior, now, decision, None, rates, fresh=False, item=item
+        )
     base = prior.model_copy(update={"attempts": latest.attempt, "job_name": latest.job_name})
     if latest.state is AttemptState.SUCCEEDED:
         if latest.spawn is not None:  # it asked for child runs: it waits for them
@@ -87,7 +92,7 @@ def observe_step(
             finished_at=now,
             message=f"its pod did not start within {limit}{reason}",
         )
-    return _failed(run, step, latest, base, now, decision, rates)
+    return _failed(run, step, latest, base, now, decision, rates, item)
 
 
 def _start_deadline(
@@ -142,14 +147,26 @@ def _failed(
     now: datetime,
     decision: Decision,
     rates: RateGate | None,
+    item: Item | None,
 ) -> StepStatus:
     """A failed attempt: wait for its pod to stop, then retry after the backoff, or fail."""
+    if latest.cancelled:
+        return base.model_copy(
+            update={
+                "phase": StepPhase.CANCELLED,
+                "finished_at": latest.finished_at or now,
+                "message": latest.message or "cancelled by the step itself",
+                "next_attempt_at": None,
+            }
+        )
     why = _failure_message(step, latest)
     tries = latest.attempt - base.earlier_attempts  # since the run was last retried
     if tries <= step.retries and not latest.permanent:
         due = (latest.finished_at or now) + (step.backoff or DEFAULT_BACKOFF).delay(tries)
         if now >= due and not latest.terminating:
-            return launch(run, step, latest.attempt + 1, base, now, decision, None, rates)
+            return launch(
+                run, step, latest.attempt + 1, base, now, decision, None, rates, item=item
+            )
         # A retry never runs beside the attempt before it: it also waits for that pod to go.
         waits = "; waiting for its pod to stop" if latest.terminating else ""
         if latest.terminating:  # the Job's Failed condition wakes it; look again meanwhile
@@ -190,9 +207,20 @@ def launch(
     rates: RateGate | None = None,
     *,
     fresh: bool = True,
+    item: Item | None = None,
 ) -> StepStatus:
-    """Start an attempt, once its rate limits let it (a `fresh` one takes their units)."""
-    job = wire.job_name(run.name, run.uid, step.name, attempt)
+    """Start an attempt, once its rate limits let it (a `fresh` one takes their units),
+    unless the run is suspended (a lost Job of an attempt begun is made again even then)."""
+    if decision.suspended and fresh:
+        begun = prior.attempts > prior.earlier_attempts  # a retry waits as Retrying
+        phase = StepPhase.RETRYING if begun else prior.phase
+        return prior.model_copy(
+            update={"phase": phase, "message": SUSPENDED, "next_attempt_at": None}
+        )
+    if item is None:
+        job = wire.job_name(run.name, run.uid, step.name, attempt)
+    else:
+        job = wire.item_job_name(run.name, run.uid, step.name, item.index, attempt)
     takes: tuple[tuple[str, int], ...] = ()
     if rates is not None and step.rate_limits:
         taken = rates.take(run, step, job, now, check=fresh)
@@ -207,7 +235,7 @@ def launch(
             )
         if isinstance(taken, Hold):
             decision.wake_at = min(t for t in (decision.wake_at, taken.until) if t is not None)
-            if attempt == 1:  # not started yet: it stays Pending, saying why
+            if attempt == prior.earlier_attempts + 1:  # not started: it stays Pending, saying why
                 return prior.model_copy(update={"message": taken.message})
             return prior.model_copy(
                 update={
@@ -221,7 +249,15 @@ def launch(
         steps = decision.status.steps
         parents = {p: steps[p].output_config_map or "" for p in succeeded_parents(step, steps)}
     decision.start.append(
-        StartAttempt(step=step, attempt=attempt, job_name=job, parents=parents, rate_limits=takes)
+        StartAttempt(
+            step=step,
+            attempt=attempt,
+            job_name=job,
+            parents=parents,
+            rate_limits=takes,
+            item=item.index if item is not None else None,
+            item_value=item.value if item is not None else None,
+        )
     )
     return prior.model_copy(
         update={
@@ -233,56 +269,3 @@ def launch(
             "message": None,
         }
     )
-
-
-def skip_blocked(order: list[str], steps: dict[str, StepSpec], status: WorkflowRunStatus) -> None:
-    """Skip the pending steps whose parents' outcome rules them out; in topological
-    order, so that a whole branch below a failure is skipped in one pass."""
-    for name in order:
-        current = status.steps[name]
-        if not unbegun(current):
-            continue
-        skip = by_parents(steps[name], status.steps).skip
-        if skip is not None:
-            status.steps[name] = current.model_copy(
-                update={"phase": StepPhase.SKIPPED, "message": skip}
-            )
-
-
-def start_ready_steps(
-    run: Run,
-    spec: WorkflowSpec,
-    order: list[str],
-    status: WorkflowRunStatus,
-    decision: Decision,
-    now: datetime,
-    rates: RateGate | None = None,
-    outputs: Mapping[str, Any] | None = None,
-) -> None:
-    """Start the steps whose parents are done and whose conditions hold; skip (or fail)
-    those whose conditions say so, and what depends on them."""
-    steps = {step.name: step for step in spec.steps}
-    for name in order:
-        step, current = steps[name], status.steps[name]
-        if not unbegun(current) or not by_parents(step, status.steps).run:
-            continue
-        verdict = by_condition(
-            step, status.steps, run.spec.input, run.spec.additional_metadata, outputs or {}
-        )
-        if verdict.skip is not None or verdict.fail is not None:
-            phase = StepPhase.SKIPPED if verdict.skip is not None else StepPhase.FAILED
-            status.steps[name] = current.model_copy(
-                update={
-                    "phase": phase,
-                    "message": verdict.skip or verdict.fail,
-                    "finished_at": now if phase is StepPhase.FAILED else None,
-                }
-            )
-            skip_blocked(order, steps, status)
-        elif verdict.run:
-            given = succeeded_parents(step, status.steps)
-            parents = {p: status.steps[p].output_config_map or "" for p in given}
-            attempt = current.attempts + 1
-            status.steps[name] = launch(run, step, attempt, current, now, decision, parents, rates)
-        else:  # a parent's output is read on the next pass
-            decision.wake_at = now

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kubehatch.api import outputs, wire
+from kubehatch.api import outputs, spawns, wire
 from kubehatch.api.workflowrun import WorkflowRunPhase
+from kubehatch_operator.approvals import ApprovalLog
 from kubehatch_operator.entries import (
     Key,
     RunEntry,
@@ -26,7 +27,9 @@ from kubehatch_operator.entries import (
     resource_version,
     workflow_of,
 )
+from kubehatch_operator.event_log import EventLog
 from kubehatch_operator.model import Attempt, AttemptState
+from kubehatch_operator.output_cache import OutputCache
 from kubehatch_operator.ratelimits import RateLog
 from kubehatch_operator.retention import FinishedRun
 
@@ -54,11 +57,20 @@ class Store:
     """By uid: finished runs whose pods still run (see `Attempt.live`); their Jobs are
     still followed, and they hold their concurrency slot until the last pod stops."""
     rates: RateLog = field(default_factory=RateLog)
+    outputs: OutputCache = field(default_factory=OutputCache)
+    events: EventLog = field(default_factory=EventLog)
+    """Recent WorkflowEvents, and the runs waiting for them (steps with wait.event)."""
+    approvals: ApprovalLog = field(default_factory=ApprovalLog)
+    """WorkflowApprovals of unfinished runs, by run and step (steps with wait.approval)."""
+    """Outputs read for conditions and forEach lists (they never change)."""
     """Rate limit units taken, rebuilt from every step Job listed or watched."""
     output_parts: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
     """Per run uid, the number of parts (0: not split) of each output ConfigMap seen, by
     name: what a child's Job projects (see `jobs.step_job`; unknown ones get every part
     that may exist)."""
+    spawn_outputs: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    """Per run uid, the output ConfigMaps seen marked as spawn requests (see
+    `spawn_request`)."""
     workflows_version: int = 0
     """The newest resourceVersion the Workflow watch delivered: every Workflow change
     before it is in `workflows` (a watch delivers changes in order)."""
@@ -143,6 +155,7 @@ class Store:
     def _leave(self, entry: RunEntry) -> None:
         self.lingering.pop(entry.uid, None)
         self.output_parts.pop(entry.uid, None)
+        self.spawn_outputs.pop(entry.uid, None)
         for attempt in self.attempts.pop(entry.uid, {}).values():
             self.succeeded_at.pop((entry.uid, attempt.step), None)
         if self.on_leave is not None:
@@ -232,6 +245,7 @@ class Store:
             # Keep what was read once: the pod's termination message and exit code.
             attempt = dataclasses.replace(
                 attempt, message=known.message, permanent=known.permanent,
+                cancelled=known.cancelled,
                 timed_out=attempt.timed_out or known.timed_out,
             )  # fmt: skip
         succeeded = AttemptState.SUCCEEDED
@@ -260,6 +274,8 @@ class Store:
         known = self.attempts.get(owner[1], {}).get(job)
         if known is not None:  # the head announces its parts (a large output's)
             self.output_parts[owner[1]][name] = outputs.parts_of(meta)
+            if spawns.marked(meta):
+                self.spawn_outputs[owner[1]].add(name)
         if known is None or known.state is AttemptState.SUCCEEDED:
             return None
         written = wire.parse_time(meta.get("creationTimestamp"))
@@ -273,6 +289,14 @@ class Store:
             ),
         )  # fmt: skip
         return (str(meta.get("namespace", "")), owner[0])
+
+    def spawn_request(self, uid: str, configmap: str) -> bool | None:
+        """Whether the output ``configmap`` of run ``uid`` is a spawn request, as its
+        metadata said when the output watch saw it; None when it was not seen (written
+        while the watch was down, say): only reading it tells."""
+        if configmap in self.spawn_outputs.get(uid, ()):
+            return True
+        return False if configmap in self.output_parts.get(uid, {}) else None
 
     def _record(self, uid: str, known: Attempt | None, attempt: Attempt) -> None:
         if attempt.state is AttemptState.SUCCEEDED and (

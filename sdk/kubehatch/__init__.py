@@ -55,10 +55,15 @@ if TYPE_CHECKING:
     from kubehatch.service import Service
     from kubehatch.steps import Fn
     from kubehatch.triggers import At, Cron, Crons, Event, Events, Trigger
+    from kubehatch.waits import Approval, Sleep, WaitForEvent, WaitUntil
     from kubehatch.worker import Worker
 
 _EXPORTS: dict[str, str] = {
     "Action": "kubehatch._actions",
+    "Approval": "kubehatch.waits",
+    "Sleep": "kubehatch.waits",
+    "WaitForEvent": "kubehatch.waits",
+    "WaitUntil": "kubehatch.waits",
     "At": "kubehatch.triggers",
     "Backoff": "kubehatch.api.workflow",
     "Concurrency": "kubehatch.concurrency",
@@ -131,6 +136,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Action",
+    "Approval",
     "At",
     "Backoff",
     "Concurrency",
@@ -152,12 +158,15 @@ __all__ = [
     "RegistrationError",
     "ResolvedAction",
     "Service",
+    "Sleep",
     "StepCancelledError",
     "StepTimeoutError",
     "TemporaryError",
     "Trigger",
     "UnknownActionError",
     "UnknownParentError",
+    "WaitForEvent",
+    "WaitUntil",
     "Worker",
     "WorkerLoadError",
     "WorkflowJob",

@@ -139,7 +139,9 @@ class _Declaration:
         self.names: list[str] = []
         self.name_of: dict[int, str] = {}
         """Final step names by ``id()`` of the Fn, to resolve parents given as Fn objects."""
-        self.trigger_origins: dict[str, list[str]] = {"events": [], "crons": [], "at": []}
+        self.trigger_origins: dict[str, list[str]] = {
+            kind: [] for kind in ("events", "filteredEvents", "crons", "zonedCrons", "at")
+        }
 
     def subject(self, step: str | None = None, field: str = "") -> str:
         return _subject(self.job.name, step, field)
@@ -244,6 +246,8 @@ class _Declaration:
         return names
 
     def _binding(self, step: Fn[Any], name: str) -> StepBinding:
+        if step.wait is not None:
+            return StepBinding(name, "", None, step.origin)  # no action: no pod
         if step.func is None:
             action = step.action or name
             qualified = action if ":" in action else f"{self.service}:{action}"
@@ -269,7 +273,8 @@ class _Declaration:
                 )
         data = {
             "name": binding.name,
-            "action": binding.action,
+            "action": binding.action or None,
+            "wait": step.wait,
             "parents": parents,
             "timeout": step.timeout,
             "retries": step.retries,
@@ -281,6 +286,9 @@ class _Declaration:
             "parentRule": step.parent_rule,
             "skipIf": step.skip_if,
             "runIf": step.run_if,
+            "forEach": step.for_each,
+            "parallelism": step.parallelism,
+            "continueOnItemFailure": step.continue_on_item_failure,
         }
         return {key: value for key, value in data.items() if value is not None}
 
@@ -296,7 +304,7 @@ class _Declaration:
         return None
 
     def _triggers(self) -> dict[str, list[Any]]:
-        values: dict[str, list[Any]] = {"events": [], "crons": [], "at": []}
+        values: dict[str, list[Any]] = {kind: [] for kind in self.trigger_origins}
         for trigger in as_trigger_list(self.job.on):
             if not isinstance(trigger, Trigger):
                 self.add(
@@ -313,7 +321,17 @@ class _Declaration:
                     f"{trigger!r} names nothing",
                     "pass at least one event key, cron schedule or time",
                 )
-            parts = {"events": trigger.events, "crons": trigger.crons, "at": trigger.at}
+            parts: dict[str, tuple[Any, ...]] = {
+                "events": trigger.events,
+                "crons": trigger.crons,
+                "at": trigger.at,
+                "filteredEvents": tuple(
+                    {"key": key, "filter": text} for key, text in trigger.filtered_events
+                ),
+                "zonedCrons": tuple(
+                    {"schedule": cron, "timeZone": zone} for cron, zone in trigger.zoned_crons
+                ),
+            }
             for kind, items in parts.items():
                 values[kind].extend(items)
                 self.trigger_origins[kind].extend(trigger.origin for _ in items)

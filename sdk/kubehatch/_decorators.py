@@ -26,10 +26,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypedDict, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypedDict, TypeVar, Unpack, overload
 
 from kubehatch._origin import caller_origin
 from kubehatch._workflows import WorkflowJob
+from kubehatch.api.hooks import Hook
 from kubehatch.context import Context
 from kubehatch.steps import Fn
 
@@ -62,6 +63,18 @@ class WorkflowOptions(TypedDict, total=False):
     ttl_seconds_after_finished: int | None
     history_limit: int | None
     spawns: Sequence[str]
+
+
+class StepFlow(TypedDict, total=False):
+    """A decorated step's control flow, as ``Fn``'s ``set_skip_if``, ``set_run_if``,
+    ``set_parent_rule`` and ``set_for_each`` set it."""
+
+    skip_if: str
+    run_if: str
+    parent_rule: str
+    for_each: str
+    parallelism: int | None
+    continue_on_item_failure: bool
 
 
 class Step(Fn[R]):
@@ -105,7 +118,8 @@ class WorkflowDef(Generic[InT]):
         self._scope = scope
         self._options: dict[str, Any] = dict(options or {})
         self._steps: list[Fn[Any]] = []
-        self._on_failure: Fn[Any] | None = None
+        self._hooks: dict[str, Fn[Any]] = {}
+        """The hook steps declared, by WorkflowJob field (on_failure, on_success, on_exit)."""
         self._attached = attached
         """True for a workflow registered with ``register_workflow`` and looked up by name."""
 
@@ -117,7 +131,9 @@ class WorkflowDef(Generic[InT]):
         return WorkflowJob(
             name=self.name,
             steps=list(self._steps),
-            on_failure=self._on_failure,
+            on_failure=self._hooks.get("on_failure"),
+            on_success=self._hooks.get("on_success"),
+            on_exit=self._hooks.get("on_exit"),
             input_validator=self.input_validator,
             origin=self.origin,
             **self._options,
@@ -142,6 +158,7 @@ class WorkflowDef(Generic[InT]):
         limits: dict[str, str | int] | None = None,
         env: dict[str, str] | None = None,
         rate_limits: Sequence[RateLimit] = (),
+        **flow: Unpack[StepFlow],
     ) -> StepDecorator: ...
     def step(
         self,
@@ -157,19 +174,22 @@ class WorkflowDef(Generic[InT]):
         limits: dict[str, str | int] | None = None,
         env: dict[str, str] | None = None,
         rate_limits: Sequence[RateLimit] = (),
+        **flow: Unpack[StepFlow],
     ) -> Any:
         """Add the decorated function as a step; ``@wf.step`` or ``@wf.step(parents=[...])``.
 
         The options are those of ``Fn``'s builder methods: ``name`` (default: the function's,
         kebab-cased), ``parents`` (steps or step names), ``timeout``, ``retries`` and
-        ``backoff``, ``image``, ``requests``/``limits``, ``env``, ``rate_limits``.
+        ``backoff``, ``image``, ``requests``/``limits``, ``env``, ``rate_limits``, and the
+        control flow of :class:`StepFlow` (``skip_if``, ``run_if``, ``parent_rule``,
+        ``for_each`` with ``parallelism`` and ``continue_on_item_failure``).
         """
         origin = caller_origin()
 
         options: dict[str, Any] = {
             "name": name, "parents": parents, "timeout": timeout, "retries": retries,
             "backoff": backoff, "image": image, "requests": requests, "limits": limits,
-            "env": env, "rate_limits": rate_limits,
+            "env": env, "rate_limits": rate_limits, **flow,
         }  # fmt: skip
 
         def decorate(function: Callable[[Context], Any]) -> Step[Any]:
@@ -180,22 +200,28 @@ class WorkflowDef(Generic[InT]):
 
         return decorate(func) if func is not None else decorate
 
-    def on_failure(
-        self,
-        func: Callable[[Context], Any] | None = None,
-        /,
-        **options: Any,
-    ) -> Any:
+    def on_failure(self, func: Callable[[Context], Any] | None = None, /, **options: Any) -> Any:
         """The step run once the others are done if one failed (``WorkflowJob.on_failure``).
 
         Takes the options of :meth:`step` except ``parents``.
         """
-        origin = caller_origin()
+        return self._hook(Hook.ON_FAILURE, func, caller_origin(), options)
 
+    def on_success(self, func: Callable[[Context], Any] | None = None, /, **options: Any) -> Any:
+        """The step run once the others are done if none failed (``WorkflowJob.on_success``)."""
+        return self._hook(Hook.ON_SUCCESS, func, caller_origin(), options)
+
+    def on_exit(self, func: Callable[[Context], Any] | None = None, /, **options: Any) -> Any:
+        """The step run last, either way (``WorkflowJob.on_exit``): a finally."""
+        return self._hook(Hook.ON_EXIT, func, caller_origin(), options)
+
+    def _hook(
+        self, hook: Hook, func: Callable[[Context], Any] | None, origin: str, options: Any
+    ) -> Any:
         def decorate(function: Callable[[Context], Any]) -> Step[Any]:
             made = _configured(Step(function), origin, **options)
-            if self._accepts("on-failure step"):
-                self._on_failure = made
+            if self._accepts(f"{hook.attribute.replace('_', '-')} step"):
+                self._hooks[hook.attribute] = made
             return made
 
         return decorate(func) if func is not None else decorate
@@ -289,6 +315,7 @@ def _configured(
     limits: dict[str, str | int] | None = None,
     env: dict[str, str] | None = None,
     rate_limits: Sequence[RateLimit] = (),
+    **flow: Unpack[StepFlow],
 ) -> Step[Any]:
     """``step`` with the decorator's options, as the builder methods set them."""
     step.origin = origin
@@ -306,4 +333,16 @@ def _configured(
     for key, value in (env or {}).items():
         step.add_env(key, value)
     step.add_rate_limit(*rate_limits)
+    if "skip_if" in flow:
+        step.set_skip_if(flow["skip_if"])
+    if "run_if" in flow:
+        step.set_run_if(flow["run_if"])
+    if "parent_rule" in flow:
+        step.set_parent_rule(flow["parent_rule"])
+    if "for_each" in flow:
+        step.set_for_each(
+            flow["for_each"],
+            parallelism=flow.get("parallelism"),
+            continue_on_item_failure=flow.get("continue_on_item_failure", False),
+        )
     return step

@@ -247,7 +247,7 @@ class Registry:
         """Steps made with ``call()`` whose action nobody registered."""
         problems = []
         for step in workflow.steps:
-            if step.func is None and self.resolve(step.action) is None:
+            if step.func is None and step.action and self.resolve(step.action) is None:
                 registered = ", ".join(self.action_names) or "none"
                 problems.append(
                     Problem(

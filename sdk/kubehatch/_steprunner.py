@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from kubehatch import _incluster
-from kubehatch.api import outputs, wire
+from kubehatch.api import outputs, spawns, wire
 from kubehatch.api.wire import (
     EXIT_CANCELLED,
     EXIT_FAILED,
     EXIT_PERMANENT,
+    EXIT_SELF_CANCELLED,
     EXIT_TIMED_OUT,
     StepEnv,
 )
@@ -60,6 +61,9 @@ def build_context(step: StepEnv, cancelled: threading.Event) -> Context:
         retry_count=step.attempt - 1,
         cancelled=cancelled,
         failures=json.loads(step.failures) if step.failures else None,
+        additional_metadata=json.loads(step.additional_metadata or "{}"),
+        item=json.loads(step.item_value) if step.item_value is not None else None,
+        item_index=step.item,
     )
 
 
@@ -97,6 +101,7 @@ def store_output(
     step: StepEnv,
     text: str,
     *,
+    spawn: bool = False,
     server: _incluster.Server | None = None,
     connect: _incluster.Connect = _incluster.https_connection,
 ) -> None:
@@ -110,11 +115,12 @@ def store_output(
     costs more CPU than the rest of a short step, in every step pod. A 409 is success:
     this attempt stored it already (before being restarted, or on a retry; compression is
     deterministic, so a deterministic step writes the same parts again). ``server`` and
-    ``connect`` are for tests (the pod's own: its ServiceAccount, TLS).
+    ``connect`` are for tests (the pod's own: its ServiceAccount, TLS). A ``spawn``
+    request's head is marked, so that the operator reads it (and no other output).
     """
     namespace = urllib.parse.quote(step.namespace, safe="")
     server = server or _incluster.Server.from_pod()
-    for body in outputs.configmaps(step, text):
+    for body in outputs.configmaps(step, text, spawn=spawn):
         _incluster.create(
             server,
             f"/api/v1/namespaces/{namespace}/configmaps",
@@ -163,11 +169,19 @@ def _start_clock(step: StepEnv, cancelled: threading.Event) -> None:
     signal.alarm(step.timeout_seconds)
 
 
+def _cancelled_by_step() -> int:
+    message = "cancelled by the step itself (ctx.cancel())"
+    print(message, file=sys.stderr)
+    _write_termination(message)
+    return EXIT_SELF_CANCELLED
+
+
 def main(env: dict[str, str] | None = None) -> int:
     """Run one step attempt; returns the process exit code."""
     cancelled = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: cancelled.set())
     step: StepEnv | None = None
+    ctx: Context | None = None
     try:
         step = StepEnv.from_env(os.environ if env is None else env)
         _start_clock(step, cancelled)
@@ -180,11 +194,13 @@ def main(env: dict[str, str] | None = None) -> int:
         # Not validating the worker's specs: see Worker.resolve_action.
         output = worker.resolve_action(step.action, check_specs=False).run(ctx)
         signal.alarm(0)
+        if ctx.cancelled_by_step:
+            return _cancelled_by_step()
         text = encode_output(step, output)
         if cancelled.is_set():
             _write_termination("cancelled: the step received SIGTERM")
             return EXIT_CANCELLED
-        store_output(step, text)
+        store_output(step, text, spawn=spawns.is_spawn_request(output))
     except _OutOfTime:
         assert step is not None and step.timeout_seconds is not None
         message = f"timed out: the step ran longer than its timeout of {step.timeout_seconds}s"
@@ -198,6 +214,8 @@ def main(env: dict[str, str] | None = None) -> int:
         if isinstance(error, SystemExit):
             # Exiting skips the hand-back: with no output stored, children would wait for it.
             error = RuntimeError(f"the step called sys.exit({error.code!r}) instead of returning")
+        if ctx is not None and ctx.cancelled_by_step:
+            return _cancelled_by_step()
         message = failure_message(error)
         print(message, file=sys.stderr)
         _write_termination(message)

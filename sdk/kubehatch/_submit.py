@@ -4,8 +4,10 @@ The Client (and so the CLI) reads the Workflows a submission would start and che
 input with :func:`kubehatch.api.inputschema.input_problems`, the function the operator
 runs when the run starts: what is refused here would fail there, with the same message.
 An event is checked against every Workflow it would start (its key matches one of their
-``spec.triggers.events``, as the operator matches it, and they are not suspended); one
-that does not fit refuses the whole event, so that nothing is created.
+``spec.triggers.events``, or one of their ``filteredEvents`` whose filter is true for it,
+as the operator matches them, and they are not suspended); one that does not fit refuses
+the whole event, so that nothing is created. A filter that fails here is left for the
+operator to report on the event.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from kubehatch.api.inputschema import InvalidInputError, input_problems
+from kubehatch.api.triggerspec import filter_accepts, key_matches
 
 
 def input_schema(workflow: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -30,26 +33,49 @@ def check_run_input(name: str, workflow: dict[str, Any] | None, value: Any) -> N
         raise InvalidInputError(name, problems)
 
 
-def key_matches(pattern: str, key: str) -> bool:
-    """Whether event ``key`` matches a ``spec.triggers.events`` entry (``prefix*`` too)."""
-    return key.startswith(pattern[:-1]) if pattern.endswith("*") else pattern == key
+def _accepts(expression: Any, key: str, payload: Any, metadata: dict[str, str] | None) -> bool:
+    if not isinstance(expression, str) or not isinstance(payload, dict):
+        return False
+    try:
+        return filter_accepts(expression, key, payload, metadata)
+    except ValueError:  # the operator reports it on the event
+        return False
 
 
-def started_by(workflows: Iterable[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    """The Workflows an event with ``key`` starts: listening for it and not suspended."""
+def started_by(
+    workflows: Iterable[dict[str, Any]],
+    key: str,
+    payload: Any = None,
+    metadata: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """The Workflows an event with ``key`` starts: listening for it (through a filter that
+    ``payload`` and ``metadata`` pass, for a filtered entry) and not suspended."""
     started = []
     for workflow in workflows:
         spec = workflow.get("spec") or {}
-        events = (spec.get("triggers") or {}).get("events") or []
-        if not spec.get("suspend") and any(key_matches(p, key) for p in events):
+        triggers = spec.get("triggers") or {}
+        if spec.get("suspend"):
+            continue
+        if any(key_matches(p, key) for p in triggers.get("events") or []) or any(
+            isinstance(entry, dict)
+            and key_matches(str(entry.get("key")), key)
+            and _accepts(entry.get("filter"), key, payload, metadata)
+            for entry in triggers.get("filteredEvents") or []
+        ):
             started.append(workflow)
     return started
 
 
-def check_event_payload(key: str, workflows: Iterable[dict[str, Any]], payload: Any) -> None:
+def check_event_payload(
+    key: str,
+    workflows: Iterable[dict[str, Any]],
+    payload: Any,
+    metadata: dict[str, str] | None = None,
+) -> None:
     """Raise :class:`InvalidInputError` if the payload does not fit a Workflow it starts."""
     refused = []
-    for workflow in sorted(started_by(workflows, key), key=lambda w: w["metadata"]["name"]):
+    started = started_by(workflows, key, payload, metadata)
+    for workflow in sorted(started, key=lambda w: w["metadata"]["name"]):
         problems = input_problems(input_schema(workflow), payload)
         if problems is not None:
             refused.append((workflow["metadata"]["name"], problems))

@@ -18,18 +18,17 @@ import contextlib
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from kubehatch import _reruns
+from kubehatch import _approvals, _events, _pausing, _reruns
 from kubehatch._apierrors import ApiError, explain, not_started, one_line, status_message
 from kubehatch._serialization import to_jsonable
 from kubehatch._submit import check_event_payload, check_run_input
 from kubehatch.api import wire
-from kubehatch.api.workflowevent import WorkflowEvent
 from kubehatch.api.workflowrun import TriggeredBy, TriggerType, WorkflowRun
 from kubehatch.errors import KubehatchError
 
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
     from kubernetes.client import ApiClient, V1Pod
 
 _EPOCH = datetime.fromtimestamp(0, UTC)
+EventInput = _events.EventInput  # what client.event.push_many takes
 
 MAX_INPUT_BYTES = wire.MAX_INPUT_BYTES
 """The largest run input as the operator stores it (``json.dumps``, in its input ConfigMap,
@@ -93,20 +93,21 @@ class EventClient:
         """Create a WorkflowEvent; returns its name (it starts whatever listens, if any).
         ``priority`` (1 low to 3 high) is that of the runs it starts."""
         data = _as_input(payload, "event payload (the runs' input)")
-        body = {
-            "apiVersion": wire.API_VERSION,
-            "kind": "WorkflowEvent",
-            "metadata": {"generateName": "event-"},
-            "spec": {
-                "key": key,
-                "payload": data,
-                "additionalMetadata": metadata or {},
-                **({"priority": priority} if priority is not None else {}),
-            },
-        }
-        WorkflowEvent.model_validate({**body, "metadata": {}})  # same checks as the API server
-        check_event_payload(key, self._parent._workflows(), data)
+        body = _events.event_body(key, data, metadata, priority)
+        check_event_payload(key, self._parent._workflows(), data, metadata)
         return self._parent._create(wire.WORKFLOW_EVENTS, body)
+
+    def push_many(self, events: Iterable[_events.EventInput]) -> list[_events.Pushed]:
+        """Push several events (``EventInput(key, data, metadata, priority)``): all are
+        checked first (one invalid one pushes none), then created concurrently; a result
+        per event, in order, with its WorkflowEvent's name or the API server's refusal."""
+        return _events.push_many(
+            list(events),
+            workflows=self._parent._workflows(),
+            as_input=_as_input,
+            check=check_event_payload,
+            create=lambda body: self._parent._create(wire.WORKFLOW_EVENTS, body),
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -260,6 +261,9 @@ class Client:
 
     retry = _reruns.retry
     replay = _reruns.replay
+    suspend = _pausing.suspend
+    resume = _pausing.resume
+    approve = _approvals.approve
 
     def cancel(self, name: str) -> None:
         """Ask the operator to stop the run: its pods get SIGTERM, the run ends Cancelled."""

@@ -46,11 +46,15 @@ class Context:
     """What a step knows about its run. Built by the engine, or by hand in tests."""
 
     __slots__ = (
+        "_by_step",
         "_failures",
         "_input",
+        "_metadata",
         "_parent_outputs",
         "_values",
         "cancelled",
+        "item",
+        "item_index",
         "retry_count",
         "run_name",
         "step_name",
@@ -69,6 +73,10 @@ class Context:
         cancelled: threading.Event | None = None,
         values: Mapping[str, Any] | None = None,
         failures: Mapping[str, str] | None = None,
+        item: Any = None,
+        item_index: int | None = None,
+        additional_metadata: Mapping[str, str] | None = None,
+        by_step: threading.Event | None = None,
     ) -> None:
         """
         :param workflow_input: the run's input (a JSON object, ``{}`` when missing).
@@ -79,6 +87,8 @@ class Context:
             SIGTERM); a new one is made when omitted.
         :param values: values set by middleware (see :meth:`with_value`).
         :param failures: for an on-failure step, what each failed step said, by name.
+        :param item: in a forEach step, this attempt's item (``item_index`` its index).
+        :param additional_metadata: the run's metadata (an event's, for a run it started).
         """
         self._input = {} if workflow_input is None else workflow_input
         self._parent_outputs = MappingProxyType(dict(parent_outputs or {}))
@@ -88,7 +98,13 @@ class Context:
         self.run_name = run_name
         self.retry_count = retry_count
         self.cancelled = cancelled if cancelled is not None else threading.Event()
+        self._by_step = by_step if by_step is not None else threading.Event()
         self._failures = MappingProxyType(dict(failures or {}))
+        self._metadata = MappingProxyType(dict(additional_metadata or {}))
+        self.item = item
+        """In a forEach step: the item this Job runs for (None elsewhere)."""
+        self.item_index = item_index
+        """In a forEach step: the item's index in the list, from 0 (None elsewhere)."""
 
     def __repr__(self) -> str:
         return (
@@ -100,6 +116,12 @@ class Context:
         """In an on-failure step: the error of each step that failed, by step name (empty
         in any other step)."""
         return dict(self._failures)
+
+    @property
+    def additional_metadata(self) -> dict[str, str]:
+        """The run's additional metadata (spec.additionalMetadata): for a run an event
+        started, the event's (``kubehatch event push -m source=web``)."""
+        return dict(self._metadata)
 
     @property
     def parents(self) -> tuple[str, ...]:
@@ -154,6 +176,10 @@ class Context:
             cancelled=self.cancelled,
             values={**self._values, key: value},
             failures=self._failures,
+            item=self.item,
+            item_index=self.item_index,
+            by_step=self._by_step,
+            additional_metadata=self._metadata,
         )
 
     def spawn(self, workflow: str, input: Any = None, *, key: str | None = None) -> SpawnRequest:
@@ -189,8 +215,16 @@ class Context:
         return self._values.get(key, default)
 
     def cancel(self) -> None:
-        """Ask the step to stop (what the engine does on cancellation or SIGTERM)."""
+        """Cancel this step (Hatchet's ``ctx.cancel()``): ``ctx.cancelled`` is set, and once
+        the step returns or raises, it ends Cancelled, not retried; its dependents are
+        skipped. The run ends Cancelled, unless another step failed (Failed outranks it)."""
+        self._by_step.set()
         self.cancelled.set()
+
+    @property
+    def cancelled_by_step(self) -> bool:
+        """Whether the step's own code called :meth:`cancel`."""
+        return self._by_step.is_set()
 
     def is_cancelled(self) -> bool:
         """Whether the run was cancelled; long loops should check this and return."""

@@ -23,13 +23,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from kubehatch._serialization import to_jsonable
+from kubehatch.api.spawns import MAX_CHILDREN, is_spawn_request, valid_key
 from kubehatch.api.wire import SPAWN_KEY
 from kubehatch.errors import KubehatchError
 
-MAX_CHILDREN = 1000
-"""Child runs one step may spawn."""
+__all__ = ["MAX_CHILDREN", "SpawnRequest", "is_spawn_request", "spawn_request"]
 
-_KEY = re.compile(r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$")
 _WORKFLOW = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
@@ -38,11 +37,6 @@ SpawnRequest = dict[str, Any]
 
 A plain dict, the JSON envelope the operator reads, so that it is stored like any output
 (and costs the step pod no serializer)."""
-
-
-def is_spawn_request(output: Any) -> bool:
-    """Whether a step's output asks for child runs."""
-    return isinstance(output, dict) and SPAWN_KEY in output
 
 
 def spawn_request(
@@ -80,7 +74,7 @@ def spawn_request(
         for run, key in zip(runs, keys, strict=True):
             if key is None:
                 continue
-            if not isinstance(key, str) or not _KEY.match(key) or key.isdigit():
+            if not valid_key(key):
                 raise KubehatchError(
                     f"child key {key!r} must be lower-case letters, digits and '-' (at most "
                     "32, not only digits): it becomes part of the child run's name"

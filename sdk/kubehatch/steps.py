@@ -53,8 +53,13 @@ class Fn(Generic[OutT]):
         """
         if (func is None) == (action is None):
             raise TypeError("Fn() takes a step function or action='service:action', not both")
+        self._setup(func, action)
+
+    def _setup(self, func: Callable[[Context], Any] | None, action: str | None) -> None:
         self.func: Callable[[Context], Any] | None = func
         self.action = action
+        self.wait: dict[str, Any] | None = None
+        """For a step that waits (see :mod:`kubehatch.waits`): its spec.steps[].wait."""
         self._name: str | None = None
         self.parents: list[str | Fn[Any]] = []
         self.timeout: str | timedelta | None = None
@@ -67,6 +72,9 @@ class Fn(Generic[OutT]):
         self.parent_rule: str | None = None
         self.skip_if: str | None = None
         self.run_if: str | None = None
+        self.for_each: str | None = None
+        self.parallelism: int | None = None
+        self.continue_on_item_failure: bool | None = None
         self.origin = caller_origin()
 
     def __repr__(self) -> str:
@@ -79,6 +87,8 @@ class Fn(Generic[OutT]):
             return self._name
         if self.func is not None:
             return step_name_for(self.func)
+        if self.wait is not None:
+            return next(iter(self.wait))  # "sleep", "until", "event", "approval"
         return (self.action or "").rpartition(":")[2]
 
     @property
@@ -116,6 +126,23 @@ class Fn(Generic[OutT]):
         ``input``, ``parents`` (the parents' outputs by step name) and
         ``additional_metadata``: ``"parents.check.amount > 100"``."""
         self.skip_if = expression
+        return self
+
+    def set_for_each(
+        self,
+        expression: str,
+        *,
+        parallelism: int | None = None,
+        continue_on_item_failure: bool = False,
+    ) -> Self:
+        """Run the step once per item of the list this CEL expression gives (``input.files``,
+        ``parents.list.ids``, ``[1, 2, 3]``), each item a Job of its own with its own
+        retries; ``ctx.item`` is the item. At most ``parallelism`` items run at once. The
+        step's output is the list of the items' outputs, in order; a failed item fails the
+        step unless ``continue_on_item_failure`` (its output is then None)."""
+        self.for_each = expression
+        self.parallelism = parallelism
+        self.continue_on_item_failure = continue_on_item_failure or None
         return self
 
     def set_run_if(self, expression: str) -> Self:

@@ -1,10 +1,13 @@
 """Run workflows in-process, without a cluster: for unit tests and trying examples.
 
-The runner (:mod:`kubehatch._localrun`) follows the operator's rules: DAG order, parents'
-outputs as stored JSON, retries with their backoff, step timeouts, middleware, failures
-that skip only the steps below them, hooks, the input checked against the input model's
-schema. Concurrency and rate limits are not applied (:func:`concurrency_key` computes
-the key)::
+The runner (:mod:`kubehatch._localrun`) follows the operator's rules: DAG order, parent
+rules and ``skip_if`` / ``run_if`` conditions (the operator's own code), the outputs of
+the parents that succeeded as stored JSON, retries with their backoff, step timeouts,
+middleware, failures that skip only the steps below them, child runs (``ctx.spawn``, run
+here from the same worker), the hooks (on-failure or on-success, then on-exit), the
+input checked against the input model's schema. Each step ends with the phase and the
+message a cluster shows (:attr:`LocalRun.messages`). Concurrency and rate limits are not
+applied (:func:`concurrency_key` computes the key)::
 
     run = run_workflow(worker, "two-step-workflow", {"username": "ada"})
     assert run.outputs["step-two"] == {"message": "..."}
@@ -85,6 +88,7 @@ def run_workflow(
     run_name: str = "local",
     clock: Clock | None = None,
     on_event: Callable[[StepEvent], None] | None = None,
+    additional_metadata: dict[str, str] | None = None,
 ) -> LocalRun:
     """Run ``workflow`` to its end and return its outputs; raise if it did not succeed.
 
@@ -92,7 +96,8 @@ def run_workflow(
     a note naming the step, once the other branches ran; an input that does not fit the
     input model raises :class:`~kubehatch.api.inputschema.InvalidInputError`. Waits
     happen on ``clock``, a new :class:`FakeClock` unless given. :func:`run_local` returns
-    a failed run instead of raising.
+    a failed run instead of raising. ``additional_metadata`` is the run's, as conditions
+    (``skip_if``, ``run_if``) read it.
     """
     from kubehatch.api.inputschema import InvalidInputError
 
@@ -103,6 +108,7 @@ def run_workflow(
         clock=clock if clock is not None else FakeClock(),
         run_name=run_name,
         on_event=on_event,
+        additional_metadata=additional_metadata,
     )
     if run.succeeded:
         return run

@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client
 
 from kubehatch import workflow_manifests
-from kubehatch.api import wire
+from kubehatch.api import spawns, wire
 from tests.e2e import kube
 from tests.e2e.support import wait_for
 from tests.e2e.workers import children
@@ -92,6 +92,24 @@ def test_a_spawn_of_a_workflow_not_in_spawns_fails_the_step(op_namespace: str, a
     assert "may not spawn workflow 'child-slow'" in message
     assert "spec.spawns lists child-value" in message and "add 'child-slow'" in message
     assert children_of(op_namespace, "unlisted") == []
+
+
+def test_a_spawn_in_a_workflow_without_spawns_fails_the_step(op_namespace: str, apply) -> None:
+    apply("child-value", "no-spawns-parent")
+    kube.create_run(op_namespace, "nospawns", "no-spawns-parent")
+    status = kube.wait_for_phase(op_namespace, "nospawns", {"Succeeded", "Failed"})["status"]
+    assert status["phase"] == "Failed", status
+    step = status["steps"]["spawn"]
+    assert step["message"] == (
+        "it may not spawn workflow 'child-value': its Workflow's spec.spawns lists nothing; "
+        "add 'child-value' to spec.spawns (WorkflowJob(spawns=[...]) in Python)"
+    )
+    assert children_of(op_namespace, "nospawns") == []
+    # The step pod marked its output as a spawn request: what the operator reads.
+    head = client.CoreV1Api().read_namespaced_config_map(
+        wire.output_configmap_name(step["jobName"]), op_namespace
+    )
+    assert (head.metadata.annotations or {}).get(spawns.ANNOTATION_SPAWN_REQUEST) == "true"
 
 
 def test_cancelling_a_parent_cancels_its_running_children(op_namespace: str, apply) -> None:

@@ -3,6 +3,7 @@ failed run from its failed step after the Workflow was fixed."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from kubernetes import client
 
 from kubehatch import workflow_manifests
 from tests.e2e import kube
-from tests.e2e.support import kubehatch
+from tests.e2e.support import kubehatch, wait_for
 from tests.e2e.workers import control
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator")]
@@ -144,3 +145,86 @@ def test_a_failed_run_retried_after_the_fix_reruns_only_the_failed_steps(
     new = replay.stdout.split()[0].removeprefix("workflowrun/")
     status = kube.wait_for_phase(op_namespace, new, FINAL, timeout=180)["status"]
     assert status["phase"] == "Succeeded"
+
+
+def test_a_fan_out_of_fifty_items_runs_five_at_a_time_and_keeps_their_order(
+    op_namespace: str, run_workflow
+) -> None:
+    status = run_workflow("fan-out", "fan", {"count": 50})
+    assert status["phase"] == "Succeeded", status["conditions"]
+    square = status["steps"]["square"]
+    assert square["items"] == {"total": 50, "succeeded": 50, "failed": 0, "running": 0}
+    outputs = kube.output(op_namespace, square["outputConfigMap"])
+    assert [o["index"] for o in outputs] == list(range(50))
+    assert [o["square"] for o in outputs] == [i * i for i in range(50)]
+    # Never more than five items at once: at every item's start, count those running.
+    overlap = max(
+        sum(other["start"] <= one["start"] < other["end"] for other in outputs) for one in outputs
+    )
+    assert overlap <= 5, overlap
+    total = kube.output(op_namespace, status["steps"]["total"]["outputConfigMap"])
+    assert total == {"sum": sum(i * i for i in range(50))}
+    jobs = kube.jobs_of(op_namespace, "fan")
+    assert len([j for j in jobs if j.metadata.labels.get("kubehatch.dev/item")]) == 50
+    # The run's status counts the items; it does not list them.
+    assert len(str(status)) < 6000
+
+
+def test_a_failing_and_a_self_cancelling_step_beside_two_good_branches(
+    op_namespace: str, run_workflow
+) -> None:
+    """Hatchet's run-details case: Failed outranks Cancelled; the other outputs stay."""
+    status = run_workflow("run-details", "details")
+    assert status["phase"] == "Failed"
+    assert phases(status) == {
+        "step1": "Failed",
+        "cancel-me": "Cancelled",
+        "left": "Succeeded",
+        "right": "Succeeded",
+        "after-cancel": "Skipped",
+    }
+    steps = status["steps"]
+    assert steps["cancel-me"]["attempts"] == 1  # a step that cancels itself is not retried
+    assert steps["cancel-me"]["message"] == "cancelled by the step itself (ctx.cancel())"
+    assert "step1 failed" in steps["step1"]["message"]
+    for branch in ("left", "right"):
+        assert kube.output(op_namespace, steps[branch]["outputConfigMap"]) == {"branch": branch}
+
+
+def test_steps_wait_for_an_event_and_sleep_without_a_pod(
+    op_namespace: str, run_workflow, step_image: str
+) -> None:
+    kube.apply_workflow(op_namespace, MANIFESTS["waits"], step_image)
+    # Run "early": its event comes before its wait begins (the lookback finds it).
+    kube.create_run(op_namespace, "early", "waits", {"id": 1})
+    for order, by in ((99, "someone else"), (1, "ada")):
+        pushed = kubehatch(
+            "event", "push", "order:paid", "-d", json.dumps({"id": order, "by": by}),
+            "-n", op_namespace,
+        )  # fmt: skip
+        assert pushed.returncode == 0, pushed.stderr
+    early = kube.wait_for_phase(op_namespace, "early", FINAL, timeout=180)["status"]
+    assert early["phase"] == "Succeeded", early["conditions"]
+    shipped = kube.output(op_namespace, early["steps"]["ship"]["outputConfigMap"])
+    assert shipped["paid_by"] == "ada"
+    # Run "late": it waits, Running, with no pod, until its event comes.
+    kube.create_run(op_namespace, "late", "waits", {"id": 2})
+    wait_for(
+        lambda: kube.get_run(op_namespace, "late").get("status", {}).get("steps", {})
+        .get("paid", {}).get("phase") == "Running",
+        120, "the wait to begin",
+    )  # fmt: skip
+    steps = {j.metadata.labels["kubehatch.dev/step"] for j in kube.jobs_of(op_namespace, "late")}
+    assert steps == {"place"}  # no Job for the wait
+    pushed = kubehatch(
+        "event", "push", "order:paid", "-d", '{"id": 2, "by": "grace"}', "-n", op_namespace
+    )
+    assert pushed.returncode == 0, pushed.stderr
+    late = kube.wait_for_phase(op_namespace, "late", FINAL, timeout=180)["status"]
+    assert late["phase"] == "Succeeded", late["conditions"]
+    steps = late["steps"]
+    assert kube.output(op_namespace, steps["ship"]["outputConfigMap"])["paid_by"] == "grace"
+    nap = _second(steps["nap"]["finishedAt"]) - _second(steps["nap"]["startedAt"])
+    assert nap.total_seconds() >= 3
+    jobs = {j.metadata.labels["kubehatch.dev/step"] for j in kube.jobs_of(op_namespace, "late")}
+    assert jobs == {"place", "ship"}  # the wait and the sleep ran no pod

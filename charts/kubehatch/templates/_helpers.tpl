@@ -113,6 +113,10 @@ watched namespace.
 - apiGroups: [kubehatch.dev]
   resources: [workflowevents]
   verbs: [list, watch, delete]
+# Approvals: watched (steps that wait for approval read them); never written.
+- apiGroups: [kubehatch.dev]
+  resources: [workflowapprovals]
+  verbs: [list, watch]
 # Progress and trigger state: merge patches of the status subresource only.
 - apiGroups: [kubehatch.dev]
   resources: [workflows/status, workflowruns/status, workflowevents/status]

@@ -134,7 +134,13 @@ class Triggers:
 
     async def _sync_cronjobs(self, key: Key, workflow: WorkflowInfo) -> None:
         """Make the workflow's CronJobs match its spec (once per generation and settings)."""
-        fingerprint = (workflow.uid, workflow.generation, workflow.crons, self.pod)
+        fingerprint = (
+            workflow.uid,
+            workflow.generation,
+            workflow.crons,
+            workflow.zoned_crons,
+            self.pod,
+        )
         if self.cron_synced.get(key) == fingerprint:
             return
         desired = desired_cronjobs(workflow, self.pod)
@@ -153,6 +159,8 @@ class Triggers:
                 if err.status not in (400, 422):
                     raise
                 schedule = body["spec"]["schedule"]
+                if body["spec"].get("timeZone") not in (None, "Etc/UTC"):
+                    schedule += f" in {body['spec']['timeZone']}"
                 errors.append(
                     f"the API server refused the CronJob for {schedule!r}: {api_message(err)}"
                 )
@@ -246,9 +254,7 @@ class Triggers:
             kind = "Warning" if plan.warning else "Normal"
             await self.kube.post_event(body, kind, plan.reason, plan.message)
         for match, run in zip(plan.matches, plan.runs, strict=True):
-            self.note_run(
-                (info.namespace, match.workflow), f"event:{match.pattern}", run["metadata"]["name"]
-            )
+            self.note_run((info.namespace, match.workflow), match.trigger, run["metadata"]["name"])
         handled = event_info(updated).handled_at or now()
         self._arm_retention(key, info.uid, handled)
         log.info("event %s/%s (%s): %s", *key, info.key, plan.message)

@@ -3,7 +3,10 @@
 The CronJob's pod runs ``kubehatch trigger`` from the operator image with a
 ServiceAccount that may only create WorkflowRuns. The run is named after the scheduled
 time (the pod reads it from its Job's name), so a retried pod never makes a second run.
-Schedules are read in UTC, as the API documents.
+Schedules in ``spec.triggers.crons`` are read in UTC, as the API documents; those in
+``spec.triggers.zonedCrons`` in their zone (the CronJob's ``spec.timeZone``: the CronJob
+controller follows the zone's daylight-saving changes). The zone is part of a schedule's
+identity: its CronJob's name, its runs' prefix and its key in status.lastTriggered.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from typing import Any
 from croniter import croniter
 
 from kubehatch.api import wire
+from kubehatch.api.triggerspec import cron_trigger, zone_problem, zoned_times
 from kubehatch.api.wire import parse_time
-from kubehatch_operator.triggers.model import WorkflowInfo
+from kubehatch_operator.triggers.model import CronEntry, WorkflowInfo
 
 TIME_ZONE = "Etc/UTC"
 STARTING_DEADLINE_SECONDS = 300
@@ -55,31 +59,53 @@ def cron_problem(expression: str) -> str | None:
     return None
 
 
-def cron_problems(crons: Iterable[str]) -> list[str]:
-    """One message per bad entry, naming the field, the expression and the fix."""
+def _entries(crons: Iterable[str | CronEntry]) -> list[CronEntry]:
+    """Entries from a mix of entries and plain (UTC) schedules, placed in spec.triggers.crons."""
+    return [
+        c if isinstance(c, CronEntry) else CronEntry(c, None, f"spec.triggers.crons[{i}]")
+        for i, c in enumerate(crons)
+    ]
+
+
+def cron_problems(crons: Iterable[str | CronEntry]) -> list[str]:
+    """One message per bad schedule, naming the field, the expression and the fix."""
     problems = []
-    for index, expression in enumerate(crons):
-        why = cron_problem(expression)
+    for entry in _entries(crons):
+        why = cron_problem(entry.schedule)
         if why is not None:
+            where = entry.where if entry.zone is None else f"{entry.where}.schedule"
+            zone = "UTC" if entry.zone is None else f"read in {entry.zone}"
             problems.append(
-                f"spec.triggers.crons[{index}]: {expression!r} is not a valid cron schedule: "
+                f"{where}: {entry.schedule!r} is not a valid cron schedule: "
                 f"{why}; write five fields 'minute hour day-of-month month day-of-week' "
-                "(UTC), e.g. '*/5 * * * *'"
+                f"({zone}), e.g. '*/5 * * * *'"
             )
     return problems
 
 
-def schedule_hash(expression: str) -> str:
-    return wire.digest(expression, 8)
+def zone_problems(crons: Iterable[str | CronEntry]) -> list[str]:
+    """One message per unknown time zone (the CRD checks only the length of a zone)."""
+    problems = []
+    for entry in _entries(crons):
+        why = None if entry.zone is None else zone_problem(entry.zone)
+        if why is not None:
+            problems.append(f"{entry.where}.timeZone: {entry.zone!r} is not a time zone: {why}")
+    return problems
 
 
-def cronjob_name(workflow: str, expression: str) -> str:
-    return wire.bounded(f"{workflow}-cron-{schedule_hash(expression)}", wire.MAX_CRONJOB_NAME)
+def schedule_hash(expression: str, zone: str | None = None) -> str:
+    """The schedule's short hash; a zoned schedule's covers its zone too."""
+    return wire.digest(expression if zone is None else f"{expression}\n{zone}", 8)
 
 
-def run_prefix(workflow: str, expression: str) -> str:
+def cronjob_name(workflow: str, expression: str, zone: str | None = None) -> str:
+    name = f"{workflow}-cron-{schedule_hash(expression, zone)}"
+    return wire.bounded(name, wire.MAX_CRONJOB_NAME)
+
+
+def run_prefix(workflow: str, expression: str, zone: str | None = None) -> str:
     """Cron runs are named <prefix>-<YYYYmmdd-HHMM> (see ``kubehatch trigger``)."""
-    return f"{workflow}-cron-{schedule_hash(expression)}"
+    return f"{workflow}-cron-{schedule_hash(expression, zone)}"
 
 
 @dataclass(frozen=True)
@@ -91,8 +117,11 @@ class TriggerPod:
     run_as_user: int = 65532
 
 
-def cronjob_manifest(workflow: WorkflowInfo, expression: str, pod: TriggerPod) -> dict[str, Any]:
-    """The CronJob for one schedule of one workflow (``pod.image`` must be set)."""
+def cronjob_manifest(
+    workflow: WorkflowInfo, expression: str, pod: TriggerPod, zone: str | None = None
+) -> dict[str, Any]:
+    """The CronJob for one schedule of one workflow, read in ``zone`` (UTC when None;
+    ``pod.image`` must be set)."""
     assert pod.image, "trigger image required"
     labels = {
         wire.LABEL_MANAGED_BY: wire.MANAGED_BY,
@@ -110,7 +139,8 @@ def cronjob_manifest(workflow: WorkflowInfo, expression: str, pod: TriggerPod) -
         "args": [
             "--workflow", workflow.name,
             "--schedule", expression,
-            "--run-prefix", run_prefix(workflow.name, expression),
+            "--run-prefix", run_prefix(workflow.name, expression, zone),
+            *(["--time-zone", zone] if zone is not None else []),
         ],
         "env": [
             {
@@ -136,7 +166,7 @@ def cronjob_manifest(workflow: WorkflowInfo, expression: str, pod: TriggerPod) -
     }  # fmt: skip
     spec: dict[str, Any] = {
         "schedule": expression,
-        "timeZone": TIME_ZONE,
+        "timeZone": zone or TIME_ZONE,
         "suspend": workflow.suspend,
         # Each scheduled time is its own run (named after the time): no reason to skip one.
         "concurrencyPolicy": "Allow",
@@ -168,14 +198,14 @@ def cronjob_manifest(workflow: WorkflowInfo, expression: str, pod: TriggerPod) -
     }
     annotations: dict[str, str] = {
         wire.ANNOTATION_SCHEDULE: expression,
-        wire.ANNOTATION_TRIGGER: f"cron:{expression}",
-        wire.ANNOTATION_RUN_PREFIX: run_prefix(workflow.name, expression),
+        wire.ANNOTATION_TRIGGER: cron_trigger(expression, zone),
+        wire.ANNOTATION_RUN_PREFIX: run_prefix(workflow.name, expression, zone),
     }
     body: dict[str, Any] = {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
         "metadata": {
-            "name": cronjob_name(workflow.name, expression),
+            "name": cronjob_name(workflow.name, expression, zone),
             "namespace": workflow.namespace,
             "labels": labels,
             "annotations": annotations,
@@ -198,10 +228,11 @@ def desired_cronjobs(workflow: WorkflowInfo, pod: TriggerPod) -> list[dict[str, 
     """
     if not pod.image:
         return None
-    if cron_problems(workflow.crons):
+    entries = workflow.cron_entries
+    if cron_problems(entries) or zone_problems(entries):
         return []
-    unique = dict.fromkeys(c.strip() for c in workflow.crons)
-    return [cronjob_manifest(workflow, expression, pod) for expression in unique]
+    unique = dict.fromkeys(entry.identity for entry in entries)
+    return [cronjob_manifest(workflow, expression, pod, zone) for expression, zone in unique]
 
 
 @dataclass
@@ -246,14 +277,27 @@ def plan_cronjobs(desired: list[dict[str, Any]], existing: list[dict[str, Any]])
     return plan
 
 
-def next_cron_times(crons: Iterable[str], now: datetime) -> list[datetime]:
-    """The next time of each valid schedule after ``now`` (UTC)."""
-    base = now.astimezone(UTC)
-    times = []
-    for expression in dict.fromkeys(crons):
-        if cron_problem(expression) is None:
-            times.append(croniter(expression.strip(), base).get_next(datetime).astimezone(UTC))
-    return times
+def next_cron_times(
+    crons: Iterable[str | CronEntry], now: datetime, count: int = 1
+) -> list[datetime]:
+    """The next ``count`` times of each valid schedule after ``now``, in UTC (a zoned
+    schedule's computed in its zone)."""
+    return [t.astimezone(UTC) for _, times in cron_times(crons, now, count) for t in times]
+
+
+def cron_times(
+    crons: Iterable[str | CronEntry], now: datetime, count: int
+) -> list[tuple[CronEntry, list[datetime]]]:
+    """Each valid schedule (once) with its next ``count`` times after ``now``, in its zone."""
+    found: dict[tuple[str, str | None], tuple[CronEntry, list[datetime]]] = {}
+    for entry in _entries(crons):
+        if entry.identity in found or cron_problem(entry.schedule) is not None:
+            continue
+        if entry.zone is not None and zone_problem(entry.zone) is not None:
+            continue
+        times = zoned_times(entry.schedule, entry.zone, now, count)
+        found[entry.identity] = (entry, times)
+    return list(found.values())
 
 
 def last_cron_run(cronjob: dict[str, Any]) -> tuple[str, str] | None:

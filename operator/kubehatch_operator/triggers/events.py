@@ -4,6 +4,12 @@ A key matches a trigger exactly, or a trigger ending in ``*`` matches every key 
 starts with what comes before it (``user:*`` matches ``user:created``; a lone ``*``
 matches everything). A ``*`` anywhere else is an ordinary character. Only Workflows in
 the event's namespace that are not suspended are started.
+
+An entry of ``spec.triggers.filteredEvents`` also needs its CEL filter to be true for the
+event. A filter that fails to evaluate (a field the payload lacks, a result that is not
+a bool) starts no run: the event's Handled condition turns False with reason
+FilterFailed, and its message (and the Warning Event posted on it) names the workflow,
+the filter and the error.
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from kubehatch.api import wire
+from kubehatch.api import triggerspec, wire
 from kubehatch.api.common import Condition, ConditionStatus
+from kubehatch.api.triggerspec import event_trigger, filter_accepts
 from kubehatch.api.workflowevent import WorkflowEventStatus
 from kubehatch.api.workflowrun import TriggerType
 from kubehatch_operator.triggers.model import EventInfo, WorkflowInfo
@@ -26,9 +33,7 @@ HANDLED = "Handled"
 
 def key_matches(pattern: str, key: str) -> bool:
     """Whether an event ``key`` matches one ``spec.triggers.events`` entry."""
-    if pattern.endswith("*"):
-        return key.startswith(pattern[:-1])
-    return pattern == key
+    return triggerspec.key_matches(pattern, key)
 
 
 def matching_pattern(workflow: WorkflowInfo, key: str) -> str | None:
@@ -42,6 +47,29 @@ def matching_pattern(workflow: WorkflowInfo, key: str) -> str | None:
 class Match:
     workflow: str
     pattern: str
+    filter: str | None = None
+    """The filter that accepted the event, for an entry of spec.triggers.filteredEvents."""
+
+    @property
+    def trigger(self) -> str:
+        """The entry, as status.lastTriggered and the run's annotation name it."""
+        return event_trigger(self.pattern, self.filter)
+
+
+@dataclass(frozen=True)
+class FilterFailure:
+    """A filter that could not be evaluated for the event: that entry starts no run."""
+
+    workflow: str
+    key: str
+    filter: str
+    error: str
+
+    def __str__(self) -> str:
+        return (
+            f"workflow {self.workflow!r}: the filter {self.filter!r} of its event trigger "
+            f"{self.key!r} failed, so it started no run: {self.error}"
+        )
 
 
 @dataclass(frozen=True)
@@ -49,23 +77,64 @@ class Matches:
     runs: list[Match]
     suspended: list[str]
     """Workflows that listen for the key but are suspended (reported, not started)."""
+    filtered_out: list[str] = field(default_factory=list)
+    """Workflows whose only matching entries have filters that are false for the event."""
+    failures: list[FilterFailure] = field(default_factory=list)
+
+
+def _filtered_match(
+    event: EventInfo, workflow: WorkflowInfo, failures: list[FilterFailure]
+) -> Match | None:
+    """The filtered entry that accepts the event (exact keys first, then prefixes, each
+    in spec order), or None; the filters that failed are added to ``failures``."""
+    assert event.key is not None
+    entries = [(k, f) for k, f in workflow.filtered_events if k == event.key]
+    entries += [(k, f) for k, f in workflow.filtered_events if k != event.key]
+    for pattern, text in entries:
+        if not key_matches(pattern, event.key):
+            continue
+        try:
+            accepted = filter_accepts(
+                text, event.key, event.payload, event.metadata, event.priority
+            )
+        except ValueError as err:
+            failures.append(FilterFailure(workflow.name, pattern, text, str(err)))
+            continue
+        if accepted:
+            return Match(workflow.name, pattern, text)
+    return None
 
 
 def match_workflows(event: EventInfo, workflows: Iterable[WorkflowInfo]) -> Matches:
-    """The Workflows the event starts, sorted by name (one run each)."""
-    runs, suspended = [], []
-    if event.key is not None:
-        for workflow in sorted(workflows, key=lambda w: w.name):
-            if workflow.namespace != event.namespace:
-                continue
-            pattern = matching_pattern(workflow, event.key)
-            if pattern is None:
-                continue
-            if workflow.suspend:
-                suspended.append(workflow.name)
-            else:
-                runs.append(Match(workflow.name, pattern))
-    return Matches(runs, suspended)
+    """The Workflows the event starts, sorted by name (one run each).
+
+    A plain entry that matches starts the run without evaluating any filter; otherwise the
+    first filtered entry whose filter is true does. A filter that fails to evaluate is
+    reported, and the next entry is tried.
+    """
+    matches = Matches([], [])
+    if event.key is None:
+        return matches
+    for workflow in sorted(workflows, key=lambda w: w.name):
+        if workflow.namespace != event.namespace:
+            continue
+        pattern = matching_pattern(workflow, event.key)
+        listens = pattern is not None or any(
+            key_matches(k, event.key) for k, _ in workflow.filtered_events
+        )
+        if not listens:
+            continue
+        if workflow.suspend:
+            matches.suspended.append(workflow.name)
+        elif pattern is not None:
+            matches.runs.append(Match(workflow.name, pattern))
+        else:
+            found = _filtered_match(event, workflow, matches.failures)
+            if found is not None:
+                matches.runs.append(found)
+            elif not any(f.workflow == workflow.name for f in matches.failures):
+                matches.filtered_out.append(workflow.name)
+    return matches
 
 
 def run_name(workflow: str, event_uid: str) -> str:
@@ -84,7 +153,7 @@ def event_run(event: EventInfo, match: Match) -> dict[str, Any]:
         name=run_name(match.workflow, event.uid),
         workflow=match.workflow,
         trigger_type=TriggerType.EVENT,
-        trigger=f"event:{match.pattern}",
+        trigger=match.trigger,
         source=f"{event.name} ({event.key})",
         input=event.payload,
         labels={wire.LABEL_EVENT: wire.label_value(event.name)},
@@ -120,17 +189,27 @@ def plan_event(event: EventInfo, workflows: Iterable[WorkflowInfo], now: datetim
         plan.matches = matches.runs
         plan.runs = [event_run(event, m) for m in matches.runs]
         names = [r["metadata"]["name"] for r in plan.runs]
+        parts = [str(failure) for failure in matches.failures]
         if names:
+            parts.append(f"started {len(names)} run(s): {', '.join(names)}")
+        if matches.filtered_out:
+            parts.append(f"filtered out (filter false): {', '.join(matches.filtered_out)}")
+        if matches.suspended:
+            parts.append(f"suspended, not started: {', '.join(matches.suspended)}")
+        if matches.failures:
+            plan.reason, plan.warning = "FilterFailed", True
+        elif names:
             plan.reason = "RunsCreated"
-            plan.message = f"started {len(names)} run(s): {', '.join(names)}"
+        elif matches.filtered_out:
+            plan.reason = "FilteredOut"
         else:
             plan.reason = "NoMatchingWorkflow"
-            plan.message = (
+            parts.insert(
+                0,
                 f"no Workflow in namespace {event.namespace!r} listens for {event.key!r} "
-                "(spec.triggers.events); nothing was started"
+                "(spec.triggers.events); nothing was started",
             )
-        if matches.suspended:
-            plan.message += f"; suspended, not started: {', '.join(matches.suspended)}"
+        plan.message = "; ".join(parts)
     handled = now.replace(microsecond=0)
     plan.status = WorkflowEventStatus(
         observed_generation=event.generation,

@@ -15,11 +15,31 @@ from pydantic import ValidationError
 
 from kubehatch.api import wire
 from kubehatch.api.graph import format_path
+from kubehatch.api.triggerspec import cron_trigger
 from kubehatch.api.wire import parse_time
 from kubehatch.api.workflow import SpecProblems, WorkflowSpec
 
 Key = tuple[str, str]
 """(namespace, name) of an object."""
+
+
+@dataclass(frozen=True)
+class CronEntry:
+    """One cron schedule of a Workflow: read in ``zone`` (UTC when None)."""
+
+    schedule: str
+    zone: str | None = None
+    where: str = ""
+    """Its place in the spec, for messages: spec.triggers.zonedCrons[0]."""
+
+    @property
+    def trigger(self) -> str:
+        return cron_trigger(self.schedule, self.zone)
+
+    @property
+    def identity(self) -> tuple[str, str | None]:
+        """Entries alike in this are one CronJob."""
+        return (self.schedule.strip(), self.zone)
 
 
 @dataclass(frozen=True)
@@ -33,6 +53,10 @@ class WorkflowInfo:
     events: tuple[str, ...] = ()
     crons: tuple[str, ...] = ()
     at: tuple[datetime, ...] = ()
+    filtered_events: tuple[tuple[str, str], ...] = ()
+    """(key, CEL filter) of each spec.triggers.filteredEvents entry."""
+    zoned_crons: tuple[tuple[str, str], ...] = ()
+    """(schedule, time zone) of each spec.triggers.zonedCrons entry."""
     suspend: bool = False
     problems: tuple[str, ...] = ()
     """What is wrong with the spec apart from cron schedules (those are checked apart)."""
@@ -41,6 +65,16 @@ class WorkflowInfo:
     @property
     def key(self) -> Key:
         return (self.namespace, self.name)
+
+    @property
+    def cron_entries(self) -> tuple[CronEntry, ...]:
+        """Every cron schedule of the spec, plain (UTC) then zoned, with where it is."""
+        plain = (CronEntry(c, None, f"spec.triggers.crons[{i}]") for i, c in enumerate(self.crons))
+        zoned = (
+            CronEntry(c, z, f"spec.triggers.zonedCrons[{i}]")
+            for i, (c, z) in enumerate(self.zoned_crons)
+        )
+        return (*plain, *zoned)
 
     @property
     def last_triggered(self) -> dict[str, str]:
@@ -52,11 +86,25 @@ def _strings(value: Any) -> tuple[str, ...]:
     return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
 
 
+def _pairs(value: Any, first: str, second: str) -> tuple[tuple[str, str], ...]:
+    """(first, second) of each object of a list that has both as strings."""
+    items = value if isinstance(value, list) else []
+    return tuple(
+        (item[first], item[second])
+        for item in items
+        if isinstance(item, dict)
+        and isinstance(item.get(first), str)
+        and isinstance(item.get(second), str)
+    )
+
+
 def _spec_problems(spec: dict[str, Any]) -> list[str]:
-    """Validation problems of the spec, cron schedules left out (reported on their own)."""
+    """Validation problems of the spec, cron schedules and their zones left out (reported
+    on their own)."""
     triggers = wire.mapping(spec.get("triggers"))
     try:
-        WorkflowSpec.model_validate({**spec, "triggers": {**triggers, "crons": []}})
+        without_crons = {**triggers, "crons": [], "zonedCrons": []}
+        WorkflowSpec.model_validate({**spec, "triggers": without_crons})
     except ValidationError as err:
         problems = []
         for error in err.errors():
@@ -96,6 +144,8 @@ def workflow_info(body: dict[str, Any]) -> WorkflowInfo:
         generation=int(meta.get("generation") or 1),
         events=_strings(triggers.get("events")),
         crons=_strings(triggers.get("crons")),
+        filtered_events=_pairs(triggers.get("filteredEvents"), "key", "filter"),
+        zoned_crons=_pairs(triggers.get("zonedCrons"), "schedule", "timeZone"),
         at=tuple(times),
         suspend=bool(spec.get("suspend", False)),
         problems=tuple(dict.fromkeys(problems)),

@@ -1,4 +1,5 @@
-"""The kubehatch.dev/v1alpha1 API: models for Workflow, WorkflowRun and WorkflowEvent.
+"""The kubehatch.dev/v1alpha1 API: models for Workflow, WorkflowRun, WorkflowEvent and
+WorkflowApproval.
 
 These pydantic models are the single source of truth: the CRDs in ``crds/`` are
 generated from them (``python -m kubehatch.api.crdgen crds``), the SDK renders them
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
         WorkflowSpec,
         WorkflowStatus,
     )
+    from kubehatch.api.workflowapproval import WorkflowApproval, WorkflowApprovalSpec
     from kubehatch.api.workflowevent import WorkflowEvent, WorkflowEventSpec, WorkflowEventStatus
     from kubehatch.api.workflowrun import (
         StepPhase,
@@ -99,6 +101,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "WorkflowSpec",
         "WorkflowStatus",
     ),
+    "kubehatch.api.workflowapproval": ("WorkflowApproval", "WorkflowApprovalSpec"),
     "kubehatch.api.workflowevent": ("WorkflowEvent", "WorkflowEventSpec", "WorkflowEventStatus"),
     "kubehatch.api.workflowrun": (
         "StepPhase",
@@ -119,10 +122,11 @@ _EXPORTS = {name: module for module, names in _MODULES.items() for name in names
 def _resources() -> tuple[type[Resource], ...]:
     """Every kind, in the order their CRDs are generated (``RESOURCES``)."""
     from kubehatch.api.workflow import Workflow
+    from kubehatch.api.workflowapproval import WorkflowApproval
     from kubehatch.api.workflowevent import WorkflowEvent
     from kubehatch.api.workflowrun import WorkflowRun
 
-    return (Workflow, WorkflowRun, WorkflowEvent)
+    return (Workflow, WorkflowRun, WorkflowEvent, WorkflowApproval)
 
 
 def __getattr__(name: str) -> Any:
@@ -174,6 +178,8 @@ __all__ = [
     "TriggeredBy",
     "Triggers",
     "Workflow",
+    "WorkflowApproval",
+    "WorkflowApprovalSpec",
     "WorkflowEvent",
     "WorkflowEventSpec",
     "WorkflowEventStatus",

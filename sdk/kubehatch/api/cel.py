@@ -59,10 +59,15 @@ def concurrency_key(expression: str, run_input: Any, metadata: dict[str, str] | 
 
 
 def key_of(
-    what: str, expression: str, run_input: Any, metadata: dict[str, str] | None = None
+    what: str,
+    expression: str,
+    run_input: Any,
+    metadata: dict[str, str] | None = None,
+    **more: Any,
 ) -> str:
-    """A key (of a rate limit, say) from ``expression``; ValueError names ``what`` failed."""
-    return str(_evaluate(what, expression, run_input, metadata))
+    """A key (of a rate limit, say) from ``expression``, with ``more`` variables bound
+    (``parents``, for a wait's time); ValueError names ``what`` failed."""
+    return str(_evaluate(what, expression, run_input, metadata, **more))
 
 
 def concurrency_limit(
@@ -90,17 +95,58 @@ def condition(
     run_input: Any,
     metadata: dict[str, str] | None,
     parents: dict[str, Any],
+    **more: Any,
 ) -> bool:
-    """A step's skipIf or runIf: true or false, with ``parents`` (outputs by step) bound.
+    """A step's skipIf or runIf: true or false, with ``parents`` (outputs by step) bound
+    (and ``more`` variables: an event trigger's filter binds ``event``).
 
     Raises ``ValueError`` naming ``what`` when it fails or gives anything but a bool.
     """
     from celpy.celtypes import BoolType
 
-    result = _evaluate(what, expression, run_input, metadata, parents=parents)
+    result = _evaluate(what, expression, run_input, metadata, parents=parents, **more)
     if not isinstance(result, bool | BoolType):
         raise ValueError(f"{what} {expression!r} gave {_shown(result)}, not true or false")
     return bool(result)
+
+
+def items(
+    expression: str,
+    run_input: Any,
+    metadata: dict[str, str] | None,
+    parents: dict[str, Any],
+) -> list[Any]:
+    """A forEach step's items: ``expression`` must give a list; its items as JSON values.
+
+    Raises ``ValueError`` naming the expression when it fails or gives anything else.
+    """
+    from celpy.celtypes import ListType
+
+    result = _evaluate("forEach", expression, run_input, metadata, parents=parents)
+    if not isinstance(result, ListType | list):
+        raise ValueError(f"forEach {expression!r} gave {_shown(result)}, not a list")
+    return [_plain(item) for item in result]
+
+
+def _plain(value: Any) -> Any:
+    """A CEL value as plain JSON data (celpy's bool is an int, its null a class)."""
+    from celpy import celtypes
+
+    if isinstance(value, celtypes.BoolType | bool):
+        return bool(value)
+    if isinstance(value, celtypes.MapType | dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, celtypes.ListType | list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, celtypes.StringType | str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if value is None or isinstance(value, celtypes.NullType):
+        return None
+    return str(value)
 
 
 def _shown(value: Any) -> str:

@@ -19,3 +19,16 @@ class Hook(StrEnum):
     @property
     def attribute(self) -> str:
         return {"onFailure": "on_failure", "onSuccess": "on_success", "onExit": "on_exit"}[self]
+
+
+def why_not(hook: Hook, any_failed: bool, any_cancelled: bool = False) -> str | None:
+    """Why a hook does not run once the other steps are done (None: it runs). onFailure
+    runs when a step failed, onSuccess when none failed or was cancelled, onExit always
+    (last: after the other hooks)."""
+    if hook is Hook.ON_FAILURE and not any_failed:
+        return "no step failed"
+    if hook is Hook.ON_SUCCESS and any_failed:
+        return "a step failed"
+    if hook is Hook.ON_SUCCESS and any_cancelled:
+        return "a step was cancelled"
+    return None

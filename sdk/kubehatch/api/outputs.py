@@ -29,6 +29,7 @@ keys and every part into a child's parents volume under the names :func:`head_fi
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import zlib
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubehatch.api import wire
+from kubehatch.api.spawns import ANNOTATION_SPAWN_REQUEST
 from kubehatch.errors import OutputCorruptError, OutputTooLargeError
 
 KIB = 1024
@@ -53,6 +55,8 @@ MAX_PARTS = -(-(MAX_OUTPUT_BYTES + MAX_OUTPUT_BYTES // 1000 + 4 * KIB) // PART_B
 """Parts of the largest output, even incompressible (gzip adds at most about 0.1%)."""
 MAX_OPERATOR_READ_BYTES = MIB
 """The most JSON the operator reads from an output (for conditions over parents' outputs)."""
+OPERATOR_READER = "the operator (for conditions over outputs)"
+"""Who reads at most MAX_OPERATOR_READ_BYTES, as messages name it."""
 
 GZIP_KEY = "output.json.gz"
 """binaryData key of a compressed output in its head ConfigMap."""
@@ -201,11 +205,15 @@ def encode(text: str) -> Encoded:
     return Encoded(data={MANIFEST_KEY: manifest.to_json()}, annotations=annotations, parts=parts)
 
 
-def configmaps(step: wire.StepEnv, text: str) -> list[dict[str, Any]]:
+def configmaps(step: wire.StepEnv, text: str, *, spawn: bool = False) -> list[dict[str, Any]]:
     """The ConfigMaps of a step attempt's output, in the order to create them: the parts
-    (if any), then the head. A small output is exactly ``wire.output_configmap``."""
+    (if any), then the head. A small output is exactly ``wire.output_configmap``; a
+    ``spawn`` request's head is marked (``kubehatch.api.spawns.ANNOTATION_SPAWN_REQUEST``)."""
     encoded = encode(text)
-    if not encoded.binary and not encoded.parts:
+    if spawn:
+        marked = {**encoded.annotations, ANNOTATION_SPAWN_REQUEST: "true"}
+        encoded = dataclasses.replace(encoded, annotations=marked)
+    if not encoded.binary and not encoded.parts and not encoded.annotations:
         return [wire.output_configmap(step, text)]
     owner = wire.owner_reference("WorkflowRun", step.run, step.run_uid, controller=False)
 

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 from enum import StrEnum
+from typing import Self
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
-from kubehatch.api.common import ApiModel
+from kubehatch.api.common import ApiModel, cel_rule, cel_rules
 from kubehatch.api.container import EnvVar, ResourceRequirements
-from kubehatch.api.fields import ActionName, CelExpression, DnsLabel, Duration
+from kubehatch.api.fields import ActionName, CelExpression, DnsLabel, Duration, EventKey
 from kubehatch.api.queueing import RateLimitSpec
 from kubehatch.durations import parse_duration
 
 MAX_PARENTS = 10
 MAX_RATE_LIMITS = 5
+MAX_ITEMS = 1000
+"""Items of one forEach step: each is a Job, and the run's status only counts them."""
 
 
 class Backoff(ApiModel):
@@ -40,6 +43,14 @@ class Backoff(ApiModel):
         return min(delay, ceiling)
 
 
+class ApprovalWait(ApiModel):
+    """Wait for a person to approve (or reject) the step."""
+
+    message: str | None = Field(
+        default=None, max_length=1024, description="What the approver is asked, shown to them."
+    )
+
+
 class ParentRule(StrEnum):
     """When a step with parents may run (Argo's ``depends``, Airflow's trigger rules)."""
 
@@ -52,12 +63,114 @@ class ParentRule(StrEnum):
     conditions pick some."""
 
 
+class OnTimeout(StrEnum):
+    """What a wait that times out does."""
+
+    FAIL = "Fail"
+    """The step is TimedOut (the run fails, unless a parentRule or a hook says otherwise)."""
+    CONTINUE = "Continue"
+    """The step succeeds with the output {"timedOut": true}: the default branch."""
+
+
+class EventWait(ApiModel):
+    """Wait for a WorkflowEvent."""
+
+    key: EventKey = Field(description="The event key, e.g. order:paid; a trailing * matches more.")
+    filter: CelExpression | None = Field(
+        default=None,
+        description=(
+            "CEL over `event` (key, data, metadata) with `input` and `parents` bound, e.g. "
+            "event.data.order_id == input.order_id; events for which it is false are ignored."
+        ),
+    )
+    lookback: Duration | None = Field(
+        default=None,
+        description=(
+            "Events that arrived up to this long before the wait began count too (at most "
+            "24h; the operator keeps recent events in memory)."
+        ),
+    )
+
+
+class WaitSpec(ApiModel):
+    """A step that waits without a pod: for a time, an event or a person's approval. Set
+    exactly one of sleep, until, event and approval."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            cel_rule(
+                "[has(self.sleep), has(self.until), has(self.event), has(self.approval)]"
+                ".filter(x, x).size() == 1",
+                "set exactly one of sleep, until, event and approval",
+            )
+        )
+    )
+
+    sleep: Duration | None = Field(default=None, description="Wait this long, e.g. 1h.")
+    until: CelExpression | None = Field(
+        default=None,
+        description=(
+            "Wait until the RFC 3339 time this CEL expression gives (over `input`, "
+            "`parents`, `additional_metadata`), e.g. input.send_at."
+        ),
+    )
+    event: EventWait | None = Field(
+        default=None,
+        description="Wait for an event; its key, data and metadata become the step's output.",
+    )
+    approval: ApprovalWait | None = Field(
+        default=None,
+        description=(
+            "Wait for a person: kubehatch approve RUN STEP (or --reject) creates a "
+            "WorkflowApproval; who may approve is who may create those (RBAC)."
+        ),
+    )
+    timeout: Duration | None = Field(
+        default=None, description="Give up after this long (see onTimeout); default: never."
+    )
+    on_timeout: OnTimeout | None = Field(
+        default=None, description='Fail (the default) or Continue with {"timedOut": true}.'
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        kinds = [self.sleep, self.until, self.event, self.approval]
+        if sum(kind is not None for kind in kinds) != 1:
+            raise ValueError("set exactly one of sleep, until, event and approval")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """What the step waits for, in words, for messages."""
+        if self.sleep is not None:
+            return f"sleeping {self.sleep}"
+        if self.until is not None:
+            return f"waiting until {self.until}"
+        if self.event is not None:
+            return f"waiting for an event {self.event.key!r}"
+        return "waiting for approval (kubehatch approve RUN STEP)"
+
+
 class StepSpec(ApiModel):
-    """One step: an action run in its own container once its parents are done."""
+    """One step: an action run in its own container once its parents are done, or a wait."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            cel_rule(
+                "has(self.action) != has(self.wait)",
+                "a step runs an action or waits: set exactly one of action and wait",
+            )
+        )
+    )
 
     name: DnsLabel = Field(description="Step name, unique within the workflow.")
-    action: ActionName = Field(
-        description="Registered action to run: 'service:action', or 'action' within spec.service."
+    action: ActionName | None = Field(
+        default=None,
+        description="Registered action to run: 'service:action', or 'action' within spec.service.",
+    )
+    wait: WaitSpec | None = Field(
+        default=None,
+        description="Instead of an action: wait, without a pod, for a time, an event or a person.",
     )
     parents: list[DnsLabel] = Field(
         default_factory=list,
@@ -81,6 +194,28 @@ class StepSpec(ApiModel):
             "CEL over `input`, `parents` (outputs of the parents that succeeded, by name) and "
             "`additional_metadata`, evaluated when the step is ready: true skips the step "
             "(and the steps that need it), e.g. parents.check.amount > 100."
+        ),
+    )
+    for_each: CelExpression | None = Field(
+        default=None,
+        description=(
+            "CEL giving a list (over `input`, `parents` and `additional_metadata`, like "
+            "skipIf; or a literal such as [1, 2, 3]): the step runs once per item, each "
+            f"item a Job of its own with its own attempts (at most {MAX_ITEMS} items). "
+            "Its output is the list of the items' outputs, in order."
+        ),
+    )
+    parallelism: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ITEMS,
+        description="With forEach: at most this many items run at once (default: all).",
+    )
+    continue_on_item_failure: bool | None = Field(
+        default=None,
+        description=(
+            "With forEach: an item that fails (after its retries) leaves null in the output "
+            "and the others go on; by default it fails the step and stops the others."
         ),
     )
     run_if: CelExpression | None = Field(
@@ -122,3 +257,17 @@ class StepSpec(ApiModel):
         max_length=MAX_RATE_LIMITS,
         description="Rate limits each attempt takes units of; over a limit, it waits.",
     )
+
+    @model_validator(mode="after")
+    def _action_or_wait(self) -> Self:
+        if (self.action is None) == (self.wait is None):
+            raise ValueError(
+                f"step {self.name!r}: set exactly one of action (a step that runs) and wait "
+                "(a step that waits)"
+            )
+        return self
+
+    @property
+    def waits(self) -> bool:
+        """A step without a pod: it waits for a time, an event or a person."""
+        return self.wait is not None

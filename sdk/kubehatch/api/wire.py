@@ -5,7 +5,8 @@ group and version, labels and annotations, the environment of step and trigger p
 mount paths and ConfigMap keys, exit codes, and the rules that derive object names.
 Both sides of the pod boundary use the same :class:`StepEnv`, so a variable cannot be
 written under one name and read under another. This module imports nothing of
-kubehatch but its errors: it sits below the API models, the SDK and the operator alike.
+kubehatch but its errors and plain JSON helpers: it sits below the API models, the SDK
+and the operator alike.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
+from kubehatch.api.jsonvalues import format_time as format_time  # re-exported
+from kubehatch.api.jsonvalues import mapping as mapping
+from kubehatch.api.jsonvalues import parse_time as parse_time
 from kubehatch.errors import KubehatchError
 
 # --- API group and version ------------------------------------------------------------
@@ -36,11 +40,10 @@ LABEL_RUN = f"{GROUP}/run"
 LABEL_STEP = f"{GROUP}/step"
 LABEL_ATTEMPT = f"{GROUP}/attempt"
 LABEL_WORKER = f"{GROUP}/worker"
-LABEL_RETRY = f"{GROUP}/retry"
-"""On a finished run whose spec.retry the operator is to carry out (it removes it)."""
-LABEL_REPLAY_OF = f"{GROUP}/replay-of"
-"""On a run made by `kubehatch replay`: the run it repeats."""
 """On rendered Workflows: the SDK Worker they came from."""
+LABEL_ITEM = f"{GROUP}/item"  # forEach items' Jobs, pods and outputs: the item's index
+LABEL_RETRY = f"{GROUP}/retry"  # on a run whose spec.retry is to be carried out
+LABEL_REPLAY_OF = f"{GROUP}/replay-of"  # on runs kubehatch replay made: the run repeated
 LABEL_TRIGGER_TYPE = f"{GROUP}/trigger-type"
 """event, cron or schedule: `kubectl get wfr -l kubehatch.dev/trigger-type=cron` works."""
 LABEL_EVENT = f"{GROUP}/event"
@@ -128,6 +131,16 @@ def child_run_name(run: str, uid: str, step: str, child: str) -> str:
     return _derived(f"{run}-{step}-{child}", MAX_LABEL_VALUE, f"{uid}/{step}/{child}")
 
 
+def item_job_name(run: str, uid: str, step: str, item: int, attempt: int) -> str:
+    """The Job of one attempt of item ``item`` of forEach step ``step``."""
+    return job_name(run, uid, f"{step}.{item}", attempt)
+
+
+def gathered_output_name(run: str, uid: str, step: str) -> str:
+    """The output of a forEach step: its items' outputs, in order (the operator writes it)."""
+    return output_configmap_name(_derived(f"{run}-{step}-all", MAX_JOB_NAME, f"{uid}/{step}/all"))
+
+
 def input_configmap_name(run: str, uid: str) -> str:
     return _derived(f"{run}-input", MAX_OBJECT_NAME, uid)
 
@@ -141,37 +154,6 @@ def output_configmap_name(job: str) -> str:
 def cron_run_name(prefix: str, scheduled: datetime) -> str:
     """The run of one cron time: ``<prefix>-<YYYYmmdd-HHMM>`` (UTC)."""
     return f"{prefix}-{scheduled.astimezone(UTC).strftime(CRON_TIME_FORMAT)}"
-
-
-def mapping(value: Any) -> dict[str, Any]:
-    """``value`` if it is a JSON object, else an empty one: for reading objects leniently."""
-    return value if isinstance(value, dict) else {}
-
-
-# --- times ----------------------------------------------------------------------------------
-def parse_time(value: Any) -> datetime | None:
-    """An RFC 3339 time (as the API server stores it) as an aware datetime, else None.
-
-    Accepts ``Z`` in either case (the API server lets a lower-case ``z`` through), and
-    datetimes that are already aware; a time without a zone is None, never a guess.
-    """
-    if isinstance(value, datetime):
-        return value if value.tzinfo else None
-    if not isinstance(value, str) or not value:
-        return None
-    text = value[:-1] + "+00:00" if value[-1] in "Zz" else value
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None
-
-
-def format_time(value: datetime) -> str:
-    """RFC 3339 in UTC with a Z, the form Kubernetes writes (microseconds only if any)."""
-    value = value.astimezone(UTC)
-    text = value.isoformat(timespec="microseconds" if value.microsecond else "seconds")
-    return text.replace("+00:00", "Z")
 
 
 # --- the step pod -------------------------------------------------------------------------
@@ -190,6 +172,8 @@ EXIT_FAILED = 1
 """The step failed; retried when it has retries left."""
 EXIT_PERMANENT = 3
 """The step failed and says a retry cannot help (a PermanentError): never retried."""
+EXIT_SELF_CANCELLED = 4
+"""The step cancelled itself (``ctx.cancel()``): Cancelled, never retried."""
 EXIT_TIMED_OUT = 124
 """The step's code ran longer than its timeout (counted from its start, in the pod)."""
 EXIT_CANCELLED = 143
@@ -234,6 +218,12 @@ class StepEnv:
     """The step's timeout: the pod stops its code after this long (exit EXIT_TIMED_OUT)."""
     failures: str | None = None
     """For an on-failure step: the failed steps' messages, as a JSON object by step name."""
+    additional_metadata: str | None = None
+    """The run's spec.additionalMetadata, a JSON object (``ctx.additional_metadata``)."""
+    item: int | None = None
+    """For one item of a forEach step: its index in the list."""
+    item_value: str | None = None
+    """For one item of a forEach step: the item, as JSON."""
     input_dir: PurePosixPath = INPUT_DIR
     parents_dir: PurePosixPath = PARENTS_DIR
 
@@ -252,6 +242,9 @@ class StepEnv:
         ("worker", ENV_WORKER),
         ("timeout_seconds", "KUBEHATCH_TIMEOUT_SECONDS"),
         ("failures", "KUBEHATCH_FAILURES"),
+        ("additional_metadata", "KUBEHATCH_ADDITIONAL_METADATA"),
+        ("item", "KUBEHATCH_ITEM_INDEX"),
+        ("item_value", "KUBEHATCH_ITEM"),
     )
     REQUIRED: ClassVar[tuple[str, ...]] = (
         "KUBEHATCH_RUN",
@@ -287,6 +280,8 @@ class StepEnv:
             attempt = int(env.get(names["attempt"], "1"))
             timeout = env.get(names["timeout_seconds"])
             timeout_seconds = int(timeout) if timeout else None
+            index = env.get(names["item"])
+            item = int(index) if index else None
         except ValueError as err:
             raise StepEnvError(
                 f"{names['attempt']} and {names['timeout_seconds']} must be integers: {err}"
@@ -304,6 +299,9 @@ class StepEnv:
             worker=env[names["worker"]],
             timeout_seconds=timeout_seconds,
             failures=env.get(names["failures"]) or None,
+            additional_metadata=env.get(names["additional_metadata"]) or None,
+            item=item,
+            item_value=env.get(names["item_value"]),
             input_dir=PurePosixPath(env.get(names["input_dir"], str(INPUT_DIR))),
             parents_dir=PurePosixPath(env.get(names["parents_dir"], str(PARENTS_DIR))),
         )
@@ -311,7 +309,10 @@ class StepEnv:
     @property
     def labels(self) -> dict[str, str]:
         """The labels of everything made for this attempt (Job, pod, output)."""
-        return step_labels(self.workflow, self.run, self.step, self.attempt)
+        labels = step_labels(self.workflow, self.run, self.step, self.attempt)
+        if self.item is not None:
+            labels[LABEL_ITEM] = str(self.item)
+        return labels
 
 
 def is_reserved_env(name: str) -> bool:

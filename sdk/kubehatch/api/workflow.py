@@ -37,6 +37,13 @@ from kubehatch.api.queueing import (  # re-exported: the Workflow's API in one i
 )
 from kubehatch.api.resource import AGE_COLUMN, PrinterColumn, Resource, ResourceInfo
 from kubehatch.api.step import MAX_PARENTS, Backoff, ParentRule, StepSpec  # re-exported
+from kubehatch.api.triggerspec import (
+    MAX_EVENT_FILTERS,
+    MAX_ZONED_CRONS,
+    CronTimes,
+    FilteredEvent,
+    ZonedCron,
+)
 
 __all__ = [
     "MAX_PARENTS",
@@ -72,10 +79,28 @@ class Triggers(ApiModel):
     """What starts a run besides a manual WorkflowRun: events, cron schedules, fixed times."""
 
     events: list[EventKey] = Field(
-        default_factory=list, description="Event keys (e.g. user:created) that start a run."
+        default_factory=list,
+        description=(
+            "Event keys (e.g. user:created, or order:* for a prefix) that start a run; "
+            "filteredEvents adds a filter."
+        ),
+    )
+    filtered_events: list[FilteredEvent] = Field(
+        default_factory=list,
+        max_length=MAX_EVENT_FILTERS,
+        description=(
+            "Event keys with a CEL filter over the event: a matching event starts a run "
+            "only when its filter is true."
+        ),
     )
     crons: list[CronSchedule] = Field(
-        default_factory=list, description="Cron schedules (five fields, UTC) that start a run."
+        default_factory=list,
+        description="Cron schedules (five fields, UTC) that start a run; zonedCrons for a zone.",
+    )
+    zoned_crons: list[ZonedCron] = Field(
+        default_factory=list,
+        max_length=MAX_ZONED_CRONS,
+        description="Cron schedules read in a time zone (e.g. Europe/Paris) that start a run.",
     )
     at: list[AwareDatetime] = Field(
         default_factory=list, description="RFC 3339 times at which to start one run each."
@@ -87,12 +112,14 @@ def _hook_rules(field: str) -> list[dict[str, str]]:
     others = [hook.value for hook in Hook if hook.value != field]
     return [
         cel_rule(
-            f"!has(self.{field}) || has(self.service) || self.{field}.action.contains(':')",
+            f"!has(self.{field}) || !has(self.{field}.action) || has(self.service) || "
+            f"self.{field}.action.contains(':')",
             f"set spec.service or write the {field} action as 'service:action'",
             field_path=f".{field}.action",
         ),
         cel_rule(
-            f"!has(self.{field}) || has(self.image) || has(self.{field}.image)",
+            f"!has(self.{field}) || has(self.image) || has(self.{field}.image) || "
+            f"has(self.{field}.wait)",
             f"set spec.image or an image on the {field} step",
             field_path=f".{field}.image",
         ),
@@ -130,12 +157,12 @@ _SPEC_RULES = cel_rules(
         field_path=".steps",
     ),
     cel_rule(
-        "has(self.service) || self.steps.all(s, s.action.contains(':'))",
+        "has(self.service) || self.steps.all(s, !has(s.action) || s.action.contains(':'))",
         "set spec.service or write every step's action as 'service:action'",
         field_path=".steps",
     ),
     cel_rule(
-        "has(self.image) || self.steps.all(s, has(s.image))",
+        "has(self.image) || self.steps.all(s, has(s.image) || has(s.wait))",
         "set spec.image or an image on every step",
         field_path=".steps",
     ),
@@ -283,6 +310,8 @@ class WorkflowSpec(ApiModel):
         ]
         placed += [((hook.value,), step) for hook, step in self.hooks]
         for where, step in placed:
+            if step.action is None:
+                continue  # a wait: no action, no image
             if self.service is None and ":" not in step.action:
                 problems.append(
                     FieldProblem(
@@ -310,6 +339,8 @@ class WorkflowSpec(ApiModel):
 
     def qualified_action(self, step: StepSpec) -> str:
         """The step's action as 'service:action', qualified with ``service`` if bare."""
+        if step.action is None:
+            raise ValueError(f"step {step.name!r} waits: it runs no action")
         return step.action if ":" in step.action else f"{self.service}:{step.action}"
 
     def step_image(self, step: StepSpec) -> str:
@@ -329,6 +360,10 @@ class WorkflowStatus(StatusModel):
     conditions: Conditions
     next_schedule_times: list[datetime] = Field(
         default_factory=list, description="Upcoming cron and schedule trigger times."
+    )
+    cron_schedules: list[CronTimes] = Field(
+        default_factory=list,
+        description="The next times of each cron schedule, in the schedule's time zone.",
     )
     last_triggered: dict[str, str] = Field(
         default_factory=dict,

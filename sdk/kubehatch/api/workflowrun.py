@@ -164,6 +164,13 @@ class WorkflowRunSpec(ApiModel):
             "additional_metadata."
         ),
     )
+    suspend: bool = Field(
+        default=False,
+        description=(
+            "True: no new step (nor retry, nor forEach item) starts; running ones finish. "
+            "False again resumes the run. Its timeout still counts."
+        ),
+    )
     retry: RetryRequest | None = Field(
         default=None,
         description=(
@@ -171,6 +178,16 @@ class WorkflowRunSpec(ApiModel):
             "does) to run it again from its failed steps, with the Workflow as it is now."
         ),
     )
+
+
+class ItemProgress(StatusModel):
+    """How the items of a forEach step are doing: counted, never listed (a run with a
+    thousand items stays small; each item's attempts are its Jobs)."""
+
+    total: int = Field(ge=0, description="Items in the list.")
+    succeeded: int = Field(default=0, ge=0, description="Items that succeeded.")
+    failed: int = Field(default=0, ge=0, description="Items that failed after their retries.")
+    running: int = Field(default=0, ge=0, description="Items running or waiting to retry.")
 
 
 class StepStatus(StatusModel):
@@ -195,6 +212,9 @@ class StepStatus(StatusModel):
             "Child runs the step spawned (ctx.spawn); they carry the labels "
             "kubehatch.dev/parent-run and kubehatch.dev/parent-step."
         ),
+    )
+    items: ItemProgress | None = Field(
+        default=None, description="For a forEach step: its items, counted."
     )
     earlier_attempts: int = Field(
         default=0,

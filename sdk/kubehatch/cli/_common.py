@@ -82,6 +82,15 @@ def selected_runs(api: Client, args: argparse.Namespace) -> list[str]:
     return names
 
 
+def for_each_run(args: argparse.Namespace, act: Callable[[Client, str], Any], done: str) -> int:
+    """Do ``act`` to the run named or to each run ``-l`` selects, saying ``done`` of each."""
+    api = client(args)
+    for name in selected_runs(api, args):
+        act(api, name)
+        print(f"workflowrun/{name} {done}")
+    return 0
+
+
 def key_values(pairs: list[str], flag: str) -> dict[str, str]:
     """``KEY=VALUE`` arguments as a mapping; an error names the option and the fix."""
     result: dict[str, str] = {}

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 from kubehatch.api import wire
 from kubehatch.api.graph import topological_order
-from kubehatch.api.workflowrun import StepStatus, WorkflowRun
+from kubehatch.api.step import StepSpec
+from kubehatch.api.workflowrun import StepPhase, StepStatus, WorkflowRun
 from kubehatch.cli._common import NAMESPACE, RUN, arguments, client, since, span
 
 NAME = "describe"
@@ -54,6 +55,7 @@ def describe(run: WorkflowRun, children: Sequence[WorkflowRun] = ()) -> str:
     names = topological_order([(step.name, step.parents) for step in spec.steps])
     hooks = {step.name: f"  ({hook.attribute.replace('_', ' ')})" for hook, step in spec.hooks}
     names.extend(hooks)
+    specs = {step.name: step for step in spec.all_steps}
     for name in names:
         st = s.steps.get(name)
         phase = st.phase.value if st else "Pending"
@@ -66,11 +68,29 @@ def describe(run: WorkflowRun, children: Sequence[WorkflowRun] = ()) -> str:
         if st and st.started_at and st.finished_at:
             took = f"  {span(st.finished_at - st.started_at)}"
         lines.append(f"  {SYMBOLS.get(phase, '?')} {name:<24} {phase:<10}{took}{tries}{after}")
-        if st and st.message and phase not in ("Succeeded", "Running"):
+        if st and st.items is not None:
+            i = st.items
+            lines.append(
+                f"      items {i.succeeded}/{i.total} succeeded, {i.failed} failed, "
+                f"{i.running} running"
+            )
+        if (asked := _approval(run.name, specs.get(name), st)) is not None:
+            lines.append(f"      {asked}")
+        elif st and st.message and phase != "Succeeded":
             for text in st.message.splitlines()[:6]:
                 lines.append(f"      {text}")
         lines.extend(_children(name, st, children))
     return "\n".join(lines)
+
+
+def _approval(run: str, step: StepSpec | None, status: StepStatus | None) -> str | None:
+    """An approval step's question while it waits, its answer once approved."""
+    if step is None or step.wait is None or step.wait.approval is None or status is None:
+        return None
+    if status.phase is StepPhase.RUNNING:
+        asked = step.wait.approval.message or "(no message)"
+        return f"waiting for approval: {asked}  (kubehatch approve {run} {step.name})"
+    return status.message if status.phase is StepPhase.SUCCEEDED else None
 
 
 def _children(step: str, status: StepStatus | None, children: Sequence[WorkflowRun]) -> list[str]:

@@ -1,20 +1,26 @@
-"""``kubehatch get runs [WORKFLOW] [-A] [-l SELECTOR]``: the runs in a namespace, newest first."""
+"""``kubehatch get runs [WORKFLOW] [-A] [-l SELECTOR]``: the runs in a namespace, newest first.
+
+``kubehatch get workflows``: the Workflows, whether they are Ready, their triggers, and the
+next time of their cron schedules, each in the schedule's time zone.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from kubehatch.api import wire
+from kubehatch.api.triggerspec import zone_problem
 from kubehatch.cli._common import NAMESPACE, arg, arguments, client, since, span, table
 
 NAME = "get"
-HELP = "list runs (kubehatch get runs [WORKFLOW])"
+HELP = "list runs (kubehatch get runs [WORKFLOW]) or workflows (kubehatch get workflows)"
 
 configure = arguments(
-    arg("what", choices=["runs"], help="what to list"),
-    arg("workflow", nargs="?", help="only the runs of this Workflow"),
+    arg("what", choices=["runs", "workflows", "wf"], help="what to list"),
+    arg("workflow", nargs="?", help="only the runs of this Workflow (or only this Workflow)"),
     arg("-o", "--output", choices=["table", "json"], default="table"),
     arg(
         "-A",
@@ -28,6 +34,8 @@ configure = arguments(
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.what != "runs":
+        return _workflows(args)
     runs = client(args).list_runs(
         args.workflow, all_namespaces=args.all_namespaces, selector=args.selector
     )
@@ -69,3 +77,54 @@ def _parent(metadata: dict[str, Any]) -> str | None:
         return None
     owner = wire.run_owner({"metadata": metadata})
     return owner[0] if owner is not None else None
+
+
+def next_cron_time(status: dict[str, Any]) -> str:
+    """The soonest time of the Workflow's cron schedules, written in its schedule's zone
+    (status.cronSchedules keeps each time with its zone's offset), e.g.
+    ``Mon 2026-03-30 09:00 CEST (Europe/Paris, 0 9 * * 1-5)``."""
+    found = []
+    for entry in status.get("cronSchedules") or []:
+        zone = str(entry.get("timeZone") or "UTC")
+        for text in (entry.get("nextTimes") or [])[:1]:
+            moment = wire.parse_time(text)
+            if moment is not None:
+                found.append((moment, zone, str(entry.get("schedule", ""))))
+    if not found:
+        return "-"
+    moment, zone, schedule = min(found, key=lambda item: item[0])
+    local = moment.astimezone(ZoneInfo(zone)) if zone_problem(zone) is None else moment
+    return f"{local.strftime('%a %Y-%m-%d %H:%M %Z')} ({zone}, {schedule})"
+
+
+def _triggers(spec: dict[str, Any]) -> str:
+    triggers = spec.get("triggers") or {}
+    kinds = [
+        ("event", len(triggers.get("events") or []) + len(triggers.get("filteredEvents") or [])),
+        ("cron", len(triggers.get("crons") or []) + len(triggers.get("zonedCrons") or [])),
+        ("time", len(triggers.get("at") or [])),
+    ]
+    return ", ".join(f"{n} {kind}(s)" for kind, n in kinds if n) or "-"
+
+
+def _workflows(args: argparse.Namespace) -> int:
+    api = client(args)
+    workflows = [w for w in api._workflows() if args.workflow in (None, w["metadata"]["name"])]
+    if args.output == "json":
+        print(json.dumps(workflows, indent=2))
+        return 0
+    if not workflows:
+        print("no workflows")
+        return 0
+    rows = [["NAME", "READY", "TRIGGERS", "NEXT"]]
+    for w in sorted(workflows, key=lambda w: w["metadata"]["name"]):
+        status = w.get("status") or {}
+        ready: dict[str, Any] = next(
+            (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
+        )
+        rows.append([
+            w["metadata"]["name"], ready.get("status", "-"), _triggers(w.get("spec") or {}),
+            "suspended" if (w.get("spec") or {}).get("suspend") else next_cron_time(status),
+        ])  # fmt: skip
+    print(table(rows))
+    return 0

@@ -12,6 +12,9 @@ each Job ``<cronjob>-<scheduled time in Unix minutes>`` and labels the pod with
 to the pod, and the pod's ServiceAccount may not read Jobs.) Without a usable Job name,
 e.g. a Job created by hand with ``kubectl create job --from=cronjob/...``, the time is
 the latest time of the schedule at or before now.
+
+A schedule of ``spec.triggers.zonedCrons`` comes with ``--time-zone``: the time is
+matched against the schedule in that zone's wall time, as the CronJob controller read it.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ import os
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
 from kubehatch.api import wire
+from kubehatch.api.triggerspec import cron_trigger, repeated_wall_time, zone_problem
 from kubehatch.api.workflowrun import TriggeredBy, TriggerType, WorkflowRun
 from kubehatch.cli._common import arg, arguments
 from kubehatch.errors import KubehatchError
@@ -47,16 +52,21 @@ def time_from_job_name(job_name: str | None) -> datetime | None:
         return None
 
 
-def latest_time(schedule: str, now: datetime) -> datetime:
-    """The latest time of ``schedule`` at or before ``now`` (to the minute)."""
-    minute = now.astimezone(UTC).replace(second=0, microsecond=0)
+def latest_time(schedule: str, now: datetime, zone: str | None = None) -> datetime:
+    """The latest time of ``schedule`` (read in ``zone``, UTC if None) at or before
+    ``now`` (to the minute), in UTC."""
+    minute = now.astimezone(ZoneInfo(zone or "UTC")).replace(second=0, microsecond=0)
     if croniter.match(schedule, minute):
-        return minute
+        return minute.astimezone(UTC)
     return croniter(schedule, minute).get_prev(datetime).astimezone(UTC)
 
 
 def scheduled_time(
-    schedule: str, job_name: str | None, explicit: datetime | None, now: datetime
+    schedule: str,
+    job_name: str | None,
+    explicit: datetime | None,
+    now: datetime,
+    zone: str | None = None,
 ) -> tuple[datetime, str]:
     """The time this pod fires for, and where it came from (for the log)."""
     if explicit is not None:
@@ -66,24 +76,31 @@ def scheduled_time(
     if (
         from_job is not None
         and from_job <= now + timedelta(minutes=1)
-        and croniter.match(schedule, from_job)
+        and croniter.match(schedule, from_job.astimezone(ZoneInfo(zone or "UTC")))
     ):
         return from_job, f"Job name {job_name}"
-    return latest_time(schedule, now), "the latest scheduled time before now"
+    return latest_time(schedule, now, zone), "the latest scheduled time before now"
 
 
 def run_manifest(
-    *, namespace: str, workflow: str, schedule: str, prefix: str, scheduled: datetime
+    *,
+    namespace: str,
+    workflow: str,
+    schedule: str,
+    prefix: str,
+    scheduled: datetime,
+    zone: str | None = None,
 ) -> dict[str, Any]:
     stamp = wire.format_time(scheduled)
+    source = schedule if zone is None else f"{schedule} ({zone})"
     return WorkflowRun.of(
         workflow,
         name=wire.cron_run_name(prefix, scheduled),
         namespace=namespace,
-        triggered_by=TriggeredBy(type=TriggerType.CRON, source=f"{schedule} at {stamp}"),
+        triggered_by=TriggeredBy(type=TriggerType.CRON, source=f"{source} at {stamp}"),
         scheduled_at=scheduled.astimezone(UTC),
         labels={wire.LABEL_TRIGGER_TYPE: "cron"},
-        annotations={wire.ANNOTATION_TRIGGER: f"cron:{schedule}"},
+        annotations={wire.ANNOTATION_TRIGGER: cron_trigger(schedule, zone)},
     ).to_manifest()
 
 
@@ -105,6 +122,7 @@ configure = arguments(
         type=_time_arg,
         help="the time to fire for (default: from the Job's name, see $KUBEHATCH_JOB_NAME)",
     ),
+    arg("--time-zone", help="the IANA time zone the schedule is read in (default: UTC)"),
     arg("-n", "--namespace", help="namespace of the run (default: $KUBEHATCH_NAMESPACE)"),
     epilog=(
         "Started by the CronJobs the operator makes for spec.triggers.crons. Creating "
@@ -149,14 +167,24 @@ def run(args: argparse.Namespace) -> int:
         raise KubehatchError(f"no namespace: pass --namespace or set {wire.ENV_NAMESPACE}")
     if not croniter.is_valid(args.schedule):
         raise KubehatchError(f"--schedule {args.schedule!r} is not a valid cron schedule")
+    zone = args.time_zone
+    problem = zone_problem(zone) if zone is not None else None
+    if problem is not None:
+        raise KubehatchError(f"--time-zone {zone!r} is not a time zone: {problem}")
     job_name = os.environ.get(wire.ENV_JOB_NAME)
-    when, origin = scheduled_time(args.schedule, job_name, args.scheduled_time, datetime.now(UTC))
+    now = datetime.now(UTC)
+    when, origin = scheduled_time(args.schedule, job_name, args.scheduled_time, now, zone)
+    if zone is not None and repeated_wall_time(when, ZoneInfo(zone)):
+        local = when.astimezone(ZoneInfo(zone))
+        print(f"no run: {local.isoformat()} repeats a wall time of {zone}, which fires once")
+        return 0
     body = run_manifest(
         namespace=namespace,
         workflow=args.workflow,
         schedule=args.schedule,
         prefix=args.run_prefix,
         scheduled=when,
+        zone=zone,
     )
     name = body["metadata"]["name"]
     created = create_run(body)

@@ -83,6 +83,12 @@ worker.register_workflow(
 )
 
 
+# --- a spawn from a workflow that declares no spawns ------------------------------------------
+worker.register_workflow(
+    WorkflowJob(name="no-spawns-parent", steps=[Fn(spawn_one).set_name("spawn")])
+)
+
+
 # --- slow children, for cancellation ----------------------------------------------------------
 def spawn_slow(ctx: Context) -> Any:
     return ctx.spawn_many("child-slow", [{}, {}])

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
-from kubehatch import Context, Fn, Worker, WorkflowJob
+from kubehatch import Context, Fn, Sleep, WaitForEvent, Worker, WorkflowJob
 
 # The tests replace the image with the one they built for this session.
 worker = Worker("control", image="localhost/kubehatch/e2e:placeholder")
@@ -83,4 +84,81 @@ _first = Fn(first)
 _flaky = Fn(flaky).add_parents(_first)
 worker.register_workflow(
     WorkflowJob(name="retry-me", steps=[_first, _flaky, Fn(last).add_parents(_flaky)])
+)
+
+
+# --- fan-out: one Job per item, at most 5 at once ---------------------------------------------
+def numbers(ctx: Context) -> dict[str, Any]:
+    return {"ids": list(range(ctx.workflow_input().get("count", 50)))}
+
+
+def square(ctx: Context) -> dict[str, Any]:
+    start = time.time()
+    time.sleep(1)
+    return {
+        "index": ctx.item_index,
+        "square": ctx.item * ctx.item,
+        "start": start,
+        "end": time.time(),
+    }
+
+
+def total(ctx: Context) -> dict[str, Any]:
+    return {"sum": sum(out["square"] for out in ctx.step_output("square"))}
+
+
+_numbers = Fn(numbers)
+_square = Fn(square).add_parents(_numbers).set_for_each("parents.numbers.ids", parallelism=5)
+worker.register_workflow(
+    WorkflowJob(name="fan-out", steps=[_numbers, _square, Fn(total).add_parents(_square)])
+)
+
+
+# --- Hatchet's run details: a failing step, a self-cancelling one, two good branches ------
+def fails(ctx: Context) -> None:
+    raise ValueError("step1 failed")
+
+
+def cancels_itself(ctx: Context) -> None:
+    ctx.cancel()
+    ctx.raise_if_cancelled()
+
+
+def good(ctx: Context) -> dict[str, Any]:
+    return {"branch": ctx.step_name}
+
+
+worker.register_workflow(
+    WorkflowJob(
+        name="run-details",
+        steps=[
+            Fn(fails).set_name("step1").set_retries(1, backoff=None),
+            Fn(cancels_itself).set_name("cancel-me").set_retries(2),
+            Fn(good).set_name("left"),
+            Fn(good).set_name("right"),
+            Fn(good).set_name("after-cancel").add_parents("cancel-me"),
+        ],
+    )
+)
+
+
+# --- waits without a pod: an event, then a sleep ------------------------------------------
+def place(ctx: Context) -> dict[str, Any]:
+    return {"order": ctx.workflow_input()["id"], "at": time.time()}
+
+
+def ship(ctx: Context) -> dict[str, Any]:
+    paid = ctx.step_output("paid")
+    return {"paid_by": paid["data"]["by"], "event": paid["event"], "at": time.time()}
+
+
+_place = Fn(place)
+_paid = (
+    WaitForEvent("order:paid", filter="event.data.id == input.id", lookback="2m", timeout="3m")
+    .set_name("paid")
+    .add_parents(_place)
+)
+_nap = Sleep("4s").set_name("nap").add_parents(_paid)
+worker.register_workflow(
+    WorkflowJob(name="waits", steps=[_place, _paid, _nap, Fn(ship).add_parents(_paid, _nap)])
 )

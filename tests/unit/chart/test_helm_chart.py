@@ -55,6 +55,9 @@ KUBE_VERSION = _pinned("KUBERNETES_VERSION")
 VAP_API = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
 POLICY_KINDS = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
 ACCOUNTS_POLICY, OUTPUTS_POLICY = f"{FULLNAME}-step-accounts", f"{FULLNAME}-step-outputs"
+APPROVALS_POLICY = f"{FULLNAME}-approvals"
+USER_ROLES = {f"{FULLNAME}-approver", f"{FULLNAME}-approvals-viewer"}
+"""ClusterRoles for people (approvals/), bound by no one in the chart."""
 CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering", *POLICY_KINDS}
 
 
@@ -124,6 +127,8 @@ OPERATOR_NAMESPACED = expand(
         ("kubehatch.dev", "workflows"): "list watch",
         # watched, deleted after their retention
         ("kubehatch.dev", "workflowevents"): "list watch delete",
+        # watched (steps that wait for approval), never written
+        ("kubehatch.dev", "workflowapprovals"): "list watch",
         # merge patches of the status subresources, nothing else
         ("kubehatch.dev", "workflows/status"): "patch",
         ("kubehatch.dev", "workflowruns/status"): "patch",
@@ -199,6 +204,7 @@ def test_chart_crds_are_the_generated_ones_plus_kopf_peering() -> None:
         "workflows.kubehatch.dev",
         "workflowruns.kubehatch.dev",
         "workflowevents.kubehatch.dev",
+        "workflowapprovals.kubehatch.dev",
         "kopfpeerings.kopf.dev",
         "clusterkopfpeerings.kopf.dev",
     }
@@ -270,8 +276,11 @@ def test_step_and_trigger_accounts_can_do_one_thing_each() -> None:
 def test_namespaced_mode_renders_roles_and_nothing_cluster_wide() -> None:
     docs = render("watchNamespaces={team-a,team-b}", "stepNamespaces={team-c,team-a}")
     # Cluster-scoped: only the admission policies, whose bindings keep them to these
-    # namespaces (see the policy tests below); no cluster-wide rights at all.
-    assert {d["kind"] for d in docs if d["kind"] in CLUSTER_SCOPED} == POLICY_KINDS
+    # namespaces (see the policy tests below), and the approvals' ClusterRoles for
+    # people, bound by no one here; no cluster-wide rights for kubehatch at all.
+    cluster_scoped = [d for d in docs if d["kind"] in CLUSTER_SCOPED]
+    assert {d["kind"] for d in cluster_scoped} == POLICY_KINDS | {"ClusterRole"}
+    assert {d["metadata"]["name"] for d in of_kind(docs, "ClusterRole")} == USER_ROLES
     for ns in ("team-a", "team-b"):
         role = one(docs, "Role", FULLNAME, ns)
         assert grants(role["rules"]) == OPERATOR_NAMESPACED | KOPF_NAMESPACED
@@ -551,13 +560,14 @@ def binding(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
     return one(docs, "ValidatingAdmissionPolicyBinding", name)["spec"]
 
 
-def test_two_policies_render_bound_with_deny_by_default() -> None:
+def test_three_policies_render_bound_with_deny_by_default() -> None:
     docs = render()
     assert {d["metadata"]["name"] for d in of_kind(docs, "ValidatingAdmissionPolicy")} == {
         ACCOUNTS_POLICY,
         OUTPUTS_POLICY,
+        APPROVALS_POLICY,
     }
-    for name in (ACCOUNTS_POLICY, OUTPUTS_POLICY):
+    for name in (ACCOUNTS_POLICY, OUTPUTS_POLICY, APPROVALS_POLICY):
         spec = policy(docs, name)
         assert spec["failurePolicy"] == "Fail"
         for validation in spec["validations"]:
@@ -576,7 +586,7 @@ def test_policies_need_the_api_and_can_be_turned_off() -> None:
 
 def test_policies_guard_exactly_the_namespaces_the_release_serves() -> None:
     docs = render("watchNamespaces={team-a,team-b}", "stepNamespaces={team-c,team-a}")
-    for name in (ACCOUNTS_POLICY, OUTPUTS_POLICY):
+    for name in (ACCOUNTS_POLICY, OUTPUTS_POLICY, APPROVALS_POLICY):
         (expression,) = binding(docs, name)["matchResources"]["namespaceSelector"][
             "matchExpressions"
         ]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kubehatch.api import wire
+from kubehatch.api import spawns, wire
 from kubehatch.api.workflow import WorkflowSpec
 from kubehatch.api.workflowrun import StepPhase, WorkflowRunPhase, WorkflowRunSpec
 from kubehatch_operator import children
@@ -330,6 +330,6 @@ def test_a_childs_result_is_its_leaf_output_or_a_dict_of_its_leaves() -> None:
             {"name": "a", "action": "a"}, {"name": "b", "action": "b", "parents": ["a"]},
             {"name": "c", "action": "c", "parents": ["a"]}]}
     )  # fmt: skip
-    assert children.leaves(one) == ["b"]
-    assert children.child_result(one, {"a": 1, "b": 2}) == 2
-    assert children.child_result(two, {"a": 1, "b": 2, "c": 3}) == {"b": 2, "c": 3}
+    assert spawns.leaves(one) == ["b"]
+    assert spawns.child_result(one, {"a": 1, "b": 2}) == 2
+    assert spawns.child_result(two, {"a": 1, "b": 2, "c": 3}) == {"b": 2, "c": 3}

@@ -8,7 +8,7 @@ import pytest
 from kubehatch.api.workflowrun import StepPhase, WorkflowRunPhase
 from kubehatch_operator.conditions import Unreadable, needs_outputs
 from kubehatch_operator.decisions import decide
-from kubehatch_operator.model import AttemptState
+from kubehatch_operator.model import AttemptState, Run
 from tests.unit.operator.test_decisions import T0, after, job, output, started, step, workflow
 
 OK, FAILED = AttemptState.SUCCEEDED, AttemptState.FAILED
@@ -175,3 +175,69 @@ def test_a_condition_gives_a_boolean_or_fails() -> None:
     spec = workflow(step("a", runIf="input.n"))
     run, _ = started(spec, input={"n": 3})
     assert "gave 3, not true or false" in (run.status.steps["a"].message or "")
+
+
+# --- a step that cancels itself -----------------------------------------------------------
+def test_a_step_that_cancels_itself_ends_cancelled_and_failed_outranks_it() -> None:
+    """Hatchet's run-details case: a failing step and a self-cancelling one beside two
+    succeeding branches."""
+    spec = workflow(
+        step("fail", retries=2),
+        step("cancel", retries=2),
+        step("left"),
+        step("right"),
+        step("after-cancel", "cancel"),
+    )
+    run, _ = started(spec)
+    attempts = [
+        job("fail", 1, FAILED, message="boom", permanent=True),
+        job("cancel", 1, FAILED, message="cancelled by the step itself", cancelled=True),
+        job("left", 1, OK),
+        job("right", 1, OK),
+    ]
+    decision = decide(run, spec, attempts, T0)
+    assert phases(decision) == {
+        "fail": StepPhase.FAILED,
+        "cancel": StepPhase.CANCELLED,
+        "left": StepPhase.SUCCEEDED,
+        "right": StepPhase.SUCCEEDED,
+        "after-cancel": StepPhase.SKIPPED,
+    }
+    assert decision.start == []  # a cancelled step is not retried
+    assert decision.status.phase is WorkflowRunPhase.FAILED
+    alone = decide(run, spec, [a for a in attempts if a.step != "fail"], T0)
+    assert alone.status.phase is WorkflowRunPhase.RUNNING  # fail is still running
+    spec2 = workflow(step("cancel"), step("left"), onSuccess=step("yay"), onExit=step("bye"))
+    run2, _ = started(spec2)
+    cancelled = [job("cancel", 1, FAILED, message="by me", cancelled=True), job("left", 1, OK)]
+    hooks = decide(run2, spec2, cancelled, T0)
+    assert hooks.status.steps["yay"].message == "not run: a step was cancelled"
+    end = decide(after(run2, hooks), spec2, [*cancelled, job("bye", 1, OK)], T0)
+    assert end.status.phase is WorkflowRunPhase.CANCELLED
+    condition = end.status.conditions[0]
+    assert (condition.reason, condition.message) == (
+        "StepCancelled",
+        "step cancel was cancelled: by me",
+    )
+
+
+# --- suspending a run ------------------------------------------------------------------------
+def test_a_suspended_run_starts_nothing_new_and_resumes_where_it_was() -> None:
+    spec = workflow(step("a"), step("b", "a"), step("c", retries=1))
+    run, _ = started(spec)
+    held = Run(run.name, 2, run.spec.model_copy(update={"suspend": True}), run.status)
+    attempts = [job("a", 1, OK), job("c", 1, FAILED, message="x", finished_at=T0)]
+    later = T0.replace(minute=5)
+    decision = decide(held, spec, attempts, later)
+    assert decision.start == [] and decision.wake_at is None
+    assert decision.status.steps["b"].phase is StepPhase.PENDING
+    assert (
+        decision.status.steps["b"].message == "waiting: the run is suspended (kubehatch resume RUN)"
+    )
+    assert decision.status.steps["c"].phase is StepPhase.RETRYING
+    condition = decision.status.conditions[0]
+    assert decision.status.phase is WorkflowRunPhase.RUNNING
+    assert condition.reason == "Suspended"
+    resumed = Run(run.name, 3, run.spec, decision.status)
+    again = decide(resumed, spec, attempts, later)
+    assert sorted((s.step.name, s.attempt) for s in again.start) == [("b", 1), ("c", 2)]

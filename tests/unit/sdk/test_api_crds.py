@@ -65,7 +65,7 @@ ALLOWED = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("kind", ["Workflow", "WorkflowRun", "WorkflowEvent"])
+@pytest.mark.parametrize("kind", ["Workflow", "WorkflowRun", "WorkflowEvent", "WorkflowApproval"])
 def test_schemas_are_structural(kind: str) -> None:
     for path, node in walk(schema_of(kind)):
         assert set(node) <= ALLOWED, f"{path}: unsupported keys {set(node) - ALLOWED}"
@@ -84,7 +84,7 @@ def test_schemas_are_structural(kind: str) -> None:
         assert not re.search(r"\(\?[=!<]", pattern), f"{path}: look-arounds are not RE2"
 
 
-@pytest.mark.parametrize("kind", ["Workflow", "WorkflowRun", "WorkflowEvent"])
+@pytest.mark.parametrize("kind", ["Workflow", "WorkflowRun", "WorkflowEvent", "WorkflowApproval"])
 def test_every_field_is_documented_for_kubectl_explain(kind: str) -> None:
     schema = schema_of(kind)
     for part in ("spec", "status"):
@@ -95,7 +95,12 @@ def test_every_field_is_documented_for_kubectl_explain(kind: str) -> None:
 
 def test_names_columns_and_subresources() -> None:
     by_kind = crds()
-    expected = {"Workflow": "wf", "WorkflowRun": "wfr", "WorkflowEvent": "wfe"}
+    expected = {
+        "Workflow": "wf",
+        "WorkflowRun": "wfr",
+        "WorkflowEvent": "wfe",
+        "WorkflowApproval": "wfa",
+    }
     for kind, short in expected.items():
         spec = by_kind[kind]["spec"]
         assert spec["group"] == "kubehatch.dev"
@@ -121,6 +126,7 @@ def test_names_columns_and_subresources() -> None:
             "Age",
         ],
         "WorkflowEvent": ["Key", "Runs", "Handled", "Age"],
+        "WorkflowApproval": ["Run", "Step", "Approved", "Approver", "Comment", "Age"],
     }
 
 

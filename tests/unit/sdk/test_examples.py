@@ -23,7 +23,10 @@ EXPECTED_EXAMPLES = [
     "ex10_round_robin",
     "ex11_debounce",
     "ex12_priority",
+    "ex13_control_flow",
+    "ex14_fan_out",
     "ex16_child_runs",
+    "ex20_filters_and_time_zones",
 ]
 
 

@@ -6,7 +6,8 @@ import kubehatch
 import kubehatch.api
 
 SDK = {
-    "Action", "At", "Backoff", "Concurrency", "Context", "Cron", "Crons", "Event", "Events",
+    "Action", "Approval", "At", "Backoff", "Concurrency", "Context", "Cron", "Crons", "Event",
+    "Events", "Sleep", "WaitForEvent", "WaitUntil",
     "Fn", "InputError", "KubehatchError", "LimitStrategy", "Middleware", "Next", "OutputError",
     "PermanentError", "Problem", "RateLimit", "RegistrationError", "ResolvedAction", "Service",
     "StepCancelledError", "StepTimeoutError", "TemporaryError", "Trigger", "UnknownActionError",
@@ -22,7 +23,8 @@ API = {
     "KeySelector", "LimitStrategy",
     "PrinterColumn", "Resource", "ResourceInfo", "ResourceRequirements", "SpecProblems",
     "StatusModel", "StepPhase", "StepSpec", "StepStatus", "TriggerType", "TriggeredBy",
-    "Triggers", "Workflow", "WorkflowEvent", "WorkflowEventSpec", "WorkflowEventStatus",
+    "Triggers", "Workflow", "WorkflowApproval", "WorkflowApprovalSpec", "WorkflowEvent",
+    "WorkflowEventSpec", "WorkflowEventStatus",
     "WorkflowRef", "WorkflowRun", "WorkflowRunPhase", "WorkflowRunSpec", "WorkflowRunStatus",
     "WorkflowSpec", "WorkflowStatus", "concurrency_key", "find_condition", "format_path",
     "set_condition", "step_graph_problems", "topological_order",
@@ -50,11 +52,12 @@ def test_api_identity() -> None:
 
 def test_api_names_load_on_first_use() -> None:
     from kubehatch.api.workflow import Workflow
+    from kubehatch.api.workflowapproval import WorkflowApproval
     from kubehatch.api.workflowevent import WorkflowEvent
     from kubehatch.api.workflowrun import WorkflowRun
 
     resources = kubehatch.api.RESOURCES
-    assert resources == (Workflow, WorkflowRun, WorkflowEvent)
+    assert resources == (Workflow, WorkflowRun, WorkflowEvent, WorkflowApproval)
     assert kubehatch.api.Workflow is Workflow
     assert set(dir(kubehatch.api)) >= API
     with pytest.raises(AttributeError, match=r"module 'kubehatch\.api' has no attribute 'Nope'"):

@@ -71,7 +71,7 @@ def test_the_default_backoff_is_the_operators() -> None:
     run = run_local(worker, "wf", clock=clock)
     assert run.phase == "Failed" and run.phases == {"s": "Failed"}
     assert clock.sleeps == [10, 20, 40]
-    assert run.message == "step s failed: RuntimeError: always"
+    assert run.message == "step s failed: RuntimeError: always after 4 attempts"  # as on a cluster
 
 
 def _always_fails(ctx: Context) -> None:
@@ -138,7 +138,7 @@ def test_a_failed_branch_skips_its_children_and_the_others_run_on() -> None:
     assert run.phases == {
         "boom": "Failed", "after-boom": "Skipped", "fine": "Succeeded", "cleanup": "Succeeded"
     }  # fmt: skip
-    assert run.outputs["cleanup"] == {"boom": "PermanentError: no"}
+    assert run.outputs["cleanup"] == {"boom": "failed: PermanentError: no"}  # its status message
     assert run.phase == "Failed" and run.message == "step boom failed: PermanentError: no"
     assert events == run.events
     skipped = next(e for e in events if e.step == "after-boom")

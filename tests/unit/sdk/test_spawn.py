@@ -130,11 +130,12 @@ def test_describe_lists_the_children_under_the_step_that_spawned_them() -> None:
     ]
     lines = describe(parent, kids).splitlines()
     fan = next(i for i, line in enumerate(lines) if line.split()[1:2] == ["fan"])
-    assert lines[fan + 1] == "      child runs: 2 of 2"
-    first, second = lines[fan + 2].split(), lines[fan + 3].split()
+    assert lines[fan + 1] == "      waiting for 2 child runs (1 finished)"
+    assert lines[fan + 2] == "      child runs: 2 of 2"
+    first, second = lines[fan + 3].split(), lines[fan + 4].split()
     assert first == ["✔", "p1-fan-0-abcde", "child", "Succeeded"]
     assert second == ["▶", "p1-fan-1-abcde", "child", "Running"]
-    assert lines[fan + 4].split()[1] == "sum"  # nothing under a step that spawned nothing
+    assert lines[fan + 5].split()[1] == "sum"  # nothing under a step that spawned nothing
     assert "child runs" not in describe(parent.model_copy(update={"status": None}), kids)
 
 

@@ -18,7 +18,7 @@ from kubehatch._steprunner import (
     failure_message,
 )
 from kubehatch.api import wire
-from kubehatch.api.wire import EXIT_FAILED, EXIT_PERMANENT, StepEnv
+from kubehatch.api.wire import EXIT_FAILED, EXIT_PERMANENT, EXIT_SELF_CANCELLED, StepEnv
 from kubehatch.errors import KubehatchError, PermanentError
 from tests.unit.sdk.test_incluster import FORBIDDEN, FakeApi, api, plain_http
 
@@ -42,8 +42,16 @@ def hopeless(ctx: Context) -> None:
 def huge(ctx: Context) -> str:
     return "x" * (11 * 1024 * 1024)
 
+def quits(ctx: Context) -> None:
+    ctx.cancel()
+    ctx.raise_if_cancelled()
+
+def stops(ctx: Context) -> dict:
+    ctx.cancel()
+    return {"not": "stored"}
+
 worker = Worker("w", image="i:1")
-for f in (greet, broken, hopeless, huge):
+for f in (greet, broken, hopeless, huge, quits, stops):
     worker.register_workflow(WorkflowJob(name=f.__name__, steps=[Fn(f).set_name(f.__name__)]))
 """
 
@@ -59,7 +67,9 @@ def pod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     (tmp_path / "parents" / "first.json").write_text('{"n": 1}')
     stored: dict[str, Any] = {"log": tmp_path / "termination-log"}
     monkeypatch.setattr(steprunner, "TERMINATION_LOG", stored["log"])
-    monkeypatch.setattr(steprunner, "store_output", lambda step, text: stored.update(text=text))
+    monkeypatch.setattr(
+        steprunner, "store_output", lambda step, text, **_: stored.update(text=text)
+    )
     stored["env"] = {
         "KUBEHATCH_RUN": "r1",
         "KUBEHATCH_STEP": "greet",
@@ -85,6 +95,8 @@ def test_a_step_runs_with_its_input_and_parents_and_hands_back_json(pod: dict[st
         ("broken:broken", EXIT_FAILED, "ValueError: no such user"),
         ("hopeless:hopeless", EXIT_PERMANENT, "PermanentError: input can never work"),
         ("huge:huge", EXIT_PERMANENT, "more than a step may return (10485760 bytes"),
+        ("quits:quits", EXIT_SELF_CANCELLED, "cancelled by the step itself (ctx.cancel())"),
+        ("stops:stops", EXIT_SELF_CANCELLED, "cancelled by the step itself (ctx.cancel())"),
     ],
 )
 def test_failures_reach_the_termination_message(

@@ -1,0 +1,298 @@
+"""A forEach step: one Job per item, at most `parallelism` at once; its output is the list
+of the items' outputs, in order.
+
+The run's status counts the items (`ItemProgress`), it never lists them: each item's
+attempts are its Jobs, and an item's state is worked out from them on every pass by the
+rules of any step (`steps.observe_step`: retries after a backoff, a start timeout, a
+lost Job made again). The list is evaluated from the forEach expression whenever items
+may be launched: the input and the parents' outputs never change, so it is always the
+same list, and nothing but its length needs to be kept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from kubehatch.api import wire
+from kubehatch.api.cel import items as evaluate_items
+from kubehatch.api.step import MAX_ITEMS, StepSpec
+from kubehatch.api.workflowrun import ItemProgress, StepPhase, StepStatus
+from kubehatch_operator.conditions import Readiness, parent_values
+from kubehatch_operator.model import (
+    Attempt,
+    AttemptState,
+    Decision,
+    Item,
+    Run,
+    StepOutput,
+)
+from kubehatch_operator.ratelimits import RateGate
+from kubehatch_operator.steps import launch, observe_step
+
+MAX_ITEM_BYTES = 64 * 1024
+"""One item as JSON: it is handed to its pod in an environment variable."""
+MAX_GATHERED_BYTES = 1024 * 1024 - 64 * 1024
+"""The items' outputs together: one ConfigMap, written by the operator."""
+IN_FLIGHT = (StepPhase.RUNNING, StepPhase.RETRYING)
+FAILED = (StepPhase.FAILED, StepPhase.TIMED_OUT)
+
+
+def items_done(status: StepStatus) -> bool:
+    """Every item finished, the step still to gather their outputs."""
+    progress = status.items
+    return (
+        status.phase is StepPhase.RUNNING
+        and progress is not None
+        and progress.succeeded + progress.failed == progress.total
+    )
+
+
+def succeeded_items(step: str, attempts: Sequence[Attempt]) -> dict[int, str]:
+    """The Job of each item's successful attempt, by item index."""
+    return {
+        a.item: a.job_name
+        for a in attempts
+        if a.step == step and a.item is not None and a.state is AttemptState.SUCCEEDED
+    }
+
+
+def item_list(
+    run: Run, step: StepSpec, steps: Mapping[str, StepStatus], outputs: Mapping[str, Any]
+) -> list[str] | Readiness:
+    """The items as JSON texts, or WAIT for a parent's output, or why there are none."""
+    assert step.for_each is not None
+    parents = parent_values(step, steps, outputs, "forEach")
+    if isinstance(parents, Readiness):
+        return parents
+    try:
+        values = evaluate_items(
+            step.for_each, run.spec.input, run.spec.additional_metadata, parents
+        )
+    except ValueError as error:
+        return Readiness(fail=str(error))
+    if len(values) > MAX_ITEMS:
+        return Readiness(
+            fail=f"forEach {step.for_each!r} gave {len(values)} items, more than {MAX_ITEMS}; "
+            "split the work into batches (items that are lists) or child runs"
+        )
+    texts = [json.dumps(value, separators=(",", ":")) for value in values]
+    for index, text in enumerate(texts):
+        if len(text.encode()) > MAX_ITEM_BYTES:
+            return Readiness(
+                fail=f"item {index} of forEach {step.for_each!r} is {len(text.encode())} "
+                f"bytes, more than an item may be ({MAX_ITEM_BYTES}); make items references "
+                "(ids, URLs) to the data"
+            )
+    return texts
+
+
+def begin(
+    run: Run,
+    step: StepSpec,
+    current: StepStatus,
+    items: list[str],
+    now: datetime,
+    decision: Decision,
+) -> StepStatus:
+    """A forEach step whose list is known: Running with its items counted (launched by
+    `observe_items`), or Succeeded at once with an empty list."""
+    if not items:
+        output = wire.gathered_output_name(run.name, run.uid, step.name)
+        decision.outputs.append(StepOutput(step.name, output, "[]"))
+        return current.model_copy(
+            update={
+                "phase": StepPhase.SUCCEEDED,
+                "started_at": now,
+                "finished_at": now,
+                "items": ItemProgress(total=0),
+                "output_config_map": output,
+                "message": "forEach gave no items",
+            }
+        )
+    return current.model_copy(
+        update={
+            "phase": StepPhase.RUNNING,
+            "started_at": now,
+            "items": ItemProgress(total=len(items)),
+            "message": None,
+        }
+    )
+
+
+def observe_items(
+    run: Run,
+    step: StepSpec,
+    prior: StepStatus,
+    attempts: Sequence[Attempt],
+    items: list[str] | None,
+    gathered: list[Any] | None,
+    now: datetime,
+    decision: Decision,
+    rates: RateGate | None = None,
+) -> StepStatus:
+    """The forEach step's status from its items' Jobs: items launched up to its
+    parallelism, retried, and the step's end once they are done.
+
+    ``items`` is the list (None when it cannot be worked out this pass: no item is
+    launched then); ``gathered`` holds the items' outputs once they are all done.
+    """
+    assert prior.items is not None
+    total = prior.items.total
+    by_item: dict[int, list[Attempt]] = {}
+    for attempt in attempts:
+        if attempt.item is not None and attempt.attempt > prior.earlier_attempts:
+            by_item.setdefault(attempt.item, []).append(attempt)
+    phases: dict[int, StepStatus] = {}
+    for index in sorted(by_item):
+        if index >= total:
+            continue
+        known = by_item[index]
+        latest = max(known, key=lambda a: a.attempt)
+        synthetic = StepStatus(
+            phase=StepPhase.RUNNING,
+            attempts=latest.attempt,
+            job_name=latest.job_name,
+            started_at=min((a.started_at for a in known if a.started_at), default=None),
+            earlier_attempts=prior.earlier_attempts,
+        )
+        item = Item(index, items[index]) if items is not None else None
+        if item is None and latest.state is not AttemptState.ACTIVE:
+            phases[index] = synthetic  # the list is needed to retry it: next pass
+            continue
+        phases[index] = observe_step(run, step, synthetic, known, now, decision, rates, item)
+    failed = sorted(i for i, s in phases.items() if s.phase in FAILED)
+    if failed and not step.continue_on_item_failure:
+        return _fail(step, prior, phases, failed, attempts, now, decision)
+    in_flight = sum(s.phase in IN_FLIGHT for s in phases.values())
+    free = (step.parallelism or total) - in_flight
+    if items is not None:
+        for index in range(total):
+            if free <= 0:
+                break
+            if index in phases:
+                continue
+            fresh = StepStatus(earlier_attempts=prior.earlier_attempts)
+            first = prior.earlier_attempts + 1
+            launched = _launch(run, step, first, fresh, now, decision, rates, index, items)
+            phases[index] = launched
+            free -= launched.phase in IN_FLIGHT
+    elif len(phases) < total:
+        decision.wake_at = now  # the list is worked out on the next pass
+    progress = ItemProgress(
+        total=total,
+        succeeded=sum(s.phase is StepPhase.SUCCEEDED for s in phases.values()),
+        failed=len(failed),
+        running=sum(s.phase in IN_FLIGHT for s in phases.values()),
+    )
+    current = prior.model_copy(
+        update={
+            "items": progress,
+            "attempts": max((s.attempts for s in phases.values()), default=prior.attempts),
+            "message": None,
+        }
+    )
+    if progress.succeeded + progress.failed < total:
+        _wake(decision, phases.values())
+        return current
+    return _gather(run, step, current, gathered, now, decision)
+
+
+def _launch(
+    run: Run,
+    step: StepSpec,
+    attempt: int,
+    fresh: StepStatus,
+    now: datetime,
+    decision: Decision,
+    rates: RateGate | None,
+    index: int,
+    items: list[str],
+) -> StepStatus:
+    parents = {
+        p: decision.status.steps[p].output_config_map or ""
+        for p in step.parents
+        if decision.status.steps[p].phase is StepPhase.SUCCEEDED
+    }
+    item = Item(index, items[index])
+    return launch(run, step, attempt, fresh, now, decision, parents, rates, item=item)
+
+
+def _wake(decision: Decision, items: Any) -> None:
+    times = [s.next_attempt_at for s in items if s.next_attempt_at is not None]
+    if times:
+        soonest = min(times)
+        decision.wake_at = min(t for t in (decision.wake_at, soonest) if t is not None)
+
+
+def _fail(
+    step: StepSpec,
+    prior: StepStatus,
+    phases: dict[int, StepStatus],
+    failed: list[int],
+    attempts: Sequence[Attempt],
+    now: datetime,
+    decision: Decision,
+) -> StepStatus:
+    """An item failed (after its retries): the step fails, and its other items stop."""
+    decision.start = [s for s in decision.start if s.step.name != step.name]
+    decision.stop_jobs += [
+        a.job_name
+        for a in attempts
+        if a.step == step.name and a.item is not None and a.state is AttemptState.ACTIVE
+    ]
+    total = prior.items.total if prior.items is not None else 0
+    succeeded = sum(s.phase is StepPhase.SUCCEEDED for s in phases.values())
+    first = phases[failed[0]]
+    return prior.model_copy(
+        update={
+            "phase": StepPhase.FAILED,
+            "finished_at": now,
+            "next_attempt_at": None,
+            "items": ItemProgress(total=total, succeeded=succeeded, failed=len(failed)),
+            "message": f"item {failed[0]} {first.message or 'failed'} "
+            f"({succeeded} of {total} items succeeded)",
+        }
+    )
+
+
+def _gather(
+    run: Run,
+    step: StepSpec,
+    current: StepStatus,
+    gathered: list[Any] | None,
+    now: datetime,
+    decision: Decision,
+) -> StepStatus:
+    """Every item is done: the step succeeds with their outputs, once they are read."""
+    progress = current.items
+    assert progress is not None
+    if gathered is None:
+        decision.wake_at = now  # the next pass reads them
+        return current.model_copy(
+            update={"message": f"gathering the outputs of {progress.total} items"}
+        )
+    text = json.dumps(gathered, separators=(",", ":"))
+    if len(text.encode()) > MAX_GATHERED_BYTES:
+        return current.model_copy(
+            update={
+                "phase": StepPhase.FAILED,
+                "finished_at": now,
+                "message": f"the outputs of its {progress.total} items total "
+                f"{len(text.encode())} bytes, more than a forEach step's output may be "
+                f"({MAX_GATHERED_BYTES}); have each item return less (a reference)",
+            }
+        )
+    output = wire.gathered_output_name(run.name, run.uid, step.name)
+    decision.outputs.append(StepOutput(step.name, output, text))
+    failed = f"; {progress.failed} of {progress.total} items failed" if progress.failed else ""
+    return current.model_copy(
+        update={
+            "phase": StepPhase.SUCCEEDED,
+            "finished_at": now,
+            "output_config_map": output,
+            "message": f"{progress.succeeded} items succeeded{failed}" if failed else None,
+        }
+    )
