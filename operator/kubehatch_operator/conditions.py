@@ -87,14 +87,16 @@ def parent_values(
 
 
 def needs_outputs(step: StepSpec, steps: Mapping[str, StepStatus]) -> list[str]:
-    """The parents whose outputs a pass must read for this step's condition or forEach:
-    those that succeeded, once the parent rule lets the step run and before it has begun
-    (and, for forEach, while its items run)."""
+    """The parents whose outputs a pass must read for this step's condition, forEach or
+    wait: those that succeeded, once the parent rule lets the step run and before it has
+    begun (and, for forEach, while its items run; for a wait, while it waits)."""
     current = steps.get(step.name)
     if not reads_parents(step) or current is None:
         return []
     if step.for_each and current.items is not None and current.phase is StepPhase.RUNNING:
         return succeeded_parents(step, steps)  # its items are worked out on every pass
+    if step.wait is not None and current.phase is StepPhase.RUNNING:
+        return succeeded_parents(step, steps)  # its time, its filter: on every pass
     if not unbegun(current):
         return []
     if not by_parents(step, steps).run:

@@ -6,19 +6,19 @@ attempts are its Jobs, and an item's state is worked out from them on every pass
 rules of any step (`steps.observe_step`: retries after a backoff, a start timeout, a
 lost Job made again). The list is evaluated from the forEach expression whenever items
 may be launched: the input and the parents' outputs never change, so it is always the
-same list, and nothing but its length needs to be kept.
+same list, and nothing but its length needs to be kept. The list's rules, the failure's
+message and the gathered output are `kubehatch.api.foreach`'s, shared with the local engine.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from kubehatch.api import wire
-from kubehatch.api.cel import items as evaluate_items
-from kubehatch.api.step import MAX_ITEMS, StepSpec
+from kubehatch.api import foreach, wire
+from kubehatch.api.foreach import NO_ITEMS
+from kubehatch.api.step import StepSpec
 from kubehatch.api.workflowrun import ItemProgress, StepPhase, StepStatus
 from kubehatch_operator.conditions import Readiness, parent_values
 from kubehatch_operator.model import (
@@ -32,10 +32,6 @@ from kubehatch_operator.model import (
 from kubehatch_operator.ratelimits import RateGate
 from kubehatch_operator.steps import launch, observe_step
 
-MAX_ITEM_BYTES = 64 * 1024
-"""One item as JSON: it is handed to its pod in an environment variable."""
-MAX_GATHERED_BYTES = 1024 * 1024 - 64 * 1024
-"""The items' outputs together: one ConfigMap, written by the operator."""
 IN_FLIGHT = (StepPhase.RUNNING, StepPhase.RETRYING)
 FAILED = (StepPhase.FAILED, StepPhase.TIMED_OUT)
 
@@ -68,25 +64,11 @@ def item_list(
     if isinstance(parents, Readiness):
         return parents
     try:
-        values = evaluate_items(
+        return foreach.item_texts(
             step.for_each, run.spec.input, run.spec.additional_metadata, parents
         )
     except ValueError as error:
         return Readiness(fail=str(error))
-    if len(values) > MAX_ITEMS:
-        return Readiness(
-            fail=f"forEach {step.for_each!r} gave {len(values)} items, more than {MAX_ITEMS}; "
-            "split the work into batches (items that are lists) or child runs"
-        )
-    texts = [json.dumps(value, separators=(",", ":")) for value in values]
-    for index, text in enumerate(texts):
-        if len(text.encode()) > MAX_ITEM_BYTES:
-            return Readiness(
-                fail=f"item {index} of forEach {step.for_each!r} is {len(text.encode())} "
-                f"bytes, more than an item may be ({MAX_ITEM_BYTES}); make items references "
-                "(ids, URLs) to the data"
-            )
-    return texts
 
 
 def begin(
@@ -109,7 +91,7 @@ def begin(
                 "finished_at": now,
                 "items": ItemProgress(total=0),
                 "output_config_map": output,
-                "message": "forEach gave no items",
+                "message": NO_ITEMS,
             }
         )
     return current.model_copy(
@@ -166,6 +148,10 @@ def observe_items(
     failed = sorted(i for i, s in phases.items() if s.phase in FAILED)
     if failed and not step.continue_on_item_failure:
         return _fail(step, prior, phases, failed, attempts, now, decision)
+    cancelled = sorted(i for i, s in phases.items() if s.phase is StepPhase.CANCELLED)
+    if cancelled:  # an item's code called ctx.cancel(): it cancels the step
+        phase = StepPhase.CANCELLED
+        return _fail(step, prior, phases, cancelled, attempts, now, decision, phase)
     in_flight = sum(s.phase in IN_FLIGHT for s in phases.values())
     free = (step.parallelism or total) - in_flight
     if items is not None:
@@ -235,8 +221,10 @@ def _fail(
     attempts: Sequence[Attempt],
     now: datetime,
     decision: Decision,
+    phase: StepPhase = StepPhase.FAILED,
 ) -> StepStatus:
-    """An item failed (after its retries): the step fails, and its other items stop."""
+    """An item failed (after its retries): the step fails, and its other items stop (or
+    an item cancelled itself: the step is cancelled)."""
     decision.start = [s for s in decision.start if s.step.name != step.name]
     decision.stop_jobs += [
         a.job_name
@@ -248,12 +236,11 @@ def _fail(
     first = phases[failed[0]]
     return prior.model_copy(
         update={
-            "phase": StepPhase.FAILED,
+            "phase": phase,
             "finished_at": now,
             "next_attempt_at": None,
             "items": ItemProgress(total=total, succeeded=succeeded, failed=len(failed)),
-            "message": f"item {failed[0]} {first.message or 'failed'} "
-            f"({succeeded} of {total} items succeeded)",
+            "message": foreach.item_failed(failed[0], first.message, succeeded, total),
         }
     )
 
@@ -274,25 +261,19 @@ def _gather(
         return current.model_copy(
             update={"message": f"gathering the outputs of {progress.total} items"}
         )
-    text = json.dumps(gathered, separators=(",", ":"))
-    if len(text.encode()) > MAX_GATHERED_BYTES:
+    try:
+        text, message = foreach.gathered(gathered, progress.succeeded, progress.failed)
+    except ValueError as error:
         return current.model_copy(
-            update={
-                "phase": StepPhase.FAILED,
-                "finished_at": now,
-                "message": f"the outputs of its {progress.total} items total "
-                f"{len(text.encode())} bytes, more than a forEach step's output may be "
-                f"({MAX_GATHERED_BYTES}); have each item return less (a reference)",
-            }
+            update={"phase": StepPhase.FAILED, "finished_at": now, "message": str(error)}
         )
     output = wire.gathered_output_name(run.name, run.uid, step.name)
     decision.outputs.append(StepOutput(step.name, output, text))
-    failed = f"; {progress.failed} of {progress.total} items failed" if progress.failed else ""
     return current.model_copy(
         update={
             "phase": StepPhase.SUCCEEDED,
             "finished_at": now,
             "output_config_map": output,
-            "message": f"{progress.succeeded} items succeeded{failed}" if failed else None,
+            "message": message,
         }
     )

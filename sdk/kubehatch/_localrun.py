@@ -9,16 +9,19 @@ phase and message the operator's status would show:
   AllDone, AnySucceeded), then its ``skipIf`` / ``runIf`` CEL over ``input``,
   ``additional_metadata`` and the outputs of its parents that succeeded, which are all it
   receives (``ctx.parents``): the rules are the operator's own, :mod:`kubehatch.api.readiness`;
-* a failed attempt is retried up to ``retries`` times (never after a ``PermanentError``),
-  waiting the step's backoff (default 10s doubling up to 5m) on the given clock;
-* an attempt longer than the step's ``timeout`` is cancelled (``ctx.cancelled`` is set) and
-  fails with :class:`~kubehatch.errors.StepTimeoutError`;
+* a failed attempt is retried after its backoff, an attempt past the step's ``timeout``
+  is cancelled, a step that calls ``ctx.cancel()`` ends Cancelled, not retried (see
+  :mod:`kubehatch._localattempts`);
 * a step that fails for good skips the steps below it that need it, the other branches
-  go on (with ``fail_fast`` the rest is skipped);
+  go on (with ``fail_fast`` the rest is skipped); one cancelled skips them too, and the
+  run ends Cancelled, unless a step failed (Failed outranks it);
+* a forEach step runs once per item (see :mod:`kubehatch._localitems`); a step that
+  waits (a time, an event, an approval) waits on the clock for what the caller gives
+  (see :mod:`kubehatch._localwaits`);
 * a step that returns a spawn request (``ctx.spawn``) runs the child workflows here, from
   the same worker (see :mod:`kubehatch._localspawn`);
-* then the hooks: onFailure when a step failed, onSuccess when none did, then onExit,
-  with the failed steps' messages (``ctx.step_run_errors()``);
+* then the hooks: onFailure when a step failed, onSuccess when none failed or was
+  cancelled, then onExit, with the failed steps' messages (``ctx.step_run_errors()``);
 * the run's ``timeout``, counted on the clock, skips what has not started when it passes.
 
 Middleware runs as in a step pod (the worker's, then the service's). Concurrency limits,
@@ -27,96 +30,38 @@ rate limits and triggers are the operator's business and are not applied here.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from kubehatch import _localspawn
+from kubehatch._localattempts import Clock, Ended, SystemClock, run_attempts
+from kubehatch._localitems import run_items
+from kubehatch._localresult import LocalRun, StepEvent
+from kubehatch._localwaits import Answer, Given, given, wait_locally
 from kubehatch._serialization import JSONValue
 from kubehatch.api import outputs, wire
 from kubehatch.api.graph import topological_order
 from kubehatch.api.hooks import Hook, why_not
 from kubehatch.api.inputschema import input_problems
-from kubehatch.api.readiness import Unreadable, by_condition, by_parents, succeeded_parents
-from kubehatch.api.workflow import Backoff, StepSpec, WorkflowSpec
+from kubehatch.api.readiness import (
+    Readiness,
+    Unreadable,
+    by_condition,
+    by_parents,
+    parent_values,
+    succeeded_parents,
+)
+from kubehatch.api.workflow import StepSpec, WorkflowSpec
 from kubehatch.api.workflowrun import StepPhase
 from kubehatch.context import Context
 from kubehatch.durations import parse_duration
-from kubehatch.errors import KubehatchError, OutputTooLargeError, PermanentError, StepTimeoutError
+from kubehatch.errors import KubehatchError, OutputTooLargeError
 from kubehatch.worker import Worker
 
-DEFAULT_BACKOFF = Backoff()
-CANCEL_GRACE_SECONDS = 1.0
-"""How long an attempt that timed out may take to stop once ``ctx.cancelled`` is set."""
+__all__ = ["Clock", "LocalRun", "StepEvent", "SystemClock", "run_local"]
 FAILED = (StepPhase.FAILED, StepPhase.TIMED_OUT)
-
-
-class Clock(Protocol):
-    """Where the engine reads the time and waits: the system's, or a fake one in tests."""
-
-    def now(self) -> datetime: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    """The real time; waiting blocks."""
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(max(seconds, 0))
-
-
-@dataclass(frozen=True)
-class StepEvent:
-    """A step changed phase (what ``on_event`` hears, and ``kubehatch run --local`` prints)."""
-
-    step: str
-    """The step's name; ``<child run>/<step>`` for a step of a child run."""
-    phase: str
-    """Running, Succeeded, Retrying, Failed, TimedOut or Skipped."""
-    attempt: int
-    at: datetime
-    message: str = ""
-    output: JSONValue = None
-    """The step's output, on Succeeded."""
-
-
-@dataclass
-class LocalRun:
-    """The result of a local run."""
-
-    workflow: str
-    outputs: dict[str, JSONValue] = field(default_factory=dict)
-    """Each step's output as the engine would store it (JSON data)."""
-    attempts: dict[str, int] = field(default_factory=dict)
-    """Attempts each step took (1 when it succeeded the first time)."""
-    phases: dict[str, str] = field(default_factory=dict)
-    """Each step's final phase: Succeeded, Failed, TimedOut or Skipped."""
-    messages: dict[str, str] = field(default_factory=dict)
-    """Why each step that did not succeed ended as it did, as the run's status on a
-    cluster says it ("not run: parent a failed", "skipped: skipIf '...' was true",
-    "failed: ValueError: ..."; a pod's message also has the traceback's tail)."""
-    errors: dict[str, BaseException] = field(default_factory=dict)
-    """The last error of each step that failed."""
-    children: dict[str, list[LocalRun]] = field(default_factory=dict)
-    """The child runs of each step that spawned some, in order."""
-    events: list[StepEvent] = field(default_factory=list)
-    phase: str = "Running"
-    """Succeeded, Failed or TimedOut once finished."""
-    message: str = ""
-    """Why the run did not succeed."""
-
-    @property
-    def succeeded(self) -> bool:
-        return self.phase == "Succeeded"
 
 
 def run_local(
@@ -128,16 +73,23 @@ def run_local(
     run_name: str = "local",
     on_event: Callable[[StepEvent], None] | None = None,
     additional_metadata: dict[str, str] | None = None,
+    events: Iterable[Any] | None = None,
+    approvals: Mapping[str, Answer] | None = None,
 ) -> LocalRun:
     """Run ``workflow`` of ``worker`` to its end; see the module documentation.
 
     ``additional_metadata`` is the run's (what ``skipIf`` and ``runIf`` read as
-    ``additional_metadata``; child runs get it too)."""
+    ``additional_metadata``; child runs get it too). ``events`` are what ``WaitForEvent``
+    steps may take (``(key, data)``, ``(key, data, metadata)``; see
+    :mod:`kubehatch._localwaits`), ``approvals`` the answers to ``Approval`` steps by
+    step name (``True``, ``False`` or ``(bool, comment)``; ``<child run>/<step>`` for a
+    step of a child run)."""
     worker.check()
     spec = worker.get_workflow(workflow).spec
     assert spec is not None  # check() passed
+    things = given(events, approvals, spec, workflow)
     engine = _Engine(worker, workflow, spec, clock or SystemClock(), run_name, on_event)
-    engine.metadata = dict(additional_metadata or {})
+    engine.metadata, engine.given = dict(additional_metadata or {}), things
     return engine.run({} if workflow_input is None else workflow_input)
 
 
@@ -159,6 +111,9 @@ class _Engine:
         self.on_event = on_event
         self.depth = depth
         self.metadata: dict[str, str] = {}
+        self.given = Given()
+        self.path = ""
+        """``<child run>/`` for the steps of a child run (as their events name them)."""
         self.result = LocalRun(workflow)
         self.phases: dict[str, StepPhase] = {}
         self.order: list[str] = []
@@ -185,19 +140,23 @@ class _Engine:
             self._next(spec.get_step(name), workflow_input)
         hooks = sorted(spec.hooks, key=lambda hook: list(Hook).index(hook[0]))  # onExit last
         any_failed = any(self.phases[n] in FAILED for n in order)
+        cancelled = any(self.phases[n] is StepPhase.CANCELLED for n in order)
         for hook, step in hooks:
-            skipped = why_not(hook, any_failed)
+            skipped = why_not(hook, any_failed, cancelled)
             if self._timed_out() is not None:
                 self._end(step.name, StepPhase.SKIPPED, f"not started: {self._timed_out()}")
             elif skipped is None:
                 self._run_step(step, workflow_input, {}, self._failures(step.name))
             else:
                 self._end(step.name, StepPhase.SKIPPED, f"not run: {skipped}")
-        failure = self._failure([*order, *(step.name for _, step in hooks)])
+        names = [*order, *(step.name for _, step in hooks)]
+        failure, cancellation = self._failure(names), self._cancellation(names)
         if result.phase == "TimedOut":
             result.message = f"the run exceeded its timeout of {spec.timeout}"
         elif failure is not None:
             result.phase, result.message = "Failed", failure
+        elif cancellation is not None:  # Failed outranks Cancelled
+            result.phase, result.message = "Cancelled", cancellation
         else:
             result.phase = "Succeeded"
         return result
@@ -252,6 +211,13 @@ class _Engine:
         text = self.result.messages.get(failed, "no message").removeprefix("failed: ")
         return f"step {failed} {verb}: {text}"
 
+    def _cancellation(self, names: list[str]) -> str | None:
+        """What the first step that cancelled itself says, as the operator's."""
+        name = next((n for n in names if self.phases.get(n) is StepPhase.CANCELLED), None)
+        if name is None:
+            return None
+        return f"step {name} was cancelled: {self.result.messages.get(name, 'no message')}"
+
     def _failures(self, hook: str) -> dict[str, str]:
         """What the failed steps said, for a hook (``ctx.step_run_errors()``)."""
         names = [s.name for s in self.spec.all_steps if s.name != hook]
@@ -284,41 +250,78 @@ class _Engine:
         parents: dict[str, JSONValue],
         failures: dict[str, str] | None = None,
     ) -> None:
-        result, name = self.result, step.name
-        action = self.worker.resolve_action(self.spec.qualified_action(step))
-        timeout = parse_duration(step.timeout).total_seconds() if step.timeout else None
-        for attempt in range(1, step.retries + 2):
-            result.attempts[name] = attempt
-            self.emit(name, "Running", attempt)
-            ctx = Context(
+        name = step.name
+        if step.wait is not None:
+            self._wait(step, workflow_input, parents)
+            return
+        if step.for_each:
+            read = {p: _as_read(p, output) for p, output in parents.items()}
+            values = parent_values(step, self.phases, read, "forEach")
+
+            def run_item(index: int, item: Any) -> Ended:
+                return self._attempts(step, workflow_input, parents, failures, index, item)
+
+            ended = run_items(step, workflow_input, self.metadata, values, run_item)
+        else:
+            ended = self._attempts(step, workflow_input, parents, failures)
+            if ended.phase is StepPhase.SUCCEEDED:
+                self._spawned(step, ended.output, ended.attempt)
+                return
+        self._end(name, ended.phase, ended.message, ended.error, ended.attempt, ended.output)
+
+    def _attempts(
+        self,
+        step: StepSpec,
+        workflow_input: Any,
+        parents: dict[str, JSONValue],
+        failures: dict[str, str] | None,
+        index: int | None = None,
+        item: Any = None,
+    ) -> Ended:
+        """The attempts of a step, or of one item of a forEach step."""
+        shown = step.name if index is None else f"{step.name}[{index}]"
+
+        def context(attempt: int) -> Context:
+            return Context(
                 workflow_input=workflow_input,
                 parent_outputs=parents,
-                step_name=name,
-                workflow_name=result.workflow,
+                step_name=step.name,
+                workflow_name=self.result.workflow,
                 run_name=self.run_name,
                 retry_count=attempt - 1,
                 failures=failures,
+                item=item,
+                item_index=index,
             )
-            try:
-                output = asyncio.run(_attempt(action.run_async(ctx), ctx, timeout))
-            except Exception as error:
-                timed_out = isinstance(error, StepTimeoutError)
-                why = (
-                    f"exceeded the step timeout of {step.timeout}"
-                    if timed_out
-                    else f"failed: {_describe(error)}"
-                )
-                if not isinstance(error, PermanentError) and attempt <= step.retries:
-                    delay = (step.backoff or DEFAULT_BACKOFF).delay(attempt)
-                    self.emit(name, "Retrying", attempt, f"{_describe(error)}; next in {delay}")
-                    self.clock.sleep(delay.total_seconds())
-                    continue
-                after = f" after {attempt} attempts" if attempt > 1 else ""
-                phase = StepPhase.TIMED_OUT if timed_out else StepPhase.FAILED
-                self._end(name, phase, f"{why}{after}", error, attempt)
-                return
-            self._spawned(step, output, attempt)
-            return
+
+        def emit(phase: str, attempt: int, message: str) -> None:
+            attempts = self.result.attempts
+            attempts[step.name] = max(attempt, attempts.get(step.name, 0))
+            self.emit(shown, phase, attempt, message)
+
+        action = self.worker.resolve_action(self.spec.qualified_action(step))
+        ended = run_attempts(action, step, context, self.clock, emit)
+        if index is not None:  # an item: its end is heard too, the step's comes later
+            self.emit(shown, ended.phase.value, ended.attempt, ended.message or "", ended.output)
+        return ended
+
+    def _wait(self, step: StepSpec, workflow_input: Any, parents: dict[str, JSONValue]) -> None:
+        """A step that waits, on the clock, for what the caller gave."""
+        self.emit(step.name, "Running", 1)
+        read = {p: _as_read(p, output) for p, output in parents.items()}
+        values = parent_values(step, self.phases, read, "wait.until")
+        if not isinstance(values, Readiness):
+            values = {p: v for p, v in values.items() if not isinstance(v, Unreadable)}
+        ended = wait_locally(
+            step, f"{self.path}{step.name}", self.clock, self.deadline, self.given,
+            workflow_input, self.metadata, values,
+        )  # fmt: skip
+        self.result.attempts[step.name] = 1
+        message = ended.message
+        if ended.run_timed_out:
+            self.result.phase = "TimedOut"
+            message = f"the run exceeded its timeout of {self.spec.timeout}"
+        self._end(step.name, ended.phase, message, ended.error, 1, ended.output)
 
     def _spawned(self, step: StepSpec, output: JSONValue, attempt: int) -> None:
         """A succeeded attempt: its output, or the child runs it asks for and their results."""
@@ -351,7 +354,8 @@ class _Engine:
         child = _Engine(
             self.worker, workflow, spec, self.clock, name, forward, depth=self.depth + 1
         )
-        child.metadata = self.metadata
+        child.metadata, child.given = self.metadata, self.given
+        child.path = f"{self.path}{name}/"
         return child.run(child_input)
 
 
@@ -367,23 +371,3 @@ def _as_read(step: str, output: JSONValue) -> Any:
         )  # fmt: skip
     except OutputTooLargeError as error:
         return Unreadable(str(error))
-
-
-async def _attempt(work: Any, ctx: Context, timeout: float | None) -> JSONValue:
-    """One attempt, cancelled (``ctx.cancelled`` set) when it outlasts ``timeout`` seconds."""
-    task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.wait_for(asyncio.shield(task), timeout)
-    except TimeoutError:
-        ctx.cancel()  # a sync step in its thread sees it; an async one is cancelled too
-        task.cancel()
-        await asyncio.wait({task}, timeout=CANCEL_GRACE_SECONDS)  # as a pod's grace period
-        raise StepTimeoutError(
-            f"step {ctx.step_name!r} exceeded its timeout of {timedelta(seconds=timeout or 0)}"
-        ) from None
-
-
-def _describe(error: BaseException) -> str:
-    """``Type: message``, as a step pod reports a failure."""
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -3,9 +3,12 @@
 The runner (:mod:`kubehatch._localrun`) follows the operator's rules: DAG order, parent
 rules and ``skip_if`` / ``run_if`` conditions (the operator's own code), the outputs of
 the parents that succeeded as stored JSON, retries with their backoff, step timeouts,
-middleware, failures that skip only the steps below them, child runs (``ctx.spawn``, run
-here from the same worker), the hooks (on-failure or on-success, then on-exit), the
-input checked against the input model's schema. Each step ends with the phase and the
+middleware, failures that skip only the steps below them, steps that cancel themselves
+(``ctx.cancel()``), forEach steps (one item after the other), child runs (``ctx.spawn``,
+run here from the same worker), the hooks (on-failure or on-success, then on-exit), the
+input checked against the input model's schema. Steps that wait take what the test gives:
+``Sleep`` and ``WaitUntil`` advance the clock, ``WaitForEvent`` takes ``events=[(key,
+data)]``, ``Approval`` takes ``approvals={"step": True}``. Each step ends with the phase and the
 message a cluster shows (:attr:`LocalRun.messages`). Concurrency and rate limits are not
 applied (:func:`concurrency_key` computes the key)::
 
@@ -22,11 +25,14 @@ waiting, so a test of three retries with a one-minute backoff takes milliseconds
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kubehatch._localrun import Clock, LocalRun, StepEvent, SystemClock, run_local
+from kubehatch._localattempts import Clock, SystemClock
+from kubehatch._localresult import LocalRun, StepEvent
+from kubehatch._localrun import run_local
+from kubehatch._localwaits import Answer
 from kubehatch.api.cel import concurrency_key as evaluate_key
 from kubehatch.context import Context
 from kubehatch.durations import parse_duration
@@ -89,6 +95,8 @@ def run_workflow(
     clock: Clock | None = None,
     on_event: Callable[[StepEvent], None] | None = None,
     additional_metadata: dict[str, str] | None = None,
+    events: Iterable[Any] | None = None,
+    approvals: Mapping[str, Answer] | None = None,
 ) -> LocalRun:
     """Run ``workflow`` to its end and return its outputs; raise if it did not succeed.
 
@@ -97,9 +105,13 @@ def run_workflow(
     input model raises :class:`~kubehatch.api.inputschema.InvalidInputError`. Waits
     happen on ``clock``, a new :class:`FakeClock` unless given. :func:`run_local` returns
     a failed run instead of raising. ``additional_metadata`` is the run's, as conditions
-    (``skip_if``, ``run_if``) read it.
+    (``skip_if``, ``run_if``) read it. ``events`` (``(key, data)`` or ``(key, data,
+    metadata)``) are what ``WaitForEvent`` steps may take, ``approvals`` the answers to
+    ``Approval`` steps by step name (``True``, ``False`` or ``(bool, comment)``). A run
+    that a step cancelled raises :class:`~kubehatch.errors.StepCancelledError`.
     """
     from kubehatch.api.inputschema import InvalidInputError
+    from kubehatch.errors import StepCancelledError
 
     run = run_local(
         worker,
@@ -109,6 +121,8 @@ def run_workflow(
         run_name=run_name,
         on_event=on_event,
         additional_metadata=additional_metadata,
+        events=events,
+        approvals=approvals,
     )
     if run.succeeded:
         return run
@@ -117,6 +131,8 @@ def run_workflow(
         raise failed
     if run.message.startswith("InvalidInput: "):
         raise InvalidInputError(workflow, run.message.partition(": ")[2].partition(": ")[2])
+    if run.phase == "Cancelled":
+        raise StepCancelledError(f"run of {workflow!r} was cancelled: {run.message}")
     raise AssertionError(f"run of {workflow!r} ended {run.phase}: {run.message}")
 
 

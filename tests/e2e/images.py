@@ -46,6 +46,29 @@ def kubehatch_images() -> dict[str, str]:
 
 def e2e_image() -> str:
     """The step image with tests/e2e/workers in /app, tagged by its content."""
+    return _e2e_image()[0]
+
+
+def fixed_image(marker: str) -> str:
+    """The e2e image plus one file, /app/fixes/<marker>: a "new release" of the step code
+    for tests that fix a step by a new image."""
+    base_ref, base_tar = _e2e_image()
+    tag = f"{base_ref.rpartition(':')[2]}-{marker}"
+    ref = f"localhost/kubehatch/e2e-fixed:{tag}"
+    out = base_tar.parent / f"e2e-fixed-{tag}.tar"
+    if not out.exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / marker).write_text("fixed\n")
+            subprocess.run(
+                ["python3", str(IMAGES / "ocibuild.py"), "build", "--base", str(base_tar),
+                 "--layer", f"{tmp}:/app/fixes", "--tag", ref, "-o", str(out)],
+                check=True, capture_output=True,
+            )  # fmt: skip
+    _load(out)
+    return ref
+
+
+def _e2e_image() -> tuple[str, Path]:
     images = kubehatch_images()
     step_tar = Path(images["KUBEHATCH_STEP_TAR"])
     workers = REPO_ROOT / "tests" / "e2e" / "workers"
@@ -70,4 +93,4 @@ def e2e_image() -> str:
                 check=True, capture_output=True,
             )  # fmt: skip
     _load(out)
-    return ref
+    return ref, out

@@ -4,6 +4,7 @@ failed run from its failed step after the Workflow was fixed."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from kubernetes import client
 
 from kubehatch import workflow_manifests
 from tests.e2e import kube
+from tests.e2e.images import fixed_image
 from tests.e2e.support import kubehatch, wait_for
 from tests.e2e.workers import control
 
@@ -102,14 +104,14 @@ def test_a_failed_run_retried_after_the_fix_reruns_only_the_failed_steps(
     assert failed["phase"] == "Failed", failed
     assert phases(failed) == {"first": "Succeeded", "flaky": "Failed", "last": "Skipped"}
     first_output = failed["steps"]["first"]["outputConfigMap"]
-    # The fix: the Workflow now gives the step what it needed (a new image works alike).
+    # The fix: a new image of the step's code, applied to the Workflow.
     api = client.CustomObjectsApi()
     workflow = api.get_namespaced_custom_object(
         kube.GROUP, kube.VERSION, op_namespace, "workflows", "retry-me"
     )
     for step in workflow["spec"]["steps"]:
         if step["name"] == "flaky":
-            step["env"] = [{"name": "FIXED", "value": "1"}]
+            step["image"] = fixed = fixed_image("flaky")
     api.replace_namespaced_custom_object(
         kube.GROUP, kube.VERSION, op_namespace, "workflows", "retry-me", workflow
     )
@@ -135,6 +137,12 @@ def test_a_failed_run_retried_after_the_fix_reruns_only_the_failed_steps(
         if j.metadata.labels["kubehatch.dev/step"] == "first"
     ]
     assert len(firsts) == 1  # the succeeded step did not run again
+    images = {
+        j.metadata.labels["kubehatch.dev/attempt"]: j.spec.template.spec.containers[0].image
+        for j in kube.jobs_of(op_namespace, "fix-me")
+        if j.metadata.labels["kubehatch.dev/step"] == "flaky"
+    }
+    assert images["2"] == fixed and images["1"] != fixed
     labels = kube.get_run(op_namespace, "fix-me")["metadata"].get("labels", {})
     assert "kubehatch.dev/retry" not in labels
 
@@ -228,3 +236,58 @@ def test_steps_wait_for_an_event_and_sleep_without_a_pod(
     assert nap.total_seconds() >= 3
     jobs = {j.metadata.labels["kubehatch.dev/step"] for j in kube.jobs_of(op_namespace, "late")}
     assert jobs == {"place", "ship"}  # the wait and the sleep ran no pod
+
+
+def _step_phase(namespace: str, run: str, step: str) -> str | None:
+    status = kube.get_run(namespace, run).get("status") or {}
+    return (status.get("steps") or {}).get(step, {}).get("phase")
+
+
+def test_a_sleep_uses_no_pod_and_ends_on_time_across_an_operator_restart(
+    op_namespace: str, step_image: str, operator: Any
+) -> None:
+    kube.apply_workflow(op_namespace, MANIFESTS["long-nap"], step_image)
+    kube.create_run(op_namespace, "nap", "long-nap")
+    wait_for(
+        lambda: _step_phase(op_namespace, "nap", "nap") == "Running", 120, "the sleep to begin"
+    )
+    operator.kill()  # no operator for a while, in the middle of the sleep
+    time.sleep(5)
+    operator.start()
+    status = kube.wait_for_phase(op_namespace, "nap", FINAL, timeout=120)["status"]
+    assert status["phase"] == "Succeeded", status["conditions"]
+    nap = status["steps"]["nap"]
+    slept = (_second(nap["finishedAt"]) - _second(nap["startedAt"])).total_seconds()
+    assert 19 <= slept <= 26, slept  # on time, though the operator restarted meanwhile
+    steps = {j.metadata.labels["kubehatch.dev/step"] for j in kube.jobs_of(op_namespace, "nap")}
+    assert steps == {"before", "after"}  # the sleep ran no pod
+
+
+def test_a_wait_with_no_event_takes_its_timeout_branch(op_namespace: str, run_workflow) -> None:
+    status = run_workflow("wait-or-go", "go")
+    assert status["phase"] == "Succeeded", status["conditions"]
+    output = kube.output(op_namespace, status["steps"]["after-wait"]["outputConfigMap"])
+    assert output["waited"] == {"timedOut": True}
+
+
+def test_a_suspended_run_starts_no_step_until_it_is_resumed(
+    op_namespace: str, step_image: str
+) -> None:
+    kube.apply_workflow(op_namespace, MANIFESTS["pausable"], step_image)
+    kube.create_run(op_namespace, "paused", "pausable")
+    wait_for(lambda: _step_phase(op_namespace, "paused", "slow") == "Running", 120, "slow to start")
+    done = kubehatch("suspend", "paused", "-n", op_namespace)
+    assert done.returncode == 0 and "workflowrun/paused suspended" in done.stdout, done.stderr
+    wait_for(lambda: _step_phase(op_namespace, "paused", "slow") == "Succeeded", 120, "slow to end")
+    time.sleep(4)  # a suspended run starts nothing, however long it waits
+    status = kube.get_run(op_namespace, "paused")["status"]
+    assert status["steps"]["second"]["phase"] == "Pending"
+    assert "suspended" in status["steps"]["second"]["message"]
+    condition = next(c for c in status["conditions"] if c["type"] == "Succeeded")
+    assert condition["reason"] == "Suspended"
+    steps = {j.metadata.labels["kubehatch.dev/step"] for j in kube.jobs_of(op_namespace, "paused")}
+    assert steps == {"slow"}
+    done = kubehatch("resume", "paused", "-n", op_namespace)
+    assert done.returncode == 0, done.stderr
+    status = kube.wait_for_phase(op_namespace, "paused", FINAL, timeout=120)["status"]
+    assert status["phase"] == "Succeeded", status["conditions"]

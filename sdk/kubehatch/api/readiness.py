@@ -115,5 +115,8 @@ def parent_values(
 
 
 def reads_parents(step: StepSpec) -> bool:
-    """Whether the step's condition or forEach reads its parents' outputs."""
-    return bool(step.skip_if or step.run_if or step.for_each)
+    """Whether the step's condition, forEach or wait (``until``, an event's filter) reads
+    its parents' outputs."""
+    wait = step.wait
+    waits = wait is not None and bool(wait.until or (wait.event and wait.event.filter))
+    return bool(step.skip_if or step.run_if or step.for_each or waits)

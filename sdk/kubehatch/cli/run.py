@@ -21,6 +21,7 @@ from kubehatch.cli._common import (
     json_object,
     key_values,
 )
+from kubehatch.errors import KubehatchError
 
 if TYPE_CHECKING:
     from kubehatch.client import Client, StepChange
@@ -54,15 +55,44 @@ configure = arguments(
         metavar="MODULE:ATTR",
         help="with --local: the Worker to import (default: $KUBEHATCH_WORKER)",
     ),
+    arg(
+        "--event",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="with --local: an event WaitForEvent steps may take, its data a JSON object "
+        "or @FILE (repeatable)",
+    ),
+    arg(
+        "--approve",
+        action="append",
+        default=[],
+        metavar="STEP[=COMMENT]",
+        help="with --local: approve this Approval step (repeatable)",
+    ),
+    arg(
+        "--reject",
+        action="append",
+        default=[],
+        metavar="STEP[=COMMENT]",
+        help="with --local: reject this Approval step (repeatable)",
+    ),
     NAMESPACE,
 )
 
 
 def run(args: argparse.Namespace) -> int:
     if args.local:
-        from kubehatch.cli._local import run_locally
+        from kubehatch.cli._local import given, run_locally
 
-        return run_locally(args.workflow, json_object(args.input, "--input"), args.worker)
+        events, approvals = given(args.event, args.approve, args.reject)
+        workflow_input = json_object(args.input, "--input")
+        return run_locally(args.workflow, workflow_input, args.worker, events, approvals)
+    if args.event or args.approve or args.reject:
+        raise KubehatchError(
+            "--event, --approve and --reject are for --local runs; on a cluster use "
+            "kubehatch event push and kubehatch approve RUN STEP"
+        )
     api = client(args)
     name = api.run(
         args.workflow,

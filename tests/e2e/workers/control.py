@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import time
+from pathlib import Path
 from typing import Any
 
 from kubehatch import Context, Fn, Sleep, WaitForEvent, Worker, WorkflowJob
@@ -65,13 +65,13 @@ worker.register_workflow(
 )
 
 
-# --- retry: a -> flaky -> c; flaky fails until its Workflow sets FIXED=1 ---------------------
+# --- retry: a -> flaky -> c; flaky fails until it runs in the image with the fix -----------
 def first(ctx: Context) -> dict[str, Any]:
     return {"value": 1}
 
 
 def flaky(ctx: Context) -> dict[str, Any]:
-    if os.environ.get("FIXED") != "1":
+    if not Path("/app/fixes/flaky").exists():  # the new image has it (images.fixed_image)
         raise RuntimeError("not fixed yet")
     return {"value": ctx.step_output("first")["value"] + 1, "attempt": ctx.retry_count + 1}
 
@@ -161,4 +161,43 @@ _paid = (
 _nap = Sleep("4s").set_name("nap").add_parents(_paid)
 worker.register_workflow(
     WorkflowJob(name="waits", steps=[_place, _paid, _nap, Fn(ship).add_parents(_paid, _nap)])
+)
+
+
+# --- a 20 s sleep across an operator restart; a wait that takes its timeout branch ---------
+def stamp(ctx: Context) -> dict[str, Any]:
+    return {"step": ctx.step_name, "at": time.time()}
+
+
+def after_wait(ctx: Context) -> dict[str, Any]:
+    return {"waited": ctx.step_output("wait"), "at": time.time()}
+
+
+_before = Fn(stamp).set_name("before")
+_long_nap = Sleep("20s").set_name("nap").add_parents(_before)
+worker.register_workflow(
+    WorkflowJob(
+        name="long-nap",
+        steps=[_before, _long_nap, Fn(stamp).set_name("after").add_parents(_long_nap)],
+    )
+)
+_never = WaitForEvent("never:comes", timeout="5s", on_timeout="Continue").set_name("wait")
+worker.register_workflow(
+    WorkflowJob(name="wait-or-go", steps=[_never, Fn(after_wait).add_parents(_never)])
+)
+
+
+# --- suspend and resume: a slow first step, then two more -----------------------------------
+def slow(ctx: Context) -> dict[str, Any]:
+    time.sleep(6)
+    return {"at": time.time()}
+
+
+_slow = Fn(slow)
+_second = Fn(stamp).set_name("second").add_parents(_slow)
+worker.register_workflow(
+    WorkflowJob(
+        name="pausable",
+        steps=[_slow, _second, Fn(stamp).set_name("third").add_parents(_second)],
+    )
 )

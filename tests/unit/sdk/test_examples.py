@@ -25,6 +25,7 @@ EXPECTED_EXAMPLES = [
     "ex12_priority",
     "ex13_control_flow",
     "ex14_fan_out",
+    "ex15_waits",
     "ex16_child_runs",
     "ex20_filters_and_time_zones",
 ]
