@@ -57,11 +57,7 @@ POLL = timedelta(seconds=60)
 def parse_request(output: Any) -> SpawnRequest | str | None:
     """The spawn request in a step's output; None when it is none, a str saying why
     when it is malformed (the rules: `kubehatch.api.spawns.parse`)."""
-    parsed = spawns.parse(output)
-    if not isinstance(parsed, spawns.Spawn):
-        return parsed
-    runs = tuple(ChildRequest(run.workflow, run.input, run.key) for run in parsed.runs)
-    return SpawnRequest(runs, parsed.single)
+    return spawns.parse(output)
 
 
 def child_name(run: Run, step: str, index: int, request: ChildRequest) -> str:

@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from kubehatch.api.spawns import ChildRun, Spawn
 from kubehatch.api.workflow import StepSpec
 from kubehatch.api.workflowrun import WorkflowRunSpec, WorkflowRunStatus
 
@@ -35,22 +36,10 @@ class ChildPhase(StrEnum):
     """A run of the child's name exists that the parent run does not own."""
 
 
-@dataclass(frozen=True)
-class ChildRequest:
-    """One child run a step asked for."""
-
-    workflow: str
-    input: dict[str, Any]
-    key: str | None = None
-
-
-@dataclass(frozen=True)
-class SpawnRequest:
-    """What a step's output asked for: child runs, in order."""
-
-    runs: tuple[ChildRequest, ...]
-    single: bool = False
-    """From ctx.spawn: the step's output is the one child's result, not a list."""
+ChildRequest = ChildRun
+"""One child run a step asked for (the API layer's type: the SDK reads it too)."""
+SpawnRequest = Spawn
+"""What a step's output asked for: child runs, in order (see `kubehatch.api.spawns`)."""
 
 
 @dataclass(frozen=True)
