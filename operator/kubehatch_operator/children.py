@@ -60,13 +60,14 @@ def parse_request(output: Any) -> SpawnRequest | str | None:
     return spawns.parse(output)
 
 
-def child_name(run: Run, step: str, index: int, request: ChildRequest) -> str:
-    """The child run's name: deterministic, from the parent run's name and uid."""
-    return wire.child_run_name(run.name, run.uid, step, request.key or str(index))
+def child_name(run: Run, step: str, index: int, request: ChildRequest, attempt: int = 1) -> str:
+    """The child run's name: deterministic, from the parent run's name and uid and the
+    spawning attempt (a retried step's attempt spawns children of its own)."""
+    return wire.child_run_name(run.name, run.uid, step, request.key or str(index), attempt)
 
 
-def child_names(run: Run, step: str, request: SpawnRequest) -> list[str]:
-    return [child_name(run, step, i, child) for i, child in enumerate(request.runs)]
+def child_names(run: Run, step: str, request: SpawnRequest, attempt: int = 1) -> list[str]:
+    return [child_name(run, step, i, child, attempt) for i, child in enumerate(request.runs)]
 
 
 def results_configmap_name(job: str) -> str:
@@ -94,7 +95,7 @@ def observe_children(
     forbidden = spawns.not_allowed([child.workflow for child in request.runs], allowed)
     if forbidden is not None:
         return _failed(base, now, forbidden)
-    names = child_names(run, step.name, request)
+    names = child_names(run, step.name, request, latest.attempt)
     states = {state.name: state for state in spawned.children}
     count = len(names)
     waiting = base.model_copy(update={"child_runs": count})

@@ -95,10 +95,9 @@ def decide(
         step, found = steps[name], by_step.get(name, [])
         if step.for_each and prior.items is not None and not prior.phase.finished:
             items = item_list(run, step, status.steps, outputs or {})
-            known = items if isinstance(items, list) else None
             done = (gathered or {}).get(name)
             status.steps[name] = observe_items(
-                run, step, prior, found, known, done, now, decision, rates
+                run, step, prior, found, items, done, now, decision, rates
             )
         elif step.wait is not None and prior.phase is StepPhase.RUNNING:
             seen = (waited or {}).get(name, Waited())
@@ -306,7 +305,7 @@ def stop_steps(
 ) -> None:
     """Stop what runs and skip what never started, all but the steps in ``keep``."""
     decision.start = [s for s in decision.start if s.step.name in keep]
-    decision.stop_jobs = [
+    decision.stop_jobs += [
         a.job_name for a in attempts if a.state is AttemptState.ACTIVE and a.step not in keep
     ]
     for name, step in status.steps.items():

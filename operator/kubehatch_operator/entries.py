@@ -130,11 +130,17 @@ class RunEntry:
         """Scheduled for later than ``now`` (spec.scheduledAt)."""
         return self._scheduled_at is not None and self._scheduled_at > now
 
+    @cached_property
+    def arrived(self) -> datetime:
+        """Its creation, or when it was last retried (then it queued again)."""
+        retried = self.run.status.retried_at if self.run is not None else None
+        return max(self.created, retried) if retried is not None else self.created
+
     @property
     def queued_since(self) -> datetime:
-        """Since when it may wait for a slot: its creation, or its scheduledAt if later."""
+        """Since when it may wait for a slot: its arrival, or its scheduledAt if later."""
         due = self._scheduled_at
-        return max(self.created, due) if due is not None else self.created
+        return max(self.arrived, due) if due is not None else self.arrived
 
     @cached_property
     def _scheduled_at(self) -> datetime | None:
@@ -160,7 +166,7 @@ class RunEntry:
         run = self.run
         assert run is not None
         return Contender(
-            self.key[1], key, self.created, running=running, arrival=self.arrival,
+            self.key[1], key, self.arrived, running=running, arrival=self.arrival,
             leaving=run.spec.cancel, priority=run.spec.priority, limit=limit,
             started_at=run.status.started_at,
         )  # fmt: skip

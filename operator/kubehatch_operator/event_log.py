@@ -71,7 +71,11 @@ class EventLog:
     def wait(self, run: Key, patterns: set[str]) -> None:
         """Run ``run`` now waits for these keys (none: it waits for no event)."""
         for pattern in self._patterns.pop(run, set()):
-            self._exact.get((run[0], pattern), set()).discard(run)
+            exact = self._exact.get((run[0], pattern))
+            if exact is not None:
+                exact.discard(run)
+                if not exact:
+                    del self._exact[(run[0], pattern)]
             self._wildcards.get(run[0], {}).pop(run, None)
         if not patterns:
             return

@@ -13,14 +13,14 @@ message and the gathered output are `kubehatch.api.foreach`'s, shared with the l
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from kubehatch.api import foreach, wire
 from kubehatch.api.foreach import NO_ITEMS
 from kubehatch.api.step import StepSpec
 from kubehatch.api.workflowrun import ItemProgress, StepPhase, StepStatus
-from kubehatch_operator.conditions import Readiness, parent_values
+from kubehatch_operator.conditions import Readiness, Unreadable, parent_values
 from kubehatch_operator.model import (
     Attempt,
     AttemptState,
@@ -32,6 +32,8 @@ from kubehatch_operator.model import (
 from kubehatch_operator.ratelimits import RateGate
 from kubehatch_operator.steps import launch, observe_step
 
+LIST_RETRY = timedelta(seconds=1)
+"""How soon a pass looks again when a parent's output for the list is still to be read."""
 IN_FLIGHT = (StepPhase.RUNNING, StepPhase.RETRYING)
 FAILED = (StepPhase.FAILED, StepPhase.TIMED_OUT)
 
@@ -46,13 +48,18 @@ def items_done(status: StepStatus) -> bool:
     )
 
 
-def succeeded_items(step: str, attempts: Sequence[Attempt]) -> dict[int, str]:
-    """The Job of each item's successful attempt, by item index."""
-    return {
-        a.item: a.job_name
-        for a in attempts
-        if a.step == step and a.item is not None and a.state is AttemptState.SUCCEEDED
-    }
+def succeeded_items(step: str, attempts: Sequence[Attempt], earlier: int = 0) -> dict[int, str]:
+    """The Job of each item's successful attempt since the run was last retried (attempts
+    after ``earlier``; the latest, should there be two), by item index."""
+    found: dict[int, Attempt] = {}
+    for a in attempts:
+        if a.step != step or a.item is None or a.attempt <= earlier:
+            continue
+        if a.state is AttemptState.SUCCEEDED and (
+            a.item not in found or a.attempt > found[a.item].attempt
+        ):
+            found[a.item] = a
+    return {index: a.job_name for index, a in found.items()}
 
 
 def item_list(
@@ -82,7 +89,8 @@ def begin(
     """A forEach step whose list is known: Running with its items counted (launched by
     `observe_items`), or Succeeded at once with an empty list."""
     if not items:
-        output = wire.gathered_output_name(run.name, run.uid, step.name)
+        round = current.earlier_attempts
+        output = wire.gathered_output_name(run.name, run.uid, step.name, round)
         decision.outputs.append(StepOutput(step.name, output, "[]"))
         return current.model_copy(
             update={
@@ -109,7 +117,7 @@ def observe_items(
     step: StepSpec,
     prior: StepStatus,
     attempts: Sequence[Attempt],
-    items: list[str] | None,
+    listed: list[str] | Readiness,
     gathered: list[Any] | None,
     now: datetime,
     decision: Decision,
@@ -118,16 +126,23 @@ def observe_items(
     """The forEach step's status from its items' Jobs: items launched up to its
     parallelism, retried, and the step's end once they are done.
 
-    ``items`` is the list (None when it cannot be worked out this pass: no item is
-    launched then); ``gathered`` holds the items' outputs once they are all done.
+    ``listed`` is the list (WAIT while a parent's output is read: no item is launched
+    this pass); ``gathered`` holds the items' outputs once they are all done.
     """
     assert prior.items is not None
     total = prior.items.total
+    if isinstance(listed, Readiness) and listed.fail is not None:
+        return _fail(step, prior, {}, [], attempts, now, decision, why=listed.fail)
+    if isinstance(listed, list) and len(listed) != total:
+        why = f"forEach {step.for_each!r} now gives {len(listed)} items, not {total}"
+        return _fail(step, prior, {}, [], attempts, now, decision, why=why)
+    items = listed if isinstance(listed, list) else None
     by_item: dict[int, list[Attempt]] = {}
     for attempt in attempts:
         if attempt.item is not None and attempt.attempt > prior.earlier_attempts:
             by_item.setdefault(attempt.item, []).append(attempt)
     phases: dict[int, StepStatus] = {}
+    item_jobs = {a.job_name for a in attempts if a.item is not None}
     for index in sorted(by_item):
         if index >= total:
             continue
@@ -145,6 +160,9 @@ def observe_items(
             phases[index] = synthetic  # the list is needed to retry it: next pass
             continue
         phases[index] = observe_step(run, step, synthetic, known, now, decision, rates, item)
+    # An item's Jobs are its only record: one whose pod never started is stopped only
+    # once its next attempt exists (below), never before (a retried item would be lost).
+    decision.stop_jobs = [j for j in decision.stop_jobs if j not in item_jobs]
     failed = sorted(i for i, s in phases.items() if s.phase in FAILED)
     if failed and not step.continue_on_item_failure:
         return _fail(step, prior, phases, failed, attempts, now, decision)
@@ -165,8 +183,15 @@ def observe_items(
             launched = _launch(run, step, first, fresh, now, decision, rates, index, items)
             phases[index] = launched
             free -= launched.phase in IN_FLIGHT
-    elif len(phases) < total:
-        decision.wake_at = now  # the list is worked out on the next pass
+    elif len(phases) < total:  # the list is worked out on the next pass
+        soon = now + LIST_RETRY
+        decision.wake_at = min(t for t in (decision.wake_at, soon) if t is not None)
+    starting = {s.item: s.attempt for s in decision.start if s.step.name == step.name}
+    decision.stop_jobs += [  # attempts replaced by a newer one (their pod never started)
+        a.job_name
+        for a in attempts
+        if a.item in starting and a.attempt < starting[a.item] and a.state is AttemptState.ACTIVE
+    ]
     progress = ItemProgress(
         total=total,
         succeeded=sum(s.phase is StepPhase.SUCCEEDED for s in phases.values()),
@@ -222,9 +247,10 @@ def _fail(
     now: datetime,
     decision: Decision,
     phase: StepPhase = StepPhase.FAILED,
+    why: str | None = None,
 ) -> StepStatus:
     """An item failed (after its retries): the step fails, and its other items stop (or
-    an item cancelled itself: the step is cancelled)."""
+    an item cancelled itself: the step is cancelled; or ``why``: its list failed)."""
     decision.start = [s for s in decision.start if s.step.name != step.name]
     decision.stop_jobs += [
         a.job_name
@@ -233,14 +259,15 @@ def _fail(
     ]
     total = prior.items.total if prior.items is not None else 0
     succeeded = sum(s.phase is StepPhase.SUCCEEDED for s in phases.values())
-    first = phases[failed[0]]
+    if why is None:
+        why = foreach.item_failed(failed[0], phases[failed[0]].message, succeeded, total)
     return prior.model_copy(
         update={
             "phase": phase,
             "finished_at": now,
             "next_attempt_at": None,
             "items": ItemProgress(total=total, succeeded=succeeded, failed=len(failed)),
-            "message": foreach.item_failed(failed[0], first.message, succeeded, total),
+            "message": why,
         }
     )
 
@@ -261,13 +288,25 @@ def _gather(
         return current.model_copy(
             update={"message": f"gathering the outputs of {progress.total} items"}
         )
+    lost = next((i for i, v in enumerate(gathered) if isinstance(v, Unreadable)), None)
+    if lost is not None:
+        unread = gathered[lost]
+        return current.model_copy(
+            update={
+                "phase": StepPhase.FAILED,
+                "finished_at": now,
+                "message": f"the output of item {lost} cannot be gathered: {unread.message}; "
+                "have each item return less (a reference)",
+            }
+        )
     try:
         text, message = foreach.gathered(gathered, progress.succeeded, progress.failed)
     except ValueError as error:
         return current.model_copy(
             update={"phase": StepPhase.FAILED, "finished_at": now, "message": str(error)}
         )
-    output = wire.gathered_output_name(run.name, run.uid, step.name)
+    round = current.earlier_attempts
+    output = wire.gathered_output_name(run.name, run.uid, step.name, round)
     decision.outputs.append(StepOutput(step.name, output, text))
     return current.model_copy(
         update={

@@ -136,7 +136,7 @@ async def _gathered(
     for step in spec.steps:
         current = steps.get(step.name)
         if step.for_each and current is not None and items_done(current):
-            jobs = succeeded_items(step.name, attempts)
+            jobs = succeeded_items(step.name, attempts, current.earlier_attempts)
             values = await asyncio.gather(
                 *(_item_output(kube, namespace, jobs.get(i)) for i in range(_total(current)))
             )
@@ -145,9 +145,14 @@ async def _gathered(
 
 
 async def _item_output(kube: Kube, namespace: str, job: str | None) -> Any:
-    return (
-        None if job is None else await kube.read_output(namespace, wire.output_configmap_name(job))
-    )
+    """An item's output (None for an item that failed), or why it cannot be read."""
+    if job is None:
+        return None
+    configmap = wire.output_configmap_name(job)
+    try:
+        return await kube.read_output(namespace, configmap)
+    except Exception as error:
+        return Unreadable(f"ConfigMap {configmap}: {error}")
 
 
 def _total(status: StepStatus) -> int:

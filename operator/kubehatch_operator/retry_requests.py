@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
@@ -83,7 +84,7 @@ async def _carry_out(kube: Kube, body: dict[str, Any]) -> None:
     request = spec.retry
     if request is not None and request.id != status.retry_id:
         run = Run(name, int(meta.get("generation") or 1), spec, status, meta.get("uid", ""))
-        outcome = retried(run, request)
+        outcome = retried(run, request, datetime.now(UTC))
         if isinstance(outcome, str):
             await kube.post_event(body, "Warning", "RetryRefused", f"cannot retry: {outcome}")
             outcome = status.model_copy(update={"retry_id": request.id})

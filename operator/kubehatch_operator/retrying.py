@@ -9,6 +9,8 @@ a step whose code was fixed in a new image runs the fix.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from kubehatch.api.common import Condition, ConditionStatus, set_condition
 from kubehatch.api.graph import descendants
 from kubehatch.api.workflowrun import (
@@ -22,8 +24,12 @@ from kubehatch_operator.model import Run
 from kubehatch_operator.transitions import SUCCEEDED_CONDITION
 
 
-def retried(run: Run, request: RetryRequest) -> WorkflowRunStatus | str:
-    """The run's status once retried, or why it cannot be."""
+def retried(
+    run: Run, request: RetryRequest, now: datetime | None = None
+) -> WorkflowRunStatus | str:
+    """The run's status once retried at ``now``, or why it cannot be. It queues again as
+    a run that arrived now: its key and limit are worked out afresh, its arrival and its
+    queue time (``retriedAt``) are new."""
     status = run.status
     spec = status.workflow_spec
     if run.spec.cancel:
@@ -55,6 +61,10 @@ def retried(run: Run, request: RetryRequest) -> WorkflowRunStatus | str:
     new.finished_at = None
     new.duration = None
     new.retry_id = request.id
+    new.retried_at = now
+    new.arrival = None  # stamped again at the next write: it arrives anew
+    new.concurrency_key = None
+    new.concurrency_limit = None
     new.retries = (status.retries or 0) + 1
     why = f"from step {request.from_step}" if request.from_step else "from its failed steps"
     new.conditions = set_condition(

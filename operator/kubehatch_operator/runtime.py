@@ -149,6 +149,7 @@ class Runtime:
         for entry in gone:
             log.info("run %s/%s is gone (deleted while the watch was down)", *entry.key)
             self.store.approvals.forget(entry.key)
+            self.store.events.wait(entry.key, set())
         for key in changed & set(self.store.runs):
             self.reconciler.wake(key)
         return versions[-1]
@@ -246,6 +247,7 @@ class Runtime:
             self.reconciler.wake(key)
             return
         store.approvals.forget(key)  # finished or gone: its approvals are of no more use
+        store.events.wait(key, set())  # nor the events it waited for
         self.reconciler.spawns.wake_parent(body)  # a child run finished or went
         if key in store.finished:
             self.reconciler.sweep_soon((key[0], store.finished[key].workflow))

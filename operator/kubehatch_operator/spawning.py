@@ -155,7 +155,7 @@ class Spawns:
         if spawns.not_allowed([child.workflow for child in request.runs], spec.spawns):
             return Spawned(request)  # the step fails: no child is looked for
         created = read.run.status.steps[attempt.step].child_runs is not None
-        names = child_names(read.run, attempt.step, request)
+        names = child_names(read.run, attempt.step, request, attempt.attempt)
         states = list(
             await asyncio.gather(*(self._child(namespace, uid, n, created) for n in names))
         )

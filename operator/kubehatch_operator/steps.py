@@ -89,7 +89,7 @@ def observe_step(
         latest = dataclasses.replace(
             latest,
             state=AttemptState.FAILED,
-            finished_at=now,
+            finished_at=deadline,  # not now: a pass that sees it again reckons the same
             message=f"its pod did not start within {limit}{reason}",
         )
     return _failed(run, step, latest, base, now, decision, rates, item)
@@ -214,9 +214,8 @@ def launch(
     if decision.suspended and fresh:
         begun = prior.attempts > prior.earlier_attempts  # a retry waits as Retrying
         phase = StepPhase.RETRYING if begun else prior.phase
-        return prior.model_copy(
-            update={"phase": phase, "message": SUSPENDED, "next_attempt_at": None}
-        )
+        # next_attempt_at stays: after the resumption the retry is still due.
+        return prior.model_copy(update={"phase": phase, "message": SUSPENDED})
     if item is None:
         job = wire.job_name(run.name, run.uid, step.name, attempt)
     else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from kubehatch.api import waiting, wire
@@ -76,8 +76,12 @@ def observe_wait(
     elif wait.until is not None:
         outcome = _until(run, step, wait, now, decision, outputs)
     elif wait.event is not None:
-        parents = {p: outputs[p] for p in step.parents if p in outputs}
-        outcome = waiting.event(wait, started, waited.events, run_input, metadata, parents)
+        # Its filter may read the parents' outputs: one that cannot be read fails the step.
+        parents = parent_values(step, decision.status.steps, outputs, "wait.event.filter")
+        if isinstance(parents, Readiness):
+            outcome = Failed(parents.fail) if parents.fail else Waiting(now + timedelta(seconds=1))
+        else:
+            outcome = waiting.event(wait, started, waited.events, run_input, metadata, parents)
     else:
         outcome = waiting.approval(waited.approvals)
     outcome = waiting.timed(wait, started, now, outcome)
@@ -89,7 +93,7 @@ def observe_wait(
         return prior.model_copy(
             update={"phase": outcome.phase, "finished_at": now, "message": outcome.message}
         )
-    name = wire.gathered_output_name(run.name, run.uid, step.name)
+    name = wire.gathered_output_name(run.name, run.uid, step.name, prior.earlier_attempts)
     decision.outputs.append(StepOutput(step.name, name, json.dumps(outcome.output)))
     return prior.model_copy(
         update={

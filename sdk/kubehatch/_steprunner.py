@@ -196,6 +196,11 @@ def main(env: dict[str, str] | None = None) -> int:
         signal.alarm(0)
         if ctx.cancelled_by_step:
             return _cancelled_by_step()
+        if step.item is not None and spawns.is_spawn_request(output):
+            raise PermanentError(
+                f"step {step.step!r}: an item of a forEach step cannot spawn child runs; "
+                "spawn them from a step after it, with ctx.spawn_many over the items"
+            )
         text = encode_output(step, output)
         if cancelled.is_set():
             _write_termination("cancelled: the step received SIGTERM")

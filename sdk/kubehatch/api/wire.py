@@ -125,10 +125,11 @@ def job_name(run: str, uid: str, step: str, attempt: int) -> str:
     return _derived(f"{run}-{step}-{attempt}", MAX_JOB_NAME, f"{uid}/{step}/{attempt}")
 
 
-def child_run_name(run: str, uid: str, step: str, child: str) -> str:
-    """A child run of step ``step`` (``child``: its key, or its index in the request):
-    deterministic, so that a pass redone after a crash creates nothing twice."""
-    return _derived(f"{run}-{step}-{child}", MAX_LABEL_VALUE, f"{uid}/{step}/{child}")
+def child_run_name(run: str, uid: str, step: str, child: str, attempt: int = 1) -> str:
+    """A child run of step ``step`` (its key or index): deterministic, so a redone pass
+    creates nothing twice; another attempt (a retried run) gets children of its own."""
+    unique = f"{uid}/{step}/{child}" + (f"/{attempt}" if attempt > 1 else "")
+    return _derived(f"{run}-{step}-{child}", MAX_LABEL_VALUE, unique)
 
 
 def item_job_name(run: str, uid: str, step: str, item: int, attempt: int) -> str:
@@ -136,9 +137,10 @@ def item_job_name(run: str, uid: str, step: str, item: int, attempt: int) -> str
     return job_name(run, uid, f"{step}.{item}", attempt)
 
 
-def gathered_output_name(run: str, uid: str, step: str) -> str:
-    """The output of a forEach step: its items' outputs, in order (the operator writes it)."""
-    return output_configmap_name(_derived(f"{run}-{step}-all", MAX_JOB_NAME, f"{uid}/{step}/all"))
+def gathered_output_name(run: str, uid: str, step: str, round: int = 0) -> str:
+    """An output the operator writes (a forEach step's, a wait's), once per retry round."""
+    unique = f"{uid}/{step}/all/{round}" if round else f"{uid}/{step}/all"
+    return output_configmap_name(_derived(f"{run}-{step}-all", MAX_JOB_NAME, unique))
 
 
 def input_configmap_name(run: str, uid: str) -> str:

@@ -274,6 +274,9 @@ class WorkflowRunStatus(StatusModel):
     retry_id: str | None = Field(
         default=None, max_length=64, description="The spec.retry.id last carried out."
     )
+    retried_at: datetime | None = Field(
+        default=None, description="When the run was last retried: it queued again from then."
+    )
     retries: int | None = Field(
         default=None, ge=1, description="How many times the run was retried."
     )

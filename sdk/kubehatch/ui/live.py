@@ -66,6 +66,8 @@ class Stream:
         for closer in self._closers:
             with contextlib.suppress(Exception):
                 closer()
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(_END)  # the pump stops waiting for the next event
 
     def start(self, producer: Callable[[Stream], None]) -> None:
         def run() -> None:

@@ -202,6 +202,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _events(self, producer: Callable[[live.Stream], None]) -> None:
         stream = live.Stream()
+        streams: set[live.Stream] = getattr(self.server, "streams", set())
+        streams.add(stream)
+        stream.closing(lambda: streams.discard(stream))
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-store")
@@ -339,6 +342,16 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.streams: set[live.Stream] = set()
+        """Open event streams: closing the server ends them (their watches too)."""
+
+    def server_close(self) -> None:
+        super().server_close()
+        for stream in list(self.streams):
+            stream.stop()
 
 
 def make_server(access: Access, address: str, port: int, *, all_namespaces: bool = False) -> Server:

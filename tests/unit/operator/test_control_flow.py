@@ -241,3 +241,13 @@ def test_a_suspended_run_starts_nothing_new_and_resumes_where_it_was() -> None:
     resumed = Run(run.name, 3, run.spec, decision.status)
     again = decide(resumed, spec, attempts, later)
     assert sorted((s.step.name, s.attempt) for s in again.start) == [("b", 1), ("c", 2)]
+
+
+def test_with_fail_fast_a_hook_whose_pod_never_starts_is_stopped_and_retried() -> None:
+    spec = workflow(step("a"), onFailure=step("hook", retries=1), failFast=True)
+    run, _ = started(spec)
+    run = after(run, decide(run, spec, [job("a", 1, FAILED, message="x")], T0))
+    stuck = job("hook", 1, AttemptState.ACTIVE, started_at=T0)
+    later = T0.replace(minute=11)
+    decision = decide(run, spec, [job("a", 1, FAILED, message="x"), stuck], later)
+    assert stuck.job_name in decision.stop_jobs

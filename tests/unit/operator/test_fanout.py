@@ -144,3 +144,55 @@ def test_items_of_a_retried_run_get_new_attempt_numbers() -> None:
     retried = Run(run.name, run.generation, run.spec, status)
     decision = decide(retried, FAN, [item(0, 1, FAILED), item(0, 2, FAILED)], T0)
     assert launched(decision) == [(0, 3, '"f0"')]
+
+
+def test_an_item_whose_pod_never_starts_is_retried_and_its_job_kept_until_then() -> None:
+    run, _ = started(FAN, input=files(1))
+    stuck = item(0, 1, ACTIVE, started_at=T0)
+    later = T0 + timedelta(minutes=10, seconds=1)  # past the default start timeout (10m)
+    first = decide(run, FAN, [stuck], later)
+    # The item's Job is its only record: it stays until the next attempt exists.
+    assert first.stop_jobs == [] and first.start == []
+    retry = decide(after(run, first), FAN, [stuck], later + timedelta(seconds=10))
+    assert launched(retry) == [(0, 2, '"f0"')]
+    assert retry.stop_jobs == [stuck.job_name]  # now it goes
+
+
+def test_items_of_an_earlier_round_are_not_gathered() -> None:
+    from kubehatch_operator.fanout import succeeded_items
+
+    attempts = [item(0, 1, OK), item(0, 3, OK), item(1, 1, OK)]
+    assert succeeded_items("fan", attempts, earlier=2) == {0: attempts[1].job_name}
+    assert succeeded_items("fan", attempts) == {
+        0: attempts[1].job_name,
+        1: attempts[2].job_name,
+    }
+
+
+def test_an_item_output_that_cannot_be_read_fails_the_step_instead_of_waiting() -> None:
+    from kubehatch_operator.conditions import Unreadable
+
+    run, _ = started(FAN, input=files(2))
+    done = [item(0, 1, OK), item(1, 1, OK)]
+    run = after(run, decide(run, FAN, done, T0))
+    gathered = {"fan": [{"a": 1}, Unreadable("2 MiB, more than the operator reads")]}
+    fan = decide(run, FAN, done, T0, gathered=gathered).status.steps["fan"]
+    assert fan.phase is StepPhase.FAILED
+    assert fan.message is not None and fan.message.startswith(
+        "the output of item 1 cannot be gathered: 2 MiB"
+    )
+
+
+def test_a_list_that_changes_under_a_running_step_fails_it() -> None:
+    run, _ = started(FAN, input=files(3))
+    edited = Run(run.name, 2, run.spec.model_copy(update={"input": files(2)}), run.status)
+    fan = decide(edited, FAN, [item(0, 1, ACTIVE)], T0).status.steps["fan"]
+    assert fan.phase is StepPhase.FAILED
+    assert fan.message == "forEach 'input.files' now gives 2 items, not 3"
+
+
+def test_a_retried_forEach_step_writes_its_output_under_a_new_name() -> None:
+    assert wire.gathered_output_name("r1", "u", "fan") != wire.gathered_output_name(
+        "r1", "u", "fan", 2
+    )
+    assert wire.child_run_name("r1", "u", "s", "0") != wire.child_run_name("r1", "u", "s", "0", 2)

@@ -100,3 +100,12 @@ def test_a_retried_run_comes_back_to_the_store_once_it_is_unfinished_again() -> 
     newer = {**body, "metadata": {**body["metadata"], "resourceVersion": "9"}}
     store.observe_run({**newer, "status": {"phase": "Pending"}})
     assert key in store.runs and key not in store.finished
+
+
+def test_a_retried_run_queues_again_as_if_it_arrived_now() -> None:
+    run, _ = failed_run()
+    now = T0.replace(hour=18)
+    status = retried(run, RetryRequest(id="r"), now)
+    assert not isinstance(status, str)
+    assert status.retried_at == now and status.arrival is None
+    assert status.concurrency_key is None and status.concurrency_limit is None
