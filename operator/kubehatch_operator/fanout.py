@@ -20,7 +20,12 @@ from kubehatch.api import foreach, wire
 from kubehatch.api.foreach import NO_ITEMS
 from kubehatch.api.step import StepSpec
 from kubehatch.api.workflowrun import ItemProgress, StepPhase, StepStatus
-from kubehatch_operator.conditions import Readiness, Unreadable, parent_values
+from kubehatch_operator.conditions import (
+    Readiness,
+    Unreadable,
+    parent_values,
+    succeeded_parents,
+)
 from kubehatch_operator.model import (
     Attempt,
     AttemptState,
@@ -222,11 +227,8 @@ def _launch(
     index: int,
     items: list[str],
 ) -> StepStatus:
-    parents = {
-        p: decision.status.steps[p].output_config_map or ""
-        for p in step.parents
-        if decision.status.steps[p].phase is StepPhase.SUCCEEDED
-    }
+    steps = decision.status.steps
+    parents = {p: steps[p].output_config_map or "" for p in succeeded_parents(step, steps)}
     item = Item(index, items[index])
     return launch(run, step, attempt, fresh, now, decision, parents, rates, item=item)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
+from kubehatch.api.hooks import why_not
 from kubehatch.api.workflow import Hook, StepSpec, WorkflowSpec
 from kubehatch.api.workflowrun import StepPhase, WorkflowRunStatus
 from kubehatch_operator.conditions import unbegun
@@ -39,11 +40,6 @@ def start_hooks(
         return
     any_failed = bool(failed(status, order))
     cancelled = any(status.steps[name].phase is StepPhase.CANCELLED for name in order)
-    applies = {Hook.ON_FAILURE: any_failed, Hook.ON_SUCCESS: not any_failed and not cancelled}
-    why_not = {
-        Hook.ON_FAILURE: "no step failed",
-        Hook.ON_SUCCESS: "a step failed" if any_failed else "a step was cancelled",
-    }
     for hook, step in spec.hooks:
         current = status.steps[step.name]
         if not unbegun(current):
@@ -52,9 +48,10 @@ def start_hooks(
             status.steps[s.name].phase.finished for h, s in spec.hooks if h is not Hook.ON_EXIT
         ):
             continue  # it runs last
-        if not applies.get(hook, True):
+        reason = why_not(hook, any_failed, cancelled)
+        if reason is not None:
             status.steps[step.name] = current.model_copy(
-                update={"phase": StepPhase.SKIPPED, "message": f"not run: {why_not[hook]}"}
+                update={"phase": StepPhase.SKIPPED, "message": f"not run: {reason}"}
             )
             continue
         if step.wait is not None:  # e.g. an approval before cleaning up

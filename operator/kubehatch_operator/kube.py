@@ -130,6 +130,14 @@ class Kube:
         API_WRITES.labels("replace", "cronjobs").inc()
         await _call(self.batch.replace_namespaced_cron_job, meta["name"], meta["namespace"], body)
 
+    async def patch_run(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        """Merge-patch a run itself (its spec.cancel, its labels); one that is gone is done."""
+        API_WRITES.labels("patch", wire.WORKFLOW_RUNS).inc()
+        await _ignore(
+            (404,), self.custom.patch_namespaced_custom_object,
+            wire.GROUP, wire.VERSION, namespace, wire.WORKFLOW_RUNS, name, patch,
+        )  # fmt: skip
+
     async def patch_status(
         self, plural: str, namespace: str, name: str, patch: dict[str, Any]
     ) -> dict[str, Any] | None:

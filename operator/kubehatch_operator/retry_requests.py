@@ -17,13 +17,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from kubehatch.api import wire
 from kubehatch.api.workflowrun import WorkflowRunSpec, WorkflowRunStatus
 from kubehatch_operator.kube import Kube
-from kubehatch_operator.metrics import API_WRITES
 from kubehatch_operator.model import Run
 from kubehatch_operator.patches import merge_patch
 from kubehatch_operator.retrying import retried, retry_message
@@ -93,18 +91,5 @@ async def _carry_out(kube: Kube, body: dict[str, Any]) -> None:
         patch = merge_patch(status.to_dict(), outcome.to_dict())
         if await kube.patch_status(wire.WORKFLOW_RUNS, namespace, name, patch) is None:
             return  # deleted meanwhile
-    await _unlabel(kube, namespace, name)
-
-
-async def _unlabel(kube: Kube, namespace: str, name: str) -> None:
-    """Remove the retry label: the request is carried out (one that is gone is done)."""
-    API_WRITES.labels("patch", wire.WORKFLOW_RUNS).inc()
-    patch = {"metadata": {"labels": {wire.LABEL_RETRY: None}}}
-    try:
-        await asyncio.to_thread(
-            kube.custom.patch_namespaced_custom_object,
-            wire.GROUP, wire.VERSION, namespace, wire.WORKFLOW_RUNS, name, patch,
-        )  # fmt: skip
-    except ApiException as err:
-        if err.status != 404:
-            raise
+    # Carried out: the label goes (a run that is gone is done).
+    await kube.patch_run(namespace, name, {"metadata": {"labels": {wire.LABEL_RETRY: None}}})

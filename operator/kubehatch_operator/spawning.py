@@ -44,7 +44,6 @@ from kubehatch_operator.children import (
 from kubehatch_operator.clock import now
 from kubehatch_operator.entries import Key
 from kubehatch_operator.kube import Kube, api_message, refused
-from kubehatch_operator.metrics import API_WRITES
 from kubehatch_operator.model import (
     Attempt,
     AttemptState,
@@ -269,16 +268,7 @@ class Spawns:
 
     async def _cancel_one(self, namespace: str, name: str) -> None:
         """Set a child run's spec.cancel; one that is gone is done."""
-        API_WRITES.labels("patch", wire.WORKFLOW_RUNS).inc()
-        try:
-            await asyncio.to_thread(
-                self.kube.custom.patch_namespaced_custom_object,
-                wire.GROUP, wire.VERSION, namespace, wire.WORKFLOW_RUNS, name,
-                {"spec": {"cancel": True}},
-            )  # fmt: skip
-        except ApiException as err:
-            if err.status != 404:
-                raise
+        await self.kube.patch_run(namespace, name, {"spec": {"cancel": True}})
 
     @staticmethod
     def _child_run(read: Pass, create: CreateChild) -> dict[str, Any]:

@@ -22,22 +22,16 @@ NS = "ns"
 JOB = wire.job_name("parent", "u-1", "fan", 1)
 
 
-class Custom:
-    def __init__(self, calls: list[tuple[str, str]]) -> None:
-        self.calls = calls
-
-    def patch_namespaced_custom_object(self, *args: Any) -> None:
-        assert args[-1] == {"spec": {"cancel": True}}
-        self.calls.append(("cancel", args[4]))
-
-
 class Kube:
     def __init__(self, output: Any) -> None:
         self.calls: list[tuple[str, str]] = []
         self.outputs: dict[str, Any] = {wire.output_configmap_name(JOB): output}
         self.runs: dict[str, dict[str, Any]] = {}
         self.configmaps: dict[str, dict[str, Any]] = {}
-        self.custom = Custom(self.calls)
+
+    async def patch_run(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        assert patch == {"spec": {"cancel": True}}
+        self.calls.append(("cancel", name))
 
     async def read_output(self, namespace: str, configmap: str) -> Any:
         self.calls.append(("read_output", configmap))
