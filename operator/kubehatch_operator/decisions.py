@@ -262,10 +262,11 @@ def _start(
     status.workflow_spec = workflow.model_copy(deep=True)
     status.started_at = now
     status.phase = WorkflowRunPhase.RUNNING
-    status.input_config_map = wire.input_configmap_name(run.name, run.uid)
+    if wire.inline_input(run.spec.input) is None:  # else it travels in the pods' env
+        status.input_config_map = wire.input_configmap_name(run.name, run.uid)
+        decision.create_input = True
     # A retried run keeps what its steps did (see `retrying`); a new one starts afresh.
     status.steps = {s.name: status.steps.get(s.name, StepStatus()) for s in workflow.all_steps}
-    decision.create_input = True
     return True
 
 

@@ -42,10 +42,11 @@ def workflow_of(run: dict[str, Any]) -> Key:
     return (run["metadata"]["namespace"], str(ref.get("name") or ""))
 
 
-INLINE_INPUT_BYTES = 16 * 1024
-"""Inputs up to this size (as JSON) stay in the store; larger ones are read from the API
-when a pass needs them (to store them for the steps, or to compute a concurrency key),
-so that memory stays bounded with many waiting runs of large inputs."""
+INLINE_INPUT_BYTES = wire.INLINE_INPUT_BYTES
+"""Inputs up to this size (as JSON) stay in the store (the step pods get them in their
+environment); larger ones are read from the API when a pass needs them (to store them in
+the input ConfigMap, or to compute a concurrency key), so that memory stays bounded with
+many waiting runs of large inputs."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The Job that runs one attempt of one step: a pure builder of its manifest.
 
-The pod runs `kubehatch step` from the step's image. It reads the run's input and its
-parents' outputs from mounted ConfigMaps, and hands its own output back by creating a
+The pod runs `kubehatch step` from the step's image. It reads the run's input from its
+environment (or, when large, from a mounted ConfigMap) and its parents' outputs from
+mounted ConfigMaps, and hands its own output back by creating a
 ConfigMap owned by the run (and, for a large output, its parts): the only API right its
 ServiceAccount has. The pod meets the "restricted" Pod Security Standard.
 
@@ -16,7 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from kubehatch.api import outputs, wire
+from kubehatch.api import outputs, stepenv, wire
 from kubehatch.api.workflow import MIN_PRIORITY, WorkflowSpec
 from kubehatch.durations import parse_duration
 from kubehatch_operator.model import StartAttempt
@@ -35,14 +36,17 @@ def step_job(
     priority: int = MIN_PRIORITY,
     output_parts: Mapping[str, int] | None = None,
     additional_metadata: Mapping[str, str] | None = None,
+    input_json: str | None = None,
 ) -> dict[str, Any]:
     """The Job of one attempt of a step (or of the concurrency key pseudo-step), for a run
     of ``priority``. ``output_parts`` gives the number of parts of parents' outputs, by
     output ConfigMap (0: not split), as their heads announced them; a parent's output not
-    in it gets every part an output may have (`outputs.MAX_PARTS`, each optional)."""
+    in it gets every part an output may have (`outputs.MAX_PARTS`, each optional).
+    ``input_json`` is the run's input when it travels in the environment; without it the
+    pod mounts the run's input ConfigMap."""
     step = start.step
     name = start.step_name
-    step_env = wire.StepEnv(
+    step_env = stepenv.StepEnv(
         namespace=namespace,
         workflow=workflow,
         run=run,
@@ -62,6 +66,7 @@ def step_job(
         else None,
         item=start.item,
         item_value=start.item_value,
+        input_value=input_json,
     )
     labels = step_env.labels
     env = [
@@ -69,14 +74,13 @@ def step_job(
         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
         *(e.to_container() for e in step.env),
     ]
-    volumes: list[dict[str, Any]] = [
-        {"name": "input", "configMap": {"name": wire.input_configmap_name(run, run_uid)}},
-        {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
-    ]
-    mounts = [
-        {"name": "input", "mountPath": str(wire.INPUT_DIR), "readOnly": True},
-        {"name": "tmp", "mountPath": "/tmp"},
-    ]
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}]
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    if input_json is None:
+        volumes.append(
+            {"name": "input", "configMap": {"name": wire.input_configmap_name(run, run_uid)}}
+        )
+        mounts.append({"name": "input", "mountPath": str(wire.INPUT_DIR), "readOnly": True})
     if start.parents:
         known = output_parts or {}
         sources = [

@@ -87,7 +87,7 @@ def _launch(run: Run, action: str, attempt: int, decision: Decision) -> None:
     job = wire.job_name(run.name, run.uid, wire.KEY_STEP, attempt)
     step = StepSpec(name="key", action=action, timeout=KEY_TIMEOUT)
     decision.start.append(StartAttempt(step, attempt, job, {}, name=wire.KEY_STEP))
-    decision.create_input = True
+    decision.create_input = wire.inline_input(run.spec.input) is None
     decision.status.phase = WorkflowRunPhase.PENDING
     message = f"running the key action {action!r} (job {job}, attempt {attempt})"
     set_succeeded(decision.status, ConditionStatus.UNKNOWN, "ComputingConcurrencyKey", message, run)

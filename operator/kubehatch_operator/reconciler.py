@@ -323,7 +323,7 @@ class Reconciler:
         assert spec is not None
         loop = asyncio.get_running_loop()
         return [
-            loop.create_task(self.kube.create_job(self._job(read, spec, start)))
+            loop.create_task(self.kube.create_job(self._job(read, decision, spec, start)))
             for start in decision.start
         ]
 
@@ -357,7 +357,9 @@ class Reconciler:
         if refusals:
             self.kick(read.key)  # the next pass records the failures
 
-    def _job(self, read: Pass, spec: WorkflowSpec, start: StartAttempt) -> dict[str, Any]:
+    def _job(
+        self, read: Pass, decision: Decision, spec: WorkflowSpec, start: StartAttempt
+    ) -> dict[str, Any]:
         return jobs.step_job(
             namespace=read.key[0],
             workflow=read.entry.workflow,
@@ -369,6 +371,7 @@ class Reconciler:
             priority=spec.run_priority(read.run.spec.priority),
             output_parts=self.store.output_parts.get(read.entry.uid),
             additional_metadata=read.run.spec.additional_metadata,
+            input_json=_inline_input(read, decision),
         )
 
     def _observe_handoff(self, entry: RunEntry, decision: Decision) -> None:
@@ -383,6 +386,14 @@ class Reconciler:
         task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def _inline_input(read: Pass, decision: Decision) -> str | None:
+    """The input for the step pods' environment; None when they mount its ConfigMap (a
+    large input, left out of the store, or a run started before inputs went inline)."""
+    if decision.status.input_config_map is not None or read.entry.input_elided:
+        return None
+    return wire.inline_input(read.run.spec.input)
 
 
 def _why(err: BaseException) -> str:

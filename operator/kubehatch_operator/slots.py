@@ -49,9 +49,10 @@ class Slots:
         """Per scope with maxRunsTotal, the key that took the last slot: round robin
         goes on after it (after a restart, after the key of the run started last)."""
         self.granted: set[Key] = set()
-        """Runs an admission handed a slot of a maxRunsTotal, whose own pass has not
-        started them yet: they hold the slot meanwhile, so that every pass in between
-        sees the same turns (a pass of its own would hand the slot on otherwise)."""
+        """Runs an admission handed a slot, whose own pass has not started them yet: they
+        hold the slot meanwhile, so that every pass in between sees the same turns (with
+        maxRunsTotal, a pass of its own would hand the slot on otherwise), and their own
+        pass starts them without weighing the key's runs a second time."""
 
     def lock(self, scope: Key) -> asyncio.Lock:
         """Admission of a scope runs one at a time: two runs never take the last slot."""
@@ -114,17 +115,18 @@ class Slots:
         concurrency: ConcurrencySpec,
         own: Key | None = None,
     ) -> None:
-        """Remember the slots an admission of a maxRunsTotal handed out (see `granted`)."""
-        if concurrency.per_key:
-            return
+        """Remember the slots an admission handed out (see `granted`)."""
         self.granted.update((scope[0], name) for name in admission.start if (scope[0], name) != own)
-        if admission.served is not None:
+        if not concurrency.per_key and admission.served is not None:
             self.served[scope] = admission.served
 
     def admit(self, read: Pass, spec: WorkflowSpec, scope: Key) -> tuple[Gate, Admission]:
         """The verdict on a run that has not started, from its own pass (under the lock of
         its ``scope``), and the admission it came from."""
         assert spec.concurrency is not None
+        if read.key in self.granted and self.conflict(scope) is None:
+            # Handed a slot by its key's admission: it starts, nothing to weigh again.
+            return gates.gate(read.key[1], [read.entry], spec, now(), {read.key}, read.run)
         runs, holding = self.contending(read.entry, spec.concurrency)
         gate, admission = gates.gate(
             read.key[1], runs, spec, now(), holding, read.run, self.served.get(scope)

@@ -30,13 +30,13 @@ from typing import Any
 
 from kubehatch import _incluster
 from kubehatch.api import outputs, spawns, wire
+from kubehatch.api.stepenv import StepEnv
 from kubehatch.api.wire import (
     EXIT_CANCELLED,
     EXIT_FAILED,
     EXIT_PERMANENT,
     EXIT_SELF_CANCELLED,
     EXIT_TIMED_OUT,
-    StepEnv,
 )
 from kubehatch.context import Context
 from kubehatch.errors import PermanentError, WorkerLoadError
@@ -50,8 +50,11 @@ MAX_MESSAGE_BYTES = 4096
 
 def build_context(step: StepEnv, cancelled: threading.Event) -> Context:
     """The Context from the mounted input and parent outputs."""
-    input_file = Path(step.input_dir, wire.INPUT_KEY)
-    workflow_input = json.loads(input_file.read_text()) if input_file.exists() else {}
+    if step.input_value is not None:
+        workflow_input = json.loads(step.input_value)
+    else:
+        input_file = Path(step.input_dir, wire.INPUT_KEY)
+        workflow_input = json.loads(input_file.read_text()) if input_file.exists() else {}
     return Context(
         workflow_input=workflow_input,
         parent_outputs={p: read_parent_output(step, p) for p in step.parents},

@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubehatch.api import wire
+from kubehatch.api import stepenv, wire
 from kubehatch.api.spawns import ANNOTATION_SPAWN_REQUEST
 from kubehatch.errors import OutputCorruptError, OutputTooLargeError
 
@@ -205,7 +205,7 @@ def encode(text: str) -> Encoded:
     return Encoded(data={MANIFEST_KEY: manifest.to_json()}, annotations=annotations, parts=parts)
 
 
-def configmaps(step: wire.StepEnv, text: str, *, spawn: bool = False) -> list[dict[str, Any]]:
+def configmaps(step: stepenv.StepEnv, text: str, *, spawn: bool = False) -> list[dict[str, Any]]:
     """The ConfigMaps of a step attempt's output, in the order to create them: the parts
     (if any), then the head. A small output is exactly ``wire.output_configmap``; a
     ``spawn`` request's head is marked (``kubehatch.api.spawns.ANNOTATION_SPAWN_REQUEST``)."""
@@ -214,7 +214,7 @@ def configmaps(step: wire.StepEnv, text: str, *, spawn: bool = False) -> list[di
         marked = {**encoded.annotations, ANNOTATION_SPAWN_REQUEST: "true"}
         encoded = dataclasses.replace(encoded, annotations=marked)
     if not encoded.binary and not encoded.parts and not encoded.annotations:
-        return [wire.output_configmap(step, text)]
+        return [stepenv.output_configmap(step, text)]
     owner = wire.owner_reference("WorkflowRun", step.run, step.run_uid, controller=False)
 
     def body(name: str, labels: dict[str, str], annotations: dict[str, str]) -> dict[str, Any]:

@@ -3,25 +3,23 @@
 Every name that crosses a process boundary is spelled here and nowhere else: the API
 group and version, labels and annotations, the environment of step and trigger pods,
 mount paths and ConfigMap keys, exit codes, and the rules that derive object names.
-Both sides of the pod boundary use the same :class:`StepEnv`, so a variable cannot be
-written under one name and read under another. This module imports nothing of
-kubehatch but its errors and plain JSON helpers: it sits below the API models, the SDK
-and the operator alike.
+The step pod's environment is :class:`~kubehatch.api.stepenv.StepEnv`, beside it. This
+module imports nothing of kubehatch but plain JSON helpers: it sits below the API
+models, the SDK and the operator alike.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Any, ClassVar
+from typing import Any
 
 from kubehatch.api.jsonvalues import format_time as format_time  # re-exported
 from kubehatch.api.jsonvalues import mapping as mapping
 from kubehatch.api.jsonvalues import parse_time as parse_time
-from kubehatch.errors import KubehatchError
 
 # --- API group and version ------------------------------------------------------------
 GROUP = "kubehatch.dev"
@@ -185,6 +183,9 @@ MAX_INPUT_BYTES = 1024 * 1024 - 64 * 1024
 """A run's input as JSON: one ConfigMap key, within the API server's 1 MiB per object
 (with room for the ConfigMap's metadata). The client checks it before creating a run;
 the operator fails a run created with more."""
+INLINE_INPUT_BYTES = 16 * 1024
+"""An input up to this size (as JSON) travels in the step pods' environment: the run then
+needs no input ConfigMap, one write less before its first step can start."""
 
 ENV_PREFIX = "KUBEHATCH_"
 """Every variable of this contract starts with it; user env may not."""
@@ -193,128 +194,6 @@ ENV_WORKER = "KUBEHATCH_WORKER"
 ENV_JOB_NAME = "KUBEHATCH_JOB_NAME"
 """Trigger pods: their Job's name, which encodes the scheduled time."""
 ENV_NAMESPACE = "KUBEHATCH_NAMESPACE"
-
-
-class StepEnvError(KubehatchError):
-    """The pod's environment does not describe a step attempt."""
-
-
-@dataclass(frozen=True)
-class StepEnv:
-    """One step attempt, as the operator describes it to the step pod's environment.
-
-    The operator builds it and calls :meth:`to_env`; the pod calls :meth:`from_env`.
-    """
-
-    namespace: str
-    workflow: str
-    run: str
-    run_uid: str
-    step: str
-    action: str
-    attempt: int
-    parents: tuple[str, ...]
-    output_configmap: str
-    worker: str | None = None
-    timeout_seconds: int | None = None
-    """The step's timeout: the pod stops its code after this long (exit EXIT_TIMED_OUT)."""
-    failures: str | None = None
-    """For an on-failure step: the failed steps' messages, as a JSON object by step name."""
-    additional_metadata: str | None = None
-    """The run's spec.additionalMetadata, a JSON object (``ctx.additional_metadata``)."""
-    item: int | None = None
-    """For one item of a forEach step: its index in the list."""
-    item_value: str | None = None
-    """For one item of a forEach step: the item, as JSON."""
-    input_dir: PurePosixPath = INPUT_DIR
-    parents_dir: PurePosixPath = PARENTS_DIR
-
-    _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("namespace", "KUBEHATCH_NAMESPACE"),
-        ("workflow", "KUBEHATCH_WORKFLOW"),
-        ("run", "KUBEHATCH_RUN"),
-        ("run_uid", "KUBEHATCH_RUN_UID"),
-        ("step", "KUBEHATCH_STEP"),
-        ("action", "KUBEHATCH_ACTION"),
-        ("attempt", "KUBEHATCH_ATTEMPT"),
-        ("parents", "KUBEHATCH_PARENTS"),
-        ("output_configmap", "KUBEHATCH_OUTPUT_CONFIGMAP"),
-        ("input_dir", "KUBEHATCH_INPUT_DIR"),
-        ("parents_dir", "KUBEHATCH_PARENTS_DIR"),
-        ("worker", ENV_WORKER),
-        ("timeout_seconds", "KUBEHATCH_TIMEOUT_SECONDS"),
-        ("failures", "KUBEHATCH_FAILURES"),
-        ("additional_metadata", "KUBEHATCH_ADDITIONAL_METADATA"),
-        ("item", "KUBEHATCH_ITEM_INDEX"),
-        ("item_value", "KUBEHATCH_ITEM"),
-    )
-    REQUIRED: ClassVar[tuple[str, ...]] = (
-        "KUBEHATCH_RUN",
-        "KUBEHATCH_STEP",
-        "KUBEHATCH_ACTION",
-        ENV_WORKER,
-    )
-
-    def to_env(self) -> dict[str, str]:
-        """The variables, by name (``worker`` is left out when unset: the image's counts)."""
-        env: dict[str, str] = {}
-        for attr, name in self._FIELDS:
-            value = getattr(self, attr)
-            if value is None:
-                continue
-            env[name] = ",".join(value) if attr == "parents" else str(value)
-        return env
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> StepEnv:
-        """Read the variables back; raises StepEnvError naming what is missing and why."""
-        missing = [name for name in cls.REQUIRED if not env.get(name)]
-        if missing:
-            hint = (
-                f" {ENV_WORKER} names the worker in the image ('module:attribute'); "
-                "`kubehatch image build` sets it."
-                if ENV_WORKER in missing
-                else " `kubehatch step` runs inside step pods that the operator creates."
-            )
-            raise StepEnvError(f"missing environment variables: {', '.join(missing)}.{hint}")
-        names = dict(cls._FIELDS)
-        try:
-            attempt = int(env.get(names["attempt"], "1"))
-            timeout = env.get(names["timeout_seconds"])
-            timeout_seconds = int(timeout) if timeout else None
-            index = env.get(names["item"])
-            item = int(index) if index else None
-        except ValueError as err:
-            raise StepEnvError(
-                f"{names['attempt']} and {names['timeout_seconds']} must be integers: {err}"
-            ) from err
-        return cls(
-            namespace=env.get(names["namespace"], "default"),
-            workflow=env.get(names["workflow"], ""),
-            run=env[names["run"]],
-            run_uid=env.get(names["run_uid"], ""),
-            step=env[names["step"]],
-            action=env[names["action"]],
-            attempt=attempt,
-            parents=tuple(p for p in env.get(names["parents"], "").split(",") if p),
-            output_configmap=env.get(names["output_configmap"], ""),
-            worker=env[names["worker"]],
-            timeout_seconds=timeout_seconds,
-            failures=env.get(names["failures"]) or None,
-            additional_metadata=env.get(names["additional_metadata"]) or None,
-            item=item,
-            item_value=env.get(names["item_value"]),
-            input_dir=PurePosixPath(env.get(names["input_dir"], str(INPUT_DIR))),
-            parents_dir=PurePosixPath(env.get(names["parents_dir"], str(PARENTS_DIR))),
-        )
-
-    @property
-    def labels(self) -> dict[str, str]:
-        """The labels of everything made for this attempt (Job, pod, output)."""
-        labels = step_labels(self.workflow, self.run, self.step, self.attempt)
-        if self.item is not None:
-            labels[LABEL_ITEM] = str(self.item)
-        return labels
 
 
 def is_reserved_env(name: str) -> bool:
@@ -356,7 +235,7 @@ def run_owner(body: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def _configmap(
+def configmap(
     name: str, namespace: str, labels: dict[str, str], owner: dict[str, Any], key: str, text: str
 ) -> dict[str, Any]:
     return {
@@ -372,29 +251,23 @@ def _configmap(
     }
 
 
+def inline_input(value: Any) -> str | None:
+    """A run's input as the step pods' environment carries it (compact JSON), or None
+    when it is larger than INLINE_INPUT_BYTES and goes into the input ConfigMap."""
+    text = json.dumps(value if value is not None else {}, separators=(",", ":"))
+    return text if len(text.encode()) <= INLINE_INPUT_BYTES else None
+
+
 def input_configmap(
     *, namespace: str, workflow: str, run: str, run_uid: str, input_json: str
 ) -> dict[str, Any]:
-    """The run's input, which every step pod mounts (the operator creates it)."""
-    return _configmap(
+    """The run's input when it is too large for the pods' environment (`inline_input`):
+    every step pod mounts it (the operator creates it)."""
+    return configmap(
         input_configmap_name(run, run_uid),
         namespace,
         run_labels(workflow, run),
         owner_reference("WorkflowRun", run, run_uid),
         INPUT_KEY,
         input_json,
-    )
-
-
-def output_configmap(step: StepEnv, output_json: str) -> dict[str, Any]:
-    """A step attempt's small output (the step pod creates it; owned by the run, not
-    controlled). Every output's ConfigMaps come from :func:`kubehatch.api.outputs.configmaps`,
-    which gives this one for an output of up to 256 KiB of JSON."""
-    return _configmap(
-        step.output_configmap,
-        step.namespace,
-        step.labels,
-        owner_reference("WorkflowRun", step.run, step.run_uid, controller=False),
-        OUTPUT_KEY,
-        output_json,
     )

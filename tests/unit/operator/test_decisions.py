@@ -110,8 +110,7 @@ def test_start_snapshots_the_workflow_and_starts_every_root() -> None:
     assert status.phase is WorkflowRunPhase.RUNNING
     assert status.workflow_spec == wf
     assert status.started_at == T0
-    assert status.input_config_map == wire.input_configmap_name("r1", "")
-    assert decision.create_input
+    assert status.input_config_map is None and not decision.create_input  # small: inline
     assert [(s.step.name, s.attempt, s.job_name, s.parents) for s in decision.start] == [
         ("x", 1, name("x", 1), {}),
         ("y", 1, name("y", 1), {}),
@@ -121,6 +120,16 @@ def test_start_snapshots_the_workflow_and_starts_every_root() -> None:
     assert status.progress == "0/3"
     reasons = [e.reason for e in decision.events]
     assert reasons == ["StepRunning", "StepRunning", "RunRunning"]
+
+
+def test_an_input_too_large_for_the_environment_is_stored_in_a_configmap_at_start() -> None:
+    small = {"blob": "x" * (wire.INLINE_INPUT_BYTES - 20)}
+    large = {"blob": "x" * wire.INLINE_INPUT_BYTES}
+    inline = decide(new_run(input=small), workflow(step("x")), [], T0)
+    stored = decide(new_run(input=large), workflow(step("x")), [], T0)
+    assert inline.status.input_config_map is None and not inline.create_input
+    assert stored.status.input_config_map == wire.input_configmap_name("r1", "")
+    assert stored.create_input
 
 
 # --- steady progress ---------------------------------------------------------------------

@@ -35,7 +35,7 @@ def typed(**extra: object) -> WorkflowSpec:
 def test_an_input_that_fits_starts_the_run() -> None:
     decision = decide(new_run(input={"user": "ada", "address": {"zip": 1}}), typed(), [], T0)
     assert decision.status.phase is WorkflowRunPhase.RUNNING
-    assert decision.create_input
+    assert decision.start  # its first step; the small input travels in its environment
     assert decision.status.workflow_spec is not None
     assert decision.status.workflow_spec.input_schema == SCHEMA
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from kubehatch.api import wire
+from typing import Any
+
+from kubehatch.api import stepenv, wire
 from kubehatch.api.workflow import WorkflowSpec
 from kubehatch_operator.jobs import step_job
 from kubehatch_operator.model import StartAttempt
@@ -158,7 +160,7 @@ def test_label_values_for_long_names_are_valid_and_shared_with_the_sdk() -> None
 
 
 def test_the_step_pod_reads_back_exactly_what_the_job_says() -> None:
-    """Both sides of the pod boundary go through wire.StepEnv: nothing is lost between them."""
+    """Both sides of the pod boundary go through StepEnv: nothing is lost between them."""
     spec = SPEC.model_copy(update={"worker": "myapp.workers:worker"})
     job_name = wire.job_name("run", "u-1", "b", 2)
     start = StartAttempt(spec.steps[1], 2, job_name, {"a": "run-a-1-output"})
@@ -166,17 +168,36 @@ def test_the_step_pod_reads_back_exactly_what_the_job_says() -> None:
                    start=start, settings=StepSettings())  # fmt: skip
     pod = job["spec"]["template"]
     env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
-    step = wire.StepEnv.from_env(env)
-    assert step == wire.StepEnv(
+    step = stepenv.StepEnv.from_env(env)
+    assert step == stepenv.StepEnv(
         namespace="ns", workflow="wf", run="run", run_uid="u-1", step="b", action="other:b",
         attempt=2, parents=("a",), output_configmap=wire.output_configmap_name(job_name),
         worker="myapp.workers:worker", timeout_seconds=90,
     )  # fmt: skip
     # The output the pod creates carries the labels of the Job that made it.
-    output = wire.output_configmap(step, "{}")
+    output = stepenv.output_configmap(step, "{}")
     assert output["metadata"]["labels"] == pod["metadata"]["labels"] == job["metadata"]["labels"]
     mounts = {m["name"]: m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
     assert (mounts["input"], mounts["parents"]) == (str(step.input_dir), str(step.parents_dir))
+
+
+def test_a_small_input_travels_in_the_environment_and_a_large_one_is_mounted() -> None:
+    start = StartAttempt(SPEC.steps[0], 1, wire.job_name("run", "u-1", "a", 1), {})
+
+    def pod(input_json: str | None) -> dict[str, Any]:
+        job = step_job(namespace="ns", workflow="wf", run="run", run_uid="u-1", spec=SPEC,
+                       start=start, settings=StepSettings(), input_json=input_json)  # fmt: skip
+        return dict(job["spec"]["template"]["spec"])
+
+    inline, mounted = pod('{"user":"ada"}'), pod(None)
+    env = {e["name"]: e["value"] for e in inline["containers"][0]["env"]}
+    assert stepenv.StepEnv.from_env({**env, "KUBEHATCH_WORKER": "w:w"}).input_value == (
+        '{"user":"ada"}'
+    )
+    assert "input" not in {v["name"] for v in inline["volumes"]}
+    volumes = {v["name"]: v for v in mounted["volumes"]}
+    assert volumes["input"]["configMap"]["name"] == wire.input_configmap_name("run", "u-1")
+    assert "KUBEHATCH_INPUT" not in {e["name"] for e in mounted["containers"][0]["env"]}
 
 
 def test_step_pods_land_where_the_settings_place_them() -> None:

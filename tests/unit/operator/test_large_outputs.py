@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from kubehatch.api import outputs, wire
+from kubehatch.api import outputs, stepenv, wire
 from kubehatch.errors import OutputCorruptError, OutputTooLargeError
 from kubehatch_operator.jobs import parent_sources, step_job
 from kubehatch_operator.kube import Kube
@@ -23,7 +23,7 @@ from kubehatch_operator.store import Store
 from tests.unit.operator.test_jobs import SPEC
 from tests.unit.operator.test_store_and_patches import job_body, output_meta, run_body
 
-STEP = wire.StepEnv(
+STEP = stepenv.StepEnv(
     namespace="ns",
     workflow="wf",
     run="r1",

@@ -86,6 +86,29 @@ def test_a_freed_slot_kicks_exactly_the_oldest_run_of_its_key() -> None:
     asyncio.run(scenario())
 
 
+def test_the_run_a_freed_slot_went_to_starts_in_its_own_pass_without_a_second_weighing() -> None:
+    async def scenario() -> None:
+        h = Harness()
+        h.add("first", "ada", running("ada"), 0)
+        for i in range(3):
+            h.add(f"q{i:03d}", "ada", queued("ada"), i + 1)
+        finish(h, "first", "ada", 0)
+        await h.settle()
+        assert h.passes == ["q000"] and h.reconciler.slots.granted == {("ns", "q000")}
+
+        def weighed(*_: object) -> None:
+            raise AssertionError("the key's runs were weighed again")
+
+        h.reconciler.slots.contending = weighed  # type: ignore[method-assign,assignment]
+        kube = h.reconciler.kube
+        kube.add_run(body("q000", "ada", queued("ada"), 1))  # type: ignore[attr-defined]
+        await h.reconciler.reconcile(("ns", "q000"))
+        assert kube.runs["q000"]["status"]["phase"] == "Running"  # type: ignore[attr-defined]
+        assert h.reconciler.slots.granted == set()  # the slot is its own now
+
+    asyncio.run(scenario())
+
+
 def test_a_total_limits_slots_are_the_workflows_whatever_the_key() -> None:
     async def scenario() -> None:
         h = Harness({**QUEUE, "limitStrategy": "GroupRoundRobin", "maxRunsTotal": 1})

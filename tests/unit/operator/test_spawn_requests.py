@@ -18,7 +18,7 @@ import pytest
 
 from kubehatch import Context
 from kubehatch._steprunner import store_output
-from kubehatch.api import outputs, spawns, wire
+from kubehatch.api import outputs, spawns, stepenv, wire
 from kubehatch.api.workflowrun import StepPhase
 from kubehatch.errors import OutputTooLargeError
 from kubehatch_operator.decisions import decide
@@ -49,7 +49,7 @@ def test_the_head_of_a_spawn_requests_output_is_marked_whatever_its_form(size: i
     assert [m.get("data") for m in plain] == [m.get("data") for m in marked]
     assert [m.get("binaryData") for m in plain] == [m.get("binaryData") for m in marked]
     if size == 10:
-        assert plain == [wire.output_configmap(STEP, text)]  # a plain output: as it always was
+        assert plain == [stepenv.output_configmap(STEP, text)]  # a plain output: as it always was
         assert marked[0]["data"] == plain[0]["data"]
 
 

@@ -14,7 +14,7 @@ from kubehatch import Context, Cron, Crons, Event, Events, Fn, Worker, WorkflowJ
 from kubehatch._events import EventInput, parse_lines, push_many
 from kubehatch._render import workflow_manifests
 from kubehatch._submit import check_event_payload, started_by
-from kubehatch.api import wire
+from kubehatch.api import stepenv
 from kubehatch.api.inputschema import InvalidInputError
 from kubehatch.cli import event as event_cli
 from kubehatch.cli import main
@@ -316,15 +316,15 @@ def test_next_cron_time_is_shown_in_the_schedules_zone() -> None:
 
 # --- additional metadata reaches the step ------------------------------------------------------
 def test_step_env_carries_the_runs_metadata() -> None:
-    step_env = wire.StepEnv(
+    step_env = stepenv.StepEnv(
         namespace="ns", workflow="wf", run="r", run_uid="u", step="s", action="svc:s",
         attempt=1, parents=(), output_configmap="cm", worker="m:w",
         additional_metadata=json.dumps({"source": "web"}),
     )  # fmt: skip
     env = step_env.to_env()
     assert env["KUBEHATCH_ADDITIONAL_METADATA"] == '{"source": "web"}'
-    assert wire.StepEnv.from_env(env) == step_env
-    plain = wire.StepEnv.from_env({k: v for k, v in env.items() if "METADATA" not in k})
+    assert stepenv.StepEnv.from_env(env) == step_env
+    plain = stepenv.StepEnv.from_env({k: v for k, v in env.items() if "METADATA" not in k})
     assert plain.additional_metadata is None
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from kubehatch import _steprunner as steprunner
-from kubehatch.api import outputs, wire
+from kubehatch.api import outputs, stepenv
 from kubehatch.api.outputs import (
     COMPRESS_ABOVE,
     MANIFEST_KEY,
@@ -25,7 +25,8 @@ from kubehatch.api.outputs import (
     PART_BYTES,
     Manifest,
 )
-from kubehatch.api.wire import EXIT_PERMANENT, StepEnv
+from kubehatch.api.stepenv import StepEnv
+from kubehatch.api.wire import EXIT_PERMANENT
 from kubehatch.errors import OutputCorruptError, OutputTooLargeError, PermanentError
 from tests.unit.sdk.test_incluster import FakeApi, api, plain_http
 
@@ -71,7 +72,7 @@ def roundtrip(text: str) -> Any:
 def test_a_small_output_stays_one_plain_configmap_as_before() -> None:
     text = json.dumps({"a": "x" * (COMPRESS_ABOVE - 20)}, separators=(",", ":"))
     assert len(text) <= COMPRESS_ABOVE
-    assert outputs.configmaps(STEP, text) == [wire.output_configmap(STEP, text)]
+    assert outputs.configmaps(STEP, text) == [stepenv.output_configmap(STEP, text)]
     assert roundtrip(text) == json.loads(text)
 
 

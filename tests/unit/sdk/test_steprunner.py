@@ -17,8 +17,9 @@ from kubehatch._steprunner import (
     encode_output,
     failure_message,
 )
-from kubehatch.api import wire
-from kubehatch.api.wire import EXIT_FAILED, EXIT_PERMANENT, EXIT_SELF_CANCELLED, StepEnv
+from kubehatch.api import stepenv
+from kubehatch.api.stepenv import StepEnv
+from kubehatch.api.wire import EXIT_FAILED, EXIT_PERMANENT, EXIT_SELF_CANCELLED
 from kubehatch.errors import KubehatchError, PermanentError
 from tests.unit.sdk.test_incluster import FORBIDDEN, FakeApi, api, plain_http
 
@@ -87,6 +88,15 @@ def pod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 def test_a_step_runs_with_its_input_and_parents_and_hands_back_json(pod: dict[str, Any]) -> None:
     assert steprunner.main(pod["env"]) == 0
     assert json.loads(pod["text"]) == {"hi": "ada", "parent": {"n": 1}}
+
+
+def test_a_small_input_comes_from_the_environment_and_no_file_is_read(
+    pod: dict[str, Any], tmp_path: Path
+) -> None:
+    (tmp_path / "input" / "input.json").unlink()  # no input ConfigMap is mounted then
+    env = {**pod["env"], "KUBEHATCH_INPUT": '{"name":"grace"}'}
+    assert steprunner.main(env) == 0
+    assert json.loads(pod["text"]) == {"hi": "grace", "parent": {"n": 1}}
 
 
 @pytest.mark.parametrize(
@@ -215,7 +225,7 @@ def test_the_output_is_a_configmap_the_pod_creates_in_its_namespace(api: FakeApi
     STORE_OUTPUT(step, '{"a":1}', server=api.server, connect=plain_http)
     [request] = api.requests
     assert request["path"] == "/api/v1/namespaces/ns/configmaps"
-    assert json.loads(request["body"]) == wire.output_configmap(step, '{"a":1}')
+    assert json.loads(request["body"]) == stepenv.output_configmap(step, '{"a":1}')
 
 
 @pytest.mark.parametrize(

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from kubehatch.api import wire
+from kubehatch.api import stepenv, wire
 from kubehatch.api.workflowrun import TriggeredBy, TriggerType, WorkflowRun
 from kubehatch.cli.trigger import run_manifest
 
 ROOT = Path(__file__).resolve().parents[3]
 
-STEP = wire.StepEnv(
+STEP = stepenv.StepEnv(
     namespace="ns",
     workflow="wf",
     run="wf-x7k2p",
@@ -32,7 +32,7 @@ def test_step_env_round_trips() -> None:
     env = STEP.to_env()
     assert all(name.startswith(wire.ENV_PREFIX) for name in env)
     assert env["KUBEHATCH_PARENTS"] == "extract,clean"
-    assert wire.StepEnv.from_env(env) == STEP
+    assert stepenv.StepEnv.from_env(env) == STEP
 
 
 def test_step_env_without_a_worker_leaves_the_images_own() -> None:
@@ -43,20 +43,20 @@ def test_step_env_without_a_worker_leaves_the_images_own() -> None:
 @pytest.mark.parametrize("missing", ["KUBEHATCH_RUN", "KUBEHATCH_STEP", "KUBEHATCH_WORKER"])
 def test_missing_variables_are_named(missing: str) -> None:
     env = {k: v for k, v in STEP.to_env().items() if k != missing}
-    with pytest.raises(wire.StepEnvError, match=missing):
-        wire.StepEnv.from_env(env)
+    with pytest.raises(stepenv.StepEnvError, match=missing):
+        stepenv.StepEnv.from_env(env)
 
 
 def test_a_bad_attempt_number_is_an_error_not_a_crash() -> None:
-    with pytest.raises(wire.StepEnvError, match="KUBEHATCH_ATTEMPT"):
-        wire.StepEnv.from_env({**STEP.to_env(), "KUBEHATCH_ATTEMPT": "two"})
+    with pytest.raises(stepenv.StepEnvError, match="KUBEHATCH_ATTEMPT"):
+        stepenv.StepEnv.from_env({**STEP.to_env(), "KUBEHATCH_ATTEMPT": "two"})
 
 
 def test_input_and_output_configmaps_share_the_runs_labels() -> None:
     made = wire.input_configmap(
         namespace="ns", workflow="wf", run="wf-x7k2p", run_uid="0b6f", input_json="{}"
     )
-    output = wire.output_configmap(STEP, "{}")
+    output = stepenv.output_configmap(STEP, "{}")
     assert made["metadata"]["labels"].items() <= output["metadata"]["labels"].items()
     assert made["data"] == {wire.INPUT_KEY: "{}"} and output["data"] == {wire.OUTPUT_KEY: "{}"}
     # The step account may not set finalizers, so the pod's owner reference must not block.
@@ -118,11 +118,12 @@ def _string_constants(path: Path) -> list[str]:
 
 
 def test_no_module_spells_the_contract_again() -> None:
-    """Group, version, labels and the pods' variables appear as literals in wire.py only."""
+    """Group, version, labels and the pods' variables appear as literals in the wire
+    contract only: wire.py and the step pod's environment, stepenv.py."""
     pod_variables = {*STEP.to_env(), wire.ENV_JOB_NAME}
     offenders = []
     for path in [*ROOT.glob("sdk/kubehatch/**/*.py"), *ROOT.glob("operator/**/*.py")]:
-        if path.name == "wire.py" or "imagebuild" in path.parts:
+        if path.name in ("wire.py", "stepenv.py") or "imagebuild" in path.parts:
             continue
         for text in _string_constants(path):
             if text.startswith(f"{wire.GROUP}/") or text in {*pod_variables, wire.GROUP}:
