@@ -1,6 +1,8 @@
 """`make bench`: what a user feels, kubehatch beside Argo Workflows on the same cluster.
 
 1. The pod floor: a bare Job's creation to its container running, stopped, and Complete.
+   The loaded floor: 20 chains of 5 bare Jobs at once, driven by a pod watch alone, timed
+   as the engines' chains are (the cluster's own contention, with no engine).
 2. A 5-step chain of no-op steps, 1 run at a time and 20 in flight: wall time, and each
    step's gap (parent's container stopped to child's container running) and overhead
    (the gap minus the floor's creation-to-running).
@@ -11,6 +13,8 @@
 Argo runs when it is built (`make bench-peers`); `--no-peers` skips it. Results are
 printed as one table and written to _output/bench/results.json. Figures from this
 2-core machine are what the notes report; nothing here asserts a threshold.
+`--only loaded-floor` (or `floor,loaded-floor`) runs just those phases, in under a minute,
+and writes _output/bench/only.json instead.
 """
 
 from __future__ import annotations
@@ -41,15 +45,18 @@ from tests.bench.podclock import PodClock
 from tests.e2e import kube
 from tests.e2e.images import e2e_image, kubehatch_images
 from tests.e2e.operator_process import OperatorProcess
-from tests.e2e.support import wait_for
+from tests.e2e.support import BASE_IMAGE, wait_for
 
 METRICS_PORT = 19090
 EVENT_KEY = "bench:go"
+ONLY_PHASES = ("floor", "loaded-floor")
 
 __all__ = ["ensure_cluster", "namespace"]  # what tests.bench.scale borrows
 
 
-def bench_kubehatch(image: str, floor_running: float, args: argparse.Namespace) -> dict[str, Any]:
+def bench_kubehatch(
+    image: str, floor_running: float, loaded_floor: float | None, args: argparse.Namespace
+) -> dict[str, Any]:
     ns = namespace()
     chains.install(ns, image, events=(EVENT_KEY,))
     op = OperatorProcess(
@@ -64,7 +71,8 @@ def bench_kubehatch(image: str, floor_running: float, args: argparse.Namespace) 
         results["chain_1"] = chains.figures(singles, floor_running)
         before, op_pid = scrape(METRICS_PORT), op.pid or 0
         cpu = cpu_seconds(op_pid)
-        results["chain_20"] = chains.figures([chains.run_chains(ns, args.runs)], floor_running)
+        many = chains.run_chains(ns, args.runs)
+        results["chain_20"] = chains.figures([many], floor_running, loaded_floor)
         after = scrape(METRICS_PORT)
         writes = {
             k.split("{", 1)[1].rstrip("}"): after[k] - before.get(k, 0)
@@ -120,7 +128,41 @@ def bench_memory(finished_runs: int) -> dict[str, Any]:
     }
 
 
-def bench_argo(floor_running: float, args: argparse.Namespace) -> dict[str, Any]:
+def bench_floor(image: str, tries: int) -> dict[str, Any]:
+    """The pod floor, one bare Job at a time, in a namespace of its own."""
+    ns = namespace("bench-floor")
+    try:
+        return floor.measure(ns, image, tries)
+    finally:
+        client.CoreV1Api().delete_namespace(ns)
+
+
+def bench_loaded_floor(image: str, floor_running: float | None, runs: int) -> dict[str, Any]:
+    """The 20-chain phase's pods with no engine, in a namespace of its own whose first pod
+    (its ServiceAccount, the image on a fresh node) is not timed, as in the engines' phases."""
+    ns = namespace("bench-loaded")
+    try:
+        floor.measure_chains(ns, image, floor_running, runs=1, steps=1)
+        return floor.measure_chains(ns, image, floor_running, runs, len(chains.CHAIN))
+    finally:
+        client.CoreV1Api().delete_namespace(ns)
+        # Its 100 Jobs and pods are gone before the engines' phases, not deleted under them.
+        wait_for(lambda: _gone(ns), 180, f"namespace {ns} deleted")
+
+
+def _gone(ns: str) -> bool:
+    try:
+        client.CoreV1Api().read_namespace(ns)
+    except client.ApiException as e:
+        if e.status == 404:
+            return True
+        raise
+    return False
+
+
+def bench_argo(
+    floor_running: float, loaded_floor: float | None, args: argparse.Namespace
+) -> dict[str, Any]:
     """The same chains and triggers with Argo's controller (a host process, as ours)."""
     from tests.bench import argo
 
@@ -136,7 +178,7 @@ def bench_argo(floor_running: float, args: argparse.Namespace) -> dict[str, Any]
         trigger = [s for s in argo.trigger_latency(ns, args.trigger_tries)]
         return {
             "chain_1": chains.figures([table.argo_samples(r) for r in singles], floor_running),
-            "chain_20": chains.figures([table.argo_samples(many)], floor_running),
+            "chain_20": chains.figures([table.argo_samples(many)], floor_running, loaded_floor),
             "api_requests_per_step": round(requests / (args.runs * len(chains.CHAIN)), 2),
             "controller_cpu_seconds_chain_20": round(peer.cpu_seconds() - cpu, 2),
             # Argo has no events of its own: a submission is what its users' sensors make.
@@ -187,25 +229,54 @@ def main() -> None:
         "--argo-requeue", default="1s",
         help="Argo's DEFAULT_REQUEUE_TIME: 1s, the least its source allows (its default: 10s)",
     )  # fmt: skip
+    parser.add_argument(
+        "--only", type=lambda v: [p for p in v.split(",") if p], default=[],
+        help=f"run only these phases ({','.join(ONLY_PHASES)}), print them and write "
+        "_output/bench/only.json (results.json is left alone)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if unknown := set(args.only) - set(ONLY_PHASES):
+        parser.error(f"--only: unknown phases {sorted(unknown)}; known: {ONLY_PHASES}")
     OUT.mkdir(parents=True, exist_ok=True)
-    ensure_cluster()
+    ensure_cluster(crds=not args.only)
+    if args.only:
+        only(args)
+        return
     images = kubehatch_images()
     image = e2e_image()
     base = images["KUBEHATCH_PYTHON_BASE_IMAGE"]
-    ns = namespace("bench-floor")
-    try:
-        results: dict[str, Any] = {"floor": floor.measure(ns, base, args.floor_tries)}
-    finally:
-        client.CoreV1Api().delete_namespace(ns)
+    results: dict[str, Any] = {"floor": bench_floor(base, args.floor_tries)}
     floor_running = results["floor"]["created_to_running_ms"]["p50"] / 1000
-    results["kubehatch"] = bench_kubehatch(image, floor_running, args)
+    results["floor_chain_20"] = bench_loaded_floor(base, floor_running, args.runs)
+    loaded_floor = _p50_seconds(results["floor_chain_20"])
+    results["kubehatch"] = bench_kubehatch(image, floor_running, loaded_floor, args)
     results["kubehatch"]["memory"] = bench_memory(args.finished_runs)
     if not args.no_peers and table.argo_built():
-        results["argo"] = bench_argo(floor_running, args)
+        results["argo"] = bench_argo(floor_running, loaded_floor, args)
     Path(OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(table.render(results))
     print(f"\nwritten to {OUT / 'results.json'}")
+
+
+def only(args: argparse.Namespace) -> None:
+    """Some phases alone, quickly. The python-base image by the fixed tag the cluster's
+    own images are loaded with: nothing is built (a build would rewrite images.env)."""
+    results: dict[str, Any] = {}
+    floor_running: float | None = None
+    if "floor" in args.only:
+        results["floor"] = bench_floor(BASE_IMAGE, args.floor_tries)
+        floor_running = results["floor"]["created_to_running_ms"]["p50"] / 1000
+    if "loaded-floor" in args.only:
+        results["floor_chain_20"] = bench_loaded_floor(BASE_IMAGE, floor_running, args.runs)
+    Path(OUT / "only.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    print(f"\n{table.render_floors(results)}\n\nwritten to {OUT / 'only.json'}")
+
+
+def _p50_seconds(loaded: dict[str, Any]) -> float | None:
+    """The loaded floor's step start-to-start p50, what the engines' gaps are set against."""
+    p50 = loaded.get("step_start_to_start_ms", {}).get("p50")
+    return None if p50 is None else p50 / 1000
 
 
 if __name__ == "__main__":

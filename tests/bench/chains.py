@@ -119,19 +119,36 @@ class ChainSamples:
     phases: list[str] = field(default_factory=list)
 
 
-def figures(batches: list[ChainSamples], floor_running: float) -> dict[str, Any]:
-    """Wall times, start-to-start gaps, and both over the pod floor, in milliseconds."""
+def figures(
+    batches: list[ChainSamples],
+    floor_running: float | None,
+    loaded_floor: float | None = None,
+    steps: int = len(CHAIN),
+) -> dict[str, Any]:
+    """Wall times, start-to-start gaps, and both over the pod floor, in milliseconds.
+
+    Without `floor_running` (the loaded floor measured alone) the figures over the floor
+    are left out. With `loaded_floor` (the loaded floor's start-to-start p50, seconds),
+    each gap minus it: the engine's share once the cluster's own contention is removed.
+    """
     walls = [w for b in batches for w in b.walls]
     gaps = [g for b in batches for g in b.gaps]
     phases = [p for b in batches for p in b.phases]
-    return {
+    result: dict[str, Any] = {
         "runs": len(walls),
         "succeeded": phases.count("Succeeded"),
         "wall_ms": summary_ms(walls),
-        "wall_per_step_over_floor_ms": summary_ms([w / len(CHAIN) - floor_running for w in walls]),
-        "step_start_to_start_ms": summary_ms(gaps),
-        "step_overhead_ms": summary_ms([g - floor_running for g in gaps]),
     }
+    if floor_running is not None:
+        result["wall_per_step_over_floor_ms"] = summary_ms(
+            [w / steps - floor_running for w in walls]
+        )
+    result["step_start_to_start_ms"] = summary_ms(gaps)
+    if floor_running is not None:
+        result["step_overhead_ms"] = summary_ms([g - floor_running for g in gaps])
+    if loaded_floor is not None:
+        result["step_overhead_over_loaded_floor_ms"] = summary_ms([g - loaded_floor for g in gaps])
+    return result
 
 
 def start_to_start(created: float, pods: list[PodTimes | None], container: str) -> list[float]:

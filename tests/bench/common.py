@@ -18,8 +18,9 @@ from tests.e2e.support import REPO_ROOT
 OUT = REPO_ROOT / "_output" / "bench"
 
 
-def ensure_cluster() -> None:
-    """$KUBECONFIG's cluster, or the local cluster brought up; kubehatch's CRDs applied."""
+def ensure_cluster(crds: bool = True) -> None:
+    """$KUBECONFIG's cluster, or the local cluster brought up; kubehatch's CRDs applied
+    unless `crds` is false (phases without kubehatch leave the cluster's CRDs alone)."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "hack" / "cluster")}
     if not os.environ.get("KUBECONFIG"):
         subprocess.run([sys.executable, "-m", "localcluster", "up"], env=env, check=True)
@@ -32,7 +33,8 @@ def ensure_cluster() -> None:
 
     # Named explicitly: the client read $KUBECONFIG when it was imported, before it was set.
     config.load_kube_config(config_file=os.environ["KUBECONFIG"])
-    kube.apply_crds(REPO_ROOT / "crds")
+    if crds:
+        kube.apply_crds(REPO_ROOT / "crds")
 
 
 def namespace(prefix: str = "bench") -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kubernetes import client, watch
@@ -27,11 +28,17 @@ class PodTimes:
 
 
 class PodClock(threading.Thread):
-    """A pod watch of one namespace, recording monotonic receive times."""
+    """A pod watch of one namespace, recording monotonic receive times.
 
-    def __init__(self, namespace: str) -> None:
+    `on_change`, if given, is called on the watch's thread with each event's pod times once
+    they are recorded: a driver can react to a pod's state as early as this clock sees it.
+    It must be quick, or it delays the times of the events behind it.
+    """
+
+    def __init__(self, namespace: str, on_change: Callable[[PodTimes], None] | None = None) -> None:
         super().__init__(daemon=True)
         self.namespace = namespace
+        self.on_change = on_change
         self.pods: dict[str, PodTimes] = {}
         self.ready = threading.Event()
         self._watch = watch.Watch()
@@ -70,6 +77,8 @@ class PodClock(threading.Thread):
                 if state.terminated is not None:
                     times.terminated.setdefault(status.name, now)
                     times.exit_codes[status.name] = state.terminated.exit_code
+            if self.on_change is not None:
+                self.on_change(times)
 
     def start_watching(self) -> None:
         self.start()

@@ -8,6 +8,8 @@ from typing import Any
 
 from tests.bench.chains import ChainSamples
 
+LOADED = "floor_chain_20"
+"""The loaded floor's key in the results, beside "floor", "kubehatch" and "argo"."""
 ROWS = [
     ("5-step chain, 1 run: wall p50", ("chain_1", "wall_ms", "p50")),
     ("5-step chain, 1 run: step overhead p50", ("chain_1", "step_overhead_ms", "p50")),
@@ -22,11 +24,26 @@ ROWS = [
     ("5-step chain, 20 runs: step overhead p50", ("chain_20", "step_overhead_ms", "p50")),
     ("5-step chain, 20 runs: step overhead p95", ("chain_20", "step_overhead_ms", "p95")),
     ("5-step chain, 20 runs: step overhead p99", ("chain_20", "step_overhead_ms", "p99")),
+    # The loaded floor: the same 100 pods with no engine, one figure for both engines.
+    *(
+        (f"20 runs: loaded floor step start-to-start {p}", (LOADED, "step_start_to_start_ms", p))
+        for p in ("p50", "p95", "p99")
+    ),
+    ("20 runs: loaded floor wall p50", (LOADED, "wall_ms", "p50")),
+    *(
+        (
+            f"20 runs: step overhead above the loaded floor {p}",
+            ("chain_20", "step_overhead_over_loaded_floor_ms", p),
+        )
+        for p in ("p50", "p95", "p99")
+    ),
     ("submit: run (Argo: Workflow) created to pod p50", ("submit", "run_to_first_pod_ms", "p50")),
     ("submit: run (Argo: Workflow) created to pod p99", ("submit", "run_to_first_pod_ms", "p99")),
     ("trigger: event (Argo: submission) to pod p50", ("trigger", "event_to_first_pod_ms", "p50")),
     ("trigger: event (Argo: submission) to pod p99", ("trigger", "event_to_first_pod_ms", "p99")),
 ]
+LABEL = 50
+HEADER = f"{'ms':<{LABEL}}{'kubehatch':>11}{'Argo':>11}{'kh/Argo':>9}"
 
 
 def argo_built() -> bool:
@@ -60,20 +77,15 @@ def _get(results: dict[str, Any], path: tuple[str, ...]) -> float | None:
 
 
 def render(results: dict[str, Any]) -> str:
-    floor = results["floor"]
-    lines = [
-        "pod floor (bare Job, python3 -c pass), p50: "
-        f"running {floor['created_to_running_ms'].get('p50')} ms, "
-        f"container exit {floor['created_to_container_exit_ms'].get('p50')} ms, "
-        f"Job Complete {floor['created_to_job_complete_ms'].get('p50')} ms",
-        "",
-        f"{'ms':<44}{'kubehatch':>11}{'Argo':>11}{'kh/Argo':>9}",
-    ]
+    lines = [render_floors(results, rows=False), "", HEADER]
     ours, theirs = results.get("kubehatch", {}), results.get("argo", {})
     for label, path in ROWS:
+        if path[0] == LOADED:
+            lines.append(_floor_row(label, results, path))
+            continue
         kh, argo = _get(ours, path), _get(theirs, path)
         ratio = f"{kh / argo:.2f}" if kh is not None and argo else "-"
-        lines.append(f"{label:<44}{_cell(kh):>11}{_cell(argo):>11}{ratio:>9}")
+        lines.append(f"{label:<{LABEL}}{_cell(kh):>11}{_cell(argo):>11}{ratio:>9}")
     if "api_writes_per_step" in ours:
         lines.append(f"\nkubehatch API writes per step: {ours['api_writes_per_step']}")
     if "memory" in ours:
@@ -84,6 +96,33 @@ def render(results: dict[str, Any]) -> str:
             f"{memory['finished_runs']} finished runs"
         )
     return "\n".join(lines)
+
+
+def render_floors(results: dict[str, Any], rows: bool = True) -> str:
+    """The pod floor's line and the loaded floor's, whichever were measured; with `rows`,
+    the loaded floor's rows of the table too (`--only` prints no other)."""
+    lines = []
+    if floor := results.get("floor"):
+        lines.append(
+            "pod floor (bare Job, python3 -c pass), p50: "
+            f"running {floor['created_to_running_ms'].get('p50')} ms, "
+            f"container exit {floor['created_to_container_exit_ms'].get('p50')} ms, "
+            f"Job Complete {floor['created_to_job_complete_ms'].get('p50')} ms"
+        )
+    if loaded := results.get("floor_chain_20"):
+        handoff = loaded.get("driver_handoff_ms", {}).get("p50")
+        lines.append(
+            f"loaded floor: {loaded['runs']} chains of {loaded.get('steps')} bare Jobs at once, "
+            f"{loaded['succeeded']} succeeded; driver hand-off p50 {handoff} ms"
+        )
+        if rows:
+            lines += ["", HEADER]
+            lines += [_floor_row(lbl, results, path) for lbl, path in ROWS if path[0] == LOADED]
+    return "\n".join(lines)
+
+
+def _floor_row(label: str, results: dict[str, Any], path: tuple[str, ...]) -> str:
+    return f"{label:<{LABEL}}{_cell(_get(results, path)):>11}{'(same pods)':>13}"
 
 
 def _cell(value: float | None) -> str:
