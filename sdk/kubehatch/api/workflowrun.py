@@ -12,6 +12,7 @@ from kubehatch.api import wire
 from kubehatch.api.common import ApiModel, Conditions, StatusModel, cel_rule, cel_rules
 from kubehatch.api.fields import DnsLabel
 from kubehatch.api.resource import AGE_COLUMN, PrinterColumn, Resource, ResourceInfo
+from kubehatch.api.schema import opaque
 from kubehatch.api.workflow import MAX_PRIORITY, MIN_PRIORITY, WorkflowSpec
 
 
@@ -265,8 +266,9 @@ class WorkflowRunStatus(StatusModel):
         default=None,
         description=(
             "Copy of the Workflow's spec taken when the run started, so that editing the "
-            "Workflow never changes a run in flight."
+            "Workflow never changes a run in flight (see the Workflow's spec for its fields)."
         ),
+        json_schema_extra=opaque(),
     )
     input_config_map: str | None = Field(
         default=None,

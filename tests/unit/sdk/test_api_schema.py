@@ -7,7 +7,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from kubehatch.api.fields import Quantity
-from kubehatch.api.schema import SchemaConversionError, structural_schema
+from kubehatch.api.schema import SchemaConversionError, opaque, structural_schema
 
 
 class Inner(BaseModel):
@@ -25,6 +25,22 @@ class Outer(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict, description="Strings.")
     amount: Quantity = Field(default="1", description="A quantity.")
     kind: str = Field(default="x", description="A string with a default.")
+
+
+class Holder(BaseModel):
+    snapshot: Outer | None = Field(default=None, description="A copy.", json_schema_extra=opaque())
+
+
+def test_an_opaque_field_is_stored_as_it_is_without_its_schema() -> None:
+    """The API server neither validates nor prunes it; pydantic still checks it fully."""
+    field = structural_schema(Holder)["properties"]["snapshot"]
+    assert field == {
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": True,
+        "description": "A copy.",
+    }
+    with pytest.raises(ValueError, match="size"):
+        Holder.model_validate({"snapshot": {"inner": {"size": 0}}})
 
 
 def test_references_are_inlined_and_nulls_dropped() -> None:
