@@ -221,7 +221,7 @@ class Kube:
         API_WRITES.labels("create", "events").inc()
         # Typed loosely, as `_call`: the client's stubs want its model where a dict serves.
         post: Callable[..., Any] = self.core.create_namespaced_event
-        create = partial(post, meta["namespace"], body)
+        create = partial(_unread, post, meta["namespace"], body)
         try:
             await asyncio.get_running_loop().run_in_executor(self._event_senders, create)
         except ApiException as err:
@@ -351,7 +351,7 @@ async def _create(method: Callable[..., Any], body: dict[str, Any], resource: st
     """Create ``body``; False when an object of that name exists already."""
     API_WRITES.labels("create", resource).inc()
     try:
-        await _call(method, body["metadata"]["namespace"], body)
+        await _call(_unread, method, body["metadata"]["namespace"], body)
     except ApiException as err:
         if err.status == 409:
             return False
@@ -367,6 +367,15 @@ async def _ignore(
     except ApiException as err:
         if err.status not in statuses:
             raise
+
+
+def _unread(method: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """Call for the effect only: the answer is not made into the client's typed model (for
+    a Job, a tree of a hundred objects: milliseconds of CPU per step for nothing). Refusals
+    still raise ApiException, with the API server's message."""
+    response = method(*args, _preload_content=False, **kwargs)
+    response.read()  # drained, so that its connection goes back to the pool
+    response.release_conn()
 
 
 async def _call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -27,10 +27,24 @@ class SlowCore:
         self.sent: list[str] = []
         self.threads: set[str] = set()
 
-    def create_namespaced_event(self, namespace: str, body: dict[str, Any]) -> None:
+    def create_namespaced_event(
+        self, namespace: str, body: dict[str, Any], **options: Any
+    ) -> Answer:
+        assert options == {"_preload_content": False}  # no typed model of the answer
         self.threads.add(threading.current_thread().name)
         self.release.wait(5)
         self.sent.append(body["reason"])
+        return Answer()
+
+
+class Answer:
+    """A raw answer: read and released, so that its connection is reused."""
+
+    def read(self) -> bytes:
+        return b"{}"
+
+    def release_conn(self) -> None:
+        pass
 
 
 def test_events_beyond_the_backlog_are_dropped_and_the_rest_sent_by_their_own_threads(
