@@ -8,17 +8,25 @@ step pod resolves it on the worker it imported and runs it::
 
 ``invoke`` returns what the function returned; ``run`` also turns it into JSON data,
 ready to be stored as the step's output. Both have ``*_async`` twins for callers that
-already run an event loop; the sync forms are thin wrappers around them.
+already run an event loop; the sync forms are thin wrappers around them, except for a chain
+with nothing async in it, which runs without a loop (and without importing asyncio, see
+:mod:`kubehatch._middleware`).
 """
 
 from __future__ import annotations
 
-import asyncio
+import sys
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from kubehatch._middleware import Middleware, StepFunction, run_chain
+from kubehatch._middleware import (
+    Middleware,
+    StepFunction,
+    is_sync_chain,
+    run_chain,
+    run_sync_chain,
+)
 from kubehatch._serialization import JSONValue, to_jsonable
 from kubehatch.context import Context
 from kubehatch.errors import KubehatchError
@@ -62,20 +70,39 @@ class ResolvedAction:
 
     def invoke(self, ctx: Context) -> Any:
         """Sync form of :meth:`invoke_async` (not callable from a running event loop)."""
+        if is_sync_chain(self.middleware, self.action.func):
+            _refuse_in_running_loop()
+            return run_sync_chain(self.middleware, self.action.func, ctx)
         return run_sync(self.invoke_async(ctx))
 
     def run(self, ctx: Context) -> JSONValue:
         """Sync form of :meth:`run_async` (not callable from a running event loop)."""
+        if is_sync_chain(self.middleware, self.action.func):
+            return to_jsonable(self.invoke(ctx), what=f"output of action {self.name!r}")
         return run_sync(self.run_async(ctx))
 
 
 def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run ``coroutine`` on a new event loop; refuse inside a running one (it would deadlock)."""
     try:
+        _refuse_in_running_loop()
+    except KubehatchError:
+        coroutine.close()
+        raise
+    import asyncio
+
+    return asyncio.run(coroutine)
+
+
+def _refuse_in_running_loop() -> None:
+    """Raise when called inside a running event loop (none can run before asyncio loads)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return
+    try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coroutine)
-    coroutine.close()
+        return
     raise KubehatchError(
         "called the sync form inside a running event loop; await the *_async form instead"
     )

@@ -3,17 +3,17 @@
 A step pod makes one kind of API call: it creates its output ConfigMap (or, for a large
 output, its parts and then its head, one call each). The kubernetes client
 costs more than most short steps to import and set up (its hundreds of models), and a node
-runs many step pods at once; this module costs ``http.client`` (``ssl`` and ``json`` are
-loaded already). It finds the API server as the client's in-cluster configuration does:
-the mounted ServiceAccount's token and CA, and KUBERNETES_SERVICE_HOST and _PORT.
+runs many step pods at once; this module costs ``ssl`` and a minimal HTTP/1.1 exchange
+(:mod:`kubehatch._http1`: ``http.client`` would load the ``email`` package). It finds the
+API server as the client's in-cluster configuration does: the mounted ServiceAccount's token
+and CA, and KUBERNETES_SERVICE_HOST and _PORT.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import random
+import socket
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubehatch._http1 import ProtocolError, host_header, request
 from kubehatch.errors import KubehatchError
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -38,8 +39,9 @@ MAX_RETRY_AFTER_SECONDS = 10.0
 TIMEOUT_SECONDS = 30.0
 """Per attempt, to connect and for each read: a hung connection is retried, not waited on."""
 
-Connect = Callable[[str, int, ssl.SSLContext | None, float], http.client.HTTPConnection]
-"""(host, port, TLS context, timeout) -> a connection, not yet open. Tests give plain HTTP."""
+Connect = Callable[[str, int, ssl.SSLContext | None, float], socket.socket]
+"""(host, port, TLS context, timeout) -> a connected socket, its reads and writes timing out
+after ``timeout``. Tests give plain TCP."""
 
 
 class InClusterError(KubehatchError):
@@ -52,9 +54,19 @@ class InClusterError(KubehatchError):
 
 def https_connection(
     host: str, port: int, context: ssl.SSLContext | None, timeout: float
-) -> http.client.HTTPConnection:
-    """The real connection: TLS, verified against the ServiceAccount's CA and the host."""
-    return http.client.HTTPSConnection(host, port, context=context, timeout=timeout)
+) -> socket.socket:
+    """The real connection: TLS, verified against the ServiceAccount's CA and the host
+    (without a context, the system's CAs, as http.client's HTTPSConnection does)."""
+    # An ASCII host (the pod's KUBERNETES_SERVICE_HOST is an IP address) as bytes: as a str,
+    # socket and ssl encode it with the idna codec, to the same bytes, importing that codec
+    # (and unicodedata) in every step pod.
+    name = host.encode("ascii") if host.isascii() else host
+    sock = socket.create_connection((name, port), timeout)  # type: ignore[arg-type]  # bytes do
+    try:
+        return (context or ssl.create_default_context()).wrap_socket(sock, server_hostname=name)
+    except BaseException:
+        sock.close()
+        raise
 
 
 @dataclass(frozen=True)
@@ -62,7 +74,7 @@ class Server:
     """Where the API server is and how to prove who we are, as the pod has them mounted."""
 
     host: str
-    """Without brackets, even for IPv6 (http.client adds them to the Host header)."""
+    """Without brackets, even for IPv6 (the Host header and :attr:`url` add them)."""
     port: int
     token: str = field(repr=False)  # a credential: never in a log or a termination message
     context: ssl.SSLContext | None = None
@@ -127,46 +139,58 @@ def create(
     """
     data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     headers = {
+        "Host": host_header(server.host, server.port),
+        "Accept-Encoding": "identity",
         "Authorization": f"Bearer {server.token}",
         "Content-Type": "application/json",
         "Accept": "application/json",
         "User-Agent": "kubehatch-step",
     }
     for attempt in range(1, attempts + 1):
-        delay = BACKOFF_SECONDS * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
-        connection = connect(server.host, server.port, server.context, TIMEOUT_SECONDS)
+        sock: socket.socket | None = None
         try:
-            connection.request("POST", path, body=data, headers=headers)
-            response = connection.getresponse()
-            status, reason = response.status, response.reason
+            sock = connect(server.host, server.port, server.context, TIMEOUT_SECONDS)
             # A success echoes the object (up to 1 MiB): not worth reading.
-            text = response.read() if status >= 300 else b""
-            retry_after = response.getheader("Retry-After")
+            response = request(sock, "POST", path, headers, data, read_body=_is_failure)
         except ssl.SSLCertVerificationError as err:  # a wrong CA or host does not get better
             raise InClusterError(
                 f"cannot create {what}: the API server at {server.url} fails verification "
                 f"with the ServiceAccount's CA: {err}"
             ) from err
-        except (OSError, http.client.HTTPException) as err:
+        except (OSError, ProtocolError) as err:
             if attempt == attempts:
                 raise InClusterError(
                     f"cannot create {what}: no answer from the API server at {server.url} "
                     f"after {attempts} attempts: {type(err).__name__}: {err}"
                 ) from err
-            sleep(delay)
+            sleep(_backoff(attempt))
             continue
         finally:
-            connection.close()
+            if sock is not None:
+                sock.close()
+        status = response.status
         if 200 <= status < 300:
             return True
         if status == 409:
             return False
-        message = f"the API server answered {status} {reason}: {status_message(text)}"
+        message = f"the API server answered {status} {response.reason}: "
+        message += status_message(response.body)
         if (status == 429 or status >= 500) and attempt < attempts:
-            sleep(_retry_after(retry_after, delay))
+            sleep(_retry_after(response.headers.get("retry-after"), _backoff(attempt)))
             continue
         raise InClusterError(f"cannot create {what}: {message}", status)
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _is_failure(status: int) -> bool:
+    return status >= 300
+
+
+def _backoff(attempt: int) -> float:
+    """The wait after a failed ``attempt``: doubling, with jitter (many pods may retry)."""
+    import random  # here: most steps never retry
+
+    return BACKOFF_SECONDS * 2.0 ** (attempt - 1) * random.uniform(0.5, 1.0)
 
 
 def status_message(text: bytes) -> str:

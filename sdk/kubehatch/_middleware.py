@@ -10,11 +10,14 @@ async callables are awaited; each sync callable runs in a thread of its own and 
 a blocking ``next``, so a sync middleware never blocks the loop that runs the async
 parts. Threads are per call (not a pool) so that nested sync middleware cannot
 exhaust a pool and deadlock.
+
+A chain with nothing async in it (the common step) needs no event loop: :func:`run_sync_chain`
+runs it in the same threads, the caller blocking where the loop would wait, and asyncio (a
+large import, paid in every step pod) is loaded only for a chain that awaits something.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import threading
@@ -37,6 +40,8 @@ async def in_thread(func: Callable[..., Any], *args: Any) -> Any:
     A daemon thread: if the step is abandoned (timeout, cancellation) the process can
     still exit.
     """
+    import asyncio
+
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
     context = contextvars.copy_context()
@@ -73,6 +78,8 @@ async def call_step(func: StepFunction, ctx: Context) -> Any:
 
 async def run_chain(middleware: Sequence[Middleware], step: StepFunction, ctx: Context) -> Any:
     """Run ``step`` wrapped by ``middleware`` (the first one outermost)."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
 
     async def run_from(index: int, current: Context) -> Any:
@@ -94,3 +101,55 @@ async def run_chain(middleware: Sequence[Middleware], step: StepFunction, ctx: C
         return await in_thread(layer, current, next_blocking)
 
     return await run_from(0, ctx)
+
+
+def is_sync_chain(middleware: Sequence[Middleware], step: StepFunction) -> bool:
+    """Whether no part of the chain is async: :func:`run_sync_chain` can run it."""
+    return not any(map(is_async_callable, [*middleware, step]))
+
+
+def run_sync_chain(middleware: Sequence[Middleware], step: StepFunction, ctx: Context) -> Any:
+    """:func:`run_chain` for a chain of sync callables alone, without an event loop.
+
+    The same threads as on a loop: each callable in a new daemon thread, in a copy of the
+    caller's context, and ``next`` blocking its caller until the rest of the chain is done.
+    """
+
+    def run_from(index: int, current: Context) -> Any:
+        if not isinstance(current, Context):
+            raise TypeError(f"next() needs a Context, got {type(current).__name__}")
+        if index == len(middleware):
+            return in_thread_blocking(step, current)
+        return in_thread_blocking(middleware[index], current, lambda ctx: run_from(index + 1, ctx))
+
+    return run_from(0, ctx)
+
+
+def in_thread_blocking(func: Callable[..., Any], *args: Any) -> Any:
+    """:func:`in_thread` for a caller without an event loop: it blocks until ``func`` is done.
+
+    The wait is a lock's: a signal handler's exception (the step's timeout) still interrupts
+    it, leaving the daemon thread behind as an abandoned step's is on a loop.
+    """
+    context = contextvars.copy_context()
+    done = threading.Lock()
+    done.acquire()
+    outcome: list[tuple[Any, BaseException | None]] = []
+
+    def target() -> None:
+        try:
+            outcome.append((context.run(func, *args), None))
+        except BaseException as error:  # handed to the waiting caller, even SystemExit
+            outcome.append((None, error))
+        finally:
+            done.release()
+
+    threading.Thread(target=target, name="kubehatch-step", daemon=True).start()
+    done.acquire()
+    result, error = outcome.pop()
+    if error is None:
+        return result
+    try:
+        raise error
+    finally:
+        del error  # no cycle through this frame

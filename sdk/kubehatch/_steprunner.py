@@ -23,7 +23,6 @@ import os
 import signal
 import sys
 import threading
-import traceback
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -135,6 +134,8 @@ def store_output(
 
 def failure_message(error: BaseException) -> str:
     """Type, message and the tail of the traceback, within the kubelet's 4 KiB."""
+    import traceback  # here: a step that succeeds needs none
+
     head = f"{type(error).__name__}: {error}"
     tail = "".join(traceback.format_exception(error)[-6:])
     message = f"{head}\n{tail}"

@@ -12,12 +12,9 @@ what it registers lands there, and what it reports is read from there.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
-
-from typing_extensions import Unpack
+from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack, overload
 
 from kubehatch._actions import Action
-from kubehatch._decorators import WorkflowDef, WorkflowOptions, open_workflow
 from kubehatch._middleware import Middleware
 from kubehatch._naming import step_name_for
 from kubehatch._registry import Registry
@@ -27,6 +24,7 @@ from kubehatch.steps import Fn
 
 if TYPE_CHECKING:
     from kubehatch._compiler import CompiledWorkflow
+    from kubehatch._decorators import WorkflowDef, WorkflowOptions
 
 InT = TypeVar("InT")
 
@@ -88,6 +86,8 @@ class Service:
         ``input_validator``, the input's model; add steps with ``@wf.step(...)``. Called
         with a name alone, returns the workflow of that name if there is one.
         """
+        from kubehatch._decorators import open_workflow  # decorator style only: not every pod
+
         return open_workflow(self._registry, self._scope, self.name, name, input_validator, options)
 
     def register_action(self, func: Callable[..., Any], *, name: str | None = None) -> Fn[Any]:

@@ -10,13 +10,10 @@ worker therefore only *records* during registration, in its registry
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
-
-from typing_extensions import Unpack
+from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack, overload
 
 from kubehatch._actions import ResolvedAction
 from kubehatch._declare import workflow_name_of
-from kubehatch._decorators import WorkflowDef, WorkflowOptions
 from kubehatch._middleware import Middleware
 from kubehatch._naming import to_dns_label
 from kubehatch._registry import Registry
@@ -27,6 +24,7 @@ from kubehatch.steps import Fn
 
 if TYPE_CHECKING:
     from kubehatch._compiler import CompiledWorkflow
+    from kubehatch._decorators import WorkflowDef, WorkflowOptions
 
 InT = TypeVar("InT")
 

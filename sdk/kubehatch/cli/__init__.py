@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -107,12 +106,12 @@ def _handle(command: str, handler: Callable[[], int], *, debug: bool, tracebacks
         return 130
     except KubehatchError as error:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         print(f"{prefix} {error}", file=sys.stderr)
         return 1
     except Exception as error:
         if debug or tracebacks:
-            traceback.print_exc()
+            _print_traceback()
             return 1
         first = next(iter(str(error).strip().splitlines()), "")
         what = f"{type(error).__name__}: {first}" if first else type(error).__name__
@@ -121,3 +120,10 @@ def _handle(command: str, handler: Callable[[], int], *, debug: bool, tracebacks
             file=sys.stderr,
         )
         return 1
+
+
+def _print_traceback() -> None:
+    """The handled exception's traceback on stderr (``traceback`` is loaded only for it)."""
+    import traceback
+
+    traceback.print_exc()

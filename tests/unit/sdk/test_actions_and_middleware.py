@@ -1,6 +1,11 @@
 """Resolving actions on a worker and running them through the middleware chain."""
 
 import asyncio
+import contextvars
+import subprocess
+import sys
+import textwrap
+import threading
 from typing import Any
 
 import pytest
@@ -240,3 +245,76 @@ def test_a_step_pod_refuses_a_broken_registration_but_leaves_specs_to_render(
 def test_actions_know_their_service(worker: Worker) -> None:
     action = worker.resolve_action(register(worker, lambda ctx: None, service="billing"))
     assert action.action.service == "billing"
+
+
+REQUEST = contextvars.ContextVar[str]("request", default="none")
+
+
+def test_each_sync_callable_runs_in_a_thread_of_its_own_in_a_copy_of_the_context(
+    worker: Worker,
+) -> None:
+    """With or without an event loop: the same threads, the same context variables."""
+    seen: list[tuple[str, str, int]] = []
+
+    def step(ctx: Context) -> str:
+        seen.append(("step", REQUEST.get(), threading.get_ident()))
+        REQUEST.set("changed by the step")
+        return threading.current_thread().name
+
+    def outer(ctx: Context, next: Next) -> Any:
+        seen.append(("outer", REQUEST.get(), threading.get_ident()))
+        REQUEST.set("set by outer")
+        result = next(ctx)
+        seen.append(("outer", REQUEST.get(), threading.get_ident()))
+        return result
+
+    action = register(worker, step)
+    worker.use(outer)
+    REQUEST.set("caller's")
+    assert worker.resolve_action(action).invoke(Context()) == "kubehatch-step"
+    assert REQUEST.get() == "caller's"
+    assert [(where, value) for where, value, _ in seen] == [
+        ("outer", "caller's"),
+        ("step", "set by outer"),
+        ("outer", "set by outer"),
+    ]
+    outer_thread, step_thread = seen[0][2], seen[1][2]
+    assert len({threading.get_ident(), outer_thread, step_thread}) == 3
+    assert seen[2][2] == outer_thread
+
+
+def test_a_sync_steps_base_exceptions_reach_the_caller(worker: Worker) -> None:
+    def leave(ctx: Context) -> None:
+        raise SystemExit(3)
+
+    with pytest.raises(SystemExit) as leaving:
+        worker.resolve_action(register(worker, leave)).invoke(Context())
+    assert leaving.value.code == 3
+
+
+def test_asyncio_loads_only_for_a_chain_with_something_async() -> None:
+    """A sync chain (the common step) runs without an event loop: asyncio is a large import,
+    paid in every step pod."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from kubehatch import Context, Fn, Worker, WorkflowJob
+
+        def step(ctx):
+            return "sync"
+
+        async def async_step(ctx):
+            return "async"
+
+        worker = Worker("w", image="i:1").use(lambda ctx, next: next(ctx))
+        worker.register_workflow(WorkflowJob(name="wf", steps=[Fn(step), Fn(async_step)]))
+        assert worker.resolve_action("wf:step").run(Context()) == "sync"
+        print("asyncio" in sys.modules)
+        assert worker.resolve_action("wf:async-step").run(Context()) == "async"
+        print("asyncio" in sys.modules)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.split() == ["False", "True"]

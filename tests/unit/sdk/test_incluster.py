@@ -7,13 +7,13 @@ certificate the ``openssl`` command makes (those tests are skipped without it).
 
 from __future__ import annotations
 
-import http.client
 import http.server
 import json
 import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from kubehatch._http1 import host_header
 from kubehatch._incluster import (
     ATTEMPTS,
     MAX_RETRY_AFTER_SECONDS,
@@ -29,7 +30,6 @@ from kubehatch._incluster import (
     Server,
     _retry_after,
     create,
-    https_connection,
 )
 
 PATH = "/api/v1/namespaces/ns/configmaps"
@@ -72,9 +72,9 @@ class FakeApi:
 
 def plain_http(
     host: str, port: int, context: ssl.SSLContext | None, timeout: float
-) -> http.client.HTTPConnection:
+) -> socket.socket:
     assert host == "127.0.0.1" and context is None  # loopback only, never anything else
-    return http.client.HTTPConnection(host, port, timeout=timeout)
+    return socket.create_connection((host, port), timeout)
 
 
 def serve(fake: FakeApi, tls: ssl.SSLContext | None = None) -> Iterator[FakeApi]:
@@ -178,7 +178,7 @@ def test_no_answer_is_retried(api: FakeApi) -> None:
 
     def refused_once(
         host: str, port: int, context: ssl.SSLContext | None, timeout: float
-    ) -> http.client.HTTPConnection:
+    ) -> socket.socket:
         return plain_http(host, next(ports), context, timeout)
 
     assert create(api.server, PATH, BODY, what="x", connect=refused_once, sleep=api.sleeps.append)
@@ -196,6 +196,46 @@ def test_no_answer_at_all_says_where_it_asked() -> None:
         f"after {ATTEMPTS} attempts: ConnectionRefusedError"
     )
     assert len(sleeps) == ATTEMPTS - 1
+
+
+def hanging_up(times: int) -> int:
+    """A loopback port that accepts ``times`` connections and closes each without answering."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with listener:
+            for _ in range(times):
+                connection, _ = listener.accept()
+                connection.shutdown(socket.SHUT_WR)  # the end of the answer: there is none
+                while connection.recv(65536):  # the request, until the client gives up
+                    pass
+                connection.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return int(listener.getsockname()[1])
+
+
+def test_a_connection_closed_without_an_answer_is_retried(api: FakeApi) -> None:
+    ports = iter([hanging_up(1), api.port])
+
+    def hung_up_once(
+        host: str, port: int, context: ssl.SSLContext | None, timeout: float
+    ) -> socket.socket:
+        return plain_http(host, next(ports), context, timeout)
+
+    assert create(api.server, PATH, BODY, what="x", connect=hung_up_once, sleep=api.sleeps.append)
+    assert len(api.requests) == 1 and len(api.sleeps) == 1
+
+
+def test_never_an_answer_says_so() -> None:
+    server = Server("127.0.0.1", hanging_up(ATTEMPTS), "tok", None)
+    with pytest.raises(InClusterError) as caught:
+        create(server, PATH, BODY, what="ConfigMap ns/x", connect=plain_http, sleep=lambda _: None)
+    assert caught.value.status is None
+    assert str(caught.value) == (
+        f"cannot create ConfigMap ns/x: no answer from the API server at {server.url} "
+        f"after {ATTEMPTS} attempts: ProtocolError: the connection closed without an answer"
+    )
 
 
 @pytest.mark.parametrize(
@@ -229,13 +269,13 @@ def test_the_server_is_the_pods_service_account_and_env(account: dict[str, Path]
 
 
 @pytest.mark.parametrize("host", ["fd00::1", "[fd00::1]"])
-def test_ipv6_hosts_are_bracketed_in_urls_only(account: dict[str, Path], host: str) -> None:
+def test_ipv6_hosts_are_bracketed_in_urls_and_the_host_header_only(
+    account: dict[str, Path], host: str
+) -> None:
     env = {"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": "6443"}
     server = Server.from_pod(env, **account)
     assert (server.host, server.url) == ("fd00::1", "https://[fd00::1]:6443")
-    connection = https_connection(server.host, server.port, server.context, 5.0)
-    assert isinstance(connection, http.client.HTTPSConnection)
-    assert (connection.host, connection.port) == ("fd00::1", 6443)  # not connected
+    assert host_header(server.host, server.port) == "[fd00::1]:6443"
 
 
 HOST = {"KUBERNETES_SERVICE_HOST": "10.96.0.1"}
@@ -298,6 +338,29 @@ def test_the_pods_own_way_in_tls_with_its_ca_and_token(
     server = Server.from_pod(env, token_file=tmp_path / "token", ca_file=ca)
     assert create(server, PATH, BODY, what="ConfigMap ns/x") is True
     assert fake.requests[0]["headers"]["Authorization"] == "Bearer tok"
+
+
+def test_the_pods_way_in_loads_no_idna_codec_for_an_ip_address(
+    tls_api: tuple[FakeApi, Path],
+) -> None:
+    """The host as ASCII bytes: verified as the same IP address, without ``encodings.idna``
+    (and unicodedata) in every step pod."""
+    fake, ca = tls_api
+    script = (
+        "import ssl, sys\n"
+        "from kubehatch._incluster import https_connection\n"
+        "context = ssl.create_default_context(cafile=sys.argv[2])\n"
+        "https_connection('127.0.0.1', int(sys.argv[1]), context, 5.0).close()\n"
+        "print('encodings.idna' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(fake.port), str(ca)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip() == "False"
 
 
 def test_an_api_server_the_ca_does_not_vouch_for_is_refused_at_once(

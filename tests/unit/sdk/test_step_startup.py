@@ -7,10 +7,13 @@ behave as the parser's would.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +102,7 @@ worker.register_workflow(WorkflowJob(name="hello", steps=[step], concurrency=lim
 
 # A step pod's process, with the API server and the termination log swapped for the test's.
 POD = """
-import functools, http.client, json, sys
+import functools, gc, json, socket, sys
 from pathlib import Path
 from kubehatch import _incluster, _steprunner
 
@@ -107,29 +110,45 @@ _steprunner.TERMINATION_LOG = Path(sys.argv[1])
 _steprunner.store_output = functools.partial(
     _steprunner.store_output,
     server=_incluster.Server("127.0.0.1", int(sys.argv[2]), "tok", None),
-    connect=lambda host, port, context, timeout: http.client.HTTPConnection(host, port),
+    connect=lambda host, port, context, timeout: socket.create_connection((host, port), timeout),
 )
 from kubehatch.cli import main
 
 code = main(["step"])
-print(json.dumps(sorted(sys.modules)))
+ended = {"modules": sorted(sys.modules), "frozen": gc.get_freeze_count(), "gc": gc.isenabled()}
+print(json.dumps(ended))
 sys.exit(code)
 """
 
 # Never in a step pod's process (unless the user's code imports them).
 HEAVY = ["kubernetes", "urllib3", "requests", "yaml", "argparse", "pkgutil", "kubehatch.client"]
+# Loaded only for what needs them: asyncio for a chain with something async, traceback for a
+# failure, random for a retry, the decorator API for workers using it; http.client (and the
+# email package under it) never: see kubehatch._http1.
+LAZY = ["asyncio", "http", "email", "traceback", "random", "kubehatch._decorators"]
 # What validating a workflow's spec loads: render's business, never a step pod's.
 COMPILING = ["kubehatch._compiler", "kubehatch.api.fields", "croniter", "celpy"]
 # The API models, and pydantic itself: loaded only by a worker whose own code uses them.
 MODELS = ["kubehatch.api.workflow", "kubehatch.api.common", "pydantic", "pydantic_core"]
 
 
+@dataclass(frozen=True)
+class Pod:
+    """What a step pod's process ended with."""
+
+    modules: set[str]
+    frozen: int
+    """Objects frozen out of the cyclic GC (``gc.get_freeze_count()``)."""
+    gc: bool
+    """Whether the cyclic GC was enabled."""
+
+
 def run_pod(
     api: FakeApi, tmp_path: Path, worker: str, action: str, parents: dict[str, Any] | None = None
-) -> set[str]:
+) -> Pod:
     """Run one step attempt of ``worker`` (source) in a process of its own, as a pod does.
 
-    Returns the modules the process ended with, after checking that the step succeeded.
+    Returns what the process ended with, after checking that the step succeeded.
     """
     (tmp_path / "podworker.py").write_text(worker)
     (tmp_path / "input").mkdir()
@@ -159,7 +178,8 @@ def run_pod(
     )
     assert result.returncode == 0, result.stderr
     assert "step hello succeeded" in result.stderr
-    return set(json.loads(result.stdout.splitlines()[-1]))
+    ended = json.loads(result.stdout.splitlines()[-1])
+    return Pod(set(ended["modules"]), ended["frozen"], ended["gc"])
 
 
 def loaded(modules: set[str], names: list[str]) -> list[str]:
@@ -170,11 +190,30 @@ def loaded(modules: set[str], names: list[str]) -> list[str]:
 def test_a_step_pod_imports_no_parser_no_other_subcommand_and_no_client(
     api: FakeApi, tmp_path: Path
 ) -> None:
-    modules = run_pod(api, tmp_path, WORKER, "hello:hello")
+    modules = run_pod(api, tmp_path, WORKER, "hello:hello").modules
     [request] = api.requests
     assert json.loads(request["body"])["data"] == {"output.json": '{"hello":"ada"}'}
-    assert loaded(modules, HEAVY) == []
+    assert loaded(modules, [*HEAVY, *LAZY]) == []
     assert sorted(m for m in modules if m.startswith("kubehatch.cli.")) == ["kubehatch.cli.step"]
+
+
+def test_an_async_step_loads_asyncio_and_runs_on_its_event_loop(
+    api: FakeApi, tmp_path: Path
+) -> None:
+    worker = WORKER.replace("def hello(", "async def hello(")
+    modules = run_pod(api, tmp_path, worker, "hello:hello").modules
+    [request] = api.requests
+    assert json.loads(request["body"])["data"] == {"output.json": '{"hello":"ada"}'}
+    assert "asyncio" in modules
+    assert loaded(modules, [*HEAVY, "http", "email"]) == []
+
+
+def test_the_sdks_start_up_objects_are_frozen_out_of_the_gc_which_stays_on(
+    api: FakeApi, tmp_path: Path
+) -> None:
+    """Full collections, the one at exit too, need not walk the SDK's modules and classes."""
+    pod = run_pod(api, tmp_path, WORKER, "hello:hello")
+    assert pod.frozen > 1000 and pod.gc
 
 
 def test_a_step_pod_validates_no_spec_and_loads_no_api_model_nor_pydantic(
@@ -185,7 +224,9 @@ def test_a_step_pod_validates_no_spec_and_loads_no_api_model_nor_pydantic(
     Validating specs is ``kubehatch render``'s (and the API server's): see
     ``Worker.resolve_action``.
     """
-    modules = run_pod(api, tmp_path, BUILDERS_WORKER, "mail:send", {"hello": {"hello": "ada"}})
+    modules = run_pod(
+        api, tmp_path, BUILDERS_WORKER, "mail:send", {"hello": {"hello": "ada"}}
+    ).modules
     [request] = api.requests
     output = json.loads(json.loads(request["body"])["data"]["output.json"])
     assert output == {"parent": {"hello": "ada"}, "seen": True}
@@ -195,7 +236,7 @@ def test_a_step_pod_validates_no_spec_and_loads_no_api_model_nor_pydantic(
 def test_a_worker_using_the_models_loads_them_but_still_not_the_compiler(
     api: FakeApi, tmp_path: Path
 ) -> None:
-    modules = run_pod(api, tmp_path, MODELS_WORKER, "hello:hello")
+    modules = run_pod(api, tmp_path, MODELS_WORKER, "hello:hello").modules
     [request] = api.requests
     assert json.loads(request["body"])["data"] == {"output.json": '{"hello":"ada"}'}
     assert "kubehatch.api.workflow" in modules  # Backoff and LimitStrategy are API types
@@ -207,6 +248,14 @@ def test_the_shortcut_is_the_step_pods_command() -> None:
     assert step_cli.NAME == cli.STEP
 
 
+@pytest.fixture
+def unfrozen() -> Iterator[None]:
+    """``kubehatch step`` freezes what is loaded out of the GC: not pytest's objects, after."""
+    yield
+    gc.unfreeze()
+
+
+@pytest.mark.usefixtures("unfrozen")
 @pytest.mark.parametrize("argv", [["step"], ["step", "--debug"], ["--debug", "step"]])
 @pytest.mark.parametrize(
     ("outcome", "code", "stderr"),
