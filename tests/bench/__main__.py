@@ -30,7 +30,7 @@ from typing import Any
 
 from kubernetes import client
 
-from tests.bench import chains, floor, table
+from tests.bench import chains, cpumeter, floor, table
 from tests.bench.common import (
     OUT,
     cpu_seconds,
@@ -70,8 +70,11 @@ def bench_kubehatch(
         singles = [chains.run_chains(ns, 1) for _ in range(args.single_runs)]
         results["chain_1"] = chains.figures(singles, floor_running)
         before, op_pid = scrape(METRICS_PORT), op.pid or 0
-        cpu = cpu_seconds(op_pid)
+        cpu, components = cpu_seconds(op_pid), cpumeter.sample()
         many = chains.run_chains(ns, args.runs)
+        results["cpu_ms_per_step"] = cpumeter.per_step_ms(
+            components, cpumeter.sample(), args.runs * len(chains.CHAIN)
+        )
         results["chain_20"] = chains.figures([many], floor_running, loaded_floor)
         after = scrape(METRICS_PORT)
         writes = {
@@ -143,7 +146,13 @@ def bench_loaded_floor(image: str, floor_running: float | None, runs: int) -> di
     ns = namespace("bench-loaded")
     try:
         floor.measure_chains(ns, image, floor_running, runs=1, steps=1)
-        return floor.measure_chains(ns, image, floor_running, runs, len(chains.CHAIN))
+        before = cpumeter.sample()
+        results = floor.measure_chains(ns, image, floor_running, runs, len(chains.CHAIN))
+        steps = runs * len(chains.CHAIN)
+        return {
+            **results,
+            "cpu_ms_per_step": cpumeter.per_step_ms(before, cpumeter.sample(), steps),
+        }
     finally:
         client.CoreV1Api().delete_namespace(ns)
         # Its 100 Jobs and pods are gone before the engines' phases, not deleted under them.
@@ -172,8 +181,9 @@ def bench_argo(
     try:
         argo.run_chains(ns, 1, 1)  # the namespace's first pod (token, image) is not timed
         singles = [_argo_chains(ns, 1) for _ in range(args.single_runs)]
-        before, cpu = peer.api_requests(), peer.cpu_seconds()
+        before, cpu, components = peer.api_requests(), peer.cpu_seconds(), cpumeter.sample()
         many = _argo_chains(ns, args.runs)
+        used = cpumeter.per_step_ms(components, cpumeter.sample(), args.runs * len(chains.CHAIN))
         requests = peer.api_requests() - before
         trigger = [s for s in argo.trigger_latency(ns, args.trigger_tries)]
         return {
@@ -181,6 +191,7 @@ def bench_argo(
             "chain_20": chains.figures([table.argo_samples(many)], floor_running, loaded_floor),
             "api_requests_per_step": round(requests / (args.runs * len(chains.CHAIN)), 2),
             "controller_cpu_seconds_chain_20": round(peer.cpu_seconds() - cpu, 2),
+            "cpu_ms_per_step": used,
             # Argo has no events of its own: a submission is what its users' sensors make.
             "trigger": {"tries": len(trigger), "event_to_first_pod_ms": summary_ms(trigger)},
             "submit": {"tries": len(trigger), "run_to_first_pod_ms": summary_ms(trigger)},

@@ -86,6 +86,7 @@ def render(results: dict[str, Any]) -> str:
         kh, argo = _get(ours, path), _get(theirs, path)
         ratio = f"{kh / argo:.2f}" if kh is not None and argo else "-"
         lines.append(f"{label:<{LABEL}}{_cell(kh):>11}{_cell(argo):>11}{ratio:>9}")
+    lines += _cpu_rows(results)
     if "api_writes_per_step" in ours:
         lines.append(f"\nkubehatch API writes per step: {ours['api_writes_per_step']}")
     if "memory" in ours:
@@ -127,3 +128,25 @@ def _floor_row(label: str, results: dict[str, Any], path: tuple[str, ...]) -> st
 
 def _cell(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
+
+
+def _cpu_rows(results: dict[str, Any]) -> list[str]:
+    """CPU per step by cluster component in the 20-run phase: the loaded floor (no engine),
+    kubehatch and Argo side by side; what each engine adds is whose it is."""
+    columns = {
+        "loaded floor": results.get("floor_chain_20", {}).get("cpu_ms_per_step"),
+        "kubehatch": results.get("kubehatch", {}).get("cpu_ms_per_step"),
+        "Argo": results.get("argo", {}).get("cpu_ms_per_step"),
+    }
+    shown = {name: used for name, used in columns.items() if used}
+    if not shown:
+        return []
+    components = sorted({c for used in shown.values() for c in used})
+    lines = ["", f"{'20 runs: CPU ms per step':<{LABEL}}" + "".join(f"{n:>14}" for n in shown)]
+    for component in [*components, "total"]:
+        cells = [
+            used.get(component) if component != "total" else round(sum(used.values()), 1)
+            for used in shown.values()
+        ]
+        lines.append(f"{component:<{LABEL}}" + "".join(f"{_cell(c):>14}" for c in cells))
+    return lines
