@@ -15,7 +15,7 @@ import ssl
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,18 +173,6 @@ def test_gives_up_after_the_attempts_with_the_last_message(api: FakeApi) -> None
     assert api.sleeps == sorted(api.sleeps)  # backing off
 
 
-def test_no_answer_is_retried(api: FakeApi) -> None:
-    ports = iter([closed_port(), api.port])
-
-    def refused_once(
-        host: str, port: int, context: ssl.SSLContext | None, timeout: float
-    ) -> socket.socket:
-        return plain_http(host, next(ports), context, timeout)
-
-    assert create(api.server, PATH, BODY, what="x", connect=refused_once, sleep=api.sleeps.append)
-    assert len(api.requests) == 1 and len(api.sleeps) == 1
-
-
 def test_no_answer_at_all_says_where_it_asked() -> None:
     server = Server("127.0.0.1", closed_port(), "tok", None)
     sleeps: list[float] = []
@@ -215,15 +203,18 @@ def hanging_up(times: int) -> int:
     return int(listener.getsockname()[1])
 
 
-def test_a_connection_closed_without_an_answer_is_retried(api: FakeApi) -> None:
-    ports = iter([hanging_up(1), api.port])
+@pytest.mark.parametrize(
+    "first", [closed_port, lambda: hanging_up(1)], ids=["refused", "closed without an answer"]
+)
+def test_no_answer_is_retried(api: FakeApi, first: Callable[[], int]) -> None:
+    ports = iter([first(), api.port])
 
-    def hung_up_once(
+    def failing_once(
         host: str, port: int, context: ssl.SSLContext | None, timeout: float
     ) -> socket.socket:
         return plain_http(host, next(ports), context, timeout)
 
-    assert create(api.server, PATH, BODY, what="x", connect=hung_up_once, sleep=api.sleeps.append)
+    assert create(api.server, PATH, BODY, what="x", connect=failing_once, sleep=api.sleeps.append)
     assert len(api.requests) == 1 and len(api.sleeps) == 1
 
 
