@@ -223,7 +223,7 @@ def _settle(namespace: str, cap: float = 60.0) -> None:
         if all(
             any(
                 c.type in ("Complete", "Failed") and c.status == "True"
-                for c in j.status.conditions or []
+                for c in (j.status.conditions if j.status else None) or []
             )
             for j in jobs
         ):

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench.chains import ChainSamples
+from tests.bench.cpumeter import MACHINE
 
 LOADED = "floor_chain_20"
 """The loaded floor's key in the results, beside "floor", "kubehatch" and "argo"."""
@@ -143,9 +144,12 @@ def _cpu_rows(results: dict[str, Any]) -> list[str]:
         return []
     components = sorted({c for used in shown.values() for c in used})
     lines = ["", f"{'20 runs: CPU ms per step':<{LABEL}}" + "".join(f"{n:>14}" for n in shown)]
-    for component in [*components, "total"]:
+    components = [c for c in components if c != MACHINE]
+    for component in [*components, "sum of the above", MACHINE]:
         cells = [
-            used.get(component) if component != "total" else round(sum(used.values()), 1)
+            used.get(component)
+            if component != "sum of the above"
+            else round(sum(v for c, v in used.items() if c != MACHINE), 1)
             for used in shown.values()
         ]
         lines.append(f"{component:<{LABEL}}" + "".join(f"{_cell(c):>14}" for c in cells))
