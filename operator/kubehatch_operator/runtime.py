@@ -105,6 +105,7 @@ class Runtime:
         # start-up, so that 20,000 of them do not delay it.
         jobs_at = await self.relist(namespaces, finished=self.unfinished is None, jobs=True)
         self.store.primed = True
+        metrics.RUNS_IN_FLIGHT.set(len(self.store.runs))  # right from /healthz on
         self._follow_jobs(namespaces, jobs_at)
         api = self.kube.core.api_client
         output_watch(api, namespaces, self.output_written).start()
