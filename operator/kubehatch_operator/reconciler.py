@@ -259,9 +259,10 @@ class Reconciler:
             and status.phase is not WorkflowRunPhase.SUCCEEDED
             and run.status.phase != status.phase
         ):
-            # The store may not have seen every Job yet (just after a restart, its Job
-            # listing can trail the run's): ask the API which of the run's Jobs still run.
-            stop.update(await self.kube.active_jobs(namespace, name))
+            # Ask the API which Jobs still run (after a restart, the store's Job listing can
+            # trail); an attempt whose output is in is done, though its Job is not complete.
+            done = {a.job_name for a in read.attempts if a.state is AttemptState.SUCCEEDED}
+            stop.update(set(await self.kube.active_jobs(namespace, name)) - done)
         if stop:
             await asyncio.gather(*(self.kube.delete_job(namespace, j) for j in sorted(stop)))
         snapshot = run.status.workflow_spec is None and status.workflow_spec is not None
@@ -389,11 +390,9 @@ class Reconciler:
 
 
 def _inline_input(read: Pass, decision: Decision) -> str | None:
-    """The input for the step pods' environment; None when they mount its ConfigMap (a
-    large input, left out of the store, or a run started before inputs went inline)."""
-    if decision.status.input_config_map is not None or read.entry.input_elided:
-        return None
-    return wire.inline_input(read.run.spec.input)
+    """The input for the step pods' environment; None: they mount its ConfigMap."""
+    stored = decision.status.input_config_map is not None or read.entry.input_elided
+    return None if stored else wire.inline_input(read.run.spec.input)
 
 
 def _why(err: BaseException) -> str:

@@ -83,6 +83,9 @@ def test_one_reconcile(fixture: Path) -> None:
     for job in case.get("jobs", []):
         kube.jobs[job["metadata"]["name"]] = copy.deepcopy(job)
         store.observe_job(copy.deepcopy(job))
+    for name in case.get("seen_outputs", []):  # the outputs watch saw them appear
+        owner = {"apiVersion": wire.API_VERSION, "kind": "WorkflowRun", "name": RUN, "uid": RUN_UID}
+        store.observe_output({"name": name, "ownerReferences": [owner]})
     kube.outputs.update(case.get("outputs", {}))
     kube.terminations.update({k: tuple(v) for k, v in case.get("terminations", {}).items()})
     kube.waiting.update(case.get("waiting", {}))
