@@ -1,8 +1,8 @@
 """The Job that runs one attempt of one step: a pure builder of its manifest.
 
-The pod runs `kubehatch step` from the step's image. It reads the run's input from its
-environment (or, when large, from a mounted ConfigMap) and its parents' outputs from
-mounted ConfigMaps, and hands its own output back by creating a
+The pod runs `kubehatch step` from the step's image. It reads the run's input from a
+mounted file (its own annotation through the downward API, or, when large, a ConfigMap)
+and its parents' outputs from mounted ConfigMaps, and hands its own output back by creating a
 ConfigMap owned by the run (and, for a large output, its parts): the only API right its
 ServiceAccount has. The pod meets the "restricted" Pod Security Standard.
 
@@ -42,8 +42,8 @@ def step_job(
     of ``priority``. ``output_parts`` gives the number of parts of parents' outputs, by
     output ConfigMap (0: not split), as their heads announced them; a parent's output not
     in it gets every part an output may have (`outputs.MAX_PARTS`, each optional).
-    ``input_json`` is the run's input when it travels in the environment; without it the
-    pod mounts the run's input ConfigMap."""
+    ``input_json`` is the run's input when it travels in the pod's annotation; without it
+    the pod mounts the run's input ConfigMap."""
     step = start.step
     name = start.step_name
     step_env = stepenv.StepEnv(
@@ -66,21 +66,23 @@ def step_job(
         else None,
         item=start.item,
         item_value=start.item_value,
-        input_value=input_json,
     )
     labels = step_env.labels
     env = [
-        *({"name": k, "value": v} for k, v in step_env.to_env().items()),
+        # `$$` is how a literal `$` survives the kubelet's `$(VAR)` expansion: items, the
+        # failures and the metadata are the user's data.
+        *({"name": k, "value": v.replace("$", "$$")} for k, v in step_env.to_env().items()),
         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
         *(e.to_container() for e in step.env),
     ]
-    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}]
-    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
-    if input_json is None:
-        volumes.append(
-            {"name": "input", "configMap": {"name": wire.input_configmap_name(run, run_uid)}}
-        )
-        mounts.append({"name": "input", "mountPath": str(wire.INPUT_DIR), "readOnly": True})
+    volumes = [
+        {"name": "input", **_input_source(run, run_uid, input_json)},
+        {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+    ]
+    mounts = [
+        {"name": "input", "mountPath": str(wire.INPUT_DIR), "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
     if start.parents:
         known = output_parts or {}
         sources = [
@@ -117,7 +119,10 @@ def step_job(
             "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
         },
         "template": {
-            "metadata": {"labels": labels},
+            "metadata": {
+                "labels": labels,
+                **({"annotations": {wire.ANNOTATION_INPUT: input_json}} if input_json else {}),
+            },
             "spec": {
                 "restartPolicy": "Never",
                 "serviceAccountName": spec.service_account_name or settings.service_account,
@@ -176,6 +181,17 @@ def step_job(
         },
         "spec": job_spec,
     }
+
+
+def _input_source(run: str, run_uid: str, input_json: str | None) -> dict[str, Any]:
+    """The volume whose ``input.json`` is the run's input: the pod's own annotation through
+    the downward API (no API object, no call: the kubelet writes it), else the input
+    ConfigMap. The same file either way, so every step image reads it as it always has,
+    and no ``$(VAR)`` in the input is expanded, as it would be in an environment value."""
+    if input_json is None:
+        return {"configMap": {"name": wire.input_configmap_name(run, run_uid)}}
+    path = f"metadata.annotations['{wire.ANNOTATION_INPUT}']"
+    return {"downwardAPI": {"items": [{"path": wire.INPUT_KEY, "fieldRef": {"fieldPath": path}}]}}
 
 
 def parent_sources(parent: str, configmap: str, parts: int | None) -> list[dict[str, Any]]:

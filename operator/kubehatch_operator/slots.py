@@ -115,7 +115,9 @@ class Slots:
         concurrency: ConcurrencySpec,
         own: Key | None = None,
     ) -> None:
-        """Remember the slots an admission handed out (see `granted`)."""
+        """Remember the slots an admission handed out (see `granted`); a run it cancels or
+        queues holds none any more."""
+        self.granted.difference_update((scope[0], n) for n in (*admission.cancel, *admission.queue))
         self.granted.update((scope[0], name) for name in admission.start if (scope[0], name) != own)
         if not concurrency.per_key and admission.served is not None:
             self.served[scope] = admission.served

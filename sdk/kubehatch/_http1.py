@@ -90,7 +90,7 @@ def _status_line(reader: BinaryIO) -> tuple[int, str]:
         raise ProtocolError("the connection closed without an answer")
     version, _, rest = line.decode("latin-1").rstrip("\r\n").partition(" ")
     code, _, reason = rest.partition(" ")
-    if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
+    if not version.startswith("HTTP/1.") or len(code) != 3 or not _digits(code):
         raise ProtocolError(f"not an HTTP/1.x status line: {line[:80]!r}")
     return int(code), reason.strip()
 
@@ -113,7 +113,7 @@ def _body(reader: BinaryIO, fields: Mapping[str, str]) -> bytes:
     if "chunked" in fields.get("transfer-encoding", "").lower():
         return _chunked(reader)
     length = fields.get("content-length", "")
-    if not length.isdigit():  # none, or not a number: the body ends with the connection
+    if not _digits(length):  # none, or not a number: the body ends with the connection
         return reader.read()
     return _exactly(reader, int(length))
 
@@ -139,3 +139,8 @@ def _exactly(reader: BinaryIO, size: int) -> bytes:
     if len(data) < size:
         raise ProtocolError(f"the answer ended after {len(data)} of {size} bytes of its body")
     return data
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also takes "²", which ``int`` refuses)."""
+    return text.isascii() and text.isdigit()

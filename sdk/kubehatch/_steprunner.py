@@ -49,11 +49,8 @@ MAX_MESSAGE_BYTES = 4096
 
 def build_context(step: StepEnv, cancelled: threading.Event) -> Context:
     """The Context from the mounted input and parent outputs."""
-    if step.input_value is not None:
-        workflow_input = json.loads(step.input_value)
-    else:
-        input_file = Path(step.input_dir, wire.INPUT_KEY)
-        workflow_input = json.loads(input_file.read_text()) if input_file.exists() else {}
+    input_file = Path(step.input_dir, wire.INPUT_KEY)
+    workflow_input = json.loads(input_file.read_text()) if input_file.exists() else {}
     return Context(
         workflow_input=workflow_input,
         parent_outputs={p: read_parent_output(step, p) for p in step.parents},

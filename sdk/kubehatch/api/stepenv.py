@@ -48,9 +48,6 @@ class StepEnv:
     """For one item of a forEach step: its index in the list."""
     item_value: str | None = None
     """For one item of a forEach step: the item, as JSON."""
-    input_value: str | None = None
-    """The run's input as JSON, when it is small enough to travel in the environment
-    (:data:`~kubehatch.api.wire.INLINE_INPUT_BYTES`); else the pod reads ``input_dir``."""
     input_dir: PurePosixPath = INPUT_DIR
     parents_dir: PurePosixPath = PARENTS_DIR
 
@@ -72,7 +69,6 @@ class StepEnv:
         ("additional_metadata", "KUBEHATCH_ADDITIONAL_METADATA"),
         ("item", "KUBEHATCH_ITEM_INDEX"),
         ("item_value", "KUBEHATCH_ITEM"),
-        ("input_value", "KUBEHATCH_INPUT"),
     )
     REQUIRED: ClassVar[tuple[str, ...]] = (
         "KUBEHATCH_RUN",
@@ -130,7 +126,6 @@ class StepEnv:
             additional_metadata=env.get(names["additional_metadata"]) or None,
             item=item,
             item_value=env.get(names["item_value"]),
-            input_value=env.get(names["input_value"]),
             input_dir=PurePosixPath(env.get(names["input_dir"], str(INPUT_DIR))),
             parents_dir=PurePosixPath(env.get(names["parents_dir"], str(PARENTS_DIR))),
         )

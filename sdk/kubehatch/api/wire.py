@@ -63,6 +63,9 @@ ANNOTATION_SCHEDULE = f"{GROUP}/schedule"
 ANNOTATION_RUN_PREFIX = f"{GROUP}/run-prefix"
 ANNOTATION_SPEC_HASH = f"{GROUP}/spec-hash"
 ANNOTATION_RATE_LIMITS = f"{GROUP}/rate-limits"
+ANNOTATION_INPUT = f"{GROUP}/input"
+"""On a step pod: the run's input, when small (`inline_input`); a downward API volume
+makes it the file the pod reads, as the input ConfigMap would."""
 """On a step Job: the rate limit units its attempt took, as JSON [[key, units], ...]."""
 
 EVENT_REPORTER = f"{GROUP}/operator"
@@ -184,8 +187,9 @@ MAX_INPUT_BYTES = 1024 * 1024 - 64 * 1024
 (with room for the ConfigMap's metadata). The client checks it before creating a run;
 the operator fails a run created with more."""
 INLINE_INPUT_BYTES = 16 * 1024
-"""An input up to this size (as JSON) travels in the step pods' environment: the run then
-needs no input ConfigMap, one write less before its first step can start."""
+"""An input up to this size (as JSON) travels in the step pods' own annotation (see
+ANNOTATION_INPUT): the run then needs no input ConfigMap, one write less before its first
+step can start."""
 
 ENV_PREFIX = "KUBEHATCH_"
 """Every variable of this contract starts with it; user env may not."""
@@ -252,8 +256,8 @@ def configmap(
 
 
 def inline_input(value: Any) -> str | None:
-    """A run's input as the step pods' environment carries it (compact JSON), or None
-    when it is larger than INLINE_INPUT_BYTES and goes into the input ConfigMap."""
+    """A run's input as the step pods' annotation carries it (compact JSON), or None when
+    it is larger than INLINE_INPUT_BYTES and goes into the input ConfigMap."""
     text = json.dumps(value if value is not None else {}, separators=(",", ":"))
     return text if len(text.encode()) <= INLINE_INPUT_BYTES else None
 

@@ -273,7 +273,7 @@ class WorkflowRunStatus(StatusModel):
     input_config_map: str | None = Field(
         default=None,
         description="ConfigMap holding the input, mounted by the step pods; unset when the "
-        "input is small (up to 16 KiB of JSON) and travels in their environment instead.",
+        "input is small (up to 16 KiB of JSON) and travels in their own annotation instead.",
     )
     retry_id: str | None = Field(
         default=None, max_length=64, description="The spec.retry.id last carried out."

@@ -181,23 +181,39 @@ def test_the_step_pod_reads_back_exactly_what_the_job_says() -> None:
     assert (mounts["input"], mounts["parents"]) == (str(step.input_dir), str(step.parents_dir))
 
 
-def test_a_small_input_travels_in_the_environment_and_a_large_one_is_mounted() -> None:
+def test_a_small_input_travels_in_the_pods_annotation_and_a_large_one_in_a_configmap() -> None:
+    """The same file either way, so every step image reads it as it always has."""
     start = StartAttempt(SPEC.steps[0], 1, wire.job_name("run", "u-1", "a", 1), {})
 
     def pod(input_json: str | None) -> dict[str, Any]:
         job = step_job(namespace="ns", workflow="wf", run="run", run_uid="u-1", spec=SPEC,
                        start=start, settings=StepSettings(), input_json=input_json)  # fmt: skip
-        return dict(job["spec"]["template"]["spec"])
+        return dict(job["spec"]["template"])
 
-    inline, mounted = pod('{"user":"ada"}'), pod(None)
-    env = {e["name"]: e["value"] for e in inline["containers"][0]["env"]}
-    assert stepenv.StepEnv.from_env({**env, "KUBEHATCH_WORKER": "w:w"}).input_value == (
-        '{"user":"ada"}'
-    )
-    assert "input" not in {v["name"] for v in inline["volumes"]}
-    volumes = {v["name"]: v for v in mounted["volumes"]}
+    text = '{"cmd":"echo $(HOME) $$"}'  # no expansion: a file, not an environment value
+    inline, mounted = pod(text), pod(None)
+    assert inline["metadata"]["annotations"] == {wire.ANNOTATION_INPUT: text}
+    source = {v["name"]: v for v in inline["spec"]["volumes"]}["input"]["downwardAPI"]
+    assert source["items"] == [
+        {"path": wire.INPUT_KEY,
+         "fieldRef": {"fieldPath": f"metadata.annotations['{wire.ANNOTATION_INPUT}']"}}
+    ]  # fmt: skip
+    volumes = {v["name"]: v for v in mounted["spec"]["volumes"]}
     assert volumes["input"]["configMap"]["name"] == wire.input_configmap_name("run", "u-1")
-    assert "KUBEHATCH_INPUT" not in {e["name"] for e in mounted["containers"][0]["env"]}
+    assert "annotations" not in mounted["metadata"]
+    mounts = {m["name"]: m["mountPath"] for m in inline["spec"]["containers"][0]["volumeMounts"]}
+    assert mounts["input"] == str(wire.INPUT_DIR)
+
+
+def test_user_data_in_the_environment_escapes_the_kubelets_variable_expansion() -> None:
+    step = SPEC.steps[0]
+    start = StartAttempt(step, 1, wire.job_name("run", "u-1", "a", 1), {}, item=0,
+                         item_value='"$(KUBEHATCH_RUN) costs $5"')  # fmt: skip
+    job = step_job(namespace="ns", workflow="wf", run="run", run_uid="u-1", spec=SPEC,
+                   start=start, settings=StepSettings())  # fmt: skip
+    env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    # The kubelet turns `$$` into `$` and expands nothing else: the pod reads the item back.
+    assert env["KUBEHATCH_ITEM"] == '"$$(KUBEHATCH_RUN) costs $$5"'
 
 
 def test_step_pods_land_where_the_settings_place_them() -> None:

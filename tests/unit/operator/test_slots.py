@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from kubehatch_operator.admission import Admission
 from kubehatch_operator.clock import now
 from kubehatch_operator.entries import Key
 from kubehatch_operator.reconciler import Reconciler
@@ -107,6 +108,18 @@ def test_the_run_a_freed_slot_went_to_starts_in_its_own_pass_without_a_second_we
         assert h.reconciler.slots.granted == set()  # the slot is its own now
 
     asyncio.run(scenario())
+
+
+def test_a_slot_handed_out_is_void_once_a_later_admission_cancels_its_run() -> None:
+    """CancelInProgress: a newer run's admission cancels the run a freed slot went to,
+    before that run's own pass: the pass must not start it on the old grant."""
+    h = Harness({**QUEUE, "limitStrategy": "CancelInProgress"})
+    slots = h.reconciler.slots
+    spec = h.store.workflows[("ns", "wf")].spec
+    assert spec is not None and spec.concurrency is not None
+    slots.granted = {("ns", "x"), ("ns", "other")}
+    slots.handed_out(("ns", "wf"), Admission(start=["y"], cancel=["x"]), spec.concurrency)
+    assert slots.granted == {("ns", "other"), ("ns", "y")}
 
 
 def test_a_total_limits_slots_are_the_workflows_whatever_the_key() -> None:

@@ -90,15 +90,6 @@ def test_a_step_runs_with_its_input_and_parents_and_hands_back_json(pod: dict[st
     assert json.loads(pod["text"]) == {"hi": "ada", "parent": {"n": 1}}
 
 
-def test_a_small_input_comes_from_the_environment_and_no_file_is_read(
-    pod: dict[str, Any], tmp_path: Path
-) -> None:
-    (tmp_path / "input" / "input.json").unlink()  # no input ConfigMap is mounted then
-    env = {**pod["env"], "KUBEHATCH_INPUT": '{"name":"grace"}'}
-    assert steprunner.main(env) == 0
-    assert json.loads(pod["text"]) == {"hi": "grace", "parent": {"n": 1}}
-
-
 @pytest.mark.parametrize(
     ("action", "code", "text"),
     [
