@@ -7,9 +7,9 @@ The same operations as the ``kubehatch`` CLI (which is built on this module)::
     final = client.wait(run)
     print(final.status.phase)
 
-It speaks to the Kubernetes API with the current kubeconfig (or the pod's
-ServiceAccount when it runs in a cluster): kubehatch has no server of its own. Failures
-to talk to it are :class:`ApiError`: one line saying what failed and what to do.
+It speaks to the Kubernetes API with the current kubeconfig (or the pod's ServiceAccount
+in a cluster): kubehatch has no server of its own. Failures to talk to it are
+:class:`ApiError`: one line saying what failed and what to do.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -38,9 +39,7 @@ if TYPE_CHECKING:
 _EPOCH = datetime.fromtimestamp(0, UTC)
 EventInput = _events.EventInput  # what client.event.push_many takes
 
-MAX_INPUT_BYTES = wire.MAX_INPUT_BYTES
-"""The largest run input as the operator stores it (``json.dumps``, in its input ConfigMap,
-which holds 1 MiB at most); the margin leaves room for the rest of the run, which has it too."""
+MAX_INPUT_BYTES = wire.MAX_INPUT_BYTES  # the largest run input (see there)
 
 
 def _load_config() -> tuple[ApiClient, str]:
@@ -52,9 +51,10 @@ def _load_config() -> tuple[ApiClient, str]:
         with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as f:
             namespace = f.read().strip()
     except (config.ConfigException, OSError):
+        kubeconfig = os.environ.get("KUBECONFIG") or "~/.kube/config"  # now, not at import
         try:
-            config.load_kube_config()
-            _, context = config.list_kube_config_contexts()
+            config.load_kube_config(config_file=kubeconfig)
+            _, context = config.list_kube_config_contexts(config_file=kubeconfig)
         except Exception as err:  # a missing, unreadable or malformed kubeconfig
             reason = one_line(str(err)) or type(err).__name__
             raise KubehatchError(f"no cluster to talk to ({reason}); set KUBECONFIG") from err
