@@ -73,6 +73,8 @@ class Browser:
         self.console: list[str] = []
         self.send("Page.enable")
         self.send("Runtime.enable")
+        # A headless window may not hold the focus: keyboard tests would then flake.
+        self.send("Emulation.setFocusEmulationEnabled", {"enabled": True})
 
     def send(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         number = next(self._ids)
