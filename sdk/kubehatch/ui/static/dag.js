@@ -158,5 +158,14 @@ export function render(container, spec, steps, onSelect) {
       el.setAttribute("aria-label", label(name, st, hook));
     }
   }
-  return { select, update, count };
+  // After a redraw (the live stream's first state, a reconnect): the keyboard stays put.
+  function focus(name) {
+    const el = els.get(name);
+    if (!el) return;
+    els.get(focused)?.setAttribute("tabindex", "-1");
+    focused = name;
+    el.setAttribute("tabindex", "0");
+    el.focus({ preventScroll: true });
+  }
+  return { select, update, count, focus };
 }

@@ -148,6 +148,7 @@ export async function show(main, ctx, ns, name) {
     header();
     $("#input").textContent = json(found.run.spec?.input || {});
     const spec = found.workflowSpec || { steps: Object.keys(steps()).map((n) => ({ name: n })) };
+    const kept = document.activeElement?.closest?.("#dag g.node")?.dataset.step;
     const t0 = performance.now();
     graph = render($("#dag"), spec, steps(), stepPanel);
     const t1 = performance.now();
@@ -155,6 +156,7 @@ export async function show(main, ctx, ns, name) {
     document.body.dataset.dagSteps = String(graph.count);
     if (found.workflowSource === "current") $("#dag-help").textContent += " (The Workflow as it is now: the run has not started.)";
     if (selected) { graph.select(selected, false); }
+    if (kept) graph.focus(kept);
     if ($("#table-details").open) stepsTable();
   }
 
