@@ -394,5 +394,5 @@ def _next_wake(
 
 
 def finish_decision(old: WorkflowRunStatus, decision: Decision) -> Decision:
-    decision.events = transition_events(old, decision.status)
+    decision.events = [*decision.events, *transition_events(old, decision.status)]
     return decision

@@ -45,27 +45,14 @@ def step_job(
     ``input_json`` is the run's input when it travels in the pod's annotation; without it
     the pod mounts the run's input ConfigMap."""
     step = start.step
-    name = start.step_name
-    step_env = stepenv.StepEnv(
+    step_env = attempt_env(
         namespace=namespace,
         workflow=workflow,
         run=run,
         run_uid=run_uid,
-        step=name,
-        action=spec.qualified_action(step),
-        attempt=start.attempt,
-        # The parents whose outputs it gets: with parentRule AllDone or AnySucceeded, only
-        # those that succeeded.
-        parents=tuple(p for p in step.parents if p in start.parents),
-        output_configmap=wire.output_configmap_name(start.job_name),
-        worker=spec.worker,
-        timeout_seconds=_seconds(step.timeout),
-        failures=json.dumps(start.failures, sort_keys=True) if start.failures else None,
-        additional_metadata=json.dumps(dict(additional_metadata), sort_keys=True)
-        if additional_metadata
-        else None,
-        item=start.item,
-        item_value=start.item_value,
+        spec=spec,
+        start=start,
+        additional_metadata=additional_metadata,
     )
     labels = step_env.labels
     env = [
@@ -154,10 +141,8 @@ def step_job(
     }
     job_labels = labels
     metadata_extra: dict[str, Any] = {}
-    if start.rate_limits:
-        # What rebuilds the rate limits' log after a restart.
-        rate_limits = json.dumps([list(take) for take in start.rate_limits])
-        metadata_extra["annotations"] = {wire.ANNOTATION_RATE_LIMITS: rate_limits}
+    if annotations := rate_limit_annotations(start):
+        metadata_extra["annotations"] = annotations
     if settings.kueue_queue is not None:
         # Kueue admits the Job (unsuspends it) when the queue's quota has room.
         job_spec["suspend"] = True
@@ -181,6 +166,48 @@ def step_job(
         },
         "spec": job_spec,
     }
+
+
+def attempt_env(
+    *,
+    namespace: str,
+    workflow: str,
+    run: str,
+    run_uid: str,
+    spec: WorkflowSpec,
+    start: StartAttempt,
+    additional_metadata: Mapping[str, str] | None = None,
+) -> stepenv.StepEnv:
+    """What one attempt's code is told: a step pod's environment, a WorkerTask's env."""
+    step = start.step
+    return stepenv.StepEnv(
+        namespace=namespace,
+        workflow=workflow,
+        run=run,
+        run_uid=run_uid,
+        step=start.step_name,
+        action=spec.qualified_action(step),
+        attempt=start.attempt,
+        # The parents whose outputs it gets: with parentRule AllDone or AnySucceeded, only
+        # those that succeeded.
+        parents=tuple(p for p in step.parents if p in start.parents),
+        output_configmap=wire.output_configmap_name(start.job_name),
+        worker=spec.worker,
+        timeout_seconds=_seconds(step.timeout),
+        failures=json.dumps(start.failures, sort_keys=True) if start.failures else None,
+        additional_metadata=json.dumps(dict(additional_metadata), sort_keys=True)
+        if additional_metadata
+        else None,
+        item=start.item,
+        item_value=start.item_value,
+    )
+
+
+def rate_limit_annotations(start: StartAttempt) -> dict[str, str]:
+    """What rebuilds the rate limits' log after a restart: the units the attempt took."""
+    if not start.rate_limits:
+        return {}
+    return {wire.ANNOTATION_RATE_LIMITS: json.dumps([list(take) for take in start.rate_limits])}
 
 
 def _input_source(run: str, run_uid: str, input_json: str | None) -> dict[str, Any]:

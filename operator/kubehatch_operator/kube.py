@@ -22,9 +22,11 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from kubehatch.api import wire
+from kubehatch_operator.calls import ForeignObjectError, call, create_object, ignoring, unread
 from kubehatch_operator.listing import Lister
 from kubehatch_operator.metrics import API_READS, API_WRITES, EVENTS_DROPPED
 from kubehatch_operator.outputs import read_output
+from kubehatch_operator.poolcalls import PoolCalls
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +43,6 @@ def load_config(pool_size: int) -> client.ApiClient:
     configuration = client.Configuration.get_default_copy()
     configuration.connection_pool_maxsize = pool_size
     return client.ApiClient(configuration)
-
-
-class ForeignObjectError(Exception):
-    """An object of the name we derive exists, and another owner made it."""
 
 
 EVENT_SENDERS = 2
@@ -74,18 +72,19 @@ class Kube:
         self.batch = client.BatchV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.lister = Lister(self.custom, self.batch)
+        self.pools = PoolCalls(api)
         self._event_senders = ThreadPoolExecutor(EVENT_SENDERS, thread_name_prefix="events")
         self._events_pending = 0
 
     # --- creates (idempotent) -----------------------------------------------------------
     async def create_configmap(self, body: dict[str, Any]) -> bool:
-        created = await _create(self.core.create_namespaced_config_map, body, "configmaps")
+        created = await create_object(self.core.create_namespaced_config_map, body, "configmaps")
         if not created:
             await self._check_owner(self.core.read_namespaced_config_map, body)
         return created
 
     async def create_job(self, body: dict[str, Any]) -> bool:
-        created = await _create(self.batch.create_namespaced_job, body, "jobs")
+        created = await create_object(self.batch.create_namespaced_job, body, "jobs")
         if not created:
             await self._check_owner(self.batch.read_namespaced_job, body)
         return created
@@ -97,7 +96,7 @@ class Kube:
         handing on what someone else made would let them choose what a step reads.
         """
         meta = body["metadata"]
-        found = await _call(read, meta["name"], meta["namespace"])
+        found = await call(read, meta["name"], meta["namespace"])
         mine = {r["uid"] for r in meta.get("ownerReferences") or []}
         theirs = {r.uid for r in found.metadata.owner_references or []}
         if not mine & theirs:
@@ -107,14 +106,14 @@ class Kube:
             )
 
     async def create_cronjob(self, body: dict[str, Any]) -> bool:
-        return await _create(self.batch.create_namespaced_cron_job, body, "cronjobs")
+        return await create_object(self.batch.create_namespaced_cron_job, body, "cronjobs")
 
     async def create_run(self, body: dict[str, Any]) -> dict[str, Any] | None:
         """Create a run; the created object, or None if one of that name exists already
         (an earlier attempt)."""
         API_WRITES.labels("create", wire.WORKFLOW_RUNS).inc()
         try:
-            created = await _call(
+            created = await call(
                 self.custom.create_namespaced_custom_object, wire.GROUP, wire.VERSION,
                 body["metadata"]["namespace"], wire.WORKFLOW_RUNS, body,
             )  # fmt: skip
@@ -128,12 +127,12 @@ class Kube:
     async def replace_cronjob(self, body: dict[str, Any]) -> None:
         meta = body["metadata"]
         API_WRITES.labels("replace", "cronjobs").inc()
-        await _call(self.batch.replace_namespaced_cron_job, meta["name"], meta["namespace"], body)
+        await call(self.batch.replace_namespaced_cron_job, meta["name"], meta["namespace"], body)
 
     async def patch_run(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         """Merge-patch a run itself (its spec.cancel, its labels); one that is gone is done."""
         API_WRITES.labels("patch", wire.WORKFLOW_RUNS).inc()
-        await _ignore(
+        await ignoring(
             (404,), self.custom.patch_namespaced_custom_object,
             wire.GROUP, wire.VERSION, namespace, wire.WORKFLOW_RUNS, name, patch,
         )  # fmt: skip
@@ -144,7 +143,7 @@ class Kube:
         """Merge-patch the status of one of kubehatch's objects; None if it is gone."""
         API_WRITES.labels("patch", f"{plural}/status").inc()
         try:
-            result: dict[str, Any] = await _call(
+            result: dict[str, Any] = await call(
                 self.custom.patch_namespaced_custom_object_status,
                 wire.GROUP, wire.VERSION, namespace, plural, name, {"status": patch},
             )  # fmt: skip
@@ -166,7 +165,7 @@ class Kube:
         self, resource: str, method: Callable[..., Any], namespace: str, name: str
     ) -> None:
         API_WRITES.labels("delete", resource).inc()
-        await _ignore((404,), method, name, namespace, propagation_policy="Background")
+        await ignoring((404,), method, name, namespace, propagation_policy="Background")
 
     async def delete_custom(
         self, plural: str, namespace: str, name: str, uid: str | None = None
@@ -178,7 +177,7 @@ class Kube:
         """
         API_WRITES.labels("delete", plural).inc()
         body = {"preconditions": {"uid": uid}} if uid else None
-        await _ignore(
+        await ignoring(
             (404, 409), self.custom.delete_namespaced_custom_object,
             wire.GROUP, wire.VERSION, namespace, plural, name,
             propagation_policy="Background", body=body,
@@ -219,9 +218,9 @@ class Kube:
             return
         self._events_pending += 1
         API_WRITES.labels("create", "events").inc()
-        # Typed loosely, as `_call`: the client's stubs want its model where a dict serves.
+        # Typed loosely, as `call`: the client's stubs want its model where a dict serves.
         post: Callable[..., Any] = self.core.create_namespaced_event
-        create = partial(_unread, post, meta["namespace"], body)
+        create = partial(unread, post, meta["namespace"], body)
         try:
             await asyncio.get_running_loop().run_in_executor(self._event_senders, create)
         except ApiException as err:
@@ -232,7 +231,7 @@ class Kube:
     # --- reads --------------------------------------------------------------------------
     async def active_jobs(self, namespace: str, run: str) -> list[str]:
         """The run's Jobs still running, as the API (not a cache) lists them."""
-        jobs = await _call(
+        jobs = await call(
             self.batch.list_namespaced_job,
             namespace,
             label_selector=f"{wire.LABEL_RUN}={wire.label_value(run)}",
@@ -249,7 +248,7 @@ class Kube:
         """A run as the API has it, or None when it is gone."""
         API_READS.labels("get", wire.WORKFLOW_RUNS).inc()
         try:
-            run = await _call(
+            run = await call(
                 self.custom.get_namespaced_custom_object,
                 wire.GROUP, wire.VERSION, namespace, wire.WORKFLOW_RUNS, name,
             )  # fmt: skip
@@ -262,7 +261,7 @@ class Kube:
     async def read_run_input(self, namespace: str, name: str) -> dict[str, Any]:
         """A run's spec.input (the store keeps only small ones)."""
         API_READS.labels("get", wire.WORKFLOW_RUNS).inc()
-        run = await _call(
+        run = await call(
             self.custom.get_namespaced_custom_object,
             wire.GROUP, wire.VERSION, namespace, wire.WORKFLOW_RUNS, name,
         )  # fmt: skip
@@ -281,7 +280,7 @@ class Kube:
 
     async def _job_pods(self, namespace: str, job_uid: str) -> list[Any]:
         """The pods of one Job, by its uid (a Job of the same name before it is not it)."""
-        pods = await _call(
+        pods = await call(
             self.core.list_namespaced_pod,
             namespace,
             label_selector=f"batch.kubernetes.io/controller-uid={job_uid}",
@@ -317,7 +316,7 @@ class Kube:
                     return f"{condition.reason}: {condition.message or 'no message'}"
             return None
         # No pod at all: the Job controller could not create it (quota, Pod Security...).
-        events = await _call(
+        events = await call(
             self.core.list_namespaced_event,
             namespace,
             field_selector=f"involvedObject.uid={job_uid},reason=FailedCreate",
@@ -328,7 +327,7 @@ class Kube:
     async def list_workflows(self, namespace: str, not_older_than: int) -> list[dict[str, Any]]:
         """The namespace's Workflows as of a resourceVersion or later (the watch cache)."""
         API_READS.labels("list", wire.WORKFLOWS).inc()
-        listed = await _call(
+        listed = await call(
             self.custom.list_namespaced_custom_object,
             wire.GROUP, wire.VERSION, namespace, wire.WORKFLOWS,
             resource_version=str(not_older_than), resource_version_match="NotOlderThan",
@@ -340,48 +339,6 @@ class Kube:
             f"{wire.LABEL_MANAGED_BY}={wire.MANAGED_BY},"
             f"{wire.LABEL_WORKFLOW}={wire.label_value(workflow)}"
         )
-        result = await _call(
-            self.batch.list_namespaced_cron_job, namespace, label_selector=selector
-        )
+        result = await call(self.batch.list_namespaced_cron_job, namespace, label_selector=selector)
         api = self.batch.api_client
         return [api.sanitize_for_serialization(item) for item in result.items]
-
-
-async def _create(method: Callable[..., Any], body: dict[str, Any], resource: str) -> bool:
-    """Create ``body``; False when an object of that name exists already."""
-    API_WRITES.labels("create", resource).inc()
-    try:
-        await _call(_unread, method, body["metadata"]["namespace"], body)
-    except ApiException as err:
-        if err.status == 409:
-            return False
-        raise
-    return True
-
-
-async def _ignore(
-    statuses: tuple[int, ...], method: Callable[..., Any], *args: Any, **kwargs: Any
-) -> None:
-    try:
-        await _call(method, *args, **kwargs)
-    except ApiException as err:
-        if err.status not in statuses:
-            raise
-
-
-def _unread(method: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-    """Call for the effect only: the answer is not made into the client's typed model (for
-    a Job, a tree of a hundred objects: milliseconds of CPU per step for nothing). Refusals
-    still raise ApiException, with the API server's message."""
-    response = method(*args, _preload_content=False, **kwargs)
-    response.read()  # drained, so that its connection goes back to the pool
-    response.release_conn()
-
-
-async def _call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """A blocking call of the client in the thread pool.
-
-    Typed loosely on purpose: the client's stubs want its model classes where it
-    accepts (and we pass) plain dicts.
-    """
-    return await asyncio.to_thread(method, *args, **kwargs)

@@ -125,6 +125,20 @@ class Attempt:
     spawn: Spawned | None = None
     """Set on a succeeded attempt whose output asks for child runs (read for workflows
     with spec.spawns only): the request and the children's states."""
+    pool: str | None = None
+    """The WorkerPool that runs it (its `job_name` names a WorkerTask, not a Job)."""
+    worker: str | None = None
+    """The pool's worker pod that claimed it."""
+    lease_expires_at: datetime | None = None
+    """When the worker's claim lapses unless renewed (a claimed attempt on a pool)."""
+    lost: bool = False
+    """Its worker stopped (killed, node lost, shut down): run again, not held against
+    the step's retries."""
+    output: str | None = None
+    """A succeeded pool attempt's output, as JSON: handed to its children's tasks."""
+    output_configmaps: tuple[dict[str, Any], ...] = ()
+    """For a succeeded pool attempt: the ConfigMaps a step pod would have written, which
+    the operator writes (a worker writes none) before the status names them."""
 
     @property
     def live(self) -> bool:
@@ -215,6 +229,10 @@ class Decision:
     status: WorkflowRunStatus
     start: list[StartAttempt] = field(default_factory=list)
     stop_jobs: list[str] = field(default_factory=list)
+    """Jobs (and WorkerTasks) to delete: their steps are stopped."""
+    lost_tasks: list[str] = field(default_factory=list)
+    """WorkerTasks whose worker's claim lapsed: marked WorkerLost (so a late report of the
+    old worker is refused) before the next attempt starts."""
     create_input: bool = False
     wake_at: datetime | None = None
     events: list[RunEvent] = field(default_factory=list)

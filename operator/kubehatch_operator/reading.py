@@ -16,6 +16,7 @@ from typing import Any
 from kubehatch.api import wire
 from kubehatch.api.workflow import WorkflowSpec
 from kubehatch.api.workflowrun import StepPhase, StepStatus
+from kubehatch_operator import tasks
 from kubehatch_operator.conditions import Unreadable, needs_outputs, reads_parents
 from kubehatch_operator.entries import Key, RunEntry
 from kubehatch_operator.fanout import items_done, succeeded_items
@@ -186,7 +187,21 @@ async def _attempts(store: Store, kube: Kube, entry: RunEntry, now: datetime) ->
         merged = _merge_read(known.get(job), attempt, read)
         if merged is not None:  # None: the Job was deleted meanwhile
             known[job] = merged
-    return list(known.values())
+    return [_pool_waiting(store, namespace, a, now) for a in known.values()]
+
+
+def _pool_waiting(store: Store, namespace: str, attempt: Attempt, now: datetime) -> Attempt:
+    """A task no worker has claimed yet, after a while: why, from what its pool shows."""
+    if (
+        not attempt.pool
+        or attempt.started
+        or attempt.state is not AttemptState.ACTIVE
+        or attempt.started_at is None
+        or now - attempt.started_at < WAITING_AFTER
+    ):
+        return attempt
+    why = tasks.waiting_reason(attempt.pool, store.pools.get((namespace, attempt.pool)))
+    return dataclasses.replace(attempt, waiting=why)
 
 
 def _merge_read(current: Attempt | None, read_from: Attempt, read: Attempt) -> Attempt | None:

@@ -16,31 +16,26 @@ import asyncio
 import dataclasses
 import json
 import logging
-import time
 from collections.abc import Coroutine
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
 from kubehatch.api import wire
 from kubehatch.api.workflow import WorkflowSpec
-from kubehatch.api.workflowrun import WorkflowRunPhase, WorkflowRunStatus
-from kubehatch_operator import jobs, metrics, retention
+from kubehatch.api.workflowrun import WorkflowRunStatus
+from kubehatch_operator import metrics, retention
 from kubehatch_operator.admission import Admission
 from kubehatch_operator.clock import now
 from kubehatch_operator.conditions import reads_parents
 from kubehatch_operator.decisions import account_problem, decide, refuse
 from kubehatch_operator.entries import Key, RunEntry
 from kubehatch_operator.keystep import decide_key
-from kubehatch_operator.kube import ForeignObjectError, Kube, api_message, refused
-from kubehatch_operator.metrics import HANDOFF_SECONDS, RECONCILE_SECONDS, admission_cpu
+from kubehatch_operator.kube import ForeignObjectError, Kube, refused
+from kubehatch_operator.launching import Launcher, describe
+from kubehatch_operator.metrics import RECONCILE_SECONDS, admission_cpu
 from kubehatch_operator.model import (
-    Attempt,
-    AttemptState,
     Decision,
     Gate,
     Run,
-    StartAttempt,
 )
 from kubehatch_operator.patches import merge_patch
 from kubehatch_operator.ratelimits import RateGate
@@ -72,6 +67,7 @@ class Reconciler:
         self.sweeps: KeyedQueue[Key] = KeyedQueue("applying the retention of workflow", self._sweep)
         self.slots = Slots(store, self.kick)
         self.spawns = Spawns(store, kube, self.kick)
+        self.launcher = Launcher(store, kube, settings, self.kick, self._in_background)
         self._background: set[asyncio.Task[None]] = set()
 
     def kick(self, key: Key) -> None:
@@ -249,35 +245,24 @@ class Reconciler:
             except Exception as err:
                 if not (refused(err) or isinstance(err, ForeignObjectError)):
                     raise
-                why = f"the run's input could not be stored: {_why(err)}"
+                why = f"the run's input could not be stored: {describe(err)}"
                 decision = refuse(run.status, run.generation, "InputRefused", why, now())
         status = decision.status
-        stop = set(decision.stop_jobs)
-        ended = status.phase is not None and status.phase.finished
-        if (
-            ended
-            and status.phase is not WorkflowRunPhase.SUCCEEDED
-            and run.status.phase != status.phase
-        ):
-            # Ask the API which Jobs still run (after a restart, the store's Job listing can
-            # trail); an attempt whose output is in is done, though its Job is not complete.
-            done = {a.job_name for a in read.attempts if a.state is AttemptState.SUCCEEDED}
-            stop.update(set(await self.kube.active_jobs(namespace, name)) - done)
-        if stop:
-            await asyncio.gather(*(self.kube.delete_job(namespace, j) for j in sorted(stop)))
+        await self.launcher.stop(read, decision)
+        await self.launcher.store_outputs(read, decision)
         snapshot = run.status.workflow_spec is None and status.workflow_spec is not None
         if decision.start and not snapshot:
             # The Jobs first: their creates leave for the API server before the status is
             # even computed into a patch (the handoff's critical path).
-            creates = self._create_jobs(read, decision)
+            creates = self.launcher.create(read, decision)
             await asyncio.sleep(0)  # the create tasks hand their calls to the thread pool
             written = await self._write(read.entry, run.status, decision)
-            await self._created(read, decision, creates)
+            await self.launcher.created(read, decision, creates)
             return self._next(decision) if written else None
         if not await self._write(read.entry, run.status, decision):
             return None
         if decision.start:
-            await self._created(read, decision, self._create_jobs(read, decision))
+            await self.launcher.created(read, decision, self.launcher.create(read, decision))
         return self._next(decision)
 
     @staticmethod
@@ -318,82 +303,8 @@ class Reconciler:
             return status
         return status.model_copy(update={"arrival": str(entry.resource_version)})
 
-    def _create_jobs(self, read: Pass, decision: Decision) -> list[asyncio.Task[bool]]:
-        """Start creating the decided Jobs (tasks, so that they leave at once)."""
-        spec = decision.status.workflow_spec or read.spec
-        assert spec is not None
-        loop = asyncio.get_running_loop()
-        return [
-            loop.create_task(self.kube.create_job(self._job(read, decision, spec, start)))
-            for start in decision.start
-        ]
-
-    async def _created(
-        self, read: Pass, decision: Decision, creates: list[asyncio.Task[bool]]
-    ) -> None:
-        """Record the created Jobs; one the API server refused fails its attempt for good."""
-        results = await asyncio.gather(*creates, return_exceptions=True)
-        self._observe_handoff(read.entry, decision)
-        refusals = 0
-        for start, result in zip(decision.start, results, strict=True):
-            attempt = Attempt(start.step_name, start.attempt, start.job_name, AttemptState.ACTIVE)
-            if isinstance(result, BaseException):
-                if not (refused(result) or isinstance(result, ForeignObjectError)):
-                    raise result
-                why = f"the API server refused its Job: {_why(result)}"
-                attempt = dataclasses.replace(
-                    attempt,
-                    state=AttemptState.FAILED,
-                    message=why,
-                    permanent=True,
-                    finished_at=now(),
-                )
-                self.store.attempts_of(read.entry)[start.job_name] = attempt
-                refusals += 1
-                self._in_background(
-                    self.kube.post_event(read.entry.body, "Warning", "JobRefused", why)
-                )
-            else:
-                self.store.note_created(read.entry, attempt)
-        if refusals:
-            self.kick(read.key)  # the next pass records the failures
-
-    def _job(
-        self, read: Pass, decision: Decision, spec: WorkflowSpec, start: StartAttempt
-    ) -> dict[str, Any]:
-        return jobs.step_job(
-            namespace=read.key[0],
-            workflow=read.entry.workflow,
-            run=read.key[1],
-            run_uid=read.entry.uid,
-            spec=spec,
-            start=start,
-            settings=self.settings.steps,
-            priority=spec.run_priority(read.run.spec.priority),
-            output_parts=self.store.output_parts.get(read.entry.uid),
-            additional_metadata=read.run.spec.additional_metadata,
-            input_json=_inline_input(read, decision),
-        )
-
-    def _observe_handoff(self, entry: RunEntry, decision: Decision) -> None:
-        done = time.monotonic()
-        for start in decision.start:
-            seen = [self.store.succeeded_at.get((entry.uid, p)) for p in start.step.parents]
-            if seen and all(t is not None for t in seen):
-                HANDOFF_SECONDS.observe(done - max(t for t in seen if t is not None))
-
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         """Off the run's critical path: Events are for people, not for the next decision."""
         task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-
-def _inline_input(read: Pass, decision: Decision) -> str | None:
-    """The input for the step pods' environment; None: they mount its ConfigMap."""
-    stored = decision.status.input_config_map is not None or read.entry.input_elided
-    return None if stored else wire.inline_input(read.run.spec.input)
-
-
-def _why(err: BaseException) -> str:
-    return api_message(err) if isinstance(err, ApiException) else str(err)

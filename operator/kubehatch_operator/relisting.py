@@ -7,8 +7,9 @@ from collections import defaultdict
 from typing import Any
 
 from kubehatch.api import wire
-from kubehatch_operator.entries import Key, RunEntry, attempt_from_job, older
+from kubehatch_operator.entries import Key, RunEntry, older
 from kubehatch_operator.store import Store
+from kubehatch_operator.tasks import attempt_of
 
 
 class Relisting:
@@ -87,7 +88,7 @@ class Relisting:
 
 
 def _live(job: dict[str, Any]) -> bool:
-    attempt = attempt_from_job(job)
+    attempt = attempt_of(job)
     return attempt is not None and attempt.live
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from kubehatch_operator.clock import now
 from kubehatch_operator.entries import Key, WorkflowEntry, is_shared
 from kubehatch_operator.kube import Kube, load_config
 from kubehatch_operator.outputs import output_watch
+from kubehatch_operator.pools import PoolController
 from kubehatch_operator.reconciler import Reconciler
 from kubehatch_operator.relisting import Relisting
 from kubehatch_operator.retry_requests import carry_out, retry_watch
@@ -55,6 +57,9 @@ class Runtime:
     reconciler: Reconciler
     triggers: Triggers
     unfinished: str | None = None
+    pools: PoolController | None = None
+    tasks_at: int = 0
+    """The resourceVersion the latest listing of WorkerTasks covers."""
     """The field selector of unfinished runs, where the API server supports it."""
     background: list[asyncio.Task[None]] = field(default_factory=list)
     _retrying: set[asyncio.Task[None]] = field(default_factory=set)
@@ -67,6 +72,7 @@ class Runtime:
         store.on_leave = reconciler.slots.run_left
         runtime = cls(store, reconciler, Triggers(store, kube, settings))
         runtime.triggers.run_created = lambda body: runtime.run_changed(body, deleted=False)
+        runtime.pools = PoolController(store, kube, settings.steps)
         return runtime
 
     @property
@@ -107,6 +113,8 @@ class Runtime:
         self.store.primed = True
         metrics.RUNS_IN_FLIGHT.set(len(self.store.runs))  # right from /healthz on
         self._follow_jobs(namespaces, jobs_at)
+        if self.pools is not None:
+            self.background.append(self.pools.count_every())
         api = self.kube.core.api_client
         output_watch(api, namespaces, self.output_written).start()
         retry_watch(api, namespaces, self.retry_requested).start()
@@ -143,7 +151,9 @@ class Runtime:
                 wire.WORKFLOW_RUNS, namespaces, relisting.runs, field_selector=selector,
             )
         ]  # fmt: skip
-        if jobs:
+        if jobs:  # WorkerTasks are the Jobs of steps on pools: listed alike, before them
+            self.tasks_at = await lister.each_page(wire.WORKER_TASKS, namespaces, relisting.jobs)
+            versions.append(self.tasks_at)
             versions.append(await lister.each_page("jobs", namespaces, relisting.jobs))
         gone, changed = relisting.finish(min(versions))
         await self._linger(relisting.orphans)
@@ -185,23 +195,38 @@ class Runtime:
 
     # --- step Jobs and outputs ------------------------------------------------------------
     def _follow_jobs(self, namespaces: tuple[str, ...], since: int) -> None:
+        """Follow step Jobs and WorkerTasks (from what the listing covers): both are
+        attempts, and both land in `job_changed`."""
         batch = client.BatchV1Api(self.kube.core.api_client)
+        custom = self.kube.custom
         loop = asyncio.get_running_loop()
 
-        def request(scope: Scope, options: dict[str, Any]) -> Any:
+        def jobs(scope: Scope, options: dict[str, Any]) -> Any:
             if scope is None:
                 return batch.list_job_for_all_namespaces(**options)
             return batch.list_namespaced_job(scope, **options)
 
-        def resume(_scope: Scope, last: str | None) -> str:
-            if last:
-                return last
-            # Expired: list every Job again (what went meanwhile sent no DELETED event).
-            relisted = self.relist(namespaces, finished=False, jobs=True)
-            return str(asyncio.run_coroutine_threadsafe(relisted, loop).result(timeout=600))
+        def tasks(scope: Scope, options: dict[str, Any]) -> Any:
+            group, version, plural = wire.GROUP, wire.VERSION, wire.WORKER_TASKS
+            if scope is None:
+                return custom.list_cluster_custom_object(group, version, plural, **options)
+            return custom.list_namespaced_custom_object(group, version, scope, plural, **options)
 
-        feed = Feed("step Jobs", request, JOBS, self.job_changed, resume)
+        def resume(kind: str) -> Callable[[Scope, str | None], str]:
+            def from_version(_scope: Scope, last: str | None) -> str:
+                if last:
+                    return last
+                # Expired: list again (what went meanwhile sent no DELETED event).
+                relisted = self.relist(namespaces, finished=False, jobs=True)
+                jobs_at = asyncio.run_coroutine_threadsafe(relisted, loop).result(timeout=600)
+                return str(self.tasks_at if kind == "tasks" else jobs_at)
+
+            return from_version
+
+        feed = Feed("step Jobs", jobs, JOBS, self.job_changed, resume("jobs"))
         Follower(feed, namespaces).start(str(since))
+        feed = Feed("WorkerTasks", tasks, JOBS, self.job_changed, resume("tasks"))
+        Follower(feed, namespaces).start(str(self.tasks_at))
 
     def job_changed(self, kind: str, body: dict[str, Any]) -> None:
         key = self.store.observe_job(body, deleted=kind == "DELETED")

@@ -45,6 +45,10 @@ class StepSettings:
     """PriorityClass of the step pods of a run, by the run's priority (1-3); none when
     its priority has no entry."""
 
+    worker_service_account: str = "kubehatch-worker"
+    """ServiceAccount of WorkerPool pods that name none: it may claim and report the
+    namespace's WorkerTasks, nothing else."""
+
     kueue_queue: str | None = None
     """A Kueue LocalQueue: step Jobs are created suspended with Kueue's queue-name label,
     so that Kueue admits each one under the cluster's quotas."""
@@ -52,6 +56,11 @@ class StepSettings:
     @property
     def allowed(self) -> frozenset[str]:
         return self.allowed_service_accounts | {self.service_account}
+
+    @property
+    def allowed_for_workers(self) -> frozenset[str]:
+        """Accounts a WorkerPool may name: the worker account and the allowed step ones."""
+        return self.allowed_service_accounts | {self.worker_service_account}
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,9 @@ class Settings:
                 tolerations=read("KUBEHATCH_STEP_TOLERATIONS", _objects, "[]"),
                 priority_classes=read("KUBEHATCH_STEP_PRIORITY_CLASSES", _priority_map, "{}"),
                 kueue_queue=read("KUBEHATCH_STEP_KUEUE_QUEUE", str, "") or None,
+                worker_service_account=read(
+                    "KUBEHATCH_WORKER_SERVICE_ACCOUNT", str, "kubehatch-worker"
+                ),
             ),
             triggers=TriggerSettings(
                 image=read("KUBEHATCH_TRIGGER_IMAGE", str, "") or None,

@@ -16,8 +16,17 @@ from kubehatch.api import wire
 from kubehatch.api.workflow import Backoff, StepSpec
 from kubehatch.api.workflowrun import StepPhase, StepStatus
 from kubehatch.durations import parse_duration
+from kubehatch_operator import tasks
 from kubehatch_operator.conditions import succeeded_parents
-from kubehatch_operator.model import Attempt, AttemptState, Decision, Item, Run, StartAttempt
+from kubehatch_operator.model import (
+    Attempt,
+    AttemptState,
+    Decision,
+    Item,
+    Run,
+    RunEvent,
+    StartAttempt,
+)
 from kubehatch_operator.ratelimits import Hold, RateGate, Refused
 
 DEFAULT_BACKOFF = Backoff()
@@ -78,6 +87,12 @@ def observe_step(
                 "next_attempt_at": None,
             }
         )
+    if latest.state is AttemptState.ACTIVE and latest.lease_expires_at is not None:
+        if now < latest.lease_expires_at:  # claimed by a worker: look again when it lapses
+            decision.wake_at = min(t for t in (decision.wake_at, latest.lease_expires_at) if t)
+            return _running(latest, base, prior, now, decision, None)
+        decision.lost_tasks.append(latest.job_name)
+        latest = tasks.lost(latest, now)
     if latest.state is AttemptState.ACTIVE:
         deadline = _start_deadline(step, latest, prior, now)
         if deadline is None or now < deadline:
@@ -92,7 +107,8 @@ def observe_step(
             finished_at=deadline,  # not now: a pass that sees it again reckons the same
             message=f"its pod did not start within {limit}{reason}",
         )
-    return _failed(run, step, latest, base, now, decision, rates, item)
+    lost = sum(a.lost for a in current if a.job_name != latest.job_name) + latest.lost
+    return _failed(run, step, latest, base, now, decision, rates, item, lost)
 
 
 def _start_deadline(
@@ -148,8 +164,12 @@ def _failed(
     decision: Decision,
     rates: RateGate | None,
     item: Item | None,
+    lost: int = 0,
 ) -> StepStatus:
-    """A failed attempt: wait for its pod to stop, then retry after the backoff, or fail."""
+    """A failed attempt: wait for its pod to stop, then retry after the backoff, or fail.
+
+    An attempt lost with its worker (``lost`` of them so far) runs again at once, and is
+    not held against the step's retries, up to `tasks.MAX_LOST`."""
     if latest.cancelled:
         return base.model_copy(
             update={
@@ -160,7 +180,11 @@ def _failed(
             }
         )
     why = _failure_message(step, latest)
-    tries = latest.attempt - base.earlier_attempts  # since the run was last retried
+    if latest.lost and lost <= tasks.MAX_LOST:
+        decision.events.append(RunEvent("Warning", "WorkerLost", f"step {step.name}: {why}"))
+        return launch(run, step, latest.attempt + 1, base, now, decision, None, rates, item=item)
+    # Since the run was last retried; lost attempts past MAX_LOST count as failures.
+    tries = latest.attempt - base.earlier_attempts - min(lost, tasks.MAX_LOST)
     if tries <= step.retries and not latest.permanent:
         due = (latest.finished_at or now) + (step.backoff or DEFAULT_BACKOFF).delay(tries)
         if now >= due and not latest.terminating:

@@ -21,7 +21,6 @@ from kubehatch_operator.entries import (
     Key,
     RunEntry,
     WorkflowEntry,
-    attempt_from_job,
     is_shared,
     older,
     resource_version,
@@ -32,6 +31,7 @@ from kubehatch_operator.model import Attempt, AttemptState
 from kubehatch_operator.output_cache import OutputCache
 from kubehatch_operator.ratelimits import RateLog
 from kubehatch_operator.retention import FinishedRun
+from kubehatch_operator.tasks import PoolView, attempt_of
 
 __all__ = ["Key", "Store"]
 
@@ -71,6 +71,8 @@ class Store:
     spawn_outputs: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     """Per run uid, the output ConfigMaps seen marked as spawn requests (see
     `spawn_request`)."""
+    pools: dict[Key, PoolView] = field(default_factory=dict)
+    """WorkerPools, by (namespace, name): what their waiting tasks' messages tell."""
     workflows_version: int = 0
     """The newest resourceVersion the Workflow watch delivered: every Workflow change
     before it is in `workflows` (a watch delivers changes in order)."""
@@ -222,7 +224,7 @@ class Store:
         if not deleted:
             self.rates.observe_job(body)  # whether or not its run is kept
         owner = wire.run_owner(body)
-        attempt = attempt_from_job(body)
+        attempt = attempt_of(body)
         if owner is None or attempt is None:
             return None
         uid, key = owner[1], (body["metadata"]["namespace"], owner[0])

@@ -166,6 +166,7 @@ class _Declaration:
             "service": self.service,
             "image": self.job.image or self.image,
             "serviceAccountName": self.job.service_account_name,
+            "pool": None if self.job.pool == "" else self.job.pool,  # "": a Job per step
             "triggers": self._triggers(),
             "timeout": self.job.timeout,
             "concurrency": concurrency,
@@ -281,6 +282,7 @@ class _Declaration:
             "backoff": step.backoff,
             "image": step.image,
             "resources": step.resources,
+            "pool": step.pool,  # "" kept: a Job of its own, over the workflow's pool
             "env": [{"name": name, "value": value} for name, value in step.env],
             "rateLimits": [self._rate_limit(step, binding, r) for r in step.rate_limits] or None,
             "parentRule": step.parent_rule,

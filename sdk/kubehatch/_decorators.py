@@ -59,6 +59,9 @@ class WorkflowOptions(TypedDict, total=False):
     fail_fast: bool
     image: str | None
     service_account_name: str | None
+    pool: str | None
+    """Run the steps on this WorkerPool's warm worker pods (in the run's namespace) instead
+    of a pod per step; see README 'Warm worker pools'."""
     suspend: bool
     ttl_seconds_after_finished: int | None
     history_limit: int | None
@@ -154,6 +157,7 @@ class WorkflowDef(Generic[InT]):
         retries: int = 0,
         backoff: Backoff | None = None,
         image: str | None = None,
+        pool: str | None = None,
         requests: dict[str, str | int] | None = None,
         limits: dict[str, str | int] | None = None,
         env: dict[str, str] | None = None,
@@ -170,6 +174,7 @@ class WorkflowDef(Generic[InT]):
         retries: int = 0,
         backoff: Backoff | None = None,
         image: str | None = None,
+        pool: str | None = None,
         requests: dict[str, str | int] | None = None,
         limits: dict[str, str | int] | None = None,
         env: dict[str, str] | None = None,
@@ -180,16 +185,17 @@ class WorkflowDef(Generic[InT]):
 
         The options are those of ``Fn``'s builder methods: ``name`` (default: the function's,
         kebab-cased), ``parents`` (steps or step names), ``timeout``, ``retries`` and
-        ``backoff``, ``image``, ``requests``/``limits``, ``env``, ``rate_limits``, and the
-        control flow of :class:`StepFlow` (``skip_if``, ``run_if``, ``parent_rule``,
+        ``backoff``, ``image``, ``pool`` (a WorkerPool over the workflow's ``pool``; ``""``
+        runs the step in a Job of its own), ``requests``/``limits``, ``env``, ``rate_limits``,
+        and the control flow of :class:`StepFlow` (``skip_if``, ``run_if``, ``parent_rule``,
         ``for_each`` with ``parallelism`` and ``continue_on_item_failure``).
         """
         origin = caller_origin()
 
         options: dict[str, Any] = {
             "name": name, "parents": parents, "timeout": timeout, "retries": retries,
-            "backoff": backoff, "image": image, "requests": requests, "limits": limits,
-            "env": env, "rate_limits": rate_limits, **flow,
+            "backoff": backoff, "image": image, "pool": pool, "requests": requests,
+            "limits": limits, "env": env, "rate_limits": rate_limits, **flow,
         }  # fmt: skip
 
         def decorate(function: Callable[[Context], Any]) -> Step[Any]:
@@ -311,6 +317,7 @@ def _configured(
     retries: int = 0,
     backoff: Backoff | None = None,
     image: str | None = None,
+    pool: str | None = None,
     requests: dict[str, str | int] | None = None,
     limits: dict[str, str | int] | None = None,
     env: dict[str, str] | None = None,
@@ -328,6 +335,8 @@ def _configured(
         step.set_retries(retries, backoff=backoff)
     if image is not None:
         step.set_image(image)
+    if pool is not None:
+        step.set_pool(pool)
     if requests is not None or limits is not None:
         step.set_resources(requests=requests, limits=limits)
     for key, value in (env or {}).items():

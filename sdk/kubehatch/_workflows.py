@@ -31,6 +31,7 @@ class WorkflowJob:
     """Longest time a whole run may take: "60s", "5m", "1h30m" or a timedelta."""
     concurrency: Concurrency | None = None
     default_priority: int | None = None
+    """Priority of runs that set none: 1 (low, the default) to 3 (high)."""
     on_failure: Fn[Any] | None = None
     """A step run once the others are done when one of them failed (after its retries);
     ``ctx.step_run_errors()`` tells it what failed. The run stays Failed."""
@@ -43,13 +44,16 @@ class WorkflowJob:
     fail_fast: bool = False
     """True ends a run at its first failed step; by default a failure stops only the steps
     that depend on it, and the other branches run to their end."""
-    """Priority of runs that set none: 1 (low, the default) to 3 (high)."""
     spawns: Sequence[str] = ()
     """Workflows whose runs the steps may start as child runs (``ctx.spawn``); a step that
     spawns any other workflow fails."""
     image: str | None = None
     """Default image of the steps; the worker's image when not set."""
     service_account_name: str | None = None
+    pool: str | None = None
+    """Run the steps on this WorkerPool's warm worker pods (in the run's namespace) instead
+    of a pod per step; see README 'Warm worker pools'. A step's own ``pool`` overrides it.
+    Local runs ignore pools."""
     suspend: bool = False
     """True stops triggers (manual runs still work)."""
     ttl_seconds_after_finished: int | None = None

@@ -67,6 +67,7 @@ class Fn(Generic[OutT]):
         self.backoff: Backoff | None = None
         self.image: str | None = None
         self.resources: dict[str, dict[str, str | int]] | None = None
+        self.pool: str | None = None
         self.env: list[tuple[str, str]] = []
         self.rate_limits: list[RateLimit] = []
         self.parent_rule: str | None = None
@@ -164,6 +165,14 @@ class Fn(Generic[OutT]):
     def set_image(self, image: str) -> Self:
         """Run this step in another image than the worker's."""
         self.image = image
+        return self
+
+    def set_pool(self, pool: str) -> Self:
+        """Run this step on the warm workers of the WorkerPool ``pool`` (in the run's
+        namespace), over the workflow's ``pool``; ``""`` runs it in a Job of its own even
+        when the workflow has a pool. On a pool the step runs in the pool's pods: its own
+        image, resources and env apply only in a Job. Local runs ignore pools."""
+        self.pool = pool
         return self
 
     def set_resources(

@@ -67,6 +67,37 @@ def create_step_service_account(namespace: str) -> None:
     )
 
 
+def create_worker_service_account(namespace: str) -> None:
+    """What the chart installs in each namespace for WorkerPool pods: an account that may
+    read WorkerTasks and write their status, nothing else."""
+    core, rbac = client.CoreV1Api(), client.RbacAuthorizationV1Api()
+    name = "kubehatch-worker"
+    core.create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name))
+    )
+    rules = [
+        client.V1PolicyRule(
+            api_groups=[GROUP], resources=["workertasks"], verbs=["get", "list", "watch"]
+        ),
+        client.V1PolicyRule(
+            api_groups=[GROUP], resources=["workertasks/status"], verbs=["get", "patch"]
+        ),
+    ]
+    rbac.create_namespaced_role(
+        namespace, client.V1Role(metadata=client.V1ObjectMeta(name=name), rules=rules)
+    )
+    rbac.create_namespaced_role_binding(
+        namespace,
+        client.V1RoleBinding(
+            metadata=client.V1ObjectMeta(name=name),
+            role_ref=client.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="Role", name=name
+            ),
+            subjects=[client.RbacV1Subject(kind="ServiceAccount", name=name, namespace=namespace)],
+        ),
+    )
+
+
 def apply_workflow(namespace: str, manifest: dict[str, Any], image: str) -> None:
     body = {**manifest, "metadata": {**manifest["metadata"], "namespace": namespace}}
     body["spec"] = {**body["spec"], "image": image}

@@ -80,6 +80,9 @@ let a Workflow's author take over what that account may do (fails the render).
 {{- if eq . $.Values.triggerServiceAccount.name -}}
 {{- fail (printf "stepServiceAccount: %q is the trigger's ServiceAccount (triggerServiceAccount.name); step pods may never run as it. Remove it from stepServiceAccount.allowed (or stepServiceAccount.name)." .) -}}
 {{- end -}}
+{{- if eq . $.Values.workerServiceAccount.name -}}
+{{- fail (printf "stepServiceAccount: %q is the workers' ServiceAccount (workerServiceAccount.name); step pods may never run as it. Remove it from stepServiceAccount.allowed (or stepServiceAccount.name)." .) -}}
+{{- end -}}
 {{- end -}}
 {{- $allowed | toJson -}}
 {{- end -}}
@@ -149,6 +152,28 @@ watched namespace.
 - apiGroups: [""]
   resources: [events]
   verbs: [create, list]
+# Worker pools: watched; their status (ready workers, queued steps) patched.
+- apiGroups: [kubehatch.dev]
+  resources: [workerpools]
+  verbs: [list, watch]
+- apiGroups: [kubehatch.dev]
+  resources: [workerpools/status]
+  verbs: [patch]
+# One WorkerTask per attempt of a step on a pool, as a Job otherwise: watched, read after
+# a 409, deleted to stop the step; its status patched to give up a lost worker's claim.
+- apiGroups: [kubehatch.dev]
+  resources: [workertasks]
+  verbs: [get, list, watch, create, delete]
+- apiGroups: [kubehatch.dev]
+  resources: [workertasks/status]
+  verbs: [patch]
+- apiGroups: [kubehatch.dev]
+  resources: [workerpools/finalizers]
+  verbs: [update]
+# Each pool runs as a Deployment of its name, replaced when the pool changes.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, update]
 {{- end -}}
 
 {{/* Where kopf records the replicas' keep-alives (see values.yaml: peering). */}}

@@ -82,7 +82,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "set_condition",
     ),
     "kubehatch.api.container": ("EnvVar", "EnvVarSource", "KeySelector", "ResourceRequirements"),
-    "kubehatch.api.fields": ("CronSchedule", "DnsLabel", "Duration"),
+    "kubehatch.api.fields": ("CronSchedule", "DnsLabel", "Duration", "PoolName"),
     "kubehatch.api.graph": (
         "FieldProblem",
         "format_path",
@@ -100,6 +100,14 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "Workflow",
         "WorkflowSpec",
         "WorkflowStatus",
+    ),
+    "kubehatch.api.workerpool": ("WorkerPool", "WorkerPoolSpec", "WorkerPoolStatus"),
+    "kubehatch.api.workertask": (
+        "TaskPhase",
+        "TaskReason",
+        "WorkerTask",
+        "WorkerTaskSpec",
+        "WorkerTaskStatus",
     ),
     "kubehatch.api.workflowapproval": ("WorkflowApproval", "WorkflowApprovalSpec"),
     "kubehatch.api.workflowevent": ("WorkflowEvent", "WorkflowEventSpec", "WorkflowEventStatus"),
@@ -121,12 +129,14 @@ _EXPORTS = {name: module for module, names in _MODULES.items() for name in names
 
 def _resources() -> tuple[type[Resource], ...]:
     """Every kind, in the order their CRDs are generated (``RESOURCES``)."""
+    from kubehatch.api.workerpool import WorkerPool
+    from kubehatch.api.workertask import WorkerTask
     from kubehatch.api.workflow import Workflow
     from kubehatch.api.workflowapproval import WorkflowApproval
     from kubehatch.api.workflowevent import WorkflowEvent
     from kubehatch.api.workflowrun import WorkflowRun
 
-    return (Workflow, WorkflowRun, WorkflowEvent, WorkflowApproval)
+    return (Workflow, WorkflowRun, WorkflowEvent, WorkflowApproval, WorkerPool, WorkerTask)
 
 
 def __getattr__(name: str) -> Any:

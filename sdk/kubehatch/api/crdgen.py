@@ -46,12 +46,19 @@ def crd(resource: type[Resource]) -> dict[str, Any]:
             "status": structural_schema(_model_of(resource, "status")),
         },
     }
+    subresources: dict[str, Any] = {"status": {}}
+    if info.scale:
+        subresources["scale"] = {
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        }
     version = {
         "name": VERSION,
         "served": True,
         "storage": True,
         "schema": {"openAPIV3Schema": schema},
-        "subresources": {"status": {}},
+        "subresources": subresources,
         "additionalPrinterColumns": [column.to_dict() for column in info.columns],
     }
     if info.selectable:

@@ -68,6 +68,19 @@ DnsLabel = Annotated[
     ),
 ]
 
+PoolName = Annotated[
+    str,
+    checked_string(
+        "worker pool name",
+        r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$",
+        max_length=63,
+        min_length=0,
+        hint="name a WorkerPool in the run's namespace (a DNS label, e.g. 'fast'), or give "
+        "'' for a pod of its own",
+    ),
+]
+"""A WorkerPool's name, or '' for a Job per step (a step's way out of its workflow's pool)."""
+
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 DnsSubdomain = Annotated[

@@ -54,6 +54,9 @@ class ResourceInfo:
     categories: tuple[str, ...] = ("kubehatch",)
     selectable: tuple[str, ...] = ()
     """JSON paths served as field selectors (``kubectl get --field-selector``; 1.31+)."""
+    scale: bool = False
+    """Serve the scale subresource from spec.replicas, status.replicas and status.selector
+    (``kubectl scale``, HorizontalPodAutoscaler, KEDA)."""
 
     @property
     def singular(self) -> str:

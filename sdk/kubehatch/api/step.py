@@ -10,7 +10,14 @@ from pydantic import ConfigDict, Field, model_validator
 
 from kubehatch.api.common import ApiModel, cel_rule, cel_rules
 from kubehatch.api.container import EnvVar, ResourceRequirements
-from kubehatch.api.fields import ActionName, CelExpression, DnsLabel, Duration, EventKey
+from kubehatch.api.fields import (
+    ActionName,
+    CelExpression,
+    DnsLabel,
+    Duration,
+    EventKey,
+    PoolName,
+)
 from kubehatch.api.queueing import RateLimitSpec
 from kubehatch.durations import parse_duration
 
@@ -248,6 +255,13 @@ class StepSpec(ApiModel):
     )
     resources: ResourceRequirements | None = Field(
         default=None, description="Container resource requests and limits."
+    )
+    pool: PoolName | None = Field(
+        default=None,
+        description=(
+            "The WorkerPool that runs this step, over the workflow's spec.pool; '' runs it "
+            "in a Job of its own (its image, resources and env apply only then)."
+        ),
     )
     env: list[EnvVar] = Field(
         default_factory=list, description="Extra environment variables for the container."

@@ -21,7 +21,7 @@ from functools import cache
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, WithJsonSchema
 
 from kubehatch.api import cel
 from kubehatch.api.common import ApiModel, StatusModel
@@ -185,3 +185,35 @@ def cron_trigger(schedule: str, zone: str | None = None) -> str:
     """A cron entry's name in status.lastTriggered and on its runs: cron:SCHEDULE, or
     cron:SCHEDULE TZ=ZONE for a zoned one."""
     return f"cron:{schedule}" if zone is None else f"cron:{schedule} TZ={zone}"
+
+
+class Triggers(ApiModel):
+    """What starts a run besides a manual WorkflowRun: events, cron schedules, fixed times."""
+
+    events: list[EventKey] = Field(
+        default_factory=list,
+        description=(
+            "Event keys (e.g. user:created, or order:* for a prefix) that start a run; "
+            "filteredEvents adds a filter."
+        ),
+    )
+    filtered_events: list[FilteredEvent] = Field(
+        default_factory=list,
+        max_length=MAX_EVENT_FILTERS,
+        description=(
+            "Event keys with a CEL filter over the event: a matching event starts a run "
+            "only when its filter is true."
+        ),
+    )
+    crons: list[CronSchedule] = Field(
+        default_factory=list,
+        description="Cron schedules (five fields, UTC) that start a run; zonedCrons for a zone.",
+    )
+    zoned_crons: list[ZonedCron] = Field(
+        default_factory=list,
+        max_length=MAX_ZONED_CRONS,
+        description="Cron schedules read in a time zone (e.g. Europe/Paris) that start a run.",
+    )
+    at: list[AwareDatetime] = Field(
+        default_factory=list, description="RFC 3339 times at which to start one run each."
+    )

@@ -29,6 +29,8 @@ API_VERSION = f"{GROUP}/{VERSION}"
 WORKFLOWS = "workflows"
 WORKFLOW_RUNS = "workflowruns"
 WORKFLOW_EVENTS = "workflowevents"
+WORKER_POOLS = "workerpools"
+WORKER_TASKS = "workertasks"
 
 # --- labels and annotations -------------------------------------------------------------
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -39,6 +41,8 @@ LABEL_STEP = f"{GROUP}/step"
 LABEL_ATTEMPT = f"{GROUP}/attempt"
 LABEL_WORKER = f"{GROUP}/worker"
 """On rendered Workflows: the SDK Worker they came from."""
+LABEL_POOL = f"{GROUP}/pool"
+"""On WorkerTasks and on worker pods: the WorkerPool's name."""
 LABEL_ITEM = f"{GROUP}/item"  # forEach items' Jobs, pods and outputs: the item's index
 LABEL_RETRY = f"{GROUP}/retry"  # on a run whose spec.retry is to be carried out
 LABEL_REPLAY_OF = f"{GROUP}/replay-of"  # on runs kubehatch replay made: the run repeated
@@ -168,6 +172,12 @@ OUTPUT_KEY = "output.json"
 """Key of a step's output in its output ConfigMap, when it is small (up to 256 KiB of
 JSON); larger ones are compressed, or split into parts: see :mod:`kubehatch.api.outputs`."""
 STEP_COMMAND = ("kubehatch", "step")
+WORKER_COMMAND = ("kubehatch", "worker")
+"""What a WorkerPool's pods run; its environment names the pool and the pod."""
+ENV_POOL = "KUBEHATCH_POOL"
+ENV_POD_NAME = "KUBEHATCH_POD_NAME"
+ENV_POD_NAMESPACE = "KUBEHATCH_POD_NAMESPACE"
+ENV_SLOTS = "KUBEHATCH_SLOTS"
 TRIGGER_COMMAND = ("kubehatch", "trigger")
 
 EXIT_SUCCEEDED = 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Self
 
-from pydantic import AwareDatetime, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from kubehatch.api import wire
 from kubehatch.api.common import (
@@ -19,10 +19,9 @@ from kubehatch.api.common import (
     cel_rules,
 )
 from kubehatch.api.fields import (
-    CronSchedule,
     DnsLabel,
     Duration,
-    EventKey,
+    PoolName,
     WorkerRef,
 )
 from kubehatch.api.graph import FieldProblem, step_graph_problems
@@ -37,13 +36,7 @@ from kubehatch.api.queueing import (  # re-exported: the Workflow's API in one i
 )
 from kubehatch.api.resource import AGE_COLUMN, PrinterColumn, Resource, ResourceInfo
 from kubehatch.api.step import MAX_PARENTS, Backoff, ParentRule, StepSpec  # re-exported
-from kubehatch.api.triggerspec import (
-    MAX_EVENT_FILTERS,
-    MAX_ZONED_CRONS,
-    CronTimes,
-    FilteredEvent,
-    ZonedCron,
-)
+from kubehatch.api.triggerspec import CronTimes, Triggers
 
 __all__ = [
     "MAX_PARENTS",
@@ -73,38 +66,6 @@ class SpecProblems(ValueError):
         self.problems = problems
         listing = "; ".join(str(problem) for problem in problems)
         super().__init__(f"{what} is invalid: {listing}")
-
-
-class Triggers(ApiModel):
-    """What starts a run besides a manual WorkflowRun: events, cron schedules, fixed times."""
-
-    events: list[EventKey] = Field(
-        default_factory=list,
-        description=(
-            "Event keys (e.g. user:created, or order:* for a prefix) that start a run; "
-            "filteredEvents adds a filter."
-        ),
-    )
-    filtered_events: list[FilteredEvent] = Field(
-        default_factory=list,
-        max_length=MAX_EVENT_FILTERS,
-        description=(
-            "Event keys with a CEL filter over the event: a matching event starts a run "
-            "only when its filter is true."
-        ),
-    )
-    crons: list[CronSchedule] = Field(
-        default_factory=list,
-        description="Cron schedules (five fields, UTC) that start a run; zonedCrons for a zone.",
-    )
-    zoned_crons: list[ZonedCron] = Field(
-        default_factory=list,
-        max_length=MAX_ZONED_CRONS,
-        description="Cron schedules read in a time zone (e.g. Europe/Paris) that start a run.",
-    )
-    at: list[AwareDatetime] = Field(
-        default_factory=list, description="RFC 3339 times at which to start one run each."
-    )
 
 
 def _hook_rules(field: str) -> list[dict[str, str]]:
@@ -191,6 +152,13 @@ class WorkflowSpec(ApiModel):
     )
     service_account_name: str | None = Field(
         default=None, min_length=1, description="ServiceAccount the step pods run as."
+    )
+    pool: PoolName | None = Field(
+        default=None,
+        description=(
+            "Run the steps on this WorkerPool's warm workers (in the run's namespace) instead "
+            "of a Job per step; a step's own pool overrides it ('' there: a Job)."
+        ),
     )
     triggers: Triggers = Field(
         default_factory=Triggers, description="Events, cron schedules and times that start runs."
@@ -342,6 +310,11 @@ class WorkflowSpec(ApiModel):
         if step.action is None:
             raise ValueError(f"step {step.name!r} waits: it runs no action")
         return step.action if ":" in step.action else f"{self.service}:{step.action}"
+
+    def step_pool(self, step: StepSpec) -> str | None:
+        """The WorkerPool that runs the step (its own, else the workflow's), or None: a Job."""
+        pool = step.pool if step.pool is not None else self.pool
+        return pool or None
 
     def step_image(self, step: StepSpec) -> str:
         """The image the step runs in (its own, else the workflow's)."""

@@ -56,6 +56,7 @@ VAP_API = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
 POLICY_KINDS = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
 ACCOUNTS_POLICY, OUTPUTS_POLICY = f"{FULLNAME}-step-accounts", f"{FULLNAME}-step-outputs"
 APPROVALS_POLICY = f"{FULLNAME}-approvals"
+WORKER_TASKS_POLICY = f"{FULLNAME}-worker-tasks"
 USER_ROLES = {f"{FULLNAME}-approver", f"{FULLNAME}-approvals-viewer"}
 """ClusterRoles for people (approvals/), bound by no one in the chart."""
 CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering", *POLICY_KINDS}
@@ -145,6 +146,14 @@ OPERATOR_NAMESPACED = expand(
         ("", "pods"): "list watch",
         # Events on runs, and kopf's own: created, never patched; a Job's FailedCreate: listed
         ("", "events"): "create list",
+        # worker pools: watched, their status written; their Deployments made and replaced
+        ("kubehatch.dev", "workerpools"): "list watch",
+        ("kubehatch.dev", "workerpools/status"): "patch",
+        ("kubehatch.dev", "workerpools/finalizers"): "update",
+        ("apps", "deployments"): "get list watch create update",
+        # a WorkerTask per attempt on a pool, as a Job otherwise; marked lost in its status
+        ("kubehatch.dev", "workertasks"): "get list watch create delete",
+        ("kubehatch.dev", "workertasks/status"): "patch",
     }
 )
 # kopf itself, cluster-wide: peering keep-alives, and noticing CRD changes.
@@ -203,6 +212,8 @@ def test_chart_crds_are_the_generated_ones_plus_kopf_peering() -> None:
     assert names == {
         "workflows.kubehatch.dev",
         "workflowruns.kubehatch.dev",
+        "workerpools.kubehatch.dev",
+        "workertasks.kubehatch.dev",
         "workflowevents.kubehatch.dev",
         "workflowapprovals.kubehatch.dev",
         "kopfpeerings.kopf.dev",
@@ -240,7 +251,7 @@ def test_cluster_wide_operator_gets_exactly_the_agreed_rights() -> None:
         {"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}
     ]
     assert not of_kind(docs, "Role") or all(
-        r["metadata"]["name"] in ("kubehatch-step", "kubehatch-trigger")
+        r["metadata"]["name"] in ("kubehatch-step", "kubehatch-trigger", "kubehatch-worker")
         for r in of_kind(docs, "Role")
     )
 
@@ -560,14 +571,11 @@ def binding(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
     return one(docs, "ValidatingAdmissionPolicyBinding", name)["spec"]
 
 
-def test_three_policies_render_bound_with_deny_by_default() -> None:
+def test_four_policies_render_bound_with_deny_by_default() -> None:
     docs = render()
-    assert {d["metadata"]["name"] for d in of_kind(docs, "ValidatingAdmissionPolicy")} == {
-        ACCOUNTS_POLICY,
-        OUTPUTS_POLICY,
-        APPROVALS_POLICY,
-    }
-    for name in (ACCOUNTS_POLICY, OUTPUTS_POLICY, APPROVALS_POLICY):
+    every = (ACCOUNTS_POLICY, OUTPUTS_POLICY, APPROVALS_POLICY, WORKER_TASKS_POLICY)
+    assert {d["metadata"]["name"] for d in of_kind(docs, "ValidatingAdmissionPolicy")} == {*every}
+    for name in every:
         spec = policy(docs, name)
         assert spec["failurePolicy"] == "Fail"
         for validation in spec["validations"]:
@@ -586,7 +594,7 @@ def test_policies_need_the_api_and_can_be_turned_off() -> None:
 
 def test_policies_guard_exactly_the_namespaces_the_release_serves() -> None:
     docs = render("watchNamespaces={team-a,team-b}", "stepNamespaces={team-c,team-a}")
-    for name in (ACCOUNTS_POLICY, OUTPUTS_POLICY, APPROVALS_POLICY):
+    for name in (ACCOUNTS_POLICY, OUTPUTS_POLICY, APPROVALS_POLICY, WORKER_TASKS_POLICY):
         (expression,) = binding(docs, name)["matchResources"]["namespaceSelector"][
             "matchExpressions"
         ]

@@ -100,6 +100,8 @@ def test_names_columns_and_subresources() -> None:
         "WorkflowRun": "wfr",
         "WorkflowEvent": "wfe",
         "WorkflowApproval": "wfa",
+        "WorkerPool": "wp",
+        "WorkerTask": "wt",
     }
     for kind, short in expected.items():
         spec = by_kind[kind]["spec"]
@@ -108,7 +110,14 @@ def test_names_columns_and_subresources() -> None:
         assert spec["names"]["categories"] == ["kubehatch"]
         (version,) = spec["versions"]
         assert version["name"] == "v1alpha1" and version["storage"] and version["served"]
-        assert version["subresources"] == {"status": {}}
+        scale = {
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        }
+        assert version["subresources"] == (
+            {"status": {}, "scale": scale} if kind == "WorkerPool" else {"status": {}}
+        )
     columns = {
         kind: [c["name"] for c in crd_["spec"]["versions"][0]["additionalPrinterColumns"]]
         for kind, crd_ in by_kind.items()
@@ -127,6 +136,8 @@ def test_names_columns_and_subresources() -> None:
         ],
         "WorkflowEvent": ["Key", "Runs", "Handled", "Age"],
         "WorkflowApproval": ["Run", "Step", "Approved", "Approver", "Comment", "Age"],
+        "WorkerPool": ["Replicas", "Ready", "Slots", "Queued", "Running", "Image", "Age"],
+        "WorkerTask": ["Pool", "Phase", "Worker", "Reason", "Age"],
     }
 
 

@@ -57,7 +57,17 @@ def test_api_names_load_on_first_use() -> None:
     from kubehatch.api.workflowrun import WorkflowRun
 
     resources = kubehatch.api.RESOURCES
-    assert resources == (Workflow, WorkflowRun, WorkflowEvent, WorkflowApproval)
+    from kubehatch.api.workerpool import WorkerPool
+    from kubehatch.api.workertask import WorkerTask
+
+    assert resources == (
+        Workflow,
+        WorkflowRun,
+        WorkflowEvent,
+        WorkflowApproval,
+        WorkerPool,
+        WorkerTask,
+    )
     assert kubehatch.api.Workflow is Workflow
     assert set(dir(kubehatch.api)) >= API
     with pytest.raises(AttributeError, match=r"module 'kubehatch\.api' has no attribute 'Nope'"):
