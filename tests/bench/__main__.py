@@ -9,6 +9,8 @@
 3. Trigger latency: an event (kubehatch: a WorkflowEvent; Argo: a Workflow created) to
    the first step pod on a watch.
 4. kubehatch's API writes per step (its own counter) and memory with N finished runs.
+5. The pool row: the same chain on a WorkerPool of two warm workers and in Jobs, 20 runs
+   in flight, step to step (`tests/bench/pools.py`; `--only pool` runs it alone).
 
 Argo runs when it is built (`make bench-peers`); `--no-peers` skips it. Results are
 printed as one table and written to _output/bench/results.json. Figures from this
@@ -30,7 +32,7 @@ from typing import Any
 
 from kubernetes import client
 
-from tests.bench import chains, cpumeter, floor, table
+from tests.bench import chains, cpumeter, floor, pools, table
 from tests.bench.common import (
     OUT,
     cpu_seconds,
@@ -49,7 +51,7 @@ from tests.e2e.support import BASE_IMAGE, wait_for
 
 METRICS_PORT = 19090
 EVENT_KEY = "bench:go"
-ONLY_PHASES = ("floor", "loaded-floor")
+ONLY_PHASES = ("floor", "loaded-floor", "pool")
 
 __all__ = ["ensure_cluster", "namespace"]  # what tests.bench.scale borrows
 
@@ -249,7 +251,7 @@ def main() -> None:
     if unknown := set(args.only) - set(ONLY_PHASES):
         parser.error(f"--only: unknown phases {sorted(unknown)}; known: {ONLY_PHASES}")
     OUT.mkdir(parents=True, exist_ok=True)
-    ensure_cluster(crds=not args.only)
+    ensure_cluster(crds=not args.only or "pool" in args.only)
     if args.only:
         only(args)
         return
@@ -262,10 +264,12 @@ def main() -> None:
     loaded_floor = _p50_seconds(results["floor_chain_20"])
     results["kubehatch"] = bench_kubehatch(image, floor_running, loaded_floor, args)
     results["kubehatch"]["memory"] = bench_memory(args.finished_runs)
+    results["pool"] = pools.measure(image, args.runs)
     if not args.no_peers and table.argo_built():
         results["argo"] = bench_argo(floor_running, loaded_floor, args)
     Path(OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(table.render(results))
+    print(f"\n{pools.render(results['pool'])}")
     print(f"\nwritten to {OUT / 'results.json'}")
 
 
@@ -279,6 +283,9 @@ def only(args: argparse.Namespace) -> None:
         floor_running = results["floor"]["created_to_running_ms"]["p50"] / 1000
     if "loaded-floor" in args.only:
         results["floor_chain_20"] = bench_loaded_floor(BASE_IMAGE, floor_running, args.runs)
+    if "pool" in args.only:
+        results["pool"] = pools.measure(e2e_image(), args.runs)
+        print(pools.render(results["pool"]))
     Path(OUT / "only.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     print(f"\n{table.render_floors(results)}\n\nwritten to {OUT / 'only.json'}")

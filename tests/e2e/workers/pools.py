@@ -19,11 +19,13 @@ worker = Worker("pools", image="localhost/kubehatch/e2e:placeholder")
 
 
 def count(ctx: Context) -> dict[str, Any]:
-    """One more than its parent's count (the first: the run's input ``start``)."""
+    """One more than its parent's count (the first: the run's input ``start``), and when
+    its code started (``t``, the clock of the bench's one node): what the bench times."""
+    started = time.time()
     before = ctx.workflow_input().get("start", 0)
     for parent in ctx.parents:
         before = ctx.step_output(parent)["n"]
-    return {"n": before + 1, "pid": os.getpid(), "host": os.environ.get("HOSTNAME", "")}
+    return {"n": before + 1, "t": started, "host": os.environ.get("HOSTNAME", "")}
 
 
 def _chain(length: int) -> list[Fn[Any]]:
