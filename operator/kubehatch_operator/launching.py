@@ -21,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from kubehatch.api import wire
 from kubehatch.api.workerpool import DEFAULT_LEASE_SECONDS
 from kubehatch.api.workflow import WorkflowSpec
-from kubehatch.api.workflowrun import StepPhase, WorkflowRunPhase
+from kubehatch.api.workflowrun import WorkflowRunPhase
 from kubehatch.errors import KubehatchError
 from kubehatch_operator import jobs, tasks
 from kubehatch_operator.clock import now
@@ -95,22 +95,25 @@ class Launcher:
 
     # --- outputs of attempts on pools ---------------------------------------------------------
     async def store_outputs(self, read: Pass, decision: Decision) -> None:
-        """Write the outputs of pool attempts that this status names for the first time:
-        no status names an output that is not there."""
-        before = read.run.status.steps
-        attempts = {wire.output_configmap_name(a.job_name): a for a in read.attempts if a.pool}
-        bodies = [
-            body
-            for step, status in decision.status.steps.items()
-            if status.phase is StepPhase.SUCCEEDED
-            and (step not in before or before[step].phase is not StepPhase.SUCCEEDED)
-            and (attempt := attempts.get(status.output_config_map or "")) is not None
-            for body in attempt.output_configmaps
-        ]
-        for body in bodies:  # parts before their head, as a step pod writes them
-            await self.kube.create_configmap(body)
+        """Write the outputs of pool attempts that succeeded, as a step pod writes its own
+        (parts before their head), once: before any status names them."""
+        known = self.store.attempts_of(read.entry)
+        for attempt in read.attempts:
+            if not (attempt.pool and attempt.output_configmaps):
+                continue
+            for body in attempt.output_configmaps:
+                await self.kube.create_configmap(body)
+            current = known.get(attempt.job_name)
+            if current is not None and current.output_configmaps:
+                known[attempt.job_name] = dataclasses.replace(current, output_configmaps=())
 
     # --- making ---------------------------------------------------------------------------
+    @staticmethod
+    def all_on_pools(read: Pass, decision: Decision) -> bool:
+        """Whether every attempt to start runs on a pool (none mounts a parent's output)."""
+        spec = decision.status.workflow_spec or read.spec
+        return spec is not None and all(spec.step_pool(s.step) for s in decision.start)
+
     def create(self, read: Pass, decision: Decision) -> list[asyncio.Task[bool]]:
         """Start creating the decided Jobs and tasks (asyncio tasks: they leave at once)."""
         spec = decision.status.workflow_spec or read.spec

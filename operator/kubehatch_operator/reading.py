@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -138,17 +139,24 @@ async def _gathered(
         current = steps.get(step.name)
         if step.for_each and current is not None and items_done(current):
             jobs = succeeded_items(step.name, attempts, current.earlier_attempts)
+            pooled = {a.job_name: a.output for a in attempts if a.output is not None}
             values = await asyncio.gather(
-                *(_item_output(kube, namespace, jobs.get(i)) for i in range(_total(current)))
+                *(
+                    _item_output(kube, namespace, jobs.get(i), pooled)
+                    for i in range(_total(current))
+                )
             )
             found[step.name] = list(values)
     return found
 
 
-async def _item_output(kube: Kube, namespace: str, job: str | None) -> Any:
-    """An item's output (None for an item that failed), or why it cannot be read."""
+async def _item_output(kube: Kube, namespace: str, job: str | None, pooled: dict[str, str]) -> Any:
+    """An item's output (None for an item that failed), or why it cannot be read; an item
+    that ran on a pool brought its output in its task."""
     if job is None:
         return None
+    if job in pooled:
+        return json.loads(pooled[job])
     configmap = wire.output_configmap_name(job)
     try:
         return await kube.read_output(namespace, configmap)

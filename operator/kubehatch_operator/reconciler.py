@@ -249,16 +249,22 @@ class Reconciler:
                 decision = refuse(run.status, run.generation, "InputRefused", why, now())
         status = decision.status
         await self.launcher.stop(read, decision)
-        await self.launcher.store_outputs(read, decision)
         snapshot = run.status.workflow_spec is None and status.workflow_spec is not None
         if decision.start and not snapshot:
             # The Jobs first: their creates leave for the API server before the status is
-            # even computed into a patch (the handoff's critical path).
+            # even computed into a patch (the handoff's critical path). Tasks carry their
+            # parents' outputs, so they need not wait for a pool parent's to be stored.
+            pooled = self.launcher.all_on_pools(read, decision)
+            if not pooled:
+                await self.launcher.store_outputs(read, decision)
             creates = self.launcher.create(read, decision)
             await asyncio.sleep(0)  # the create tasks hand their calls to the thread pool
+            if pooled:
+                await self.launcher.store_outputs(read, decision)
             written = await self._write(read.entry, run.status, decision)
             await self.launcher.created(read, decision, creates)
             return self._next(decision) if written else None
+        await self.launcher.store_outputs(read, decision)
         if not await self._write(read.entry, run.status, decision):
             return None
         if decision.start:

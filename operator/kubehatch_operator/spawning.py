@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -122,6 +123,8 @@ class Spawns:
         step that asks for children), or, in a Workflow with ``spawns``, not seen by the
         watch (then it is read). An output seen without the mark is never read, nor one
         of a Workflow without ``spawns`` that the watch missed (it stays a plain output)."""
+        if attempt.output is not None:  # it ran on a pool: its output is at hand
+            return spawns.is_spawn_request(json.loads(attempt.output))
         configmap = wire.output_configmap_name(attempt.job_name)
         marked = self.store.spawn_request(read.entry.uid, configmap)
         spec = read.run.status.workflow_spec
@@ -135,7 +138,12 @@ class Spawns:
         if key not in self._requests:
             configmap = wire.output_configmap_name(attempt.job_name)
             try:
-                request = parse_request(await self.kube.read_output(read.key[0], configmap))
+                output = (
+                    json.loads(attempt.output)
+                    if attempt.output is not None
+                    else await self.kube.read_output(read.key[0], configmap)
+                )
+                request = parse_request(output)
             except OutputTooLargeError as error:
                 marked = self.store.spawn_request(read.entry.uid, configmap)
                 request = str(error) if marked else None
