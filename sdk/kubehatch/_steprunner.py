@@ -7,7 +7,9 @@ worker's and the service's middleware, and hands the output back as ConfigMaps o
 the WorkflowRun: one for a small output, compressed or split into parts for a large one
 (up to 10 MiB of JSON; see :mod:`kubehatch.api.outputs`), and parents' outputs are read
 back the same way. A failure ends up in the pod's termination message, which the
-operator copies into the step's status.
+operator copies into the step's status. A WorkerPool's worker runs the very same
+:func:`main` in a child process, with the output and the message handed back to the
+worker instead (see :mod:`kubehatch._pool`).
 
 Exit codes: 0 success, 1 failure (retried when the step has retries), 3 permanent
 failure (never retried: a `PermanentError`, bad input or an output that cannot be
@@ -24,8 +26,9 @@ import signal
 import sys
 import threading
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kubehatch import _incluster
 from kubehatch.api import outputs, spawns, wire
@@ -149,6 +152,16 @@ def _write_termination(message: str) -> None:
         TERMINATION_LOG.write_text(message)
 
 
+class StoreOutput(Protocol):
+    """Where a step's output goes: ConfigMaps in a step pod, the parent in a pool worker."""
+
+    def __call__(self, step: StepEnv, text: str, *, spawn: bool = False) -> None: ...
+
+
+Report = Callable[[str], None]
+"""Where a failure message goes: the termination log in a pod, the parent in a worker."""
+
+
 class _OutOfTime(BaseException):
     """Raised into the step's code when its timeout runs out.
 
@@ -170,15 +183,27 @@ def _start_clock(step: StepEnv, cancelled: threading.Event) -> None:
     signal.alarm(step.timeout_seconds)
 
 
-def _cancelled_by_step() -> int:
+def _cancelled_by_step(report: Report) -> int:
     message = "cancelled by the step itself (ctx.cancel())"
     print(message, file=sys.stderr)
-    _write_termination(message)
+    report(message)
     return EXIT_SELF_CANCELLED
 
 
-def main(env: dict[str, str] | None = None) -> int:
-    """Run one step attempt; returns the process exit code."""
+def main(
+    env: dict[str, str] | None = None,
+    *,
+    store: StoreOutput | None = None,
+    report: Report | None = None,
+) -> int:
+    """Run one step attempt; returns the process exit code.
+
+    ``store`` and ``report`` say where the output and a failure message go (by default
+    a step pod's: ConfigMaps and the termination log); a pool worker's child hands both
+    back to its worker instead, and runs the very same code otherwise.
+    """
+    store = store_output if store is None else store  # looked up now: tests replace it
+    report = _write_termination if report is None else report
     cancelled = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: cancelled.set())
     step: StepEnv | None = None
@@ -196,7 +221,7 @@ def main(env: dict[str, str] | None = None) -> int:
         output = worker.resolve_action(step.action, check_specs=False).run(ctx)
         signal.alarm(0)
         if ctx.cancelled_by_step:
-            return _cancelled_by_step()
+            return _cancelled_by_step(report)
         if step.item is not None and spawns.is_spawn_request(output):
             raise PermanentError(
                 f"step {step.step!r}: an item of a forEach step cannot spawn child runs; "
@@ -204,14 +229,14 @@ def main(env: dict[str, str] | None = None) -> int:
             )
         text = encode_output(step, output)
         if cancelled.is_set():
-            _write_termination("cancelled: the step received SIGTERM")
+            report("cancelled: the step received SIGTERM")
             return EXIT_CANCELLED
-        store_output(step, text, spawn=spawns.is_spawn_request(output))
+        store(step, text, spawn=spawns.is_spawn_request(output))
     except _OutOfTime:
         assert step is not None and step.timeout_seconds is not None
         message = f"timed out: the step ran longer than its timeout of {step.timeout_seconds}s"
         print(message, file=sys.stderr)
-        _write_termination(message)
+        report(message)
         return EXIT_TIMED_OUT
     except BaseException as error:
         signal.alarm(0)
@@ -221,10 +246,10 @@ def main(env: dict[str, str] | None = None) -> int:
             # Exiting skips the hand-back: with no output stored, children would wait for it.
             error = RuntimeError(f"the step called sys.exit({error.code!r}) instead of returning")
         if ctx is not None and ctx.cancelled_by_step:
-            return _cancelled_by_step()
+            return _cancelled_by_step(report)
         message = failure_message(error)
         print(message, file=sys.stderr)
-        _write_termination(message)
+        report(message)
         if cancelled.is_set():
             return EXIT_CANCELLED
         return EXIT_PERMANENT if isinstance(error, PermanentError) else EXIT_FAILED

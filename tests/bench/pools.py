@@ -20,6 +20,7 @@ from typing import Any
 from kubernetes import client
 
 from kubehatch import workflow_manifests
+from tests.bench import cpumeter
 from tests.bench.common import OUT, namespace, summary_ms
 from tests.e2e import kube
 from tests.e2e.operator_process import OperatorProcess
@@ -93,10 +94,11 @@ def _epoch(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def _mode(ns: str, workflow: str, runs: int, pooled: bool) -> dict[str, Any]:
+def _mode(ns: str, workflow: str, runs: int, pooled: bool, rounds: int = 1) -> dict[str, Any]:
+    """``rounds`` of ``runs`` runs at once, one round after the other."""
     began = time.monotonic()
-    names = _run_all(ns, workflow, runs)
-    wall = time.monotonic() - began
+    names = [name for _ in range(rounds) for name in _run_all(ns, workflow, runs)]
+    wall = (time.monotonic() - began) / rounds
     gaps: list[float] = []
     handoffs: list[float] = []
     for run in names:
@@ -125,12 +127,16 @@ def measure(image: str, runs: int = 20) -> dict[str, Any]:
         wait_for(lambda: _ready(ns), 180, "the bench WorkerPool's workers")
         _run_all(ns, "on-pool", 1)
         _run_all(ns, "in-jobs", 1)  # the namespace's first pods are not timed
+        single = _mode(ns, "on-pool", 1, pooled=True, rounds=5)
+        before = cpumeter.sample()
         pool = _mode(ns, "on-pool", runs, pooled=True)
+        pool["cpu_ms_per_step"] = cpumeter.per_step_ms(before, cpumeter.sample(), runs * len(STEPS))
         jobs = _mode(ns, "in-jobs", runs, pooled=False)
         ratio = jobs["step_to_step_ms"]["p50"] / max(pool["step_to_step_ms"]["p50"], 0.001)
         return {
             "workers": WORKERS,
             "slots": SLOTS,
+            "pool_1_run": single,
             "pool": pool,
             "jobs": jobs,
             "jobs_over_pool_step_to_step_p50": round(ratio, 1),
@@ -142,21 +148,27 @@ def measure(image: str, runs: int = 20) -> dict[str, Any]:
 
 
 def render(result: dict[str, Any]) -> str:
-    pool, jobs = result["pool"], result["jobs"]
+    pool, jobs, single = result["pool"], result["jobs"], result["pool_1_run"]
 
     def cell(summary: dict[str, float]) -> str:
         return f"{summary.get('p50', '-')} / {summary.get('p99', '-')}"
 
+    cpu = ", ".join(f"{k} {v}" for k, v in pool.get("cpu_ms_per_step", {}).items())
     return "\n".join(
         [
             f"Worker pool ({result['workers']} pods x {result['slots']} slots) vs Jobs, "
-            f"5-step no-op chain, {pool['runs']} runs in flight (ms, p50 / p99)",
-            f"  step to step, pool:               {cell(pool['step_to_step_ms'])}",
-            f"  parent's end to child's start:    {cell(pool['parent_end_to_child_start_ms'])}",
-            f"  step to step, Jobs:               {cell(jobs['step_to_step_ms'])}",
-            f"  Jobs / pool (p50):                {result['jobs_over_pool_step_to_step_p50']}x",
-            f"  wall, all runs, pool / Jobs (s):  {pool['wall_seconds_all_runs']} / "
-            f"{jobs['wall_seconds_all_runs']}",
-            f"  Hatchet's published dispatch p95: ~{result['hatchet_published_dispatch_ms']}",
+            "5-step no-op chain (ms, p50 / p99)",
+            f"  1 run at a time, pool: step to step       {cell(single['step_to_step_ms'])}",
+            "  1 run at a time, pool: parent's end to child's start  "
+            f"{cell(single['parent_end_to_child_start_ms'])}",
+            f"  {pool['runs']} in flight, pool: step to step       {cell(pool['step_to_step_ms'])}",
+            f"  {pool['runs']} in flight, pool: parent's end to child's start  "
+            f"{cell(pool['parent_end_to_child_start_ms'])}",
+            f"  {jobs['runs']} in flight, Jobs: step to step       {cell(jobs['step_to_step_ms'])}",
+            f"  Jobs / pool, step to step p50: {result['jobs_over_pool_step_to_step_p50']}x; "
+            f"all {pool['runs']} runs' wall: pool {pool['wall_seconds_all_runs']} s, "
+            f"Jobs {jobs['wall_seconds_all_runs']} s",
+            f"  CPU per step on the pool, 20 in flight (ms): {cpu}",
+            f"  Hatchet's published dispatch p95: ~{result['hatchet_published_dispatch_ms']} ms",
         ]
     )
