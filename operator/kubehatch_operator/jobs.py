@@ -87,13 +87,7 @@ def step_job(
         "env": env,
         "volumeMounts": mounts,
         "terminationMessagePolicy": "File",
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": dict(RESTRICTED_CONTAINER),
     }
     if step.resources is not None:
         container["resources"] = step.resources.to_dict()
@@ -115,12 +109,7 @@ def step_job(
                 "serviceAccountName": spec.service_account_name or settings.service_account,
                 "terminationGracePeriodSeconds": settings.grace_seconds,
                 "enableServiceLinks": False,
-                "securityContext": {
-                    "runAsNonRoot": True,
-                    "runAsUser": settings.run_as_user,
-                    "runAsGroup": settings.run_as_user,
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
+                "securityContext": restricted_pod(settings.run_as_user),
                 "containers": [container],
                 "volumes": volumes,
                 **(
@@ -165,6 +154,26 @@ def step_job(
             "ownerReferences": [wire.owner_reference("WorkflowRun", run, run_uid)],
         },
         "spec": job_spec,
+    }
+
+
+RESTRICTED_CONTAINER: Mapping[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+"""A container of the "restricted" Pod Security Standard, with a read-only root."""
+
+
+def restricted_pod(user: int) -> dict[str, Any]:
+    """The pod security context of step and worker pods: never root."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": user,
+        "runAsGroup": user,
+        "seccompProfile": {"type": "RuntimeDefault"},
     }
 
 

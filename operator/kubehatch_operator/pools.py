@@ -23,6 +23,7 @@ from kubehatch.api.common import Condition, ConditionStatus, set_condition
 from kubehatch.api.workerpool import CONDITION_READY, WorkerPoolSpec
 from kubehatch_operator.clock import now
 from kubehatch_operator.entries import Key
+from kubehatch_operator.jobs import RESTRICTED_CONTAINER, restricted_pod
 from kubehatch_operator.kube import Kube
 from kubehatch_operator.model import Attempt, AttemptState
 from kubehatch_operator.settings import StepSettings
@@ -89,13 +90,7 @@ def worker_deployment(
             "failureThreshold": 1,
         },
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": dict(RESTRICTED_CONTAINER),
     }
     if spec.resources is not None:
         container["resources"] = spec.resources.to_dict()
@@ -104,12 +99,7 @@ def worker_deployment(
         "serviceAccountName": spec.service_account_name or settings.worker_service_account,
         "terminationGracePeriodSeconds": WORKER_GRACE_SECONDS,
         "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": settings.run_as_user,
-            "runAsGroup": settings.run_as_user,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": restricted_pod(settings.run_as_user),
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
     }

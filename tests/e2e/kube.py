@@ -41,48 +41,33 @@ def apply_crds(directory: Path) -> None:
 
 def create_step_service_account(namespace: str) -> None:
     """What the chart installs in each namespace: a step SA that may only create ConfigMaps."""
-    core, rbac = client.CoreV1Api(), client.RbacAuthorizationV1Api()
-    name = "kubehatch-step"
-    core.create_namespaced_service_account(
-        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name))
-    )
-    rbac.create_namespaced_role(
-        namespace,
-        client.V1Role(
-            metadata=client.V1ObjectMeta(name=name),
-            rules=[
-                client.V1PolicyRule(api_groups=[""], resources=["configmaps"], verbs=["create"])
-            ],
-        ),
-    )
-    rbac.create_namespaced_role_binding(
-        namespace,
-        client.V1RoleBinding(
-            metadata=client.V1ObjectMeta(name=name),
-            role_ref=client.V1RoleRef(
-                api_group="rbac.authorization.k8s.io", kind="Role", name=name
-            ),
-            subjects=[client.RbacV1Subject(kind="ServiceAccount", name=name, namespace=namespace)],
-        ),
-    )
+    rule = client.V1PolicyRule(api_groups=[""], resources=["configmaps"], verbs=["create"])
+    _service_account(namespace, "kubehatch-step", [rule])
 
 
 def create_worker_service_account(namespace: str) -> None:
     """What the chart installs in each namespace for WorkerPool pods: an account that may
     read WorkerTasks and write their status, nothing else."""
+    _service_account(
+        namespace,
+        "kubehatch-worker",
+        [
+            client.V1PolicyRule(
+                api_groups=[GROUP], resources=["workertasks"], verbs=["get", "list", "watch"]
+            ),
+            client.V1PolicyRule(
+                api_groups=[GROUP], resources=["workertasks/status"], verbs=["get", "patch"]
+            ),
+        ],
+    )
+
+
+def _service_account(namespace: str, name: str, rules: list[client.V1PolicyRule]) -> None:
+    """A ServiceAccount with a Role of exactly ``rules``, bound to it."""
     core, rbac = client.CoreV1Api(), client.RbacAuthorizationV1Api()
-    name = "kubehatch-worker"
     core.create_namespaced_service_account(
         namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name))
     )
-    rules = [
-        client.V1PolicyRule(
-            api_groups=[GROUP], resources=["workertasks"], verbs=["get", "list", "watch"]
-        ),
-        client.V1PolicyRule(
-            api_groups=[GROUP], resources=["workertasks/status"], verbs=["get", "patch"]
-        ),
-    ]
     rbac.create_namespaced_role(
         namespace, client.V1Role(metadata=client.V1ObjectMeta(name=name), rules=rules)
     )

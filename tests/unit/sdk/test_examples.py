@@ -28,6 +28,7 @@ EXPECTED_EXAMPLES = [
     "ex15_waits",
     "ex16_child_runs",
     "ex20_filters_and_time_zones",
+    "ex21_worker_pool",
 ]
 
 
