@@ -33,6 +33,15 @@ from kubehatch_operator.reading import Pass
 from kubehatch_operator.settings import Settings
 from kubehatch_operator.store import Store
 
+MAX_TASK_BYTES = 1024 * 1024
+"""The most a WorkerTask may weigh: etcd refuses objects past 1.5 MiB, with a 500."""
+
+
+def pool_of(spec: WorkflowSpec, start: StartAttempt) -> str | None:
+    """The pool an attempt runs on; never the concurrency key's pseudo-step (its output is
+    read before the run's steps start, from the ConfigMap its Job's pod writes)."""
+    return None if start.step_name == wire.KEY_STEP else spec.step_pool(start.step)
+
 
 class Refused(KubehatchError):
     """What a WorkerTask needs cannot be had (a parent's output too large to hand over)."""
@@ -54,9 +63,11 @@ class Launcher:
         self.in_background = in_background
 
     # --- stopping -----------------------------------------------------------------------
-    async def stop(self, read: Pass, decision: Decision) -> None:
+    async def stop(self, read: Pass, decision: Decision) -> bool:
         """Delete the Jobs and tasks of stopped attempts (all still running, when the run
-        ends Failed or Cancelled), and mark the tasks whose worker was lost."""
+        ends Failed or Cancelled), and mark the tasks whose worker was lost; False when a
+        task changed since it was read (renewed, reported): then nothing else is written,
+        and the next pass decides on what the task says now."""
         namespace, name = read.key
         status = decision.status
         by_name = {a.job_name: a for a in read.attempts}
@@ -77,14 +88,17 @@ class Launcher:
             stop.update((set(await self.kube.active_jobs(namespace, name)) | on_pools) - done)
         else:
             on_pools = set()
-        lost = [
+        marks = [
             self.kube.pools.mark_task(
-                namespace, task, tasks.lost_patch(_message(by_name, task), now())
+                namespace,
+                task,
+                tasks.lost_patch(_message(by_name, task), now(), _version(by_name, task)),
             )
             for task in decision.lost_tasks
         ]
+        if not all(await asyncio.gather(*marks)):
+            return False
         await asyncio.gather(
-            *lost,
             *(
                 self.kube.pools.delete_task(namespace, job)
                 if job in on_pools or _pooled(by_name.get(job))
@@ -92,6 +106,7 @@ class Launcher:
                 for job in sorted(stop)
             ),
         )
+        return True
 
     # --- outputs of attempts on pools ---------------------------------------------------------
     async def store_outputs(self, read: Pass, decision: Decision) -> None:
@@ -112,7 +127,7 @@ class Launcher:
     def all_on_pools(read: Pass, decision: Decision) -> bool:
         """Whether every attempt to start runs on a pool (none mounts a parent's output)."""
         spec = decision.status.workflow_spec or read.spec
-        return spec is not None and all(spec.step_pool(s.step) for s in decision.start)
+        return spec is not None and all(pool_of(spec, s) for s in decision.start)
 
     def create(self, read: Pass, decision: Decision) -> list[asyncio.Task[bool]]:
         """Start creating the decided Jobs and tasks (asyncio tasks: they leave at once)."""
@@ -122,7 +137,7 @@ class Launcher:
         return [
             loop.create_task(
                 self._create_task(read, decision, spec, start, pool)
-                if (pool := spec.step_pool(start.step))
+                if (pool := pool_of(spec, start))
                 else self.kube.create_job(self._job(read, decision, spec, start))
             )
             for start in decision.start
@@ -137,7 +152,7 @@ class Launcher:
         refusals = 0
         spec = decision.status.workflow_spec or read.spec
         for start, result in zip(decision.start, results, strict=True):
-            pool = spec.step_pool(start.step) if spec is not None else None
+            pool = pool_of(spec, start) if spec is not None else None
             attempt = Attempt(
                 start.step_name, start.attempt, start.job_name, AttemptState.ACTIVE, pool=pool
             )
@@ -203,6 +218,13 @@ class Launcher:
             lease_seconds=view.lease_seconds if view is not None else DEFAULT_LEASE_SECONDS,
             additional_metadata=read.run.spec.additional_metadata,
         )
+        size = len(json.dumps(body).encode())
+        if size > MAX_TASK_BYTES:
+            raise Refused(
+                f"step {start.step_name!r}: its input and its parents' outputs come to {size} "
+                f"bytes, more than a WorkerTask holds ({MAX_TASK_BYTES}); pass references "
+                "(an object-storage URL), or run the step in a Job of its own (pool: '')"
+            )
         return await self.kube.pools.create_task(body)
 
     async def _input_json(self, read: Pass) -> str:
@@ -251,6 +273,11 @@ class Launcher:
 
 def _pooled(attempt: Attempt | None) -> bool:
     return attempt is not None and bool(attempt.pool)
+
+
+def _version(by_name: dict[str, Attempt], task: str) -> int:
+    attempt = by_name.get(task)
+    return attempt.resource_version if attempt is not None else 0
 
 
 def _message(by_name: dict[str, Attempt], task: str) -> str:

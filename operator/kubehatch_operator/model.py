@@ -130,7 +130,10 @@ class Attempt:
     worker: str | None = None
     """The pool's worker pod that claimed it."""
     lease_expires_at: datetime | None = None
-    """When the worker's claim lapses unless renewed (a claimed attempt on a pool)."""
+    """When the worker's claim lapses unless renewed (a claimed attempt on a pool): its
+    last renewal plus the lease, by the worker's clock or, if later, by the operator's
+    (when it saw the renewal): a worker's clock behind the operator's loses nothing."""
+    lease_seconds: int = 0
     lost: bool = False
     """Its worker stopped (killed, node lost, shut down): run again, not held against
     the step's retries."""

@@ -61,14 +61,21 @@ class PoolCalls:
             *_CUSTOM, namespace, wire.WORKER_TASKS, name, propagation_policy="Background",
         )  # fmt: skip
 
-    async def mark_task(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Patch a task's status (to mark it lost); one that is gone is done."""
-
+    async def mark_task(self, namespace: str, name: str, patch: dict[str, Any]) -> bool:
+        """Patch a task's status on its resourceVersion's condition (to mark it lost);
+        False when it changed meanwhile (409), True when done or gone."""
         API_WRITES.labels("patch", f"{wire.WORKER_TASKS}/status").inc()
-        await ignoring(
-            (404,), self.custom.patch_namespaced_custom_object_status,
-            *_CUSTOM, namespace, wire.WORKER_TASKS, name, {"status": status},
-        )  # fmt: skip
+        try:
+            await call(
+                self.custom.patch_namespaced_custom_object_status,
+                *_CUSTOM, namespace, wire.WORKER_TASKS, name, patch,
+            )  # fmt: skip
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            if err.status != 404:
+                raise
+        return True
 
     async def active_tasks(self, namespace: str, run: str) -> list[str]:
         """The run's tasks not finished, as the API (not a cache) lists them."""
@@ -101,6 +108,12 @@ class PoolCalls:
             created = await call(self.apps.create_namespaced_deployment, namespace, body)
             return dict(api.sanitize_for_serialization(created))
         current = dict(api.sanitize_for_serialization(found))
+        owners = {r.get("uid") for r in current["metadata"].get("ownerReferences") or []}
+        if not owners & {r["uid"] for r in meta.get("ownerReferences") or []}:
+            raise ForeignObjectError(
+                f"Deployment {namespace}/{name} exists and is not this WorkerPool's; delete or "
+                "rename it, or give the pool another name"
+            )
         annotations = current["metadata"].get("annotations") or {}
         wanted = meta["annotations"][wire.ANNOTATION_SPEC_HASH]
         if annotations.get(wire.ANNOTATION_SPEC_HASH) == wanted:

@@ -37,6 +37,9 @@ READY_FILE = "/tmp/kubehatch-worker-ready"
 COUNT_SECONDS = 2.0
 """How often the pools' queued and running counts are refreshed (status and metrics)."""
 WORKER_GRACE_SECONDS = 30
+MAX_POOL_NAME = 46
+"""Pods of a Deployment are `<name>-<hash>-<5>` with `<name>-<hash>` cut to 58 characters:
+past 46, a pod's name no longer tells its pool (the chart's admission policy reads it)."""
 
 POOL_QUEUED = Gauge(
     "kubehatch_pool_queued_tasks",
@@ -205,6 +208,14 @@ class PoolController:
             self.problems[key] = f"WorkerPool {key[1]!r} is invalid: {err}"
         else:
             account = spec.service_account_name
+            if len(key[1]) > MAX_POOL_NAME:
+                self.problems[key] = (
+                    f"metadata.name: WorkerPool {key[1]!r} has {len(key[1])} characters; at "
+                    f"most {MAX_POOL_NAME} (its pods' names must tell their pool): rename it"
+                )
+                self._remember(key)
+                await self.write_status(key)
+                return
             allowed = self.settings.allowed_for_workers
             if account is not None and account not in allowed:
                 self.problems[key] = (

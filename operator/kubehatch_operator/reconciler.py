@@ -48,6 +48,9 @@ from kubehatch_operator.workqueue import KeyedQueue
 
 log = logging.getLogger(__name__)
 
+STALE_RETRY_SECONDS = 0.2
+"""After a conditional write found its object changed: the watch brings the change soon."""
+
 
 def _steps_read_input(run: Run) -> bool:
     """Whether a started run's steps read its input: rate limit keys, conditions."""
@@ -248,7 +251,8 @@ class Reconciler:
                 why = f"the run's input could not be stored: {describe(err)}"
                 decision = refuse(run.status, run.generation, "InputRefused", why, now())
         status = decision.status
-        await self.launcher.stop(read, decision)
+        if not await self.launcher.stop(read, decision):
+            return STALE_RETRY_SECONDS  # a task moved on: decide again on its new state
         snapshot = run.status.workflow_spec is None and status.workflow_spec is not None
         if decision.start and not snapshot:
             # The Jobs first: their creates leave for the API server before the status is

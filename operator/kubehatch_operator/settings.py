@@ -59,8 +59,9 @@ class StepSettings:
 
     @property
     def allowed_for_workers(self) -> frozenset[str]:
-        """Accounts a WorkerPool may name: the worker account and the allowed step ones."""
-        return self.allowed_service_accounts | {self.worker_service_account}
+        """Accounts a WorkerPool may name: the worker account only (the one the chart's
+        admission policy holds to claiming its own pool's tasks)."""
+        return frozenset({self.worker_service_account})
 
 
 @dataclass(frozen=True)

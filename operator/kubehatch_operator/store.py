@@ -31,7 +31,7 @@ from kubehatch_operator.model import Attempt, AttemptState
 from kubehatch_operator.output_cache import OutputCache
 from kubehatch_operator.ratelimits import RateLog
 from kubehatch_operator.retention import FinishedRun
-from kubehatch_operator.tasks import PoolView, attempt_of
+from kubehatch_operator.tasks import PoolView, attempt_of, seen_lease
 
 __all__ = ["Key", "Store"]
 
@@ -238,6 +238,7 @@ class Store:
             self._settle(uid)
             return key
         known = self.attempts[uid].get(attempt.job_name)
+        attempt = seen_lease(attempt, known, datetime.now(UTC))
         if known is not None and attempt.state is AttemptState.ACTIVE and not attempt.started:
             # Keep why its pod waits, and when that was read, until it is read again.
             attempt = dataclasses.replace(

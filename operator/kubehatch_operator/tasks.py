@@ -130,8 +130,13 @@ def attempt_from_task(task: Mapping[str, Any]) -> Attempt | None:
     renewed = wire.parse_time(status.get("renewedAt"))
     if worker is None or renewed is None:
         return base
-    lease = timedelta(seconds=int(spec.get("leaseSeconds") or DEFAULT_LEASE_SECONDS))
-    return replace(base, started=True, lease_expires_at=renewed + lease)
+    seconds = int(spec.get("leaseSeconds") or DEFAULT_LEASE_SECONDS)
+    return replace(
+        base,
+        started=True,
+        lease_expires_at=renewed + timedelta(seconds=seconds),
+        lease_seconds=seconds,
+    )
 
 
 def lost(attempt: Attempt, now: datetime) -> Attempt:
@@ -145,14 +150,30 @@ def lost(attempt: Attempt, now: datetime) -> Attempt:
     return replace(attempt, state=AttemptState.FAILED, finished_at=now, message=message, lost=True)
 
 
-def lost_patch(message: str, now: datetime) -> dict[str, Any]:
-    """The status that marks a task lost (a report of its old worker then conflicts)."""
+def lost_patch(message: str, now: datetime, version: int) -> dict[str, Any]:
+    """The patch that marks a task lost, on the condition that it is still the version the
+    decision saw (a renewal or a report that came meanwhile makes it conflict); a report
+    of its old worker after it conflicts in turn."""
     return {
-        "phase": TaskPhase.FAILED.value,
-        "reason": TaskReason.WORKER_LOST.value,
-        "message": message,
-        "finishedAt": wire.format_time(now),
+        "metadata": {"resourceVersion": str(version)},
+        "status": {
+            "phase": TaskPhase.FAILED.value,
+            "reason": TaskReason.WORKER_LOST.value,
+            "message": message,
+            "finishedAt": wire.format_time(now),
+        },
     }
+
+
+def seen_lease(attempt: Attempt, known: Attempt | None, now: datetime) -> Attempt:
+    """A claimed attempt's lease, counted from when this process saw its renewal if that
+    is later than the worker's own clock says (a new version of the task: a renewal)."""
+    if attempt.lease_expires_at is None:
+        return attempt
+    if known is not None and known.resource_version == attempt.resource_version:
+        return replace(attempt, lease_expires_at=known.lease_expires_at)
+    seen = now + timedelta(seconds=attempt.lease_seconds)
+    return replace(attempt, lease_expires_at=max(attempt.lease_expires_at, seen))
 
 
 def output_configmaps(task_env: Any, text: str) -> list[dict[str, Any]]:

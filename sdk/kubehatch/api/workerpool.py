@@ -66,8 +66,9 @@ class WorkerPoolSpec(ApiModel):
         default=None,
         min_length=1,
         description=(
-            "ServiceAccount of the worker pods; defaults to the chart's worker account, "
-            "which may claim and report this namespace's tasks and nothing else."
+            "ServiceAccount of the worker pods: the chart's worker account (the default), "
+            "which may claim and report this namespace's tasks and nothing else; the "
+            "operator refuses any other."
         ),
     )
 

@@ -261,3 +261,29 @@ def test_the_pool_status_is_ready_once_a_worker_is() -> None:
     (condition,) = ready["conditions"]
     assert (condition["status"], condition["observedGeneration"]) == ("True", 3)
     assert ready["readyReplicas"] == 1 and json.dumps(ready)  # plain JSON, for the patch
+
+
+def test_a_lease_counts_from_when_the_operator_saw_the_renewal_if_that_is_later() -> None:
+    behind = tasks.attempt_of(
+        task_body(phase="Running", worker="w", renewedAt="2026-01-01T11:59:00Z")
+    )  # the worker's clock is a minute behind the operator's
+    assert behind is not None
+    seen = tasks.seen_lease(behind, None, T0)
+    assert seen.lease_expires_at == T0 + timedelta(seconds=9)
+    # The same version seen again (a relisting) keeps the lease it had.
+    again = tasks.seen_lease(behind, seen, T0 + timedelta(seconds=30))
+    assert again.lease_expires_at == seen.lease_expires_at
+
+
+def test_marking_a_task_lost_is_conditional_on_the_version_decided_on() -> None:
+    patch = tasks.lost_patch("gone", T0, 41)
+    assert patch["metadata"] == {"resourceVersion": "41"}
+    assert patch["status"]["reason"] == "WorkerLost" and patch["status"]["phase"] == "Failed"
+
+
+def test_the_concurrency_key_step_never_runs_on_a_pool() -> None:
+    from kubehatch_operator.launching import pool_of
+
+    key = StartAttempt(POOLED.all_steps[0], 1, "k", {}, name=wire.KEY_STEP)
+    assert pool_of(POOLED, key) is None
+    assert pool_of(POOLED, start_of("a")) == "fast"
