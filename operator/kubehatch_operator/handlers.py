@@ -126,11 +126,6 @@ async def on_worker_pool(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     await memo.runtime.pools.pool_changed(_body(event), _deleted(event))
 
 
-@kopf.on.event("apps", "v1", "deployments", labels={**MANAGED, wire.LABEL_POOL: kopf.PRESENT})
-async def on_worker_deployment(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
-    await memo.runtime.pools.deployment_changed(_body(event), _deleted(event))
-
-
 @kopf.on.event("batch", "v1", "cronjobs", labels=MANAGED)
 async def on_cronjob(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     memo.runtime.triggers.observe_cronjob(_body(event), deleted=_deleted(event))

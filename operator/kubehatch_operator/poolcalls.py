@@ -126,6 +126,17 @@ class PoolCalls:
         replaced = await call(self.apps.replace_namespaced_deployment, name, namespace, replacement)
         return dict(api.sanitize_for_serialization(replaced))
 
+    async def read_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A pool's Deployment as the API has it, or None when it is gone."""
+        API_READS.labels("get", "deployments").inc()
+        try:
+            found = await call(self.apps.read_namespaced_deployment, name, namespace)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        return dict(self.apps.api_client.sanitize_for_serialization(found))
+
     async def patch_pool_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
 
         API_WRITES.labels("patch", f"{wire.WORKER_POOLS}/status").inc()

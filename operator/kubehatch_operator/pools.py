@@ -2,8 +2,8 @@
 how many workers are ready and how many of its tasks wait (what autoscalers read).
 
 `worker_deployment` and `pool_status` are pure; `PoolController` is the thin part that
-applies them when a pool or its Deployment changes, and every few seconds for the
-counts (tasks come and go far more often than a pool's status is worth writing).
+applies them when a pool changes, and every few seconds for its Deployment's readiness
+and its counts (tasks come and go far more often than a pool's status is worth writing).
 """
 
 from __future__ import annotations
@@ -235,15 +235,18 @@ class PoolController:
         self._remember(key)
         await self.write_status(key)
 
-    async def deployment_changed(self, body: dict[str, Any], deleted: bool) -> None:
-        meta = body["metadata"]
-        key = (meta["namespace"], (meta.get("labels") or {}).get(wire.LABEL_POOL, ""))
-        if key not in self.bodies:
+    async def refresh(self, key: Key) -> None:
+        """Read the pool's Deployment (its ready workers) and write the pool's status; a
+        Deployment deleted by hand is made again. Polled, not watched: a watch would
+        bring every Deployment of the namespaces served, for a few pools."""
+        body = self.bodies.get(key)
+        if body is None:
             return
-        if deleted:  # deleted by hand: made again
-            await self.pool_changed(self.bodies[key], deleted=False)
+        deployment = await self.kube.pools.read_deployment(*key)
+        if deployment is None and key not in self.problems:
+            await self.pool_changed(body, deleted=False)
             return
-        self.deployments[key] = body
+        self.deployments[key] = deployment or {}
         self._remember(key)
         await self.write_status(key)
 
@@ -288,7 +291,7 @@ class PoolController:
                 await asyncio.sleep(seconds)
                 for key in list(self.bodies):
                     try:
-                        await self.write_status(key)
+                        await self.refresh(key)
                     except Exception as err:
                         log.warning("WorkerPool %s/%s: status: %s", *key, err)
 

@@ -170,10 +170,11 @@ watched namespace.
 - apiGroups: [kubehatch.dev]
   resources: [workerpools/finalizers]
   verbs: [update]
-# Each pool runs as a Deployment of its name, replaced when the pool changes.
+# Each pool runs as a Deployment of its name, replaced when the pool changes; read every
+# few seconds for its ready workers (not watched: that would bring every Deployment).
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, watch, create, update]
+  verbs: [get, create, update]
 {{- end -}}
 
 {{/* Where kopf records the replicas' keep-alives (see values.yaml: peering). */}}

@@ -150,7 +150,7 @@ OPERATOR_NAMESPACED = expand(
         ("kubehatch.dev", "workerpools"): "list watch",
         ("kubehatch.dev", "workerpools/status"): "patch",
         ("kubehatch.dev", "workerpools/finalizers"): "update",
-        ("apps", "deployments"): "get list watch create update",
+        ("apps", "deployments"): "get create update",
         # a WorkerTask per attempt on a pool, as a Job otherwise; marked lost in its status
         ("kubehatch.dev", "workertasks"): "get list watch create delete",
         ("kubehatch.dev", "workertasks/status"): "patch",
