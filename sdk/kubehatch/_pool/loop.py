@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any
 
 from kubehatch._pool import claims
-from kubehatch._pool.api import DELAYS, Conflict, NotFound, Refused, Tasks, write_while_ours
+from kubehatch._pool.api import Conflict, NotFound, Refused, Tasks, Unavailable, write_while_ours
 from kubehatch._pool.claims import Stop
 from kubehatch._pool.events import (
     Done,
@@ -37,6 +37,9 @@ from kubehatch._pool.state import Attempt, Settings, Steps
 MAX_WAIT = 1.0
 CLAIM_BACKOFF = 1.0
 """A task whose claim failed for a passing reason is tried again after this long."""
+REPORT_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
+"""Waits between tries of a report that failed for a passing reason, the last repeated until
+the lease runs out: dropped sooner, a step that succeeded would run again after an outage."""
 
 
 class Loop:
@@ -51,7 +54,7 @@ class Loop:
         say: Callable[[str], None],
         ready: Callable[[bool], None] = lambda _: None,
         clock: Callable[[], float] = time.monotonic,
-        delays: tuple[float, ...] = DELAYS,
+        delays: tuple[float, ...] = REPORT_DELAYS,
     ) -> None:
         self.settings = settings
         self.tasks = tasks
@@ -60,8 +63,7 @@ class Loop:
         self.say = say
         self.ready = ready
         self.clock = clock
-        self.delays = delays
-        """Waits between tries of a report that failed for a passing reason."""
+        self.delays = delays or (0.0,)
         self.events: queue.Queue[Event] = queue.Queue()
         self.pending: dict[str, dict[str, Any]] = {}
         self.claiming: set[str] = set()
@@ -101,6 +103,8 @@ class Loop:
             if a.running:
                 times += [a.next_renew, a.renewed + a.lease, a.kill_at or math.inf]
                 times.append(a.deadline or math.inf)
+            elif not (a.renewing or claims.lease_lapsed(a.renewed, a.lease, now)):
+                times += [a.next_renew, math.inf if a.reporting else a.next_report]
         return max(0.0, min(MAX_WAIT, min(times) - now))
 
     # --- events -------------------------------------------------------------------------
@@ -267,8 +271,7 @@ class Loop:
             f"finished {a.name} ({a.label}) in {took:.0f} ms, started {start:.1f} ms after "
             f"its claim: {a.outcome.reason.value}"
         )
-        if not a.renewing:
-            self._report(a)
+        a.next_report = now  # sent by tick, after a renewal in flight (with its version)
 
     def _forget(self, name: str) -> None:
         self.attempts.pop(name, None)
@@ -292,29 +295,50 @@ class Loop:
         if done.error is None and done.result is not None:  # the lease runs from its sending
             a.version, a.renewed = claims.version_of(done.result), a.renew_sent
             a.next_renew = claims.next_renewal(now, a.lease, failed=False)
-        elif done.error is None or isinstance(done.error, NotFound | Refused):
-            why = "it is no longer this worker's" if done.error is None else str(done.error)
-            if not a.running:
-                self._drop(a, why)
-                return
-            self._stop(a, Stop.DELETED if isinstance(done.error, NotFound) else Stop.LOST, why)
         else:
             a.next_renew = claims.next_renewal(now, a.lease, failed=True)
-            self.say(f"renewing the claim on {a.name} failed: {done.error}")
-        if not a.running and a.outcome is not None:
+            why = "it is no longer this worker's" if done.error is None else str(done.error)
+            if not (done.error is None or isinstance(done.error, NotFound | Refused)):
+                self.say(f"renewing the claim on {a.name} failed: {why}")
+            elif a.running:
+                self._stop(a, Stop.DELETED if isinstance(done.error, NotFound) else Stop.LOST, why)
+            elif not a.reporting:  # else the report in flight finds out too, and says so
+                self._drop(a, why)
+
+    def _keep_result(self, a: Attempt, now: float) -> None:
+        """A finished step's result: renew its claim and try its report until it lands;
+        drop it only once the lease ran out (the operator then runs the step again)."""
+        if claims.lease_lapsed(a.renewed, a.lease, now):
+            if not (a.renewing or a.reporting):  # else wait for their answers
+                why = f"not reported within its lease of {a.lease}s, so it runs again"
+                self._drop(a, f"{why} ({a.report_error or 'the renewals failed'})")
+        elif not a.renewing and now >= a.next_renew:
+            self._renew(a)  # a report in flight may be slow: the claim must not lapse
+        elif not (a.renewing or a.reporting) and now >= a.next_report:
             self._report(a)
 
     def _report(self, a: Attempt) -> None:
+        """One try (on a 409, read and written again while ours): retried by tick, which
+        renews the claim between tries."""
         assert a.outcome is not None
+        a.reporting = True
         body_of = partial(a.outcome.patch, at=a.ended_at)
         write = partial(write_while_ours, self.tasks, a.name, a.version, body_of, self._owns)
-        self._call(a.name, "report", partial(write, delays=self.delays))
+        self._call(a.name, "report", partial(write, delays=()))
 
     def _reported(self, done: Done) -> None:
         a = self.attempts.get(done.name)
         if a is None:
             return
-        if done.error is not None:
+        a.reporting = False
+        if isinstance(done.error, Unavailable):
+            delay = self.delays[min(a.report_tries, len(self.delays) - 1)]
+            a.report_tries, a.report_error = a.report_tries + 1, str(done.error)
+            a.next_report = self.clock() + delay
+            self.say(f"reporting {a.name} failed: {done.error}; trying again in {delay:g}s")
+        elif isinstance(done.error, NotFound):
+            self._drop(a, "it is gone (deleted: its run was cancelled)")
+        elif done.error is not None:
             self._drop(a, f"its report failed: {done.error}")
         elif done.result is None:
             self._drop(a, "it is no longer this worker's (it runs again elsewhere)")
@@ -341,6 +365,7 @@ class Loop:
         now = self.clock()
         for a in list(self.attempts.values()):
             if not a.running:
+                self._keep_result(a, now)
                 continue
             if a.kill_at is not None and now >= a.kill_at:
                 self.steps.signal(a.name, signal.SIGKILL)

@@ -54,6 +54,12 @@ class Attempt:
     kill_at: float | None = None
     outcome: Outcome | None = None
     """Set when the child ended: the report to send (after a renewal in flight)."""
+    reporting: bool = False
+    next_report: float = 0.0
+    """When to try the report (again): it is retried, the claim renewed, until it lands."""
+    report_tries: int = 0
+    report_error: str = ""
+    """Why the last try of the report failed, for the line saying it was dropped."""
     ended: float | None = None
     ended_at: datetime | None = None
     """The wall-clock time of the end: the report's finishedAt, however late it is sent."""

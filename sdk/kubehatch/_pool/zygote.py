@@ -8,7 +8,8 @@ worker talks to it over a SOCK_SEQPACKET socket: it sends ``run`` (with the writ
 the pipe the child's stdout and stderr go to) and ``signal``; this process answers
 ``started`` and ``exited``, since only the parent of the children can wait for them.
 The child reads what the worker wrote into the task's directory and hands its output
-and failure message back in files there.
+and failure message back in files there. Each child leads a session of its own and is
+signalled as a group, so the processes a step starts end with it, as in a step pod.
 """
 
 from __future__ import annotations
@@ -138,8 +139,7 @@ class _Zygote:
         elif message.get("op") == "signal":
             pid = self.pids.get(str(message["name"]))
             if pid is not None:  # not reaped yet, so the pid is still this child's
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, int(message["signal"]))
+                signal_step(pid, int(message["signal"]))
         return True
 
     def _hand_over(self, directory: str, fds: list[int]) -> int | None:
@@ -193,7 +193,7 @@ class _Zygote:
     def _reap(self) -> None:
         while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status = self._wait()
             except ChildProcessError:
                 return
             if pid == 0:
@@ -209,15 +209,32 @@ class _Zygote:
                 self.spares_lost += 1
                 self._fork_spare()
 
+    def _wait(self) -> tuple[int, int]:
+        """Reap a child that ended ((0, 0): none did). A step's group is SIGKILLed first,
+        while its zombie keeps the group's id from reuse, so what a step started ends with
+        it, as in a step pod (without os.waitid, macOS before Python 3.13: just after)."""
+        if not hasattr(os, "waitid"):
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid in self.names:
+                signal_step(pid, signal.SIGKILL, group_only=True)
+            return pid, status
+        ended = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        if ended is None:
+            return 0, 0
+        if ended.si_pid in self.names:
+            signal_step(ended.si_pid, signal.SIGKILL, group_only=True)
+        return os.waitpid(ended.si_pid, 0)
+
     def _stop(self) -> None:
         if self.spare is not None:
             self.spare[1].close()  # it sees the end and exits
         for pid in self.names:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            signal_step(pid, signal.SIGKILL)
 
     def _leave(self) -> None:
-        """In a forked child: drop the zygote's plumbing and signal handling."""
+        """In a forked child: lead a session of its own, so that signalling its group
+        reaches every process the step starts; drop the zygote's plumbing and signals."""
+        os.setsid()
         signal.set_wakeup_fd(-1)
         for signum in (signal.SIGCHLD, signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)
@@ -228,6 +245,19 @@ class _Zygote:
         os.close(self.wake_write)
         if self.spare is not None:
             self.spare[1].close()
+
+
+def signal_step(pid: int, signum: int, group_only: bool = False) -> None:
+    """Signal a step's process group: the step and every process it started (a child
+    just forked, before its setsid, has no group yet and gets it alone)."""
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        if not group_only:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signum)
+    except PermissionError:
+        pass  # only processes of another user are left (a setuid program's)
 
 
 def _wait_as_spare(sock: socket.socket) -> None:

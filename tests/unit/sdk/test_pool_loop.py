@@ -32,9 +32,13 @@ class FakeTasks:
         self.patches: list[tuple[str, dict[str, Any]]] = []
         self.failures: list[Exception] = []
         """Raised by the next patches, in order, before anything else."""
+        self.report_failures: list[Exception] = []
+        """Raised by the next reports (patches that finish a task), in order."""
         self.version = 100
 
-    def add(self, name: str, created: str = "2026-01-01T00:00:00Z", timeout: int | None = None):
+    def add(
+        self, name: str, created: str = "2026-01-01T00:00:00Z", timeout: int | None = None
+    ) -> dict[str, Any]:
         step = StepEnv("ns", "wf", "run-1", "u", name, f"{name}:{name}", 1, (), "o", None, timeout)
         self.version += 1
         self.tasks[name] = {
@@ -73,6 +77,8 @@ class FakeTasks:
         self.patches.append((name, copy.deepcopy(body)))
         if self.failures:
             raise self.failures.pop(0)
+        if self.report_failures and "finishedAt" in body["status"]:
+            raise self.report_failures.pop(0)
         if name not in self.tasks:
             raise NotFound("404 gone", 404)
         task = self.tasks[name]
@@ -121,7 +127,13 @@ class Clock:
 class Worker:
     """One loop with its fakes."""
 
-    def __init__(self, tasks: FakeTasks, identity: str = "w-1", slots: int = 2) -> None:
+    def __init__(
+        self,
+        tasks: FakeTasks,
+        identity: str = "w-1",
+        slots: int = 2,
+        delays: tuple[float, ...] = (0.0, 0.0),
+    ) -> None:
         self.tasks = tasks
         self.steps = FakeSteps()
         self.clock = Clock()
@@ -136,7 +148,7 @@ class Worker:
             self.lines.append,
             ready=self.readiness.append,
             clock=self.clock,
-            delays=(0.0, 0.0),
+            delays=delays,
         )
 
     def start(self) -> Worker:
@@ -163,7 +175,9 @@ class Worker:
             self.loop.post(Started(name, 4242))
         self.turn()
 
-    def exit(self, name: str, code: int, output: str | None = None, message: str | None = None):
+    def exit(
+        self, name: str, code: int, output: str | None = None, message: str | None = None
+    ) -> None:
         self.steps.results[name] = (output, message)
         self.loop.post(Exited(name, code))
         self.turn()

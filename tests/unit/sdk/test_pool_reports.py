@@ -4,11 +4,16 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from functools import partial
+from typing import Any
 
 import pytest
 
-from kubehatch._pool.api import Unavailable
+from kubehatch._pool.api import Refused, Unavailable
 from kubehatch._pool.events import Exited, Fatal, Shutdown, Watched
+from kubehatch._pool.loop import REPORT_DELAYS
 from tests.unit.sdk.test_pool_loop import LEASE, FakeTasks, Worker, status_keys, tasks
 
 __all__ = ["tasks"]  # the fixture, shared
@@ -87,6 +92,108 @@ def test_a_report_is_retried_through_passing_failures_and_a_conflict(tasks: Fake
     worker.exit("a", 0, "1")
     assert tasks.status("a")["phase"] == "Succeeded"
     assert len(tasks.patches) == 5  # claim, 503, 429, 409, the report
+
+
+class Deferred(Executor):
+    """Holds each call until the test runs it: calls in flight, answered in any order."""
+
+    def __init__(self) -> None:
+        self.calls: list[Callable[[], Any]] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.calls.append(partial(fn, *args, **kwargs))
+        return Future()
+
+
+def reports(tasks: FakeTasks) -> int:
+    return sum(1 for _, body in tasks.patches if "finishedAt" in body["status"])
+
+
+def renewals(tasks: FakeTasks) -> int:
+    return sum(1 for _, body in tasks.patches if status_keys(body) == {"renewedAt"})
+
+
+def test_a_report_failing_through_an_outage_lands_and_the_claim_is_renewed_meanwhile(
+    tasks: FakeTasks,
+) -> None:
+    """An API server restart or throttling must not rerun a step that succeeded: the
+    report is retried, its claim kept, for as long as the lease holds."""
+    tasks.add("a")
+    worker = Worker(tasks, delays=REPORT_DELAYS).start()
+    worker.start_steps()
+    tasks.report_failures += [Unavailable("503 the API server is restarting", 503)] * 6
+    worker.exit("a", 0, '{"n":1}')
+    worker.wait(8.0)  # well past the few seconds a report used to be tried for
+    assert (reports(tasks), renewals(tasks)) == (5, 2)
+    assert tasks.status("a")["phase"] == "Running" and "a" in worker.loop.attempts
+    assert (
+        "reporting a failed: 503 the API server is restarting; trying again in 4s"
+        in (worker.lines[-1])
+    )
+    worker.wait(LEASE)
+    status = tasks.status("a")
+    assert (status["phase"], status["output"]) == ("Succeeded", '{"n":1}')
+    assert reports(tasks) == 7 and renewals(tasks) >= 3
+    assert worker.loop.attempts == {} and worker.steps.forgotten == ["a"]
+    assert not any("dropped" in line or "lost" in line for line in worker.lines)
+
+
+def test_a_result_not_reported_within_its_lease_is_dropped_and_said(tasks: FakeTasks) -> None:
+    tasks.add("a")
+    worker = Worker(tasks, delays=REPORT_DELAYS).start()
+    worker.start_steps()
+    tasks.failures += [Unavailable("no answer from the API server", None)] * 100
+    worker.exit("a", 0, "1")
+    worker.wait(LEASE)
+    assert "a" in worker.loop.attempts  # the lease is not out yet
+    worker.wait(1.0)
+    assert worker.loop.attempts == {} and worker.steps.forgotten == ["a"]
+    assert worker.lines[-1] == (
+        "dropped the result of a: not reported within its lease of 9s, so it runs again "
+        "(no answer from the API server)"
+    )
+    patches = len(tasks.patches)
+    worker.wait(LEASE)
+    assert len(tasks.patches) == patches  # given up for good
+
+
+@pytest.mark.parametrize("deleted", [True, False], ids=["deleted", "refused"])
+def test_a_report_that_can_never_land_is_dropped_at_once(tasks: FakeTasks, deleted: bool) -> None:
+    tasks.add("a")
+    worker = Worker(tasks, delays=REPORT_DELAYS).start()
+    worker.start_steps()
+    tasks.report_failures.append(Unavailable("429 too many requests", 429))
+    if not deleted:
+        tasks.report_failures.append(Refused("422 status.output: too long", 422))
+    worker.exit("a", 0, "1")
+    if deleted:
+        del tasks.tasks["a"]  # its run was cancelled while the report waited
+    worker.wait(1.0)
+    assert worker.loop.attempts == {}
+    why = "it is gone (deleted: its run was cancelled)"
+    if not deleted:
+        why = "its report failed: 422 status.output: too long"
+    assert worker.lines[-1] == f"dropped the result of a: {why}"
+
+
+def test_a_renewal_goes_out_while_a_slow_report_is_in_flight(tasks: FakeTasks) -> None:
+    tasks.add("a")
+    worker = Worker(tasks).start()
+    worker.start_steps()
+    calls = worker.loop.calls = Deferred()
+    worker.exit("a", 0, "1")
+    assert len(calls.calls) == 1  # the report, not answered yet
+    worker.turn(LEASE / 3)
+    assert len(calls.calls) == 2  # the claim is renewed meanwhile
+    calls.calls[1]()  # the renewal lands first: the report's version is stale
+    calls.calls[0]()
+    worker.turn()
+    assert [status_keys(b) for _, b in tasks.patches][1:] == [
+        {"renewedAt"},
+        {"phase", "reason", "finishedAt", "output"},  # 409: read, still ours, again
+        {"phase", "reason", "finishedAt", "output"},
+    ]
+    assert tasks.status("a")["phase"] == "Succeeded" and worker.loop.attempts == {}
 
 
 def test_a_report_on_a_task_no_longer_ours_is_dropped(tasks: FakeTasks) -> None:

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import queue
+import re
 import signal
 import threading
 import time
@@ -26,7 +27,7 @@ from kubehatch.api.stepenv import StepEnv
 from kubehatch.api.workertask import MAX_OUTPUT_BYTES
 
 WORKER = """
-import os, signal, sys, time
+import os, signal, subprocess, sys, time
 from kubehatch import Context, Fn, PermanentError, Worker, WorkflowJob
 
 def greet(ctx: Context) -> dict:
@@ -68,8 +69,22 @@ def quits(ctx: Context) -> None:
 def stamp(ctx: Context) -> dict:
     return {"t": time.monotonic(), "pid": os.getpid(), "parent": os.getppid()}
 
+def spawns(ctx: Context) -> dict:
+    how = ctx.workflow_input()
+    deaf = "trap '' TERM; " if how.get("deaf") else ""
+    sleeper = subprocess.Popen(["sh", "-c", deaf + "exec sleep 60"])
+    print(f"started {sleeper.pid}", flush=True)
+    if how.get("until"):  # the test lets it return
+        for _ in range(3000):
+            if os.path.exists(how["until"]):
+                break
+            time.sleep(0.01)
+    else:
+        ctx.wait_for_cancel(30)
+    return {}
+
 worker = Worker("pooltest", image="i:1")
-for f in (greet, broken, hopeless, huge, slow, waits, crash, quits, stamp):
+for f in (greet, broken, hopeless, huge, slow, waits, crash, quits, stamp, spawns):
     worker.register_workflow(WorkflowJob(name=f.__name__, steps=[Fn(f).set_name(f.__name__)]))
 """
 
@@ -113,6 +128,38 @@ class Running:
         while text.encode() not in self.out.getvalue():
             assert time.monotonic() < deadline, self.out.getvalue().decode()
             time.sleep(0.01)
+
+    def spawned(self, name: str) -> int:
+        """The pid of the process the ``spawns`` step ``name`` started."""
+        self.wait_for_line(f"[{name}] started ")
+        found = re.search(rb"\[" + name.encode() + rb"\] started (\d+)", self.out.getvalue())
+        assert found is not None
+        pid = int(found.group(1))
+        assert not gone(pid)
+        return pid
+
+
+def gone(pid: int) -> bool:
+    """Whether ``pid`` ended: no such process, or a zombie (an orphan init has not reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    except OSError:  # no /proc (macOS)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def wait_until_gone(pid: int, timeout: float = 20) -> None:
+    """Poll, bounded: a functional check that the process ended, not a measure of when."""
+    deadline = time.monotonic() + timeout
+    while not gone(pid):
+        assert time.monotonic() < deadline, f"process {pid} outlived its step"
+        time.sleep(0.01)
 
 
 def start_children(
@@ -202,6 +249,44 @@ def test_sigterm_cancels_the_step_which_sees_it_in_ctx_cancelled(running: Runnin
     assert (code, output) == (wire.EXIT_CANCELLED, None)
     assert message == "cancelled: the step received SIGTERM"
     running.wait_for_line(f"[{name}] saw the cancellation: True")
+
+
+@pytest.mark.parametrize(
+    ("signum", "deaf", "exit_code"),
+    [
+        (signal.SIGTERM, False, wire.EXIT_CANCELLED),  # cancelled: the group gets SIGTERM
+        (signal.SIGTERM, True, wire.EXIT_CANCELLED),  # one deaf to it ends with the step
+        (signal.SIGKILL, True, -signal.SIGKILL),  # lost, or past its timeout: killed
+        (None, True, 0),  # left behind by a step that returned
+    ],
+    ids=["cancelled", "deaf-to-sigterm", "killed", "left-behind"],
+)
+def test_the_processes_a_step_starts_end_with_it(
+    running: Running, tmp_path: Path, signum: int | None, deaf: bool, exit_code: int
+) -> None:
+    until = None if signum else str(tmp_path / "return")
+    name = running.start("spawns", input=json.dumps({"until": until, "deaf": deaf}))
+    sleeper = running.spawned(name)
+    if signum is not None:
+        running.children.signal(name, signum)
+    else:
+        Path(str(until)).touch()
+    code, _, _ = running.end(name)
+    assert code == exit_code
+    wait_until_gone(sleeper)
+
+
+def test_closing_the_children_kills_what_their_steps_started(tmp_path: Path) -> None:
+    (tmp_path / "spawner.py").write_text(WORKER)
+    out = io.BytesIO()
+    children, events = start_children(tmp_path, "spawner:worker", out)
+    try:
+        assert isinstance(events.get(timeout=60), ZygoteReady)
+        name = Running(children, events, out).start("spawns", input="{}")
+        sleeper = Running(children, events, out).spawned(name)
+    finally:
+        children.close()
+    wait_until_gone(sleeper)
 
 
 def test_a_crashing_step_takes_only_its_own_process_with_it(running: Running) -> None:
