@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from kubehatch import _approvals, _events, _pausing, _reruns
-from kubehatch._apierrors import ApiError, explain, not_started, one_line, status_message
+from kubehatch._apierrors import ApiError, explain, one_line
 from kubehatch._serialization import to_jsonable
 from kubehatch._submit import check_event_payload, check_run_input
 from kubehatch.api import wire
@@ -34,7 +34,7 @@ from kubehatch.api.workflowrun import TriggeredBy, TriggerType, WorkflowRun
 from kubehatch.errors import KubehatchError
 
 if TYPE_CHECKING:
-    from kubernetes.client import ApiClient, V1Pod
+    from kubernetes.client import ApiClient
 
 _EPOCH = datetime.fromtimestamp(0, UTC)
 EventInput = _events.EventInput  # what client.event.push_many takes
@@ -325,33 +325,11 @@ class Client:
         return {pod.job: pod.log for pod in self.pod_logs(name, step)}
 
     def pod_logs(self, name: str, step: str | None = None) -> list[PodLog]:
-        """The run's step pods, oldest first: each one's phase, and log or why it has none."""
-        selector = f"{wire.LABEL_RUN}={wire.label_value(name)}"
-        if step:
-            selector += f",{wire.LABEL_STEP}={wire.label_value(step)}"
-        with self._api_errors("list", "pods"):
-            found = self._core.list_namespaced_pod(self.namespace, label_selector=selector)
-        pods: list[tuple[datetime, str, str, V1Pod]] = []  # (created, pod, job, pod): by age
-        for pod in found.items:
-            if (meta := pod.metadata) and meta.name:  # the API server always sets both
-                job = (meta.labels or {}).get("job-name", meta.name)
-                pods.append((meta.creation_timestamp or _EPOCH, meta.name, job, pod))
-        return [self._pod_log(*found[1:]) for found in sorted(pods, key=lambda p: p[0])]
+        """Every attempt of the run, oldest first: a Job's pod with its phase and its log or
+        why it has none; a WorkerPool's task with its lines of its worker's log."""
+        from kubehatch._steplogs import step_logs
 
-    def _pod_log(self, name: str, job: str, pod: V1Pod) -> PodLog:
-        from kubernetes.client.exceptions import ApiException
-
-        phase = (pod.status.phase if pod.status else None) or "Unknown"
-        if (waiting := not_started(pod)) is not None:
-            return PodLog(job, name, phase, waiting, "")
-        with self._api_errors("get", "pods/log", name):
-            try:
-                text = self._core.read_namespaced_pod_log(name, self.namespace)
-            except ApiException as err:
-                if err.status in (401, 403):  # the same for every pod: stop here
-                    raise
-                text = f"(no log: {status_message(err)})"  # e.g. the pod is gone
-        return PodLog(job, name, phase, None, text)
+        return step_logs(self, name, step)
 
     # --- plumbing -------------------------------------------------------------------------
     def _where(self, plural: str) -> tuple[str, str, str, str]:

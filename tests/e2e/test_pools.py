@@ -111,6 +111,10 @@ def test_a_chain_runs_on_warm_workers_with_outputs_handed_on(
     described = kubehatch("describe", run, "-n", ns)
     assert described.returncode == 0, described.stderr
     assert "s5" in described.stdout and "Succeeded" in described.stdout
+    # `kubehatch logs` shows each step's lines of its worker's log.
+    logs = kubehatch("logs", run, "s3", "-n", ns)
+    assert logs.returncode == 0, logs.stderr
+    assert "step s3 succeeded" in logs.stdout and "step s2 succeeded" not in logs.stdout
 
 
 def test_one_step_of_a_pool_workflow_runs_in_a_job_of_its_own(

@@ -1,8 +1,9 @@
-"""``kubehatch logs RUN [STEP]``: the logs of a run's step pods, every attempt.
+"""``kubehatch logs RUN [STEP]``: the logs of a run's steps, every attempt.
 
-Each attempt (a Job) gets a header with its pod's phase, then its log; a pod whose
-container has not started (pulling its image, ErrImagePull, Unschedulable...) shows why
-instead, since it has no log yet.
+Each attempt gets a header (its Job, or its WorkerTask on a pool) with its phase, then
+its log: a Job's pod's, or a pool step's lines of its worker's log. A pod whose container
+has not started (pulling its image, ErrImagePull, Unschedulable...), or a task no worker
+has claimed, shows why instead, since it has no log yet.
 """
 
 from __future__ import annotations

@@ -409,6 +409,44 @@ def test_a_log_that_cannot_be_read_is_said_in_place(cluster: FakeCluster) -> Non
     assert pod.log == '(no log: container "step" in pod "r1-a-1-x" is waiting to start)'
 
 
+def test_logs_of_steps_on_a_pool_are_their_lines_of_their_workers_log(
+    cluster: FakeCluster,
+) -> None:
+    def task(name: str, created: str, **status: str) -> dict[str, Any]:
+        return {
+            "metadata": {"name": name, "creationTimestamp": created},
+            "spec": {"pool": "fast"},
+            **({"status": status} if status else {}),
+        }
+
+    cluster.objects["workertasks", "r1-b-1"] = task(
+        "r1-b-1", "2026-01-01T00:00:02Z", phase="Succeeded", worker="fast-1-x"
+    )
+    cluster.objects["workertasks", "r1-c-1"] = task("r1-c-1", "2026-01-01T00:00:03Z")
+    cluster.objects["workertasks", "r1-d-1"] = task(
+        "r1-d-1", "2026-01-01T00:00:04Z", phase="Running", worker="laptop-42"
+    )
+    cluster.pods = {
+        "r1-a-1-x": pod_body("r1-a-1-x", "a", "Succeeded", created="2026-01-01T00:00:01Z"),
+        "fast-1-x": pod_body("fast-1-x", "none", "Running"),
+    }
+    cluster.pods["fast-1-x"]["metadata"]["labels"] = {"kubehatch.dev/pool": "fast"}
+    cluster.logs["fast-1-x"] = (
+        "kubehatch worker: claimed r1-b-1\n[r1-b-1] hello from b\n[r1-x-1] another step\n"
+        "[r1-b-1] step b succeeded\n"
+    )
+    logs = cluster.client().pod_logs("r1")
+    assert [(p.job, p.pod, p.phase) for p in logs] == [
+        ("r1-a-1", "r1-a-1-x", "Succeeded"),
+        ("r1-b-1", "fast-1-x", "Succeeded"),
+        ("r1-c-1", "", "Pending"),
+        ("r1-d-1", "laptop-42", "Running"),
+    ]
+    assert logs[1].log == "hello from b\nstep b succeeded\n"
+    assert logs[2].waiting == "not claimed yet by a worker of WorkerPool 'fast'"
+    assert logs[3].log.startswith("(no log of worker: ")  # a worker on a laptop: no pod
+
+
 def test_logs_forbidden_stop_with_one_line(cluster: FakeCluster) -> None:
     cluster.pods = {"r1-a-1-x": pod_body("r1-a-1-x", "a", "Running")}
     cluster.forbidden.add(("get", "pods/log"))
