@@ -7,18 +7,42 @@ with ``[<task name>] `` (the prefix is taken off here).
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kubehatch._apierrors import ApiError, not_started, status_message
 from kubehatch.api import wire
 
 if TYPE_CHECKING:
-    from kubernetes.client import V1Pod
-
-    from kubehatch.client import Client, PodLog
+    from kubernetes.client import CoreV1Api, V1Pod
 
 _EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+@dataclass(frozen=True)
+class PodLog:
+    """One step attempt and what it printed (what ``kubehatch logs`` shows)."""
+
+    job: str  # the attempt's Job, or its WorkerTask
+    pod: str  # its pod, or the worker pod that ran it ("" while no worker claimed it)
+    phase: str  # the pod's (Pending, Running, Succeeded, Failed, Unknown), or the task's
+    waiting: str | None  # why it has not started ("ErrImagePull: ..."), if not
+    log: str  # so far; empty while it has not started
+
+
+class Client(Protocol):
+    """What of `kubehatch.client.Client` reading logs uses."""
+
+    namespace: str
+    _core: CoreV1Api
+
+    def _api_errors(
+        self, verb: str, plural: str, name: str | None = None
+    ) -> contextlib.AbstractContextManager[None]: ...
+
+    def _list(self, plural: str, selector: str | None = None) -> dict[str, Any]: ...
 
 
 def step_logs(client: Client, run: str, step: str | None) -> list[PodLog]:
@@ -43,8 +67,6 @@ def _pods(client: Client, selector: str) -> list[tuple[datetime, PodLog]]:
 
 
 def _pod_log(client: Client, name: str, job: str, pod: V1Pod) -> PodLog:
-    from kubehatch.client import PodLog
-
     phase = (pod.status.phase if pod.status else None) or "Unknown"
     if (waiting := not_started(pod)) is not None:
         return PodLog(job, name, phase, waiting, "")
@@ -84,8 +106,6 @@ def _tasks(client: Client, selector: str) -> list[tuple[datetime, PodLog]]:
 def _task_log(
     client: Client, name: str, task: dict[str, Any], status: dict[str, Any], logs: dict[str, str]
 ) -> PodLog:
-    from kubehatch.client import PodLog
-
     phase = str(status.get("phase") or "Pending")
     worker = status.get("worker")
     if not worker:

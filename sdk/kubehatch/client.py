@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from kubehatch import _approvals, _events, _pausing, _reruns
 from kubehatch._apierrors import ApiError, explain, one_line
 from kubehatch._serialization import to_jsonable
+from kubehatch._steplogs import PodLog, step_logs
 from kubehatch._submit import check_event_payload, check_run_input
 from kubehatch.api import wire
 from kubehatch.api.workflowrun import TriggeredBy, TriggerType, WorkflowRun
@@ -118,17 +119,6 @@ class StepChange:
     phase: str
     attempts: int
     message: str | None
-
-
-@dataclasses.dataclass(frozen=True)
-class PodLog:
-    """One step attempt's pod and what it printed (what ``kubehatch logs`` shows)."""
-
-    job: str
-    pod: str
-    phase: str  # the pod's: Pending, Running, Succeeded, Failed or Unknown
-    waiting: str | None  # why its container has not started ("ErrImagePull: ..."), if not
-    log: str  # so far; empty while it has not started
 
 
 class Client:
@@ -327,8 +317,6 @@ class Client:
     def pod_logs(self, name: str, step: str | None = None) -> list[PodLog]:
         """Every attempt of the run, oldest first: a Job's pod with its phase and its log or
         why it has none; a WorkerPool's task with its lines of its worker's log."""
-        from kubehatch._steplogs import step_logs
-
         return step_logs(self, name, step)
 
     # --- plumbing -------------------------------------------------------------------------
