@@ -29,7 +29,7 @@ CHART = REPO_ROOT / "charts" / "kubehatch"
 IMAGES = REPO_ROOT / "hack" / "images"
 GROUP, VERSION = "kubehatch.dev", "v1alpha1"
 WORKER = "examples.ex03_two_step:worker"
-KUBEHATCH_CRDS = ("workflows", "workflowruns", "workflowevents")
+KUBEHATCH_CRDS = ("workflows", "workflowruns", "workflowevents", "workerpools", "workertasks")
 
 
 # --- tools: helm and the images ---------------------------------------------------------------
@@ -383,6 +383,88 @@ def test_step_pods_pass_restricted_pod_security_admission(
                 ),
             )
         assert refused.value.status == 403 and "restricted" in refused.value.body
+    finally:
+        print(rel.operator_logs())
+        subprocess.run(
+            [helm_bin, "uninstall", rel.name, "-n", namespace, "--kubeconfig", kubeconfig],
+            capture_output=True,
+            timeout=60,
+        )
+        core.delete_namespace(namespace, propagation_policy="Background")
+
+
+def _as_worker(namespace: str, pod: str | None) -> client.CustomObjectsApi:
+    """The API as the chart's worker account, bound (or not) to a pod of that name: the
+    identity a worker pod's token carries (impersonated: the test is cluster-admin)."""
+    api = client.ApiClient(client.Configuration.get_default_copy())
+    api.set_default_header(
+        "Impersonate-User", f"system:serviceaccount:{namespace}:kubehatch-worker"
+    )
+    if pod is not None:
+        api.set_default_header("Impersonate-Extra-authentication.kubernetes.io%2fpod-name", pod)
+    return client.CustomObjectsApi(api)
+
+
+def test_a_pool_runs_under_the_chart_as_the_worker_account_within_its_policy(
+    helm_bin: str, kubeconfig: str, images: dict[str, str]
+) -> None:
+    """The chart's worker account, its RBAC and its admission policy, with the operator
+    in-cluster and restricted Pod Security: a run on a pool succeeds, and the policy
+    refuses a claim from outside the pool or from no pod."""
+    core, custom = client.CoreV1Api(), client.CustomObjectsApi()
+    namespace = f"e2e-pool-{uuid.uuid4().hex[:6]}"
+    labels = {f"pod-security.kubernetes.io/{m}": "restricted" for m in ("enforce", "warn")}
+    core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace, labels=labels))
+    )
+    rel = Release(helm_bin, kubeconfig, namespace, namespace)
+    image = images["KUBEHATCH_STEP_IMAGE"]
+    try:
+        rel.install(
+            f"image.tag={images['KUBEHATCH_IMAGE_TAG']}", f"watchNamespaces={{{namespace}}}"
+        )
+        deployment_ready(rel)
+        pool = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "WorkerPool",
+            "metadata": {"name": "fast"},
+            "spec": {"image": image, "worker": WORKER, "replicas": 1},
+        }
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "workerpools", pool)
+        workflow = two_step_workflow(image)
+        workflow["spec"]["pool"] = "fast"
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "workflows", workflow)
+        run_to_success(namespace, "pooled", "ada")
+
+        (worker,) = core.list_namespaced_pod(
+            namespace, label_selector="kubehatch.dev/pool=fast"
+        ).items
+        assert worker.spec.service_account_name == "kubehatch-worker"
+        listed = custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, "workertasks", label_selector="kubehatch.dev/run=pooled"
+        )["items"]
+        assert {t["status"]["worker"] for t in listed} == {worker.metadata.name}
+        assert {t["status"]["phase"] for t in listed} == {"Succeeded"}
+
+        # A task of pool "fast", claimed by a worker of another pool, or by no pod at all.
+        task = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "WorkerTask",
+            "metadata": {"name": "forged"},
+            "spec": {"pool": "fast", "env": {}},
+        }
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "workertasks", task)
+        for pod, says in (
+            ("slow-7d9f8c6b5-abcde", "a worker claims only its own pool's tasks"),
+            (None, "only from a worker pod"),
+        ):
+            claim = {"status": {"phase": "Running", "worker": pod or "nobody"}}
+            with pytest.raises(ApiException) as refused:
+                _as_worker(namespace, pod).patch_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, "workertasks", "forged", claim
+                )
+            assert refused.value.status in (403, 422), refused.value.body
+            assert says in refused.value.body or "not of 'fast'" in refused.value.body
     finally:
         print(rel.operator_logs())
         subprocess.run(
