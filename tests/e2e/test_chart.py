@@ -384,13 +384,18 @@ def test_step_pods_pass_restricted_pod_security_admission(
             )
         assert refused.value.status == 403 and "restricted" in refused.value.body
     finally:
-        print(rel.operator_logs())
-        subprocess.run(
-            [helm_bin, "uninstall", rel.name, "-n", namespace, "--kubeconfig", kubeconfig],
-            capture_output=True,
-            timeout=60,
-        )
-        core.delete_namespace(namespace, propagation_policy="Background")
+        _tear_down(rel, namespace)
+
+
+def _tear_down(rel: Release, namespace: str) -> None:
+    """Print the operator's log, uninstall the release, and delete its namespace."""
+    print(rel.operator_logs())
+    subprocess.run(
+        [rel.helm, "uninstall", rel.name, "-n", namespace, "--kubeconfig", rel.kubeconfig],
+        capture_output=True,
+        timeout=60,
+    )
+    client.CoreV1Api().delete_namespace(namespace, propagation_policy="Background")
 
 
 def _as_worker(namespace: str, pod: str | None) -> client.CustomObjectsApi:
@@ -466,10 +471,4 @@ def test_a_pool_runs_under_the_chart_as_the_worker_account_within_its_policy(
             assert refused.value.status in (403, 422), refused.value.body
             assert says in refused.value.body or "not of 'fast'" in refused.value.body
     finally:
-        print(rel.operator_logs())
-        subprocess.run(
-            [helm_bin, "uninstall", rel.name, "-n", namespace, "--kubeconfig", kubeconfig],
-            capture_output=True,
-            timeout=60,
-        )
-        core.delete_namespace(namespace, propagation_policy="Background")
+        _tear_down(rel, namespace)
