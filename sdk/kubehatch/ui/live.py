@@ -269,7 +269,7 @@ def follow_logs(
     attempts = sorted((_attempt(p) for p in found.items), key=lambda a: str(a["created"]))
     stream.send("attempts", attempts)
     if not attempts:
-        stream.send("nolog", {"message": f"step {step!r} has no pods (not started, or cleaned up)"})
+        stream.send("nolog", {"message": _without_pods(backend, namespace, run, step, selector)})
         return
     chosen = pod or str(attempts[-1]["pod"])
     _wait_started(backend, namespace, chosen, stream)
@@ -289,6 +289,27 @@ def follow_logs(
     with backend.calling("get", "pods", namespace, chosen):
         final = backend.core.read_namespaced_pod(chosen, namespace)
     stream.send("logend", _attempt(final))
+
+
+def _without_pods(backend: Backend, namespace: str, run: str, step: str, selector: str) -> str:
+    """Why a step has no pod: it ran on a WorkerPool (its lines are in its worker's log),
+    or it has not started, or its pods were cleaned up."""
+    tasks: list[dict[str, Any]] = []
+    with contextlib.suppress(Exception):  # pools not served, or not readable: pods say it
+        listed = backend.custom.list_namespaced_custom_object(
+            wire.GROUP, wire.VERSION, namespace, wire.WORKER_TASKS, label_selector=selector
+        )
+        tasks = list(wire.mapping(listed).get("items") or [])
+    if not tasks:
+        return f"step {step!r} has no pods (not started, or cleaned up)"
+    latest = max(tasks, key=lambda t: str(t["metadata"].get("creationTimestamp")))
+    pool = wire.mapping(latest.get("spec")).get("pool", "?")
+    worker = wire.mapping(latest.get("status")).get("worker")
+    where = f"worker {worker}" if worker else "not claimed by a worker yet"
+    return (
+        f"step {step!r} runs on WorkerPool {pool!r} ({where}), not in a pod of its own: "
+        f"`kubehatch logs {run} {step} -n {namespace}` shows its lines of the worker's log"
+    )
 
 
 def _wait_started(backend: Backend, namespace: str, pod: str, stream: Stream) -> None:
