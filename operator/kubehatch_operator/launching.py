@@ -205,18 +205,22 @@ class Launcher:
         parents, input_json = await asyncio.gather(
             self._parent_outputs(read, start), self._input_json(read)
         )
-        body = tasks.worker_task(
+        env = jobs.attempt_env(
             namespace=namespace,
             workflow=read.entry.workflow,
             run=read.key[1],
             run_uid=read.entry.uid,
             spec=spec,
             start=start,
+            additional_metadata=read.run.spec.additional_metadata,
+        )
+        body = tasks.worker_task(
+            env=env,
+            start=start,
             pool=pool,
             input_json=input_json,
             parents=parents,
             lease_seconds=view.lease_seconds if view is not None else DEFAULT_LEASE_SECONDS,
-            additional_metadata=read.run.spec.additional_metadata,
         )
         size = len(json.dumps(body).encode())
         if size > MAX_TASK_BYTES:

@@ -235,7 +235,9 @@ class PoolController:
         self._remember(key)
         await self.write_status(key)
 
-    async def refresh(self, key: Key) -> None:
+    async def refresh(
+        self, key: Key, counts: tuple[Counter[str], Counter[str]] | None = None
+    ) -> None:
         """Read the pool's Deployment (its ready workers) and write the pool's status; a
         Deployment deleted by hand is made again. Polled, not watched: a watch would
         bring every Deployment of the namespaces served, for a few pools."""
@@ -248,7 +250,7 @@ class PoolController:
             return
         self.deployments[key] = deployment or {}
         self._remember(key)
-        await self.write_status(key)
+        await self.write_status(key, counts)
 
     def _remember(self, key: Key) -> None:
         spec = wire.mapping(self.bodies[key].get("spec"))
@@ -260,13 +262,18 @@ class PoolController:
         )
         POOL_READY.labels(*key).set(self.store.pools[key].ready)
 
-    async def write_status(self, key: Key) -> None:
+    def counts(self) -> tuple[Counter[str], Counter[str]]:
+        """Queued and running tasks by pool, from every attempt the store holds."""
+        return task_counts(a for run in self.store.attempts.values() for a in run.values())
+
+    async def write_status(
+        self, key: Key, counts: tuple[Counter[str], Counter[str]] | None = None
+    ) -> None:
+        """The pool's status, if it changed; ``counts``: `counts()` taken already."""
         body = self.bodies.get(key)
         if body is None:
             return
-        queued, running = task_counts(
-            a for run in self.store.attempts.values() for a in run.values()
-        )
+        queued, running = counts or self.counts()
         POOL_QUEUED.labels(*key).set(queued[key[1]])
         POOL_RUNNING.labels(*key).set(running[key[1]])
         old = wire.mapping(body.get("status"))
@@ -289,9 +296,10 @@ class PoolController:
         async def loop() -> None:
             while True:
                 await asyncio.sleep(seconds)
+                counts = self.counts()  # one walk over the attempts for every pool
                 for key in list(self.bodies):
                     try:
-                        await self.refresh(key)
+                        await self.refresh(key, counts)
                     except Exception as err:
                         log.warning("WorkerPool %s/%s: status: %s", *key, err)
 

@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from kubehatch.api import outputs, spawns, stepenv, wire
 from kubehatch.api.workerpool import DEFAULT_LEASE_SECONDS
 from kubehatch.api.workertask import TaskPhase, TaskReason
-from kubehatch.api.workflow import WorkflowSpec
 from kubehatch_operator.entries import attempt_from_job
-from kubehatch_operator.jobs import attempt_env, rate_limit_annotations
+from kubehatch_operator.jobs import rate_limit_annotations
 from kubehatch_operator.model import Attempt, AttemptState, StartAttempt
 
 KIND = "WorkerTask"
@@ -43,34 +42,21 @@ def attempt_of(body: Mapping[str, Any]) -> Attempt | None:
 
 def worker_task(
     *,
-    namespace: str,
-    workflow: str,
-    run: str,
-    run_uid: str,
-    spec: WorkflowSpec,
+    env: stepenv.StepEnv,
     start: StartAttempt,
     pool: str,
     input_json: str,
     parents: Mapping[str, str],
     lease_seconds: int = DEFAULT_LEASE_SECONDS,
-    additional_metadata: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The WorkerTask of one attempt on ``pool``; ``parents`` maps each parent whose
-    output the step gets to that output as JSON."""
-    env = attempt_env(
-        namespace=namespace,
-        workflow=workflow,
-        run=run,
-        run_uid=run_uid,
-        spec=spec,
-        start=start,
-        additional_metadata=additional_metadata,
-    )
+    """The WorkerTask of one attempt on ``pool``, told ``env`` (what its pod would be:
+    `jobs.attempt_env`); ``parents`` maps each parent whose output the step gets to that
+    output as JSON."""
     metadata: dict[str, Any] = {
         "name": start.job_name,
-        "namespace": namespace,
+        "namespace": env.namespace,
         "labels": {**env.labels, wire.LABEL_POOL: pool},
-        "ownerReferences": [wire.owner_reference("WorkflowRun", run, run_uid)],
+        "ownerReferences": [wire.owner_reference("WorkflowRun", env.run, env.run_uid)],
     }
     if annotations := rate_limit_annotations(start):
         metadata["annotations"] = annotations
@@ -199,12 +185,10 @@ def waiting_reason(pool: str, known: PoolView | None) -> str:
     return f"queued on WorkerPool {pool!r}: every slot of its {known.ready} ready workers is busy"
 
 
+@dataclass(frozen=True, slots=True)
 class PoolView:
     """What the store knows of one WorkerPool: enough to say why its tasks wait."""
 
-    __slots__ = ("lease_seconds", "ready", "replicas")
-
-    def __init__(self, replicas: int, ready: int, lease_seconds: int) -> None:
-        self.replicas = replicas
-        self.ready = ready
-        self.lease_seconds = lease_seconds
+    replicas: int
+    ready: int
+    lease_seconds: int

@@ -14,6 +14,7 @@ from kubehatch.api.workertask import WorkerTask
 from kubehatch.api.workflowrun import StepPhase
 from kubehatch_operator import pools, tasks
 from kubehatch_operator.decisions import decide
+from kubehatch_operator.jobs import attempt_env
 from kubehatch_operator.model import AttemptState, StartAttempt
 from kubehatch_operator.settings import StepSettings
 from tests.unit.operator.test_decisions import T0, after, job, name, started, step, workflow
@@ -27,13 +28,13 @@ def start_of(step_name: str, parents: dict[str, str] | None = None) -> StartAtte
 
 
 def task_body(step_name: str = "b", **status: object) -> dict:
+    start = start_of(step_name, {"a": wire.output_configmap_name(name("a", 1))})
+    env = attempt_env(
+        namespace="ns", workflow="wf", run="r1", run_uid="uid-1", spec=POOLED, start=start
+    )
     body = tasks.worker_task(
-        namespace="ns",
-        workflow="wf",
-        run="r1",
-        run_uid="uid-1",
-        spec=POOLED,
-        start=start_of(step_name, {"a": wire.output_configmap_name(name("a", 1))}),
+        env=env,
+        start=start,
         pool="fast",
         input_json='{"n": 1}',
         parents={"a": '{"x": 2}'},
